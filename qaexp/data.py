@@ -1,0 +1,223 @@
+"""Load SQuAD-shaped data as flat records, from the hub, local JSON files or the synthetic generator.
+
+A record is `{"id", "title", "context", "question", "answers": {"text": [...], "answer_start": [...]}}`;
+unanswerable (SQuAD v2) records have empty answer lists. Every loader returns lists of such records.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
+
+from omegaconf import DictConfig
+
+from qaexp.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Splits:
+    train: Optional[list[dict]]
+    validation: Optional[list[dict]]
+    repairs: dict[str, int] = field(default_factory=dict)  # answers fixed / skipped by data validation
+
+
+def load_splits(data_cfg: DictConfig) -> Splits:
+    if data_cfg.source == "synthetic":
+        train, validation = _synthetic_splits(data_cfg)
+    elif data_cfg.source == "json":
+        train = read_records(data_cfg.train_file) if data_cfg.train_file else None
+        validation = read_records(data_cfg.validation_file) if data_cfg.validation_file else None
+    else:
+        train, validation = _hub_splits(data_cfg)
+    repairs: dict[str, int] = {}
+    train = _limit(check_records(train, "train", data_cfg.on_bad_answer, repairs), data_cfg.max_train_samples)
+    validation = _limit(check_records(validation, "validation", data_cfg.on_bad_answer, repairs),
+                        data_cfg.max_eval_samples)
+    return Splits(train, validation, repairs)
+
+
+def _limit(records: Optional[list[dict]], limit: Optional[int]) -> Optional[list[dict]]:
+    return records if records is None or limit is None else records[:limit]
+
+
+def _synthetic_splits(data_cfg: DictConfig) -> tuple[list[dict], list[dict]]:
+    from qaexp.synthetic import generate_examples
+
+    def split(name: str, size: int) -> list[dict]:
+        return generate_examples(size, seed=data_cfg.seed, difficulty=data_cfg.difficulty, split=name,
+                                 unanswerable_fraction=data_cfg.unanswerable_fraction)
+
+    return split("train", data_cfg.num_train), split("validation", data_cfg.num_validation)
+
+
+def _hub_splits(data_cfg: DictConfig) -> tuple[list[dict], list[dict]]:
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(data_cfg.name, data_cfg.config_name)
+    except (ConnectionError, OSError, FileNotFoundError) as err:
+        raise DataError(
+            f"cannot load dataset {data_cfg.name!r} from the Hugging Face hub ({type(err).__name__}): it cannot be "
+            "downloaded here. Use experiment=quickstart (synthetic data), or data=json "
+            "data.train_file=... data.validation_file=... with local SQuAD files") from err
+    return (_hub_split(loaded, data_cfg.train_split, data_cfg.name),
+            _hub_split(loaded, data_cfg.validation_split, data_cfg.name))
+
+
+def _hub_split(loaded: Any, split: str, name: str) -> list[dict]:
+    if split not in loaded:
+        raise DataError(f"dataset {name!r} has no split {split!r}; it has: {', '.join(loaded)}")
+    return [_normalise_record(r) for r in loaded[split]]
+
+
+# ---- local files -------------------------------------------------------------------------------------
+
+
+def read_records(path: str) -> list[dict]:
+    """Read an official nested SQuAD file, a JSON list of flat records, or a JSON-lines file of them."""
+    text = _read_text(path)
+    if path.endswith(".jsonl"):
+        return _records_from_lines(text, path)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data":  # several JSON values: JSON lines
+            return _records_from_lines(text, path)
+        raise DataError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+    if isinstance(document, dict) and "data" in document:
+        return list(flatten_squad(document, path))
+    if isinstance(document, dict):
+        return [_normalise_record(document, path, 1)]
+    if isinstance(document, list):
+        return [_normalise_record(r, path, n) for n, r in enumerate(document, 1)]
+    raise DataError(f"{path}: not SQuAD data: expected {{\"data\": [...]}} or flat records")
+
+
+def _records_from_lines(text: str, path: str) -> list[dict]:
+    return [_normalise_record(r, path, n) for n, r in _parse_json_lines(text, path)]
+
+
+def _read_text(path: str) -> str:
+    if not os.path.exists(path):
+        raise DataError(f"data file not found: {path}")
+    if os.path.isdir(path):
+        raise DataError(f"data file is a directory, not a file: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text (byte {err.start}): re-encode it as UTF-8") from err
+
+
+def _parse_json_lines(text: str, path: str) -> Iterable[tuple[int, Any]]:
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: invalid JSON at line {lineno}, column {err.colno}: {err.msg}") from err
+
+
+def flatten_squad(document: Any, path: str = "<data>") -> Iterable[dict]:
+    """Official nested format -> flat records."""
+    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+        raise DataError(f"{path}: not a SQuAD file: expected a JSON object with a 'data' list of articles")
+    for a, article in enumerate(document["data"]):
+        paragraphs = _require(article, "paragraphs", f"{path}: data[{a}]")
+        for p, paragraph in enumerate(paragraphs):
+            where = f"{path}: data[{a}].paragraphs[{p}]"
+            context = _require(paragraph, "context", where)
+            for q, qa in enumerate(_require(paragraph, "qas", where)):
+                qa_where = f"{where}.qas[{q}]"
+                answers = qa.get("answers", [])
+                if not isinstance(answers, list):
+                    raise DataError(f"{qa_where}: 'answers' must be a list of {{text, answer_start}}")
+                yield {
+                    "id": str(_require(qa, "id", qa_where)),
+                    "title": article.get("title", ""),
+                    "context": context,
+                    "question": _require(qa, "question", qa_where),
+                    "answers": {"text": [_require(x, "text", qa_where) for x in answers],
+                                "answer_start": [_require(x, "answer_start", qa_where) for x in answers]},
+                }
+
+
+def _require(node: Any, key: str, where: str) -> Any:
+    if not isinstance(node, dict) or key not in node:
+        raise DataError(f"{where}: missing key {key!r}")
+    return node[key]
+
+
+def _normalise_record(record: Any, path: str = "<hub>", lineno: int = 0) -> dict:
+    where = f"{path}: line {lineno}" if lineno else path
+    for key in ("id", "context", "question", "answers"):
+        _require(record, key, where)
+    answers = record["answers"]
+    if isinstance(answers, list):  # [{"text", "answer_start"}, ...]
+        answers = {"text": [a["text"] for a in answers], "answer_start": [a["answer_start"] for a in answers]}
+    if not isinstance(answers, dict) or "text" not in answers or "answer_start" not in answers:
+        raise DataError(f"{where}: 'answers' must be {{'text': [...], 'answer_start': [...]}}")
+    return {"id": str(record["id"]), "title": record.get("title", ""), "context": record["context"],
+            "question": record["question"],
+            "answers": {"text": list(answers["text"]), "answer_start": [int(s) for s in answers["answer_start"]]}}
+
+
+# ---- validation ----------------------------------------------------------------------------------------
+
+
+def check_records(records: Optional[list[dict]], split: str, on_bad_answer: str,
+                  repairs: dict[str, int]) -> Optional[list[dict]]:
+    """Reject empty and duplicate records; apply the bad-answer policy (error | skip | fix)."""
+    if records is None:
+        return None
+    seen: set[str] = set()
+    kept = []
+    for record in records:
+        if not record["context"].strip() or not record["question"].strip():
+            raise DataError(f"{split} record {record['id']!r} has an empty context or question")
+        if record["id"] in seen:
+            raise DataError(f"{split} data has duplicate id {record['id']!r}: ids must be unique")
+        seen.add(record["id"])
+        fixed = _check_answers(record, split, on_bad_answer, repairs)
+        if fixed is not None:
+            kept.append(fixed)
+    if not kept:
+        raise DataError(f"the {split} data is empty after validation: nothing to train or evaluate on")
+    return kept
+
+
+def _check_answers(record: dict, split: str, policy: str, repairs: dict[str, int]) -> Optional[dict]:
+    context, answers = record["context"], record["answers"]
+    starts = []
+    for text, start in zip(answers["text"], answers["answer_start"]):
+        if context[start:start + len(text)] == text:
+            starts.append(start)
+            continue
+        if policy == "error":
+            raise DataError(f"{split} record {record['id']!r}: answer {text!r} is not at answer_start={start} "
+                            "(set data.on_bad_answer=fix or skip to repair or drop such answers)")
+        nearest = _nearest_occurrence(context, text, start) if policy == "fix" else None
+        if nearest is None:
+            repairs[f"{split}_skipped"] = repairs.get(f"{split}_skipped", 0) + 1
+            return None
+        repairs[f"{split}_fixed"] = repairs.get(f"{split}_fixed", 0) + 1
+        starts.append(nearest)
+    return {**record, "answers": {"text": list(answers["text"]), "answer_start": starts}}
+
+
+def _nearest_occurrence(context: str, text: str, start: int, window: int = 50) -> Optional[int]:
+    """The answer's offset when it occurs exactly once within `window` characters of the stated start."""
+    if not text:
+        return None
+    lo = max(0, start - window)
+    hits = []
+    found = context.find(text, lo)
+    while found != -1 and found <= start + window:
+        hits.append(found)
+        found = context.find(text, found + 1)
+    return hits[0] if len(hits) == 1 else None

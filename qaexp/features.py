@@ -1,0 +1,110 @@
+"""Tokenisation of question/context pairs into overlapping windows, with answer labels and offsets.
+
+One pass serves training and evaluation: every window carries its start/end labels (the CLS position when
+the answer is not inside it, or the question has none), the index of its example, and an offset mapping in
+which every token that is not context is (-1, -1), so predicted spans map back to context text.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+NOT_CONTEXT = -1
+
+
+@dataclass
+class Windows:
+    """Unpadded features: per-window token lists plus aligned NumPy label arrays."""
+
+    inputs: dict[str, list[list[int]]]  # input_ids, attention_mask and (for BERT) token_type_ids
+    start_positions: np.ndarray
+    end_positions: np.ndarray
+    example_index: np.ndarray
+    cls_index: np.ndarray
+    offsets: list[np.ndarray]  # (len, 2) per window, -1 outside the context
+
+    def __len__(self) -> int:
+        return len(self.start_positions)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(ids) for ids in self.inputs["input_ids"]), dtype=np.int64, count=len(self))
+
+    def padded_offsets(self) -> np.ndarray:
+        width = int(self.lengths.max())
+        out = np.full((len(self), width, 2), NOT_CONTEXT, dtype=np.int32)
+        for i, off in enumerate(self.offsets):
+            out[i, : len(off)] = off
+        return out
+
+
+def tokenize_windows(examples: list[dict], tokenizer, max_length: int, doc_stride: int,
+                     chunk_size: int = 1000, progress: bool = True, desc: str = "tokenising") -> Windows:
+    question_first = tokenizer.padding_side == "right"
+    parts = []
+    chunks = range(0, len(examples), chunk_size)
+    for lo in tqdm(chunks, desc=desc, unit="chunk", disable=not progress or len(chunks) < 2):
+        parts.append(_tokenize_chunk(examples[lo: lo + chunk_size], lo, tokenizer, max_length, doc_stride,
+                                     question_first))
+    return _concat(parts, tokenizer.model_input_names)
+
+
+def _tokenize_chunk(examples, first_index, tokenizer, max_length, doc_stride, question_first):
+    questions = [ex["question"].lstrip() for ex in examples]
+    contexts = [ex["context"] for ex in examples]
+    pair = (questions, contexts) if question_first else (contexts, questions)
+    encoded = tokenizer(*pair, truncation="only_second" if question_first else "only_first",
+                        max_length=max_length, stride=doc_stride, return_overflowing_tokens=True,
+                        return_offsets_mapping=True, padding=False)
+    context_id = 1 if question_first else 0
+    sample_map = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
+    starts, ends, cls_positions, offsets = [], [], [], []
+    for i, window_offsets in enumerate(encoded["offset_mapping"]):
+        is_context = np.array([s == context_id for s in encoded.sequence_ids(i)])
+        masked = np.where(is_context[:, None], np.asarray(window_offsets, dtype=np.int32), NOT_CONTEXT)
+        cls = _cls_position(encoded["input_ids"][i], tokenizer.cls_token_id)
+        start, end = label_window(masked, examples[sample_map[i]]["answers"], cls)
+        starts.append(start)
+        ends.append(end)
+        cls_positions.append(cls)
+        offsets.append(masked)
+    inputs = {name: encoded[name] for name in tokenizer.model_input_names if name in encoded}
+    return inputs, starts, ends, sample_map + first_index, cls_positions, offsets
+
+
+def _cls_position(input_ids: list[int], cls_token_id) -> int:
+    try:
+        return input_ids.index(cls_token_id)
+    except ValueError:
+        return 0
+
+
+def label_window(offsets: np.ndarray, answers: dict, cls: int) -> tuple[int, int]:
+    """Token positions of the first gold answer inside this window, or (cls, cls) when it is not inside."""
+    if not answers["answer_start"]:
+        return cls, cls
+    start_char = answers["answer_start"][0]
+    end_char = start_char + len(answers["text"][0])
+    context_tokens = np.flatnonzero(offsets[:, 0] != NOT_CONTEXT)
+    if len(context_tokens) == 0:
+        return cls, cls
+    first, last = context_tokens[0], context_tokens[-1]
+    if not (offsets[first, 0] <= start_char and offsets[last, 1] >= end_char):
+        return cls, cls
+    token_starts = offsets[context_tokens, 0]
+    token_ends = offsets[context_tokens, 1]
+    start = context_tokens[np.flatnonzero(token_starts <= start_char)[-1]]
+    end = context_tokens[np.flatnonzero(token_ends >= end_char)[0]]
+    return int(start), int(max(end, start))
+
+
+def _concat(parts, input_names) -> Windows:
+    inputs = {name: [] for name in input_names if parts and name in parts[0][0]}
+    for part in parts:
+        for name in inputs:
+            inputs[name].extend(part[0][name])
+    column = lambda k: np.concatenate([np.asarray(p[k], dtype=np.int64) for p in parts]) if parts else np.zeros(0, np.int64)  # noqa: E731
+    return Windows(inputs=inputs, start_positions=column(1), end_positions=column(2), example_index=column(3),
+                   cls_index=column(4), offsets=[o for p in parts for o in p[5]])

@@ -1,0 +1,44 @@
+"""Run a QA model over windows and turn its logits into answers."""
+from __future__ import annotations
+
+import numpy as np
+
+from qaexp.features import Windows
+from qaexp.pipeline import Batcher
+
+FILL_LOGIT = -1e4  # beyond a window's end; offsets there are -1, so no span can use it anyway
+
+
+def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_loss: bool = False):
+    """Start/end logits of shape (n_windows, longest window) and, with labels, the mean loss."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def forward(batch):
+        out = model(batch, training=False)
+        loss = out.loss if with_loss else tf.zeros(())
+        return tf.cast(out.start_logits, tf.float32), tf.cast(out.end_logits, tf.float32), tf.cast(loss, tf.float32)
+
+    width = int(windows.lengths.max())
+    start = np.full((len(windows), width), FILL_LOGIT, dtype=np.float32)
+    end = np.full_like(start, FILL_LOGIT)
+    losses = []
+    batcher = Batcher(windows, batch_size, padding="bucketed", max_length=width, pad_id=pad_id,
+                      with_labels=with_loss, bucket_window=10**9)
+    for idx, batch in batcher.batches():
+        s, e, loss = forward(batch)
+        start[idx, : s.shape[1]] = s.numpy()
+        end[idx, : e.shape[1]] = e.numpy()
+        losses.append(np.atleast_1d(loss.numpy()))
+    mean_loss = float(np.mean(np.concatenate(losses))) if with_loss else None
+    return start, end, mean_loss
+
+
+def answer(examples: list[dict], windows: Windows, start: np.ndarray, end: np.ndarray, data_cfg):
+    from qaexp.postprocess import postprocess_predictions
+
+    return postprocess_predictions(
+        examples, windows.example_index, windows.padded_offsets(), start, end,
+        n_best_size=data_cfg.n_best_size, max_answer_length=data_cfg.max_answer_length,
+        version_2=data_cfg.version_2_with_negative,
+        null_score_diff_threshold=data_cfg.null_score_diff_threshold, cls_index=windows.cls_index)

@@ -1,0 +1,128 @@
+"""Tokenizer and model construction: hub checkpoints, local directories, or a tiny model from scratch."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Iterable, Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+from qaexp.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+OFFLINE_HINT = ("Use experiment=quickstart or model=tiny (no download needed), "
+                "or model.checkpoint=/path/to/a/saved/model")
+
+
+def build_tokenizer(model_cfg: DictConfig, training_texts: Iterable[str] | None = None):
+    if model_cfg.checkpoint:
+        return _load_tokenizer(model_cfg)
+    if training_texts is None:
+        raise ModelLoadError("model.from_scratch needs training data to train its tokenizer: set data.train_file "
+                             "or use a saved model via model.checkpoint=")
+    return train_wordpiece_tokenizer(training_texts, model_cfg.tokenizer_vocab_size, model_cfg.lowercase)
+
+
+def _load_tokenizer(model_cfg: DictConfig):
+    from transformers import AutoTokenizer
+
+    with _explain_load_failure(model_cfg.checkpoint, "tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(model_cfg.checkpoint, use_fast=True,
+                                                  trust_remote_code=model_cfg.trust_remote_code)
+    if not tokenizer.is_fast:
+        raise ModelLoadError(f"{model_cfg.checkpoint}: qaexp needs a fast (Rust) tokenizer for offset mappings, "
+                             "and this checkpoint has none")
+    tokenizer.padding_side = model_cfg.padding_side
+    return tokenizer
+
+
+def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: bool):
+    """A BERT-style WordPiece tokenizer trained on `texts` (needs no network)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertTokenizerFast
+
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece()
+    backend.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special,
+                                                                 show_progress=False))
+    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    # A freshly trained tokenizer has no post-processor: without one, pairs lack [CLS]/[SEP].
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    return BertTokenizerFast(tokenizer_object=backend, do_lower_case=lowercase, unk_token="[UNK]",
+                             sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
+
+
+def build_model(model_cfg: DictConfig, tokenizer):
+    from transformers import AutoConfig, TFAutoModelForQuestionAnswering
+
+    if model_cfg.checkpoint:
+        with _explain_load_failure(model_cfg.checkpoint, "model"):
+            return TFAutoModelForQuestionAnswering.from_pretrained(
+                model_cfg.checkpoint, trust_remote_code=model_cfg.trust_remote_code)
+    arch = OmegaConf.to_container(model_cfg.architecture, resolve=True)
+    config = AutoConfig.for_model(**arch, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    model = TFAutoModelForQuestionAnswering.from_config(config)
+    model(model.dummy_inputs, training=False)  # create the weights now, so save_pretrained works
+    return model
+
+
+@contextlib.contextmanager
+def _explain_load_failure(checkpoint: str, what: str) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, ValueError, EnvironmentError) as err:
+        if os.path.isdir(checkpoint):
+            raise ModelLoadError(f"cannot load the {what} from local directory {checkpoint!r}: {_first_line(err)}") \
+                from err
+        if _looks_like_path(checkpoint):
+            raise ModelLoadError(f"model.checkpoint={checkpoint!r} is not an existing directory. "
+                                 f"{OFFLINE_HINT}") from err
+        raise ModelLoadError(f"cannot load {what} {checkpoint!r}: it is not a local directory and cannot be "
+                             f"downloaded from the Hugging Face hub (no network?). {OFFLINE_HINT}") from err
+
+
+def _looks_like_path(checkpoint: str) -> bool:
+    # Hub names are "name" or "org/name"; anything else with a separator is meant as a local path.
+    return checkpoint.startswith((".", "~", os.sep)) or checkpoint.count("/") > 1
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+@contextlib.contextmanager
+def precision_policy(name: str) -> Iterator[None]:
+    """Set the Keras global dtype policy for the run and restore the previous one afterwards."""
+    import tensorflow as tf
+    import tf_keras
+
+    previous = tf_keras.mixed_precision.global_policy()
+    if name != "float32" and not tf.config.list_physical_devices("GPU"):
+        log.warning("precision=%s requested but no GPU is visible: it will run, slowly, on the CPU", name)
+    tf_keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        tf_keras.mixed_precision.set_global_policy(previous)
+
+
+def build_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    return tf.distribute.get_strategy()

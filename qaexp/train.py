@@ -1,0 +1,57 @@
+"""Optimizer, callbacks and the Keras fit loop."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Optional
+
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+def build_optimizer(opt_cfg: DictConfig, total_steps: int):
+    import tf_keras
+
+    if opt_cfg.name == "adam" and opt_cfg.schedule == "constant":
+        return tf_keras.optimizers.Adam(learning_rate=opt_cfg.lr, beta_1=opt_cfg.beta_1, beta_2=opt_cfg.beta_2,
+                                        epsilon=opt_cfg.epsilon, clipnorm=opt_cfg.clipnorm)
+    from transformers import create_optimizer
+
+    # transformers' AdamWeightDecay with linear warmup then linear decay (constant after warmup if asked).
+    optimizer, _ = create_optimizer(
+        init_lr=opt_cfg.lr, num_train_steps=max(total_steps, 1),
+        num_warmup_steps=int(opt_cfg.warmup_ratio * total_steps),
+        weight_decay_rate=opt_cfg.weight_decay if opt_cfg.name == "adamw" else 0.0,
+        adam_beta1=opt_cfg.beta_1, adam_beta2=opt_cfg.beta_2, adam_epsilon=opt_cfg.epsilon,
+        adam_clipnorm=opt_cfg.clipnorm,
+        power=1.0 if opt_cfg.schedule == "linear" else 0.0)
+    return optimizer
+
+
+def make_epoch_evaluator(evaluate: Callable[[], dict]):
+    """A Keras callback that adds val_loss, val_exact_match and val_f1 to each epoch's logs."""
+    import tf_keras
+
+    class EpochEvaluation(tf_keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.last: Optional[dict] = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            started = time.perf_counter()
+            self.last = evaluate()
+            if logs is not None:
+                logs.update({f"val_{k}": v for k, v in self.last["metrics"].items()})
+                logs["val_loss"] = self.last["loss"]
+            log.info("epoch %d: val_loss %.4f EM %.2f F1 %.2f (%.1fs)", epoch + 1, self.last["loss"],
+                     self.last["metrics"]["exact_match"], self.last["metrics"]["f1"],
+                     time.perf_counter() - started)
+
+    return EpochEvaluation()
+
+
+def fit(model, dataset, steps_per_epoch: int, epochs: int, callbacks: list, verbose: int):
+    history = model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, callbacks=callbacks,
+                        verbose=verbose)
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
