@@ -1,0 +1,46 @@
+"""Shared test set-up: offline, quiet TensorFlow, and the real SQuAD files from ../shared when present."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["HF_HUB_OFFLINE"] = "1"  # fail at once instead of retrying the (unreachable) hub
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_SQUAD = REPO.parent / "shared" / "data" / "squad"
+
+
+def shared_file(name: str) -> pathlib.Path:
+    path = SHARED_SQUAD / name
+    if not path.exists():
+        pytest.skip(f"real SQuAD data not available: {path} is absent (it lives in ../shared beside the repo)")
+    return path
+
+
+@pytest.fixture
+def squad_v1_dev() -> pathlib.Path:
+    return shared_file("dev-v1.1.json")
+
+
+@pytest.fixture
+def squad_v2_dev() -> pathlib.Path:
+    return shared_file("dev-v2.0-part.json")
+
+
+def run_cli(args, cwd=REPO, timeout=600, env=None):
+    """Run `python -m ...` as a user would; returns the CompletedProcess (text mode)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=full_env)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
