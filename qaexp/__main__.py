@@ -1,5 +1,6 @@
 """`python -m qaexp [overrides]`: compose the config with Hydra, run one experiment (or a sweep with -m)."""
 import logging
+import signal
 import sys
 
 import hydra
@@ -22,6 +23,11 @@ def main(cfg: DictConfig) -> float:
         log.error("%s", err)
         print(f"qaexp: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as err:  # RunInterrupted for SIGTERM too; metrics.json says status: interrupted
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"qaexp: interrupted by {signal.Signals(signum).name}: metrics.json in the run directory says "
+              "status: interrupted; interrupted_model/ there holds the model trained so far", file=sys.stderr)
+        sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@ rejected by OmegaConf with the key named, before anything heavy is imported.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from qaexp.errors import ConfigError
 
@@ -27,6 +28,9 @@ class ModelConfig:
     batch_size: int = 32  # hint, the default of trainer.batch_size
     lr: float = 5e-5  # hint, the default of optimizer.lr
     trust_remote_code: bool = False
+    random_init: bool = False  # the checkpoint's architecture and tokenizer with random weights (a baseline)
+    base_model: Optional[str] = None  # hub id of the pretrained weights, for the model card
+    license: Optional[str] = None  # of the pretrained weights, for the model card
 
 
 @dataclass
@@ -91,6 +95,13 @@ class TrainerConfig:
 
 
 @dataclass
+class HubConfig:
+    push: bool = False  # upload model, tokenizer and model card after training (token: HF_TOKEN only)
+    repo_id: Optional[str] = None  # "user/name" on the Hugging Face hub
+    private: bool = True
+
+
+@dataclass
 class LoggerConfig:
     name: str = "none"  # none | wandb | tensorboard
     project: str = "qaexp"
@@ -111,6 +122,7 @@ class QAExpConfig:
     precision: PrecisionConfig = MISSING
     trainer: TrainerConfig = MISSING
     logger: LoggerConfig = MISSING
+    hub: HubConfig = field(default_factory=HubConfig)
     experiment_name: str = "default"
 
 
@@ -144,17 +156,23 @@ def _get(cfg: DictConfig, dotted: str) -> Any:
 
 def validate(cfg: DictConfig) -> None:
     """Range and consistency checks; raises ConfigError naming the key and what is allowed."""
+    check_no_unknown_keys(cfg)
     for key, allowed in KNOWN.items():
         value = _get(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
     _check_positive(cfg, ["data.max_length", "data.max_answer_length", "data.n_best_size",
-                          "trainer.epochs", "trainer.batch_size", "trainer.eval_batch_size",
+                          "trainer.batch_size", "trainer.eval_batch_size",
                           "trainer.steps_per_execution", "trainer.pad_to_multiple_of",
                           "trainer.bucket_window"])
     data = cfg.data
-    if not 0 < data.doc_stride < data.max_length:
-        raise ConfigError(f"data.doc_stride={data.doc_stride} must be > 0 and < data.max_length={data.max_length}")
+    _check_window(data)
+    if cfg.model.from_scratch:
+        _check_architecture(cfg.model.architecture)
+        arch = cfg.model.architecture
+        check_max_length(data.max_length, position_limit(arch.get("model_type"), arch.get("max_position_embeddings")),
+                         "model.architecture.max_position_embeddings")
+    _check_ranges(cfg)
     if not cfg.optimizer.lr > 0:
         raise ConfigError(f"optimizer.lr={cfg.optimizer.lr} must be > 0")
     if not 0 <= cfg.optimizer.warmup_ratio < 1:
@@ -169,6 +187,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("data.source=hub needs data.name (a dataset on the Hugging Face hub)")
     if not cfg.model.from_scratch and not cfg.model.checkpoint:
         raise ConfigError("model.checkpoint is empty: give a hub name or a local directory, or use model=tiny")
+    if cfg.hub.push and not cfg.hub.repo_id:
+        raise ConfigError("hub.push=true needs hub.repo_id=USER/NAME (the hub repository to upload to)")
 
 
 def _check_positive(cfg: DictConfig, keys: list[str]) -> None:
@@ -176,3 +196,95 @@ def _check_positive(cfg: DictConfig, keys: list[str]) -> None:
         value = _get(cfg, key)
         if value < 1:
             raise ConfigError(f"{key}={value} must be >= 1")
+
+
+# Tokens the window needs besides the context: special tokens (at most 4, RoBERTa's pairs) and a question
+# of at least this many tokens; longer questions are cut at run time (features.truncate_long_questions).
+SPECIAL_TOKENS_ALLOWANCE = 4
+MIN_QUESTION_TOKENS = 8
+
+# Closed intervals unless marked: (key, low, high, low_open, high_open); None means unbounded.
+RANGES = [
+    ("optimizer.beta_1", 0, 1, False, True),
+    ("optimizer.beta_2", 0, 1, False, True),
+    ("optimizer.epsilon", 0, None, True, False),
+    ("optimizer.weight_decay", 0, None, False, False),
+    ("data.unanswerable_fraction", 0, 1, False, True),
+    ("data.num_train", 1, None, False, False),
+    ("data.num_validation", 1, None, False, False),
+    ("model.tokenizer_vocab_size", 100, None, False, False),
+    ("trainer.verbose", 0, 2, False, False),
+    ("trainer.epochs", 0, None, False, False),  # 0 evaluates without training
+]
+
+
+def _check_ranges(cfg: DictConfig) -> None:
+    for key, low, high, low_open, high_open in RANGES:
+        value = _get(cfg, key)
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            interval = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}" \
+                       f"{')' if high_open or high is None else ']'}"
+            raise ConfigError(f"{key}={value} must be in {interval}")
+    clipnorm = cfg.optimizer.clipnorm
+    if clipnorm is not None and not clipnorm > 0:
+        raise ConfigError(f"optimizer.clipnorm={clipnorm} must be > 0 (or null for no clipping)")
+
+
+def _check_window(data: DictConfig) -> None:
+    if not 0 < data.doc_stride < data.max_length:
+        raise ConfigError(f"data.doc_stride={data.doc_stride} must be > 0 and < data.max_length={data.max_length}")
+    room = data.max_length - SPECIAL_TOKENS_ALLOWANCE - MIN_QUESTION_TOKENS
+    if data.doc_stride >= room:
+        raise ConfigError(
+            f"data.doc_stride={data.doc_stride} leaves no room for the question in data.max_length="
+            f"{data.max_length}: it must be < {room} (max_length - {SPECIAL_TOKENS_ALLOWANCE} special tokens - "
+            f"{MIN_QUESTION_TOKENS} question tokens)")
+
+
+# These models number positions from padding_idx + 1 = 2, so two position embeddings are never used.
+POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
+
+
+def position_limit(model_type: Optional[str], max_position_embeddings: Optional[int]) -> Optional[int]:
+    if max_position_embeddings is None:
+        return None
+    return max_position_embeddings - POSITION_OFFSET.get(model_type or "", 0)
+
+
+def check_max_length(max_length: int, limit: Optional[int], limit_name: str) -> None:
+    """data.max_length must fit the model's position embeddings (from the config, or a loaded checkpoint's)."""
+    if limit is not None and max_length > limit:
+        raise ConfigError(f"data.max_length={max_length} exceeds the model's position limit: it must be in "
+                          f"[1, {limit}] ({limit_name}={limit})")
+
+
+ARCHITECTURE_SIZES = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                      "max_position_embeddings")
+
+
+def _check_architecture(arch: DictConfig) -> None:
+    for name in ARCHITECTURE_SIZES:
+        value = arch.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"model.architecture.{name}={value!r} must be an integer >= 1")
+    hidden, heads = arch.get("hidden_size"), arch.get("num_attention_heads")
+    if hidden is not None and heads is not None and hidden % heads:
+        raise ConfigError(f"model.architecture.hidden_size={hidden} must be a multiple of "
+                          f"model.architecture.num_attention_heads={heads}")
+
+
+def check_no_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
+    """Reject keys added with `+group.key=value`: Hydra's add-override opens the typed node, so they get in."""
+    schema = OmegaConf.get_type(cfg)
+    if not dataclasses.is_dataclass(schema):
+        return  # a free-form dict (e.g. model.architecture): any key is allowed
+    known = {f.name for f in dataclasses.fields(schema)}
+    for key, value in cfg.items_ex(resolve=False):
+        name = f"{prefix}{key}"
+        if key not in known:
+            raise ConfigError(f"unknown config key {name!r}: {prefix.rstrip('.') or 'the root config'} has "
+                              f"{', '.join(sorted(known))}")
+        if isinstance(value, DictConfig):
+            check_no_unknown_keys(value, f"{name}.")

@@ -37,6 +37,9 @@ def load_splits(data_cfg: DictConfig) -> Splits:
     train = _limit(check_records(train, "train", data_cfg.on_bad_answer, repairs), data_cfg.max_train_samples)
     validation = _limit(check_records(validation, "validation", data_cfg.on_bad_answer, repairs),
                         data_cfg.max_eval_samples)
+    if repairs:
+        log.warning("answers not at their answer_start (data.on_bad_answer=%s): %s", data_cfg.on_bad_answer,
+                    ", ".join(f"{key} {count}" for key, count in sorted(repairs.items())))
     return Splits(train, validation, repairs)
 
 
@@ -80,6 +83,8 @@ def _hub_split(loaded: Any, split: str, name: str) -> list[dict]:
 def read_records(path: str) -> list[dict]:
     """Read an official nested SQuAD file, a JSON list of flat records, or a JSON-lines file of them."""
     text = _read_text(path)
+    if not text.strip():
+        raise DataError(f"{path} is empty: expected SQuAD JSON ({{\"data\": [...]}}) or JSON lines of records")
     if path.endswith(".jsonl"):
         return _records_from_lines(text, path)
     try:
@@ -91,14 +96,14 @@ def read_records(path: str) -> list[dict]:
     if isinstance(document, dict) and "data" in document:
         return list(flatten_squad(document, path))
     if isinstance(document, dict):
-        return [_normalise_record(document, path, 1)]
+        return [_normalise_record(document, f"{path}: record 1")]
     if isinstance(document, list):
-        return [_normalise_record(r, path, n) for n, r in enumerate(document, 1)]
+        return [_normalise_record(r, f"{path}: record {n}") for n, r in enumerate(document, 1)]
     raise DataError(f"{path}: not SQuAD data: expected {{\"data\": [...]}} or flat records")
 
 
 def _records_from_lines(text: str, path: str) -> list[dict]:
-    return [_normalise_record(r, path, n) for n, r in _parse_json_lines(text, path)]
+    return [_normalise_record(r, f"{path}: line {n}") for n, r in _parse_json_lines(text, path)]
 
 
 def _read_text(path: str) -> str:
@@ -128,43 +133,75 @@ def flatten_squad(document: Any, path: str = "<data>") -> Iterable[dict]:
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise DataError(f"{path}: not a SQuAD file: expected a JSON object with a 'data' list of articles")
     for a, article in enumerate(document["data"]):
-        paragraphs = _require(article, "paragraphs", f"{path}: data[{a}]")
+        paragraphs = _require_list(article, "paragraphs", f"{path}: data[{a}]")
         for p, paragraph in enumerate(paragraphs):
             where = f"{path}: data[{a}].paragraphs[{p}]"
-            context = _require(paragraph, "context", where)
-            for q, qa in enumerate(_require(paragraph, "qas", where)):
+            for q, qa in enumerate(_require_list(paragraph, "qas", where)):
                 qa_where = f"{where}.qas[{q}]"
-                answers = qa.get("answers", [])
-                if not isinstance(answers, list):
-                    raise DataError(f"{qa_where}: 'answers' must be a list of {{text, answer_start}}")
+                answers = _require_list(qa, "answers", qa_where) if isinstance(qa, dict) and "answers" in qa else []
                 yield {
                     "id": str(_require(qa, "id", qa_where)),
                     "title": article.get("title", ""),
-                    "context": context,
-                    "question": _require(qa, "question", qa_where),
-                    "answers": {"text": [_require(x, "text", qa_where) for x in answers],
-                                "answer_start": [_require(x, "answer_start", qa_where) for x in answers]},
+                    "context": _require_text(paragraph, "context", where),
+                    "question": _require_text(qa, "question", qa_where),
+                    "answers": _answers_from_list(answers, qa_where),
                 }
 
 
 def _require(node: Any, key: str, where: str) -> Any:
-    if not isinstance(node, dict) or key not in node:
+    if not isinstance(node, dict):
+        raise DataError(f"{where}: expected a JSON object with key {key!r}, found {type(node).__name__}")
+    if key not in node:
         raise DataError(f"{where}: missing key {key!r}")
     return node[key]
 
 
-def _normalise_record(record: Any, path: str = "<hub>", lineno: int = 0) -> dict:
-    where = f"{path}: line {lineno}" if lineno else path
-    for key in ("id", "context", "question", "answers"):
-        _require(record, key, where)
-    answers = record["answers"]
+def _require_list(node: Any, key: str, where: str) -> list:
+    value = _require(node, key, where)
+    if not isinstance(value, list):
+        raise DataError(f"{where}: {key!r} must be a list, not {type(value).__name__}")
+    return value
+
+
+def _normalise_record(record: Any, where: str = "<hub>") -> dict:
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: a record must be a JSON object, not {type(record).__name__}")
+    answers = _require(record, "answers", where)
     if isinstance(answers, list):  # [{"text", "answer_start"}, ...]
-        answers = {"text": [a["text"] for a in answers], "answer_start": [a["answer_start"] for a in answers]}
+        answers = _answers_from_list(answers, where)
     if not isinstance(answers, dict) or "text" not in answers or "answer_start" not in answers:
         raise DataError(f"{where}: 'answers' must be {{'text': [...], 'answer_start': [...]}}")
-    return {"id": str(record["id"]), "title": record.get("title", ""), "context": record["context"],
-            "question": record["question"],
-            "answers": {"text": list(answers["text"]), "answer_start": [int(s) for s in answers["answer_start"]]}}
+    return {"id": str(_require(record, "id", where)), "title": record.get("title", ""),
+            "context": _require_text(record, "context", where), "question": _require_text(record, "question", where),
+            "answers": _checked_answers(answers["text"], answers["answer_start"], where)}
+
+
+def _require_text(node: Any, key: str, where: str) -> str:
+    value = _require(node, key, where)
+    if not isinstance(value, str):
+        raise DataError(f"{where}: {key!r} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _answers_from_list(answers: list, where: str) -> dict:
+    texts = [_require(a, "text", f"{where}: answers[{i}]") for i, a in enumerate(answers)]
+    starts = [_require(a, "answer_start", f"{where}: answers[{i}]") for i, a in enumerate(answers)]
+    return _checked_answers(texts, starts, where)
+
+
+def _checked_answers(texts: Any, starts: Any, where: str) -> dict:
+    """Types only; whether each text is at its answer_start is check_records' job (with its repair policy)."""
+    if not isinstance(texts, list) or not isinstance(starts, list):
+        raise DataError(f"{where}: answers 'text' and 'answer_start' must be lists")
+    if len(texts) != len(starts):
+        raise DataError(f"{where}: answers have {len(texts)} 'text' but {len(starts)} 'answer_start' values: "
+                        "they must pair up")
+    for text, start in zip(texts, starts):
+        if not isinstance(text, str):
+            raise DataError(f"{where}: answer text {text!r} must be a string")
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise DataError(f"{where}: answer_start {start!r} must be an integer (a character offset)")
+    return {"text": list(texts), "answer_start": list(starts)}
 
 
 # ---- validation ----------------------------------------------------------------------------------------
@@ -175,6 +212,8 @@ def check_records(records: Optional[list[dict]], split: str, on_bad_answer: str,
     """Reject empty and duplicate records; apply the bad-answer policy (error | skip | fix)."""
     if records is None:
         return None
+    if not records:
+        raise DataError(f"the {split} data has no records")
     seen: set[str] = set()
     kept = []
     for record in records:
@@ -187,7 +226,8 @@ def check_records(records: Optional[list[dict]], split: str, on_bad_answer: str,
         if fixed is not None:
             kept.append(fixed)
     if not kept:
-        raise DataError(f"the {split} data is empty after validation: nothing to train or evaluate on")
+        raise DataError(f"the {split} data is empty after validation: all {len(records)} records were skipped "
+                        f"(data.on_bad_answer={on_bad_answer}: their answers are not at answer_start)")
     return kept
 
 
@@ -195,7 +235,7 @@ def _check_answers(record: dict, split: str, policy: str, repairs: dict[str, int
     context, answers = record["context"], record["answers"]
     starts = []
     for text, start in zip(answers["text"], answers["answer_start"]):
-        if context[start:start + len(text)] == text:
+        if text and 0 <= start and context[start:start + len(text)] == text:
             starts.append(start)
             continue
         if policy == "error":

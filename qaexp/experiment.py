@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
 
 from omegaconf import DictConfig
 
-from qaexp.config import validate
+from qaexp.config import check_max_length, position_limit, validate
 from qaexp.data import load_splits
-from qaexp.errors import DataError
-from qaexp.results import write_json_atomic
+from qaexp.errors import DataError, QAExpError, RunInterrupted, TrainingDiverged
+from qaexp.results import save_directory_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +32,97 @@ class StageTimer:
         log.info("%s: %.1fs", stage, self.seconds[stage])
 
 
+@dataclass
+class Progress:
+    """What a run has built so far: an interrupted run saves its model, a failed one its stage timings."""
+
+    timer: StageTimer = field(default_factory=StageTimer)
+    model: Any = None
+    tokenizer: Any = None
+
+
 def run(cfg: DictConfig, run_dir: str) -> dict:
+    """Run one experiment; metrics.json always ends with its outcome: completed, failed, diverged or interrupted.
+
+    SIGINT and SIGTERM raise RunInterrupted (a KeyboardInterrupt) while the run lasts; the model trained so
+    far is saved before it propagates. Errors propagate after metrics.json records them.
+    """
+    progress = Progress()
+    try:
+        with _signals_as_interrupts():
+            return _run(cfg, run_dir, progress)
+    except KeyboardInterrupt as err:
+        _record_interrupted(run_dir, progress, getattr(err, "signum", signal.SIGINT))
+        raise
+    except Exception as err:
+        _record_failure(run_dir, progress, err)
+        raise
+
+
+@contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise RunInterrupted(signum)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _record_interrupted(run_dir: str, progress: Progress, signum: int) -> None:
+    name = signal.Signals(signum).name
+    saved = None
+    if progress.model is not None:
+        saved = os.path.join(run_dir, "interrupted_model")
+        log.warning("%s received: saving the model trained so far to %s", name, saved)
+        try:
+            _save_model(progress.model, progress.tokenizer, saved)
+        except QAExpError as err:
+            log.error("%s", err)
+            saved = None
+    _write_outcome(run_dir, {"status": "interrupted", "signal": name, "saved_model": saved,
+                             "seconds": progress.timer.seconds})
+
+
+def _record_failure(run_dir: str, progress: Progress, err: Exception) -> None:
+    status = "diverged" if isinstance(err, TrainingDiverged) else "failed"
+    message = str(err) if isinstance(err, QAExpError) else f"{type(err).__name__}: {err}"
+    _write_outcome(run_dir, {"status": status, "error": message, "seconds": progress.timer.seconds})
+
+
+def _write_outcome(run_dir: str, outcome: dict) -> None:
+    try:
+        write_json_atomic(os.path.join(run_dir, "metrics.json"), outcome)
+    except QAExpError as err:  # e.g. disk full: keep the error that ended the run as the one reported
+        log.error("could not record the run's outcome: %s", err)
+
+
+def _save_model(model, tokenizer, save_dir: str) -> None:
+    def save(directory: str) -> None:
+        model.save_pretrained(directory)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(directory)
+
+    save_directory_atomic(save_dir, save)
+
+
+def _run(cfg: DictConfig, run_dir: str, progress: Progress) -> dict:
     validate(cfg)
+    timer = progress.timer
+    data_cfg = cfg.data
+    # Data errors are user errors too: find them before the seconds TensorFlow takes to import.
+    with timer("load_data"):
+        splits = load_splits(data_cfg)
+    if splits.validation is None:
+        raise DataError("no validation data: set data.validation_file (or a hub split) to evaluate on")
+
     import tf_keras
 
     from qaexp import features, inference, modeling, train
@@ -38,16 +130,10 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
 
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(cfg.trainer.seed)
-    timer = StageTimer()
-    data_cfg = cfg.data
-
-    with timer("load_data"):
-        splits = load_splits(data_cfg)
-    if splits.validation is None:
-        raise DataError("no validation data: set data.validation_file (or a hub split) to evaluate on")
     with timer("tokenizer"):
         texts = _training_texts(splits.train) if splits.train else None
-        tokenizer = modeling.build_tokenizer(cfg.model, texts)
+        tokenizer = progress.tokenizer = modeling.build_tokenizer(cfg.model, texts)
+    _check_tokenizer_limit(cfg, tokenizer)
     with timer("features"):
         train_windows = _windows(features, splits.train, tokenizer, data_cfg, "train") if splits.train else None
         eval_windows = _windows(features, splits.validation, tokenizer, data_cfg, "validation")
@@ -62,9 +148,10 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     with modeling.precision_policy(cfg.precision.policy):
         strategy = modeling.build_strategy(cfg.trainer.strategy)
         with timer("build_model"), strategy.scope():
-            model = modeling.build_model(cfg.model, tokenizer)
+            model = progress.model = modeling.build_model(cfg.model, tokenizer)
+        _check_model_limit(cfg, model)
         history, final = _train(cfg, model, train_windows, tokenizer, evaluate, timer, strategy) \
-            if train_windows is not None else ({}, None)
+            if train_windows is not None and cfg.trainer.epochs > 0 else ({}, None)
         if final is None:
             with timer("evaluate"):
                 final = evaluate()
@@ -72,13 +159,25 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     final["answers"].write(run_dir)
     if cfg.trainer.save_model:
         with timer("save_model"):
-            save_dir = os.path.join(run_dir, "model")
-            model.save_pretrained(save_dir)
-            tokenizer.save_pretrained(save_dir)
+            _save_model(model, tokenizer, os.path.join(run_dir, "model"))
     summary = _summary(cfg, splits, train_windows, eval_windows, history, final, timer)
     write_json_atomic(os.path.join(run_dir, "metrics.json"), summary)
     log.info("exact_match %.2f f1 %.2f -> %s", summary["exact_match"], summary["f1"], run_dir)
     return summary
+
+
+def _check_tokenizer_limit(cfg: DictConfig, tokenizer) -> None:
+    # A checkpoint's tokenizer knows its model's length limit (or holds a huge placeholder): checked before
+    # tokenising, the model's own config after loading it.
+    if cfg.model.checkpoint and tokenizer.model_max_length < 1_000_000:
+        check_max_length(cfg.data.max_length, tokenizer.model_max_length,
+                         f"model_max_length of the tokenizer of {cfg.model.checkpoint}")
+
+
+def _check_model_limit(cfg: DictConfig, model) -> None:
+    config = model.config
+    limit = position_limit(config.model_type, getattr(config, "max_position_embeddings", None))
+    check_max_length(cfg.data.max_length, limit, f"max_position_embeddings of {cfg.model.checkpoint or 'the model'}")
 
 
 def _training_texts(records: list[dict]) -> Iterator[str]:
@@ -107,8 +206,12 @@ def _train(cfg, model, windows, tokenizer, evaluate, timer, strategy):
         model.compile(optimizer=train.build_optimizer(cfg.optimizer, steps * trainer.epochs),
                       steps_per_execution=trainer.steps_per_execution, jit_compile=trainer.jit_compile)
     evaluator = train.make_epoch_evaluator(evaluate)
+    guard = train.make_divergence_guard(f"lower optimizer.lr (now {cfg.optimizer.lr:g}), set optimizer.clipnorm, "
+                                        "or use precision=fp32")
+    log.info("training: %d steps per epoch, %d epochs", steps, trainer.epochs)
     with timer("train"):
-        history = train.fit(model, batcher.dataset().repeat(), steps, trainer.epochs, [evaluator], trainer.verbose)
+        history = train.fit(model, batcher.dataset().repeat(), steps, trainer.epochs, [guard, evaluator],
+                            trainer.verbose)
     return history, evaluator.last
 
 

@@ -6,10 +6,13 @@ which every token that is not context is (-1, -1), so predicted spans map back t
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
 
 NOT_CONTEXT = -1
 
@@ -43,12 +46,36 @@ class Windows:
 def tokenize_windows(examples: list[dict], tokenizer, max_length: int, doc_stride: int,
                      chunk_size: int = 1000, progress: bool = True, desc: str = "tokenising") -> Windows:
     question_first = tokenizer.padding_side == "right"
+    examples = truncate_long_questions(examples, tokenizer, max_length, doc_stride)
     parts = []
     chunks = range(0, len(examples), chunk_size)
     for lo in tqdm(chunks, desc=desc, unit="chunk", disable=not progress or len(chunks) < 2):
         parts.append(_tokenize_chunk(examples[lo: lo + chunk_size], lo, tokenizer, max_length, doc_stride,
                                      question_first))
     return _concat(parts, tokenizer.model_input_names)
+
+
+def truncate_long_questions(examples: list[dict], tokenizer, max_length: int, doc_stride: int) -> list[dict]:
+    """Keep the first tokens of questions that leave the context no more than doc_stride tokens of the window.
+
+    The fast tokenizer cannot make overlapping windows then (it panics), so such questions are cut, with one
+    warning. Returns `examples` itself when no question is too long.
+    """
+    limit = max_length - tokenizer.num_special_tokens_to_add(pair=True) - doc_stride - 1
+    # Every token covers at least one UTF-8 byte, plus at most one word-start marker (SentencePiece):
+    # only questions with more than limit / 2 bytes can be too long, so most are never tokenised here.
+    candidates = [i for i, ex in enumerate(examples) if 2 * len(ex["question"].lstrip().encode("utf-8")) > limit]
+    if not candidates:
+        return examples
+    questions = [examples[i]["question"].lstrip() for i in candidates]
+    offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    cut = {i: q[: off[limit - 1][1]] for i, q, off in zip(candidates, questions, offsets) if len(off) > limit}
+    if not cut:
+        return examples
+    log.warning("%d question(s) longer than %d tokens were truncated to their first %d tokens, so that "
+                "data.max_length=%d leaves the context more than data.doc_stride=%d tokens",
+                len(cut), limit, limit, max_length, doc_stride)
+    return [{**ex, "question": cut[i]} if i in cut else ex for i, ex in enumerate(examples)]
 
 
 def _tokenize_chunk(examples, first_index, tokenizer, max_length, doc_stride, question_first):

@@ -8,6 +8,7 @@ from typing import Iterable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
+from qaexp.checkpoints import has_only_pytorch_safetensors, load_pytorch_safetensors, resolve_checkpoint
 from qaexp.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,9 @@ def build_tokenizer(model_cfg: DictConfig, training_texts: Iterable[str] | None 
 def _load_tokenizer(model_cfg: DictConfig):
     from transformers import AutoTokenizer
 
-    with _explain_load_failure(model_cfg.checkpoint, "tokenizer"):
-        tokenizer = AutoTokenizer.from_pretrained(model_cfg.checkpoint, use_fast=True,
+    checkpoint = resolve_checkpoint(model_cfg.checkpoint)
+    with _explain_load_failure(checkpoint, "tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint, use_fast=True,
                                                   trust_remote_code=model_cfg.trust_remote_code)
     if not tokenizer.is_fast:
         raise ModelLoadError(f"{model_cfg.checkpoint}: qaexp needs a fast (Rust) tokenizer for offset mappings, "
@@ -63,9 +65,12 @@ def build_model(model_cfg: DictConfig, tokenizer):
     from transformers import AutoConfig, TFAutoModelForQuestionAnswering
 
     if model_cfg.checkpoint:
-        with _explain_load_failure(model_cfg.checkpoint, "model"):
+        checkpoint = resolve_checkpoint(model_cfg.checkpoint)
+        if model_cfg.get("random_init", False) or has_only_pytorch_safetensors(checkpoint):
+            return load_pytorch_safetensors(checkpoint, random_init=model_cfg.get("random_init", False))[0]
+        with _explain_load_failure(checkpoint, "model"):
             return TFAutoModelForQuestionAnswering.from_pretrained(
-                model_cfg.checkpoint, trust_remote_code=model_cfg.trust_remote_code)
+                checkpoint, trust_remote_code=model_cfg.trust_remote_code)
     arch = OmegaConf.to_container(model_cfg.architecture, resolve=True)
     config = AutoConfig.for_model(**arch, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
     model = TFAutoModelForQuestionAnswering.from_config(config)

@@ -1,4 +1,8 @@
-"""Batching of unpadded windows: fixed, dynamic or length-bucketed padding, as a tf.data pipeline."""
+"""Batching of unpadded windows: fixed, dynamic or length-bucketed padding, as a tf.data pipeline.
+
+A training batcher's order is a pure function of (shuffle_seed, pass number): every pass over the data is
+reshuffled, and a resumed run can start again at any global batch index with the batches it would have seen.
+"""
 from __future__ import annotations
 
 from typing import Iterator, Optional
@@ -48,32 +52,54 @@ def batch_width(lengths: np.ndarray, padding: str, max_length: int, multiple: in
 
 
 class Batcher:
-    """Iterates padded NumPy batches; a training batcher reshuffles on every pass."""
+    """Padded NumPy batches of windows; with a shuffle seed, a new order on every pass over the data.
+
+    `min_last_batch`: a pass's final batch with fewer windows is dropped (with several replicas, each must get
+    at least one window).
+    """
 
     def __init__(self, windows: Windows, batch_size: int, *, padding: str, max_length: int, pad_id: int,
                  multiple: int = 8, shuffle_seed: Optional[int] = None, with_labels: bool = True,
-                 bucket_window: int = 50):
+                 bucket_window: int = 50, min_last_batch: int = 1):
         self.windows, self.batch_size, self.padding = windows, batch_size, padding
         self.max_length, self.pad_id, self.multiple = max(max_length, int(windows.lengths.max())), pad_id, multiple
         self.with_labels, self.bucket_window = with_labels, bucket_window
+        self.shuffle_seed, self.min_last_batch = shuffle_seed, min_last_batch
         self.lengths = windows.lengths
-        self.rng = None if shuffle_seed is None else np.random.default_rng(shuffle_seed)
 
     def __len__(self) -> int:
-        return -(-len(self.windows) // self.batch_size)
+        full, rest = divmod(len(self.windows), self.batch_size)
+        return full + (rest >= self.min_last_batch and rest > 0)
 
-    def batches(self) -> Iterator[tuple[np.ndarray, dict]]:
-        for idx in batch_order(self.lengths, self.batch_size, self.padding, self.rng, self.bucket_window):
-            width = batch_width(self.lengths[idx], self.padding, self.max_length, self.multiple)
-            yield idx, pad_batch(self.windows, idx, width, self.pad_id, self.with_labels)
+    def order(self, epoch: int = 0) -> list[np.ndarray]:
+        """The window indices of each batch of pass `epoch` over the data."""
+        rng = None if self.shuffle_seed is None else np.random.default_rng([self.shuffle_seed, epoch])
+        batches = batch_order(self.lengths, self.batch_size, self.padding, rng, self.bucket_window)
+        return [idx for idx in batches if len(idx) >= self.min_last_batch]
 
-    def dataset(self):
-        """A tf.data.Dataset of the batches (a new shuffle each time Keras iterates it), prefetched."""
+    def batches(self, epoch: int = 0) -> Iterator[tuple[np.ndarray, dict]]:
+        for idx in self.order(epoch):
+            yield idx, self.pad(idx)
+
+    def pad(self, idx: np.ndarray) -> dict:
+        width = batch_width(self.lengths[idx], self.padding, self.max_length, self.multiple)
+        return pad_batch(self.windows, idx, width, self.pad_id, self.with_labels)
+
+    def stream(self, start_batch: int = 0) -> Iterator[dict]:
+        """Batches without end, pass after pass, from global batch index `start_batch` on."""
+        epoch, skip = divmod(start_batch, len(self))
+        while True:
+            for idx in self.order(epoch)[skip:]:
+                yield self.pad(idx)
+            epoch, skip = epoch + 1, 0
+
+    def dataset(self, start_batch: int = 0):
+        """An endless tf.data.Dataset of the batches from global batch `start_batch` on, prefetched."""
         import tensorflow as tf
 
         names = list(self.windows.inputs) + (list(LABELS) if self.with_labels else [])
         signature = {name: tf.TensorSpec((None,) if name in LABELS else (None, None), tf.int32)
                      for name in names}
-        generated = tf.data.Dataset.from_generator(lambda: (b for _, b in self.batches()),
-                                                   output_signature=signature)
-        return generated.prefetch(tf.data.AUTOTUNE)
+        generated = tf.data.Dataset.from_generator(lambda: self.stream(start_batch), output_signature=signature)
+        endless = generated.apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
+        return endless.prefetch(tf.data.AUTOTUNE)

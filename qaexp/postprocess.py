@@ -7,7 +7,6 @@ logits, so no valid span is missed and no per-span Python code runs.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -50,22 +49,42 @@ def _write_json_atomic(path: str, data) -> str:
 
 
 @dataclass
-class _Candidates:
-    """Flat arrays describing candidate spans (one row per span)."""
+class _Spans:
+    """Column arrays of answer candidates, one row per span (or per null answer)."""
 
     example: np.ndarray
-    window: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
+    char_start: np.ndarray
+    char_end: np.ndarray
+    start_logit: np.ndarray
+    end_logit: np.ndarray
     score: np.ndarray
+    is_null: np.ndarray
 
-    def take(self, index) -> "_Candidates":
-        return _Candidates(*(getattr(self, name)[index] for name in self.__dataclass_fields__))
+    def take(self, index) -> "_Spans":
+        return _Spans(*(getattr(self, name)[index] for name in _SPAN_COLUMNS))
 
     @staticmethod
-    def concat(parts: Sequence["_Candidates"]) -> "_Candidates":
-        names = _Candidates.__dataclass_fields__
-        return _Candidates(*(np.concatenate([getattr(p, n) for p in parts]) for n in names))
+    def concat(parts: Sequence["_Spans"]) -> "_Spans":
+        return _Spans(*(np.concatenate([getattr(p, name) for p in parts]) for name in _SPAN_COLUMNS))
+
+    def sort_by_example_then_score(self) -> "_Spans":
+        # Ties keep spans before the null answer, then earlier spans first.
+        return self.take(np.lexsort((self.char_start, self.is_null, -self.score, self.example)))
+
+
+_SPAN_COLUMNS = tuple(_Spans.__dataclass_fields__)
+
+
+def _forward_max(values: np.ndarray, width: int) -> np.ndarray:
+    """out[:, i] = max(values[:, i:i + width]) (shorter near the end), in O(log width) passes."""
+    n, length = values.shape
+    best = np.concatenate([values, np.full((n, width), -np.inf, dtype=values.dtype)], axis=1)
+    span = 1  # best[:, i] holds the max of `span` consecutive values starting at i
+    while span * 2 <= width:
+        best = np.maximum(best[:, :-span], best[:, span:])
+        span *= 2
+    shift = width - span
+    return np.maximum(best[:, :length], best[:, shift:shift + length])
 
 
 def _window_top_spans(start, end, k, max_len) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,12 +96,13 @@ def _window_top_spans(start, end, k, max_len) -> tuple[np.ndarray, np.ndarray, n
     """
     n, length = start.shape
     width = min(max_len, length)
-    padded_end = np.concatenate([end, np.full((n, width - 1), -np.inf, dtype=end.dtype)], axis=1)
-    end_band = sliding_window_view(padded_end, width, axis=1)  # [w, i, d] = end[w, i + d]
-    # A span in the top k must start at one of the k starts with the best reachable score.
-    reach = start + end_band.max(axis=2)
+    # A span in the top k must start at one of the k starts with the best reachable score,
+    # so only those k starts are paired with their `width` possible ends.
+    reach = start + _forward_max(end, width)
     k_starts = min(k, length)
     starts = np.argpartition(-reach, k_starts - 1, axis=1)[:, :k_starts]
+    padded_end = np.concatenate([end, np.full((n, width - 1), -np.inf, dtype=end.dtype)], axis=1)
+    end_band = sliding_window_view(padded_end, width, axis=1)  # [w, i, d] = end[w, i + d]
     rows = np.arange(n)[:, None]
     scores = (start[rows, starts][:, :, None] + end_band[rows, starts]).reshape(n, -1)
     k_spans = min(k, scores.shape[1])
@@ -91,20 +111,29 @@ def _window_top_spans(start, end, k, max_len) -> tuple[np.ndarray, np.ndarray, n
     return span_starts, span_starts + best % width, scores[rows, best]
 
 
-def _all_window_candidates(example_index, start, end, is_context, k, max_len) -> _Candidates:
+def _window_spans(example_index, offsets, start, end, k, max_len) -> _Spans:
+    """The top-k valid spans of every window, as character spans of the context."""
+    is_context = (offsets[..., 0] >= 0) & (offsets[..., 1] >= 0)
     parts = []
     for lo in range(0, start.shape[0], _CHUNK_WINDOWS):
-        hi = min(lo + _CHUNK_WINDOWS, start.shape[0])
-        ctx = is_context[lo:hi]
-        s, e, score = _window_top_spans(
-            np.where(ctx, start[lo:hi], -np.inf), np.where(ctx, end[lo:hi], -np.inf), k, max_len
+        rows = slice(lo, lo + _CHUNK_WINDOWS)
+        ctx = is_context[rows]
+        first, last, score = _window_top_spans(
+            np.where(ctx, start[rows], -np.inf), np.where(ctx, end[rows], -np.inf), k, max_len
         )
-        window = np.broadcast_to(np.arange(lo, hi)[:, None], s.shape)
         keep = np.isfinite(score)
-        parts.append(
-            _Candidates(example_index[window[keep]], window[keep], s[keep], e[keep], score[keep])
-        )
-    return _Candidates.concat(parts)
+        window = np.broadcast_to(np.arange(lo, lo + len(score))[:, None], score.shape)[keep]
+        first, last = first[keep], last[keep]
+        parts.append(_Spans(
+            example_index[window], offsets[window, first, 0], offsets[window, last, 1],
+            start[window, first], end[window, last], score[keep], np.zeros(len(window), dtype=bool),
+        ))
+    return _Spans.concat(parts) if parts else _empty_spans()
+
+
+def _empty_spans() -> _Spans:
+    ints, floats = np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return _Spans(ints, ints, ints, floats, floats, floats, np.zeros(0, dtype=bool))
 
 
 def _first_of_groups(keys: np.ndarray) -> np.ndarray:
@@ -114,61 +143,76 @@ def _first_of_groups(keys: np.ndarray) -> np.ndarray:
     return first
 
 
-def _rank_within_example(example: np.ndarray) -> np.ndarray:
-    """0, 1, 2, ... within each run of equal (sorted) example ids."""
+def _group_starts(example: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row where each run of equal sorted ids starts, run number of every row)."""
     first = _first_of_groups(example[:, None])
-    run_starts = np.flatnonzero(first)
-    return np.arange(len(example)) - run_starts[np.cumsum(first) - 1]
+    return np.flatnonzero(first), np.cumsum(first) - 1
 
 
-def _nbest_spans(cands: _Candidates, char_start, char_end, n_best_size) -> _Candidates:
+def _nbest_spans(spans: _Spans, n_best_size: int) -> _Spans:
     """Per example: drop repeats of a character span (keep its best window), keep the top n."""
-    order = np.lexsort((-cands.score, char_end, char_start, cands.example))
-    cands, char_start, char_end = cands.take(order), char_start[order], char_end[order]
-    unique = _first_of_groups(np.stack([cands.example, char_start, char_end], axis=1))
-    cands = cands.take(unique)
-    order = np.lexsort((cands.start, -cands.score, cands.example))
-    cands = cands.take(order)
-    return cands.take(_rank_within_example(cands.example) < n_best_size)
+    spans = spans.take(np.lexsort((-spans.score, spans.char_end, spans.char_start, spans.example)))
+    spans = spans.take(_first_of_groups(np.stack([spans.example, spans.char_start, spans.char_end], axis=1)))
+    spans = spans.sort_by_example_then_score()
+    run_starts, run = _group_starts(spans.example)
+    return spans.take(np.arange(len(spans.example)) - run_starts[run] < n_best_size)
 
 
-def _null_scores(example_index, start, end, cls_index, n_examples):
-    """Per example: min over windows of start[cls] + end[cls], and that window's two logits."""
+def _null_spans(example_index, start, end, cls_index) -> _Spans:
+    """Per example with windows: the null answer of the window with the lowest CLS score."""
     windows = np.arange(len(example_index))
-    cls_start = start[windows, cls_index]
-    cls_end = end[windows, cls_index]
-    order = np.lexsort((cls_start + cls_end, example_index))
+    cls_start, cls_end = start[windows, cls_index], end[windows, cls_index]
+    score = cls_start + cls_end
+    order = np.lexsort((score, example_index))
     best = order[_first_of_groups(example_index[order][:, None])]
-    # NaN marks an example without any window.
-    null_start = np.full(n_examples, np.nan, dtype=np.float32)
-    null_end = np.full(n_examples, np.nan, dtype=np.float32)
-    null_start[example_index[best]] = cls_start[best]
-    null_end[example_index[best]] = cls_end[best]
-    return null_start, null_end
+    zeros = np.zeros(len(best), np.int64)
+    return _Spans(example_index[best], zeros, zeros, cls_start[best], cls_end[best], score[best],
+                  np.ones(len(best), dtype=bool))
 
 
-def _softmax(scores: Sequence[float]) -> list[float]:
-    values = np.asarray(scores, dtype=np.float64)
-    exp = np.exp(values - values.max())
-    return (exp / exp.sum()).tolist()
+def _group_softmax(example: np.ndarray, score: np.ndarray) -> np.ndarray:
+    if not len(example):
+        return np.zeros(0)
+    run_starts, run = _group_starts(example)
+    values = score.astype(np.float64)
+    exp = np.exp(values - np.maximum.reduceat(values, run_starts)[run])
+    return exp / np.add.reduceat(exp, run_starts)[run]
 
 
-def _entry(text, start_logit, end_logit) -> dict:
-    return {"text": text, "start_logit": float(start_logit), "end_logit": float(end_logit)}
+def _best_per_example(spans: _Spans, n_examples: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row of each example's best span or -1, its score or -inf); spans sorted by example."""
+    row = np.full(n_examples, -1)
+    score = np.full(n_examples, -np.inf)
+    if len(spans.example):
+        run_starts, _ = _group_starts(spans.example)
+        row[spans.example[run_starts]] = run_starts
+        score[spans.example[run_starts]] = spans.score[run_starts]
+    return row, score
 
 
-def _with_probabilities(entries: list[dict]) -> list[dict]:
-    probs = _softmax([e["start_logit"] + e["end_logit"] for e in entries])
+def _nbest_lists(spans: _Spans, texts: list[str], n_examples: int) -> list[list[dict]]:
+    probability = _group_softmax(spans.example, spans.score).tolist()
+    entries = [
+        {"text": t, "probability": p, "start_logit": s, "end_logit": e}
+        for t, p, s, e in zip(texts, probability, spans.start_logit.tolist(), spans.end_logit.tolist())
+    ]
+    bounds = np.searchsorted(spans.example, np.arange(n_examples + 1)).tolist()
+    empty = {"text": "", "probability": 1.0, "start_logit": 0.0, "end_logit": 0.0}
+    return [entries[bounds[i]:bounds[i + 1]] or [dict(empty)] for i in range(n_examples)]
+
+
+def _texts(spans: _Spans, contexts: list[str]) -> list[str]:
+    # Null rows have the character span (0, 0), i.e. "".
     return [
-        {"text": e["text"], "probability": p, "start_logit": e["start_logit"], "end_logit": e["end_logit"]}
-        for e, p in zip(entries, probs)
+        contexts[i][a:b]
+        for i, a, b in zip(spans.example.tolist(), spans.char_start.tolist(), spans.char_end.tolist())
     ]
 
 
 def _check_inputs(examples, example_index, offsets, start, end, cls_index, n_best, max_len):
-    n, length = start.shape if start.ndim == 2 else (None, None)
     if start.ndim != 2 or end.shape != start.shape:
         raise ValueError(f"start/end logits must share a (windows, seq_len) shape, got {start.shape} and {end.shape}")
+    n, length = start.shape
     if offsets.shape != (n, length, 2):
         raise ValueError(f"offsets must have shape {(n, length, 2)}, got {offsets.shape}")
     if example_index.shape != (n,) or cls_index.shape != (n,):
@@ -200,12 +244,14 @@ def postprocess_predictions(
 
     A span is valid when both ends are context tokens (offsets != (-1, -1)), end >= start
     and it has at most ``max_answer_length`` tokens; its score is start + end logit, and
-    the best-scoring span over all of an example's windows wins. With ``version_2`` the
-    null score (min over windows of the CLS start + end logits) minus the best span score
-    is the example's null odds, and "" is predicted when it exceeds the threshold; the
-    n-best list then also holds the "" entry. The same character span seen from
-    overlapping windows appears once, with its best score. An example without any valid
-    span gets "" (null odds +inf under ``version_2``).
+    the best-scoring span over all of an example's windows wins. Its text is the raw
+    context slice ``context[offsets[start][0]:offsets[end][1]]``. The same character span
+    seen from overlapping windows appears once, with its best score.
+
+    With ``version_2`` the null score (min over windows of the CLS start + end logits)
+    minus the best span score is the example's null odds, and "" is predicted when it
+    exceeds ``null_score_diff_threshold``; the n-best list then also holds the "" entry.
+    An example without any valid span gets "" (and null odds +inf under ``version_2``).
     """
     example_index = np.asarray(example_index, dtype=np.int64)
     offsets = np.asarray(offsets, dtype=np.int64)
@@ -213,43 +259,24 @@ def postprocess_predictions(
     end = np.asarray(end_logits, dtype=np.float32)
     cls = np.zeros(len(example_index), np.int64) if cls_index is None else np.asarray(cls_index, np.int64)
     _check_inputs(examples, example_index, offsets, start, end, cls, n_best_size, max_answer_length)
+    ids = [example["id"] for example in examples]
+    contexts = [example["context"] for example in examples]
 
-    is_context = (offsets[..., 0] >= 0) & (offsets[..., 1] >= 0)
-    cands = _all_window_candidates(example_index, start, end, is_context, n_best_size, max_answer_length)
-    char_start = offsets[cands.window, cands.start, 0]
-    char_end = offsets[cands.window, cands.end, 1]
-    cands = _nbest_spans(cands, char_start, char_end, n_best_size)
-    char_start = offsets[cands.window, cands.start, 0]
-    char_end = offsets[cands.window, cands.end, 1]
-    span_start_logit = start[cands.window, cands.start]
-    span_end_logit = end[cands.window, cands.end]
+    spans = _nbest_spans(_window_spans(example_index, offsets, start, end, n_best_size, max_answer_length),
+                         n_best_size)
+    best_row, best_score = _best_per_example(spans, len(examples))
+    span_texts = _texts(spans, contexts)
+    answers = [span_texts[r] if r >= 0 else "" for r in best_row.tolist()]
+
+    null_odds = {}
     if version_2:
-        null_start, null_end = _null_scores(example_index, start, end, cls, len(examples))
+        nulls = _null_spans(example_index, start, end, cls)
+        odds = np.full(len(examples), np.inf)
+        odds[nulls.example] = nulls.score.astype(np.float64) - best_score[nulls.example]
+        null_odds = dict(zip(ids, odds.tolist()))
+        answers = ["" if o > null_score_diff_threshold else a for a, o in zip(answers, odds.tolist())]
+        spans = _Spans.concat([spans, nulls]).sort_by_example_then_score()
+        span_texts = _texts(spans, contexts)
 
-    bounds = np.searchsorted(cands.example, np.arange(len(examples) + 1))
-    result = Predictions({}, {}, {})
-    for i, example in enumerate(examples):
-        qid, context = example["id"], example["context"]
-        rows = range(bounds[i], bounds[i + 1])
-        entries = [
-            _entry(context[char_start[r]:char_end[r]], span_start_logit[r], span_end_logit[r]) for r in rows
-        ]
-        best_text = entries[0]["text"] if entries else ""
-        if version_2:
-            best_score = float(cands.score[rows[0]]) if entries else -math.inf
-            odds = _add_null_entry(entries, null_start[i], null_end[i], best_score)
-            result.null_odds[qid] = odds
-            if odds > null_score_diff_threshold:
-                best_text = ""
-        result.predictions[qid] = best_text
-        result.nbest[qid] = _with_probabilities(entries or [_entry("", 0.0, 0.0)])
-    return result
-
-
-def _add_null_entry(entries: list[dict], null_start, null_end, best_score: float) -> float:
-    """Insert the "" entry into the score-sorted n-best and return the null odds."""
-    if np.isnan(null_start):
-        return math.inf
-    entries.append(_entry("", null_start, null_end))
-    entries.sort(key=lambda e: e["start_logit"] + e["end_logit"], reverse=True)
-    return float(null_start) + float(null_end) - best_score
+    nbest = _nbest_lists(spans, span_texts, len(examples))
+    return Predictions(dict(zip(ids, answers)), dict(zip(ids, nbest)), null_odds)

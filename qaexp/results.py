@@ -1,22 +1,58 @@
 """Result files, written atomically so that a file that exists is complete."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
-from typing import Any
+from typing import Any, Callable, Iterator
+
+from qaexp.errors import StorageError
 
 
 def write_json_atomic(path: str, payload: Any) -> None:
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    with storage_errors(path):
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(payload, f, indent=2, ensure_ascii=False)
+                f.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+@contextlib.contextmanager
+def storage_errors(path: str) -> Iterator[None]:
+    """OSError while writing `path` (disk full, permissions) -> StorageError naming the path."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        yield
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise StorageError(f"no space left on the device while writing {path}: free some space and rerun "
+                               "(anything saved there before is unchanged)") from err
+        raise StorageError(f"cannot write {path}: {err.strerror or err}") from err
+
+
+def save_directory_atomic(path: str, save: Callable[[str], None]) -> None:
+    """Call `save(tmp_dir)`, then swap tmp_dir in for `path`: a failed save leaves the old `path` intact."""
+    parent = os.path.dirname(os.path.abspath(path))
+    with storage_errors(path):
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(path)}-", dir=parent)
+        try:
+            save(tmp)
+            old = f"{tmp}.old"
+            if os.path.exists(path):
+                os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise

@@ -65,10 +65,11 @@ _DISTRACTOR_OWNER = -1  # owner index of mentions that belong to no person in th
 # Vocabulary
 # ---------------------------------------------------------------------------------------------
 
-_ONSETS = ("b", "br", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "r",
-           "s", "st", "t", "th", "v", "z")
-_VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
-_CODAS = ("", "", "", "n", "r", "l", "s", "m", "th", "nd", "rk")
+_ONSETS = ("b", "br", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "th", "v", "z")
+_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "ai", "ou")
+_CODAS = ("", "", "", "", "n", "r", "l", "s", "m")
+# Repeated vowels/codas weight the draw towards short, pronounceable syllables.
+_SYLLABLES = tuple(onset + vowel + coda for onset in _ONSETS for vowel in _VOWELS for coda in _CODAS)
 _CITY_SUFFIXES = ("wick", "ford", "mere", "holm", "stead", "bury", "haven", "dale", "port", "ton")
 _ORGANISATION_TYPES = ("Institute", "Society", "Company", "Guild", "Foundation", "Academy",
                        "Trust", "Museum", "Library", "Works")
@@ -196,11 +197,13 @@ class _EntityFactory:
         self._used: set[str] = set()
 
     def _syllable(self) -> str:
-        return self._rng.choice(_ONSETS) + self._rng.choice(_VOWELS) + self._rng.choice(_CODAS)
+        # Inline index arithmetic: rng.choice is the generator's hot spot under rejection sampling.
+        return _SYLLABLES[int(self._rng.random() * len(_SYLLABLES))]
 
     def _word(self, syllables: int, suffix: str = "") -> str:
+        # Rejection sampling: held-out splits own only a tenth of all words, which is still plenty.
         while True:
-            word = ("".join(self._syllable() for _ in range(syllables)) + suffix).capitalize()
+            word = ("".join([self._syllable() for _ in range(syllables)]) + suffix).capitalize()
             if word not in self._used and _owning_split(word) == self._split:
                 self._used.add(word)
                 return word
@@ -363,7 +366,7 @@ def _choose_stated_kinds(rng: random.Random, difficulty: str, num_people: int) -
         stated = [kind for kind in _PERSON_SUBJECT_KINDS if rng.random() < 0.75]
     else:
         # Fewer kinds with three people keeps paragraphs near the easy length.
-        size = rng.randint(2, 3 if num_people == 3 else 4)
+        size = 2 if num_people == 3 else rng.randint(2, 3)
         stated = sorted(rng.sample(_PERSON_SUBJECT_KINDS, size), key=FACT_KINDS.index)
     while len(stated) < 2:
         missing = [kind for kind in _PERSON_SUBJECT_KINDS if kind not in stated]

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Callable, Optional
 
 from omegaconf import DictConfig
+
+from qaexp.errors import TrainingDiverged
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,28 @@ def make_epoch_evaluator(evaluate: Callable[[], dict]):
                      time.perf_counter() - started)
 
     return EpochEvaluation()
+
+
+def make_divergence_guard(hint: str):
+    """A callback that stops training with TrainingDiverged once the loss is NaN or infinite.
+
+    Keras' TerminateOnNaN stops just as early but silently, leaving a run that looks finished.
+    """
+    import tf_keras
+
+    class DivergenceGuard(tf_keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                raise TrainingDiverged(f"training diverged: the loss became {float(loss)} at epoch {self.epoch + 1}, "
+                                       f"step {batch + 1}; {hint}")
+
+    return DivergenceGuard()
 
 
 def fit(model, dataset, steps_per_epoch: int, epochs: int, callbacks: list, verbose: int):

@@ -1,0 +1,65 @@
+"""What Hydra says about the running job: single run or sweep member, its overrides, its share of the CPUs.
+
+Every function also works outside a Hydra app (tests, notebooks), where a run is a single run with no overrides.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+# Overrides that say where or how results are recorded, not what was trained: left out of run names.
+_NOT_NAMING = ("logger", "hydra.", "trainer.verbose", "trainer.threads")
+
+
+def _hydra() -> Optional[DictConfig]:
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def is_multirun() -> bool:
+    hydra = _hydra()
+    return hydra is not None and hydra.mode == RunMode.MULTIRUN
+
+
+def task_overrides() -> list[str]:
+    hydra = _hydra()
+    return list(hydra.overrides.task) if hydra is not None else []
+
+
+def run_name(default: str) -> str:
+    """The job's own overrides, e.g. `model=tiny,optimizer.lr=0.001`: what tells a sweep's runs apart."""
+    naming = [o for o in task_overrides() if not o.lstrip("+~").startswith(_NOT_NAMING)]
+    return ",".join(naming) or default
+
+
+def sweep_group(experiment_name: str) -> str:
+    """`experiment_name` for a single run; for a sweep's jobs, that name plus the sweep's directory name."""
+    hydra = _hydra()
+    if hydra is None or hydra.mode != RunMode.MULTIRUN:
+        return experiment_name
+    return f"{experiment_name}-{os.path.basename(os.path.normpath(hydra.sweep.dir))}"
+
+
+def available_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def parallel_jobs() -> int:
+    """How many jobs of this sweep run at once on this machine (joblib launcher), 1 otherwise."""
+    hydra = _hydra()
+    if hydra is None or hydra.mode != RunMode.MULTIRUN or "Joblib" not in str(hydra.launcher.get("_target_")):
+        return 1
+    n_jobs = hydra.launcher.get("n_jobs") or 1
+    cpus = available_cpus()
+    return max(1, n_jobs if n_jobs > 0 else cpus + 1 + n_jobs)  # joblib: -1 is all CPUs, -2 all but one
+
+
+def threads_per_job() -> Optional[int]:
+    """TensorFlow threads per job so parallel jobs share the CPUs instead of oversubscribing them; None: TF decides."""
+    jobs = parallel_jobs()
+    return None if jobs == 1 else max(1, available_cpus() // jobs)

@@ -1,0 +1,152 @@
+"""A run's training state on disk: checkpoints each epoch and every N steps, resuming, the best epoch, early stopping.
+
+`<run_dir>/checkpoints/latest` holds the model, the optimizer (its slots and step counter) and the epoch
+records (history, best F1, epochs without improvement); `<run_dir>/checkpoints/best` the weights of the epoch
+with the best validation F1. The data position needs no saving: the batch order is a function of the global
+step (see pipeline.Batcher), so a resumed run continues with the batch it would have trained on next.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from typing import Optional
+
+import tensorflow as tf
+import tf_keras
+
+log = logging.getLogger(__name__)
+
+
+class _Records(tf.Module):
+    """Per-epoch bookkeeping, as variables so that it is saved in the same checkpoint as the weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = tf.Variable("{}", dtype=tf.string, trainable=False)
+        self.best_f1 = tf.Variable(float("-inf"), dtype=tf.float64, trainable=False)
+        self.best_epoch = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        self.stale_epochs = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+
+class RunState:
+    """Checkpointing, resuming and best-epoch keeping for one run's training."""
+
+    def __init__(self, directory: str, qa_model, optimizer, steps_per_epoch: int, epochs: int, *,
+                 every_steps: Optional[int] = None, keep_best: bool = True, patience: Optional[int] = None):
+        self.directory, self.qa_model, self.optimizer = directory, qa_model, optimizer
+        self.steps_per_epoch, self.total_steps = steps_per_epoch, steps_per_epoch * epochs
+        self.every_steps, self.keep_best, self.patience = every_steps, keep_best, patience
+        self.records = _Records()
+        self.latest: Optional[tf.train.CheckpointManager] = None  # created by start()
+        self.best: Optional[tf.train.CheckpointManager] = None
+        self.resumed = False
+        self.best_result: Optional[dict] = None  # the evaluation of the best epoch, when it ran in this process
+
+    def start(self, resume: bool) -> int:
+        """Restore the last checkpoint (resume=True and one exists) or clear old ones; returns the global step."""
+        if not resume and os.path.isdir(self.directory):
+            log.warning("trainer.resume=false: removing the old checkpoints in %s", self.directory)
+            shutil.rmtree(self.directory)
+        self.latest = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=self.qa_model, optimizer=self.optimizer, records=self.records),
+            os.path.join(self.directory, "latest"), max_to_keep=1)
+        self.best = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.qa_model),
+                                               os.path.join(self.directory, "best"), max_to_keep=1)
+        if resume and self.latest.latest_checkpoint:
+            self.latest.checkpoint.restore(self.latest.latest_checkpoint).assert_existing_objects_matched()
+            self.resumed = True
+            log.info("resuming from %s at step %d of %d", self.latest.latest_checkpoint, self.step, self.total_steps)
+        elif resume:
+            log.warning("trainer.resume=true but %s has no checkpoint: training from the start", self.directory)
+        return self.step
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    @property
+    def history(self) -> dict:
+        return json.loads(self.records.history.numpy().decode())
+
+    @property
+    def best_epoch(self) -> Optional[int]:
+        """0-based index of the epoch with the best validation F1, or None before the first epoch ends."""
+        epoch = int(self.records.best_epoch.numpy())
+        return None if epoch < 0 else epoch
+
+    @property
+    def early_stopped(self) -> bool:
+        return self.patience is not None and int(self.records.stale_epochs.numpy()) >= self.patience
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.total_steps or self.early_stopped
+
+    def end_epoch(self, epoch: int, logs: dict, result: Optional[dict]) -> bool:
+        """Record the epoch's logs (with val_f1) and its evaluation; save; returns True when training should stop."""
+        history = self.history
+        for key, value in logs.items():
+            history.setdefault(key, []).append(float(value))
+        self.records.history.assign(json.dumps(history))
+        f1 = logs.get("val_f1")
+        if f1 is not None and f1 > self.records.best_f1.numpy():
+            self.records.best_f1.assign(f1)
+            self.records.best_epoch.assign(epoch)
+            self.records.stale_epochs.assign(0)
+            self.best_result = result
+            if self.keep_best:
+                self.best.save(checkpoint_number=epoch + 1)
+        else:
+            self.records.stale_epochs.assign_add(1)
+        self.save()
+        if self.early_stopped:
+            log.info("early stopping after epoch %d: validation F1 has not improved for %d epochs (best: epoch %d)",
+                     epoch + 1, self.patience, self.best_epoch + 1)
+        return self.early_stopped
+
+    def save(self) -> None:
+        self.latest.save(checkpoint_number=self.step)
+
+    def callback(self, evaluator) -> tf_keras.callbacks.Callback:
+        """Saves every `every_steps` steps and at each epoch's end (after `evaluator`, which must run first)."""
+        return _Checkpointing(self, evaluator)
+
+    def final_weights(self) -> bool:
+        """With keep_best, load the best epoch's weights if the last epoch was not the best; True if it did."""
+        history = self.history
+        last_epoch = len(history.get("loss", [])) - 1
+        if not self.keep_best or self.best_epoch is None or self.best_epoch == last_epoch:
+            return False
+        tf.train.Checkpoint(model=self.qa_model).restore(self.best.latest_checkpoint).assert_existing_objects_matched()
+        log.info("keeping the weights of epoch %d (best validation F1 %.2f), not of the last epoch %d",
+                 self.best_epoch + 1, float(self.records.best_f1.numpy()), last_epoch + 1)
+        return True
+
+    def summary(self) -> dict:
+        best = self.best_epoch
+        return {"resumed": self.resumed, "optimizer_steps": self.step, "early_stopped": self.early_stopped,
+                "best_epoch": None if best is None else best + 1}
+
+
+class _Checkpointing(tf_keras.callbacks.Callback):
+    def __init__(self, state: RunState, evaluator):
+        super().__init__()
+        self.state, self.evaluator = state, evaluator
+        self.saved_at = state.step
+
+    def on_train_batch_end(self, batch, logs=None):
+        every = self.state.every_steps
+        if not every:
+            return
+        step = self.state.step
+        # An epoch's last step is saved by on_epoch_end, after its evaluation.
+        if step % self.state.steps_per_epoch and step - self.saved_at >= every:
+            self.state.save()
+            self.saved_at = step
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.state.end_epoch(epoch, logs or {}, self.evaluator.last):
+            self.model.stop_training = True
+        self.saved_at = self.state.step

@@ -1,0 +1,76 @@
+"""End to end through the real CLI: train, evaluate, save, reload, predict; and the offline errors."""
+import json
+
+import pytest
+
+from conftest import run_cli
+
+SMALL_RUN = ["experiment=quickstart", "data.num_train=400", "data.num_validation=60", "trainer.epochs=2",
+             "model.architecture.hidden_size=64", "model.architecture.intermediate_size=128",
+             "data.max_length=128", "data.doc_stride=48", "trainer.verbose=0"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    result = run_cli(["-m", "qaexp", *SMALL_RUN, f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+@pytest.mark.slow
+def test_run_writes_metrics_predictions_and_model(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    assert metrics["train_examples"] == 400 and metrics["eval_examples"] == 60
+    assert metrics["train_windows"] >= 400 and metrics["eval_windows"] >= 60
+    assert len(metrics["history"]["loss"]) == 2
+    assert metrics["history"]["loss"][1] < metrics["history"]["loss"][0], "training did not reduce the loss"
+    assert 0 <= metrics["exact_match"] <= metrics["f1"] <= 100
+    assert metrics["history"]["val_f1"][-1] == pytest.approx(metrics["f1"])
+    predictions = json.loads((trained_run / "predictions.json").read_text())
+    assert len(predictions) == 60 and all(isinstance(v, str) for v in predictions.values())
+    assert (trained_run / ".hydra" / "config.yaml").exists()
+    assert (trained_run / "model" / "config.json").exists()
+    assert (trained_run / "model" / "tokenizer.json").exists()
+
+
+@pytest.mark.slow
+def test_saved_model_reloads_with_the_same_predictions(trained_run, tmp_path):
+    result = run_cli(["-m", "qaexp", *SMALL_RUN, f"model.checkpoint={trained_run / 'model'}", "trainer.epochs=0",
+                      f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    original = json.loads((trained_run / "predictions.json").read_text())
+    reloaded = json.loads((tmp_path / "predictions.json").read_text())
+    assert reloaded == original
+    assert json.loads((tmp_path / "metrics.json").read_text())["f1"] == pytest.approx(
+        json.loads((trained_run / "metrics.json").read_text())["f1"])
+
+
+@pytest.mark.slow
+def test_predict_cli_answers_from_the_context(trained_run):
+    context = "Marla Venkot was born in 1871. She grew up in Dresmouth and later became a sculptor."
+    result = run_cli(["-m", "qaexp.predict", str(trained_run / "model"), "--question",
+                      "In which year was Marla Venkot born?", "--context", context, "--top-k", "3", "--json"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    candidates = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 1 <= len(candidates) <= 3
+    assert all(c["text"] in context for c in candidates)
+    assert sorted((c["probability"] for c in candidates), reverse=True) == [c["probability"] for c in candidates]
+
+
+def test_unreachable_checkpoint_fails_with_one_clear_line(tmp_path):
+    result = run_cli(["-m", "qaexp", "model=distilbert-base-cased", "data=synthetic", "data.num_train=20",
+                      "data.num_validation=5", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "distilbert-base-cased" in result.stderr and "cannot be downloaded" in result.stderr
+    assert "model=tiny" in result.stderr
+    assert not (tmp_path / "predictions.json").exists()
+
+
+def test_unreachable_dataset_fails_with_one_clear_line(tmp_path):
+    result = run_cli(["-m", "qaexp", "model=tiny", "data=squad", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "'squad'" in result.stderr and "experiment=quickstart" in result.stderr
