@@ -8,6 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import qaexp.config  # noqa: F401  (registers the config schemas)
+from qaexp import jobs
 from qaexp.errors import QAExpError
 
 log = logging.getLogger("qaexp")
@@ -17,9 +18,15 @@ log = logging.getLogger("qaexp")
 def main(cfg: DictConfig) -> float:
     from qaexp.experiment import run
 
+    if cfg.trainer.threads is None:
+        cfg.trainer.threads = jobs.threads_per_job()
     try:
         return run(cfg, HydraConfig.get().runtime.output_dir)["f1"]
-    except QAExpError as err:
+    except Exception as err:
+        if jobs.is_multirun():  # sys.exit would end the whole sweep: record the failure and let it go on
+            return _failed_job(err)
+        if not isinstance(err, QAExpError):
+            raise
         log.error("%s", err)
         print(f"qaexp: error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -28,6 +35,19 @@ def main(cfg: DictConfig) -> float:
         print(f"qaexp: interrupted by {signal.Signals(signum).name}: metrics.json in the run directory says "
               "status: interrupted; interrupted_model/ there holds the model trained so far", file=sys.stderr)
         sys.exit(128 + signum)
+
+
+def _failed_job(err: Exception) -> float:
+    """NaN for the sweeper: the basic sweeper moves on, Optuna records the trial as failed."""
+    hydra_cfg = HydraConfig.get()
+    job = hydra_cfg.job.num
+    if isinstance(err, QAExpError):
+        log.error("job %s failed: %s", job, err)
+    else:  # a bug, not a user error: keep the traceback in the job's log
+        log.exception("job %s failed", job)
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    print(f"qaexp: job {job} failed ({hydra_cfg.runtime.output_dir}/metrics.json): {first_line}", file=sys.stderr)
+    return float("nan")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ class DataConfig:
     n_best_size: int = 20
     null_score_diff_threshold: float = 0.0
     on_bad_answer: str = "fix"  # error | skip | fix
+    # tokenised windows cached on disk, keyed by tokenizer, data content, max_length, doc_stride, sample limits
+    cache: bool = True
+    cache_dir: str = "${oc.env:QAEXP_CACHE_DIR,'~/.cache/qaexp/features'}"
     # synthetic generator
     num_train: int = 2000
     num_validation: int = 300
@@ -92,6 +95,13 @@ class TrainerConfig:
     strategy: str = "default"
     verbose: int = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line per epoch
     save_model: bool = True
+    grad_accum_steps: int = 1  # micro-batches per optimizer step; trainer.batch_size is the whole (global) batch
+    checkpoint_every_steps: Optional[int] = None  # besides each epoch's end; in <run dir>/checkpoints
+    resume: bool = False  # continue from the last checkpoint in the run directory (hydra.run.dir=<dir>)
+    keep_best: bool = True  # end with the weights of the epoch with the best validation F1, not the last
+    early_stopping_patience: Optional[int] = None  # stop after this many epochs without a better F1; null: off
+    threads: Optional[int] = None  # TensorFlow intra/inter-op threads; null: TF's default (or a share of the
+    # CPUs when hydra/launcher=joblib runs several jobs at once)
 
 
 @dataclass
@@ -163,7 +173,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
     _check_positive(cfg, ["data.max_length", "data.max_answer_length", "data.n_best_size",
                           "trainer.batch_size", "trainer.eval_batch_size",
-                          "trainer.steps_per_execution", "trainer.pad_to_multiple_of",
+                          "trainer.steps_per_execution", "trainer.pad_to_multiple_of", "trainer.grad_accum_steps",
                           "trainer.bucket_window"])
     data = cfg.data
     _check_window(data)
@@ -177,7 +187,11 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"optimizer.lr={cfg.optimizer.lr} must be > 0")
     if not 0 <= cfg.optimizer.warmup_ratio < 1:
         raise ConfigError(f"optimizer.warmup_ratio={cfg.optimizer.warmup_ratio} must be in [0, 1)")
-    for key in ("data.max_train_samples", "data.max_eval_samples", "trainer.max_steps"):
+    if cfg.trainer.grad_accum_steps > cfg.trainer.batch_size:
+        raise ConfigError(f"trainer.grad_accum_steps={cfg.trainer.grad_accum_steps} must be <= trainer.batch_size="
+                          f"{cfg.trainer.batch_size} (the batch is split into that many micro-batches)")
+    for key in ("data.max_train_samples", "data.max_eval_samples", "trainer.max_steps",
+                "trainer.checkpoint_every_steps", "trainer.early_stopping_patience", "trainer.threads"):
         value = _get(cfg, key)
         if value is not None and value < 1:
             raise ConfigError(f"{key}={value} must be >= 1 (or null for no limit)")

@@ -67,12 +67,12 @@ def read_official_gold(path: str) -> tuple[str, dict[str, list[str]]]:
     return str(dataset.get("version", "")), gold
 
 
-def _read_mapping(path: str, what: str, value_types: tuple) -> dict:
+def _read_mapping(path: str, what: str, value_types: tuple, kind: str) -> dict:
     mapping = _load_json(path, what)
     _require(isinstance(mapping, dict), f"{what} {path} must be a JSON object of question id -> value")
     _require(
         all(isinstance(v, value_types) and not isinstance(v, bool) for v in mapping.values()),
-        f"{what} {path}: every value must be {' or '.join(t.__name__ for t in value_types)}",
+        f"{what} {path}: every value must be {kind}",
     )
     return mapping
 
@@ -96,12 +96,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict:
     version_field, gold = read_official_gold(args.data_file)
-    predictions = _read_mapping(args.pred_file, "prediction file", (str,))
+    predictions = _read_mapping(args.pred_file, "prediction file", (str,), "a string")
     version_2 = args.version == "2.0" if args.version else is_version_2(version_field)
     if not version_2:
         _require(args.na_prob_file is None, "--na-prob-file needs SQuAD v2.0 rules (--version 2.0)")
         return evaluate_v1(gold, predictions)
-    na_probs = _read_mapping(args.na_prob_file, "na-prob file", (int, float)) if args.na_prob_file else None
+    na_probs = _read_mapping(args.na_prob_file, "na-prob file", (int, float), "a number") if args.na_prob_file else None
     return evaluate_v2(gold, predictions, na_probs=na_probs, na_prob_thresh=args.na_prob_thresh)
 
 

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from qaexp.config import check_max_length, position_limit, validate
 from qaexp.data import load_splits
 from qaexp.errors import DataError, QAExpError, RunInterrupted, TrainingDiverged
+from qaexp import tracking
 from qaexp.results import save_directory_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,11 @@ def _save_model(model, tokenizer, save_dir: str) -> None:
 
 def _run(cfg: DictConfig, run_dir: str, progress: Progress) -> dict:
     validate(cfg)
+    with tracking.start(cfg, run_dir) as tracker:
+        return _experiment(cfg, run_dir, progress, tracker)
+
+
+def _experiment(cfg: DictConfig, run_dir: str, progress: Progress, tracker: tracking.Tracker) -> dict:
     timer = progress.timer
     data_cfg = cfg.data
     # Data errors are user errors too: find them before the seconds TensorFlow takes to import.
@@ -128,6 +134,7 @@ def _run(cfg: DictConfig, run_dir: str, progress: Progress) -> dict:
     from qaexp import features, inference, modeling, train
     from qaexp.metrics import squad_metrics
 
+    modeling.limit_threads(cfg.trainer.threads)
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(cfg.trainer.seed)
     with timer("tokenizer"):
@@ -150,8 +157,9 @@ def _run(cfg: DictConfig, run_dir: str, progress: Progress) -> dict:
         with timer("build_model"), strategy.scope():
             model = progress.model = modeling.build_model(cfg.model, tokenizer)
         _check_model_limit(cfg, model)
-        history, final = _train(cfg, model, train_windows, tokenizer, evaluate, timer, strategy) \
-            if train_windows is not None and cfg.trainer.epochs > 0 else ({}, None)
+        history, final, training = _train(cfg, model, train_windows, tokenizer, evaluate, timer, strategy, tracker,
+                                          run_dir) \
+            if train_windows is not None and cfg.trainer.epochs > 0 else ({}, None, {})
         if final is None:
             with timer("evaluate"):
                 final = evaluate()
@@ -161,7 +169,9 @@ def _run(cfg: DictConfig, run_dir: str, progress: Progress) -> dict:
         with timer("save_model"):
             _save_model(model, tokenizer, os.path.join(run_dir, "model"))
     summary = _summary(cfg, splits, train_windows, eval_windows, history, final, timer)
+    summary.update(training)  # resumed, optimizer_steps, best_epoch, early_stopped
     write_json_atomic(os.path.join(run_dir, "metrics.json"), summary)
+    tracker.log_results(summary, os.path.join(run_dir, "model") if cfg.trainer.save_model else None)
     log.info("exact_match %.2f f1 %.2f -> %s", summary["exact_match"], summary["f1"], run_dir)
     return summary
 
@@ -187,32 +197,46 @@ def _training_texts(records: list[dict]) -> Iterator[str]:
 
 
 def _windows(features, records, tokenizer, data_cfg, split):
-    windows = features.tokenize_windows(records, tokenizer, data_cfg.max_length, data_cfg.doc_stride,
-                                        desc=f"tokenising {split}")
+    from qaexp import cache
+
+    limit = data_cfg.max_train_samples if split == "train" else data_cfg.max_eval_samples
+    windows = cache.windows_for(records, tokenizer, data_cfg.max_length, data_cfg.doc_stride,
+                                data_cfg.cache_dir if data_cfg.cache else None, sample_limit=limit,
+                                desc=f"tokenising {split}")
     log.info("%s: %d examples -> %d windows", split, len(records), len(windows))
     return windows
 
 
-def _train(cfg, model, windows, tokenizer, evaluate, timer, strategy):
+def _train(cfg, model, windows, tokenizer, evaluate, timer, strategy, tracker, run_dir):
+    """Fit with checkpoints in <run_dir>/checkpoints; returns (history, final evaluation or None, summary items)."""
     from qaexp import train
     from qaexp.pipeline import Batcher
+    from qaexp.run_state import RunState
 
     trainer = cfg.trainer
     batcher = Batcher(windows, trainer.batch_size, padding=trainer.padding, max_length=cfg.data.max_length,
                       pad_id=tokenizer.pad_token_id, multiple=trainer.pad_to_multiple_of,
-                      shuffle_seed=trainer.seed, bucket_window=trainer.bucket_window)
+                      shuffle_seed=trainer.seed, bucket_window=trainer.bucket_window,
+                      min_last_batch=strategy.num_replicas_in_sync)
     steps = len(batcher) if trainer.max_steps is None else min(len(batcher), trainer.max_steps)
     with strategy.scope():
-        model.compile(optimizer=train.build_optimizer(cfg.optimizer, steps * trainer.epochs),
-                      steps_per_execution=trainer.steps_per_execution, jit_compile=trainer.jit_compile)
+        trainable = train.compile_for_training(model, cfg.optimizer, trainer, steps * trainer.epochs)
+    state = RunState(os.path.join(run_dir, "checkpoints"), model, trainable.optimizer, steps, trainer.epochs,
+                     every_steps=trainer.checkpoint_every_steps, keep_best=trainer.keep_best,
+                     patience=trainer.early_stopping_patience)
+    start = trainable.start_step = state.start(trainer.resume)
     evaluator = train.make_epoch_evaluator(evaluate)
     guard = train.make_divergence_guard(f"lower optimizer.lr (now {cfg.optimizer.lr:g}), set optimizer.clipnorm, "
                                         "or use precision=fp32")
     log.info("training: %d steps per epoch, %d epochs", steps, trainer.epochs)
     with timer("train"):
-        history = train.fit(model, batcher.dataset().repeat(), steps, trainer.epochs, [guard, evaluator],
-                            trainer.verbose)
-    return history, evaluator.last
+        # Order matters: the checkpoint and the tracker's callback use what the evaluator adds to the epoch logs.
+        if not state.finished:  # a resumed run may have nothing left to do
+            train.fit(trainable, batcher.dataset(start_batch=start), steps, trainer.epochs,
+                      [guard, evaluator, state.callback(evaluator), *tracker.callbacks()],
+                      trainer.verbose, initial_epoch=start // steps)
+    final = state.best_result if state.final_weights() else evaluator.last  # None: run() evaluates
+    return state.history, final, state.summary()
 
 
 def _summary(cfg, splits, train_windows, eval_windows, history, final, timer) -> dict:

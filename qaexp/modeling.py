@@ -118,6 +118,22 @@ def precision_policy(name: str) -> Iterator[None]:
         tf_keras.mixed_precision.set_global_policy(previous)
 
 
+def limit_threads(threads: int | None) -> None:
+    """Use `threads` intra-op and inter-op threads; TensorFlow fixes both once it has run its first op."""
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    if threads is None or (threading.get_intra_op_parallelism_threads() == threads
+                           and threading.get_inter_op_parallelism_threads() == threads):
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(threads)
+        threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # an earlier job in this process already started TensorFlow with other settings
+        log.warning("trainer.threads=%d ignored: TensorFlow already runs in this process with %d threads",
+                    threads, threading.get_intra_op_parallelism_threads())
+
+
 def build_strategy(name: str):
     import tensorflow as tf
 

@@ -221,8 +221,9 @@ def _check_inputs(examples, example_index, offsets, start, end, cls_index, n_bes
         raise ValueError("example_index points outside examples")
     if n and (cls_index.min() < 0 or cls_index.max() >= length):
         raise ValueError("cls_index points outside the sequence")
-    if not (np.isfinite(start).all() and np.isfinite(end).all()):
-        raise ValueError("logits must be finite")
+    # -inf is allowed and marks a position as impossible; NaN / +inf mean broken logits.
+    if np.isnan(start).any() or np.isnan(end).any() or np.isposinf(start).any() or np.isposinf(end).any():
+        raise ValueError("logits contain NaN or +inf")
     if n_best < 1 or max_len < 1:
         raise ValueError("n_best_size and max_answer_length must be >= 1")
 

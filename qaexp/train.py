@@ -76,7 +76,19 @@ def make_divergence_guard(hint: str):
     return DivergenceGuard()
 
 
-def fit(model, dataset, steps_per_epoch: int, epochs: int, callbacks: list, verbose: int):
+def compile_for_training(qa_model, opt_cfg: DictConfig, trainer_cfg: DictConfig, total_steps: int):
+    """The Keras model to fit (trainstep.QATrainingModel around `qa_model`), compiled; call in the strategy's scope."""
+    from qaexp.trainstep import QATrainingModel, create_optimizer_variables
+
+    trainable = QATrainingModel(qa_model, trainer_cfg.grad_accum_steps)
+    optimizer = build_optimizer(opt_cfg, total_steps)
+    create_optimizer_variables(optimizer, qa_model.trainable_variables)
+    trainable.compile(optimizer=optimizer, steps_per_execution=trainer_cfg.steps_per_execution,
+                      jit_compile=trainer_cfg.jit_compile)
+    return trainable
+
+
+def fit(model, dataset, steps_per_epoch: int, epochs: int, callbacks: list, verbose: int, initial_epoch: int = 0):
     history = model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, callbacks=callbacks,
-                        verbose=verbose)
+                        verbose=verbose, initial_epoch=initial_epoch)
     return {key: [float(v) for v in values] for key, values in history.history.items()}

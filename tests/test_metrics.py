@@ -1,7 +1,6 @@
 """SQuAD v1.1 / v2.0 metrics, pinned with hand-computed cases."""
 import json
 import random
-from pathlib import Path
 
 import pytest
 
@@ -14,9 +13,6 @@ from qaexp.metrics import (
     normalize_answer,
     squad_metrics,
 )
-
-SQUAD_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "squad"
-
 
 @pytest.mark.parametrize(
     "raw, expected",
@@ -184,10 +180,8 @@ def test_squad_metrics_aliases_for_v2():
 
 
 @pytest.mark.slow
-def test_evaluate_v2_matches_transformers_squad_evaluate_on_real_data():
-    data_file = SQUAD_DIR / "dev-v2.0-part.json"
-    if not data_file.exists():
-        pytest.skip(f"shared SQuAD data not found at {data_file}")
+def test_evaluate_v2_matches_transformers_squad_evaluate_on_real_data(squad_v2_dev):
+    data_file = squad_v2_dev
     from transformers.data.metrics.squad_metrics import squad_evaluate
     from transformers.data.processors.squad import SquadV2Processor
 

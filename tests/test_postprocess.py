@@ -183,6 +183,22 @@ def test_accepts_float16_logits_and_list_inputs():
     assert isinstance(result.nbest["q"][0]["start_logit"], float)
 
 
+def test_minus_infinity_marks_impossible_positions():
+    examples, index, offsets, start, end = single_window_inputs()
+    start[0, P0:P0 + 3] = -np.inf  # only "delta" onwards may start an answer
+    end[0, P0 + 3] = 2.0
+    result = postprocess_predictions(examples, index, offsets, start, end)
+    assert result.predictions["q"] == "delta"
+    assert all(math.isfinite(e["start_logit"]) for e in result.nbest["q"])
+
+
+def test_rejects_nan_logits():
+    examples, index, offsets, start, end = single_window_inputs()
+    start[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        postprocess_predictions(examples, index, offsets, start, end)
+
+
 def test_rejects_mismatched_shapes():
     examples, index, offsets, start, end = single_window_inputs()
     with pytest.raises(ValueError):

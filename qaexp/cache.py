@@ -1,0 +1,132 @@
+"""Tokenised windows cached on disk, so a second run or a sweep over learning rates does not tokenise again.
+
+An entry is keyed by the SHA-256 of: the cache format, the tokenizer's full serialised content (vocabulary,
+normaliser, pre-tokeniser, post-processor, special tokens, padding side), the content of the records (after
+sample limits and answer repairs), max_length, doc_stride and the sample limit. Entries are uncompressed .npz
+files written atomically (a temporary file renamed into place), so concurrent runs never read a partial entry.
+A cached Windows' token rows are int32 NumPy arrays (views of one array: building millions of Python ints
+would cost more than a third of tokenising again); they index, slice and pad like the token lists they replace.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from typing import Optional
+
+import numpy as np
+
+from qaexp import features
+from qaexp.features import Windows
+
+log = logging.getLogger(__name__)
+
+FORMAT = "qaexp-windows-v1"  # change when features.tokenize_windows' output changes for the same input
+LABEL_ARRAYS = ("start_positions", "end_positions", "example_index", "cls_index")
+
+
+def windows_for(records: list[dict], tokenizer, max_length: int, doc_stride: int, cache_dir: Optional[str], *,
+                sample_limit: Optional[int] = None, desc: str = "tokenising") -> Windows:
+    """features.tokenize_windows' result, read from `cache_dir` when present there (no cache if it is None)."""
+    def tokenize() -> Windows:
+        return features.tokenize_windows(records, tokenizer, max_length, doc_stride, desc=desc)
+
+    key = cache_key(records, tokenizer, max_length, doc_stride, sample_limit) if cache_dir else None
+    if key is None:
+        return tokenize()
+    path = os.path.join(os.path.expanduser(cache_dir), f"{key}.npz")
+    windows = load(path)
+    if windows is not None:
+        log.info("%s: %d windows from the feature cache %s", desc, len(windows), path)
+        return windows
+    windows = tokenize()
+    try:
+        save(path, windows)
+    except OSError as err:  # a read-only or full disk costs only the cache
+        log.warning("could not write the feature cache %s: %s", path, err)
+    return windows
+
+
+def cache_key(records: list[dict], tokenizer, max_length: int, doc_stride: int,
+              sample_limit: Optional[int] = None) -> Optional[str]:
+    """The entry's name, or None for a tokenizer without a serialisable (fast) backend."""
+    tokenizer_hash = tokenizer_fingerprint(tokenizer)
+    if tokenizer_hash is None:
+        return None
+    parts = [FORMAT, tokenizer_hash, records_fingerprint(records), str(max_length), str(doc_stride), str(sample_limit)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def tokenizer_fingerprint(tokenizer) -> Optional[str]:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    described = {"class": type(tokenizer).__name__, "padding_side": tokenizer.padding_side,
+                 "special": tokenizer.special_tokens_map, "inputs": list(tokenizer.model_input_names)}
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode())
+    digest.update(_serialised_without_call_state(backend).encode())
+    return digest.hexdigest()
+
+
+def _serialised_without_call_state(backend) -> str:
+    """The backend's JSON without its truncation/padding settings, which each call changes (restored after)."""
+    truncation, padding = backend.truncation, backend.padding
+    backend.no_truncation()
+    backend.no_padding()
+    try:
+        return backend.to_str()
+    finally:
+        if truncation is not None:
+            backend.enable_truncation(**truncation)
+        if padding is not None:
+            backend.enable_padding(**padding)
+
+
+def records_fingerprint(records: list[dict]) -> str:
+    digest = hashlib.sha256()
+    for record in records:
+        answers = record["answers"]
+        fields = (record["question"], record["context"], repr(answers["text"]), repr(answers["answer_start"]))
+        # Length-prefixed, so that no two different records can produce the same bytes.
+        digest.update("".join(f"{len(text)}:{text}" for text in fields).encode())
+    return digest.hexdigest()
+
+
+def save(path: str, windows: Windows) -> None:
+    lengths = windows.lengths
+    arrays = {f"input:{name}": np.concatenate([np.asarray(row, dtype=np.int32) for row in rows])
+              for name, rows in windows.inputs.items()}
+    arrays.update({name: getattr(windows, name) for name in LABEL_ARRAYS})
+    arrays["lengths"] = lengths
+    arrays["offsets"] = np.concatenate(windows.offsets).astype(np.int32) if len(windows) else np.zeros((0, 2), np.int32)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str) -> Optional[Windows]:
+    """The cached windows, or None when the entry is absent or unreadable (then it is rebuilt)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+    except (OSError, ValueError, EOFError) as err:
+        log.warning("ignoring the unreadable feature cache entry %s: %s", path, err)
+        return None
+    ends = np.cumsum(arrays["lengths"]).tolist()
+    bounds = list(zip([0] + ends[:-1], ends))
+    inputs = {name[len("input:"):]: [values[lo:hi] for lo, hi in bounds] for name, values in arrays.items()
+              if name.startswith("input:")}
+    return Windows(inputs=inputs, offsets=[arrays["offsets"][lo:hi] for lo, hi in bounds],
+                   **{name: arrays[name] for name in LABEL_ARRAYS})

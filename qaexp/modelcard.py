@@ -1,0 +1,160 @@
+"""Model cards (README.md in the Hugging Face Hub's format) for saved model directories.
+
+The YAML header is built with huggingface_hub's ModelCardData/EvalResult, so the Hub reads its model-index
+(EM/F1) as evaluation results; the body holds a description, usage, the training hyperparameters from the
+resolved config (secret-looking values masked), the per-epoch results and the framework versions.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from typing import Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from qaexp.results import storage_errors
+
+CARD_NAME = "README.md"
+CONFIG_SECTIONS = ("model", "data", "optimizer", "precision", "trainer")
+FRAMEWORKS = ("qaexp", "transformers", "tensorflow", "tf-keras", "tokenizers", "datasets", "huggingface-hub")
+EPOCH_COLUMNS = (("loss", "Training loss", ".4f"), ("val_loss", "Validation loss", ".4f"),
+                 ("val_exact_match", "Exact match", ".2f"), ("val_f1", "F1", ".2f"))
+
+
+def write_model_card(model_dir: str, cfg: DictConfig, summary: dict) -> str:
+    path = os.path.join(model_dir, CARD_NAME)
+    text = render_model_card(cfg, summary)
+    with storage_errors(path):
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    return path
+
+
+def render_model_card(cfg: DictConfig, summary: dict) -> str:
+    header = card_metadata(cfg, summary).to_yaml()
+    sections = [f"# {model_name(cfg)}", _description(cfg), _results(cfg, summary), _usage(),
+                _hyperparameters(cfg, summary), _epoch_table(summary.get("history") or {}), _versions()]
+    return f"---\n{header}\n---\n\n" + "\n\n".join(s for s in sections if s) + "\n"
+
+
+def model_name(cfg: DictConfig) -> str:
+    return cfg.hub.repo_id or f"qaexp-{cfg.experiment_name}"
+
+
+def base_model(model_cfg: DictConfig) -> Optional[str]:
+    """The hub id of the pretrained weights, or None (trained from scratch, random init, or unknown local files)."""
+    if model_cfg.from_scratch or model_cfg.random_init or not model_cfg.checkpoint:
+        return None
+    if model_cfg.base_model:
+        return model_cfg.base_model
+    checkpoint = model_cfg.checkpoint
+    is_local = checkpoint.startswith(("pkg:", ".", "~", os.sep)) or os.path.exists(checkpoint)
+    return None if is_local or checkpoint.count("/") > 1 else checkpoint
+
+
+def dataset_info(data_cfg: DictConfig) -> dict:
+    """Name, type and split of the evaluation data, as the model-index describes it."""
+    if data_cfg.source == "hub":
+        return {"dataset_name": data_cfg.name, "dataset_type": data_cfg.name,
+                "dataset_config": data_cfg.config_name, "dataset_split": data_cfg.validation_split}
+    if data_cfg.source == "synthetic":
+        return {"dataset_name": f"qaexp synthetic ({data_cfg.difficulty})", "dataset_type": "qaexp-synthetic",
+                "dataset_split": "validation"}
+    return {"dataset_name": os.path.basename(data_cfg.validation_file or "local data"), "dataset_type": "json",
+            "dataset_split": "validation"}
+
+
+def card_metadata(cfg: DictConfig, summary: dict):
+    from huggingface_hub import EvalResult, ModelCardData
+
+    data = dataset_info(cfg.data)
+    results = [EvalResult(task_type="question-answering", task_name="Extractive question answering",
+                          metric_type=metric, metric_name=name, metric_value=round(float(summary[metric]), 2),
+                          **data)
+               for metric, name in (("exact_match", "Exact match"), ("f1", "F1"))]
+    return ModelCardData(
+        model_name=model_name(cfg), license=cfg.model.license, base_model=base_model(cfg.model),
+        datasets=[cfg.data.name] if cfg.data.source == "hub" else None, metrics=["exact_match", "f1"],
+        tags=["question-answering", "extractive-qa", "tensorflow", "qaexp", cfg.model.family],
+        library_name="transformers", pipeline_tag="question-answering", eval_results=results)
+
+
+def _description(cfg: DictConfig) -> str:
+    data = dataset_info(cfg.data)["dataset_name"]
+    origin = base_model(cfg.model)
+    if origin:
+        start = f"fine-tuned from [{origin}](https://huggingface.co/{origin})"
+    elif cfg.model.random_init or cfg.model.from_scratch:
+        start = f"trained from randomly initialised weights ({cfg.model.family} architecture)"
+    else:
+        start = f"fine-tuned from the local checkpoint `{os.path.basename(str(cfg.model.checkpoint))}`"
+    return (f"An extractive question-answering model (SQuAD-style answer spans) {start} on {data}, "
+            "trained and evaluated with qaexp (TensorFlow, transformers).")
+
+
+def _results(cfg: DictConfig, summary: dict) -> str:
+    data = dataset_info(cfg.data)
+    return (f"## Evaluation results\n\nOn {data['dataset_name']} ({data['dataset_split']} split, "
+            f"{summary.get('eval_examples', '?')} questions):\n\n"
+            f"| Exact match | F1 |\n|---|---|\n| {summary['exact_match']:.2f} | {summary['f1']:.2f} |")
+
+
+def _usage() -> str:
+    return ("## How to use\n\n```python\nfrom transformers import pipeline\n\n"
+            "qa = pipeline(\"question-answering\", model=MODEL_DIR, tokenizer=MODEL_DIR, framework=\"tf\")\n"
+            "qa(question=\"Who wrote it?\", context=\"It was written by Ada.\")\n```\n\n"
+            "or `python -m qaexp.predict MODEL_DIR --question Q --context C` "
+            "(`--file F --output OUT` for a whole file).")
+
+
+def _hyperparameters(cfg: DictConfig, summary: dict) -> str:
+    from qaexp.tracking import plain_config
+
+    config = plain_config(cfg)
+    opt, trainer, data = config["optimizer"], config["trainer"], config["data"]
+    items = {
+        "optimizer": f"{opt['name']} (lr {opt['lr']:g}, {opt['schedule']} schedule, warmup ratio "
+                     f"{opt['warmup_ratio']:g}, weight decay {opt['weight_decay']:g})",
+        "batch size": trainer["batch_size"], "epochs": trainer["epochs"], "max steps": trainer["max_steps"],
+        "seed": trainer["seed"], "precision": config["precision"]["policy"],
+        "max length / doc stride": f"{data['max_length']} / {data['doc_stride']}",
+        "training examples / windows": f"{summary.get('train_examples')} / {summary.get('train_windows')}",
+    }
+    listed = "\n".join(f"- {key}: {value}" for key, value in items.items())
+    resolved = OmegaConf.to_yaml(OmegaConf.create({k: config[k] for k in CONFIG_SECTIONS if k in config}))
+    return (f"## Training hyperparameters\n\n{listed}\n\n<details><summary>Resolved configuration</summary>\n\n"
+            f"```yaml\n{resolved}```\n\n</details>")
+
+
+def _epoch_table(history: dict) -> str:
+    columns = [c for c in EPOCH_COLUMNS if history.get(c[0])]
+    if not columns:
+        return ""
+    epochs = max(len(history[key]) for key, _, _ in columns)
+    rows = ["| Epoch | " + " | ".join(title for _, title, _ in columns) + " |",
+            "|---" * (len(columns) + 1) + "|"]
+    for epoch in range(epochs):
+        cells = [_cell(history[key], epoch, fmt) for key, _, fmt in columns]
+        rows.append(f"| {epoch + 1} | " + " | ".join(cells) + " |")
+    return "## Training results\n\n" + "\n".join(rows)
+
+
+def _cell(values: list, epoch: int, fmt: str) -> str:
+    value = values[epoch] if epoch < len(values) else None
+    return "" if value is None else format(value, fmt)
+
+
+def _versions() -> str:
+    lines = [f"- {name}: {_version(name)}" for name in FRAMEWORKS]
+    lines.append(f"- Python: {platform.python_version()}")
+    return "## Framework versions\n\n" + "\n".join(lines)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"

@@ -1,0 +1,242 @@
+"""Experiment tracking, one small class per backend (`logger=wandb|tensorboard|none`) behind one interface.
+
+experiment.run opens a tracker with `start(cfg, run_dir)`; its Keras callback logs the per-step training loss
+and learning rate and the per-epoch validation loss, EM and F1; the final metrics go to the run summary.
+metrics.json is written by experiment.run whatever the backend.
+"""
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+import re
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
+from urllib.parse import urlparse
+
+from omegaconf import DictConfig, OmegaConf
+
+from qaexp import jobs
+from qaexp.errors import ConfigError, TrainingDiverged
+
+log = logging.getLogger(__name__)
+
+# Config keys whose values must never reach a tracking backend (the config has none today: a safety net).
+_SECRET_KEY = re.compile(r"(^|_)(api_?key|token|secret|password)$", re.IGNORECASE)
+# Summary entries worth a place in a run's summary: the final scores, losses and status.
+_SUMMARY_KEYS = ("status", "exact_match", "f1", "val_loss", "train_loss", "epochs")
+
+
+class Tracker:
+    """The interface experiment.run uses; this base class records nothing (`logger=none`)."""
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_results(self, summary: dict, model_dir: Optional[str]) -> None:
+        pass
+
+    def finish(self, error: Optional[BaseException]) -> None:
+        pass
+
+    def callbacks(self) -> list:
+        return []
+
+
+class KerasLoggingTracker(Tracker):
+    """A tracker fed by a Keras callback; list it after the EM/F1 evaluator so epoch logs include val_f1."""
+
+    def callbacks(self) -> list:
+        return [make_metrics_callback(self)]
+
+
+class WandbTracker(KerasLoggingTracker):
+    def __init__(self, cfg: DictConfig, run_dir: str):
+        import wandb
+
+        logger = cfg.logger
+        mode = wandb_mode(logger.mode)
+        self._run = wandb.init(
+            project=logger.project, entity=logger.entity, group=logger.group or jobs.sweep_group(cfg.experiment_name),
+            job_type=logger.job_type, tags=list(logger.tags), name=jobs.run_name(cfg.experiment_name),
+            config=plain_config(cfg), dir=_log_dir(logger, run_dir), mode=mode, reinit="finish_previous")
+        self._log_model = logger.log_model
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        self._run.log(metrics, step=step)
+
+    def log_results(self, summary: dict, model_dir: Optional[str]) -> None:
+        self._run.summary.update(summary_scalars(summary))
+        if self._log_model:
+            self._log_model_artifact(model_dir)
+
+    def _log_model_artifact(self, model_dir: Optional[str]) -> None:
+        import wandb
+
+        if model_dir is None:
+            log.warning("logger.log_model=true but no model was saved (trainer.save_model=false): nothing uploaded")
+            return
+        artifact = wandb.Artifact(name=f"model-{self._run.id}", type="model")
+        artifact.add_dir(model_dir)
+        self._run.log_artifact(artifact)
+
+    def finish(self, error: Optional[BaseException]) -> None:
+        if error is not None:
+            self._run.summary.update({"status": outcome_status(error), "error": _first_line(error)})
+        self._run.finish(exit_code=0 if error is None else 1)
+
+
+class TensorBoardTracker(KerasLoggingTracker):
+    def __init__(self, cfg: DictConfig, run_dir: str):
+        import tensorflow as tf
+
+        self._dir = cfg.logger.log_dir or os.path.join(run_dir, "tensorboard")
+        self._writer = tf.summary.create_file_writer(self._dir)
+        self._last_step = 0
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        import tensorflow as tf
+
+        self._last_step = step
+        with self._writer.as_default():
+            for name, value in metrics.items():
+                tf.summary.scalar(name, value, step=step)
+
+    def log_results(self, summary: dict, model_dir: Optional[str]) -> None:
+        scalars = {f"final/{k}": v for k, v in summary_scalars(summary).items() if isinstance(v, (int, float))}
+        self.log(scalars, self._last_step)
+
+    def finish(self, error: Optional[BaseException]) -> None:
+        self._writer.close()
+        log.info("TensorBoard logs: tensorboard --logdir %s", self._dir)
+
+
+BACKENDS = {"none": Tracker, "wandb": WandbTracker, "tensorboard": TensorBoardTracker}
+
+
+@contextmanager
+def start(cfg: DictConfig, run_dir: str) -> Iterator[Tracker]:
+    """The tracker named by `logger.name`, finished when the block ends: as failed if it raised."""
+    backend = BACKENDS.get(cfg.logger.name)
+    if backend is None:
+        raise ConfigError(f"logger.name={cfg.logger.name!r} is not one of {', '.join(BACKENDS)}")
+    tracker = backend() if backend is Tracker else backend(cfg, run_dir)
+    try:
+        yield tracker
+    except BaseException as err:
+        tracker.finish(err)
+        raise
+    tracker.finish(None)
+
+
+def make_metrics_callback(tracker: Tracker):
+    """A Keras callback: training loss and learning rate after each step, every epoch-end log after each epoch.
+
+    `train/loss` is Keras' running mean over the epoch so far, the number its progress bar shows.
+    """
+    import tf_keras
+
+    class MetricsLogger(tf_keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def _step(self, batch: int) -> int:
+            return self.epoch * (self.params.get("steps") or 0) + batch + 1
+
+        def on_train_batch_end(self, batch, logs=None):
+            metrics = {"train/learning_rate": current_learning_rate(self.model.optimizer)}
+            if logs and "loss" in logs:
+                metrics["train/loss"] = float(logs["loss"])
+            tracker.log(metrics, self._step(batch))
+
+        def on_epoch_end(self, epoch, logs=None):
+            metrics = {epoch_metric_name(k): float(v) for k, v in (logs or {}).items() if _is_number(v)}
+            metrics["epoch"] = epoch + 1
+            tracker.log(metrics, self._step((self.params.get("steps") or 1) - 1))
+
+    return MetricsLogger()
+
+
+def current_learning_rate(optimizer) -> float:
+    import tf_keras
+
+    rate = optimizer.learning_rate
+    if isinstance(rate, tf_keras.optimizers.schedules.LearningRateSchedule):  # legacy optimizers keep the schedule
+        rate = rate(optimizer.iterations)
+    return float(tf_keras.backend.get_value(rate))
+
+
+def epoch_metric_name(key: str) -> str:
+    """Keras epoch-log keys as tracked: `val_f1` -> `val/f1`, `loss` -> `train/epoch_loss`."""
+    return f"val/{key[4:]}" if key.startswith("val_") else f"train/epoch_{key}"
+
+
+def wandb_mode(requested: str) -> str:
+    """`online` unless WANDB_MODE asks for less, or no API key is configured (then offline, said once)."""
+    from_env = os.environ.get("WANDB_MODE", "").lower()
+    if requested == "online" and from_env in ("offline", "dryrun", "disabled"):
+        return "disabled" if from_env == "disabled" else "offline"
+    if requested == "online" and not has_wandb_api_key():
+        log.warning("W&B: no API key (WANDB_API_KEY or `wandb login`): logging offline; upload later with "
+                    "`wandb sync RUN_DIR/wandb/offline-run-*`")
+        return "offline"
+    return requested
+
+
+def has_wandb_api_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    try:
+        return os.path.exists(path) and netrc.netrc(path).authenticators(host) is not None
+    except (netrc.NetrcParseError, OSError):
+        return False
+
+
+def plain_config(cfg: DictConfig) -> dict:
+    """The resolved config as plain containers, with any secret-looking value masked."""
+    return _masked(OmegaConf.to_container(cfg, resolve=True))
+
+
+def _masked(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: "***" if _SECRET_KEY.search(str(k)) and v is not None else _masked(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_masked(v) for v in node]
+    return node
+
+
+def summary_scalars(summary: dict) -> dict:
+    scalars = {key: summary[key] for key in _SUMMARY_KEYS if summary.get(key) is not None}
+    train_seconds = (summary.get("seconds") or {}).get("train")
+    if train_seconds is not None:
+        scalars["train_seconds"] = train_seconds
+    return scalars
+
+
+def outcome_status(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    return "diverged" if isinstance(error, TrainingDiverged) else "failed"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _log_dir(logger: DictConfig, run_dir: str) -> str:
+    directory = logger.log_dir or run_dir
+    os.makedirs(directory, exist_ok=True)
+    return directory
