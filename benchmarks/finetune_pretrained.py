@@ -77,6 +77,7 @@ def run_experiment(overrides: list[str], run_dir: str) -> dict:
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger(__name__).info("qaexp from %s", os.path.dirname(qaexp.__file__))
     steps, synthetic_steps = (3, 2) if args.quick else (args.steps, args.synthetic_steps)
     out = args.out or tempfile.mkdtemp(prefix="finetune_bench-")
     os.makedirs(out, exist_ok=True)

@@ -103,7 +103,7 @@ def _load_into(model, state_dict: dict, directory: str) -> LoadReport:
         _, info = load_pytorch_state_dict_in_tf2_model(
             model, state_dict, tf_inputs=False, allow_missing_keys=True, output_loading_info=True,
             tf_to_pt_weight_rename=getattr(model, "tf_to_pt_weight_rename", None), skip_logger_warnings=True)
-    except tf.errors.InvalidArgumentError as err:
+    except (tf.errors.InvalidArgumentError, ValueError) as err:  # NumPy arrays fail to reshape with ValueError
         raise ModelLoadError(f"{directory}: a weight's shape does not match config.json "
                              f"({str(err).strip().splitlines()[0]})") from err
     missing = set(info["missing_keys"])

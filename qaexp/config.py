@@ -203,6 +203,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("model.checkpoint is empty: give a hub name or a local directory, or use model=tiny")
     if cfg.hub.push and not cfg.hub.repo_id:
         raise ConfigError("hub.push=true needs hub.repo_id=USER/NAME (the hub repository to upload to)")
+    if cfg.hub.push and not cfg.trainer.save_model:
+        raise ConfigError("hub.push=true needs trainer.save_model=true (the saved model directory is what is pushed)")
 
 
 def _check_positive(cfg: DictConfig, keys: list[str]) -> None:

@@ -136,13 +136,14 @@ def flatten_squad(document: Any, path: str = "<data>") -> Iterable[dict]:
         paragraphs = _require_list(article, "paragraphs", f"{path}: data[{a}]")
         for p, paragraph in enumerate(paragraphs):
             where = f"{path}: data[{a}].paragraphs[{p}]"
+            context = _require_text(paragraph, "context", where)
             for q, qa in enumerate(_require_list(paragraph, "qas", where)):
                 qa_where = f"{where}.qas[{q}]"
                 answers = _require_list(qa, "answers", qa_where) if isinstance(qa, dict) and "answers" in qa else []
                 yield {
                     "id": str(_require(qa, "id", qa_where)),
                     "title": article.get("title", ""),
-                    "context": _require_text(paragraph, "context", where),
+                    "context": context,
                     "question": _require_text(qa, "question", qa_where),
                     "answers": _answers_from_list(answers, qa_where),
                 }

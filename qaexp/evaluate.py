@@ -56,11 +56,13 @@ def _paragraph_gold(paragraph, where: str) -> dict[str, list[str]]:
 def read_official_gold(path: str) -> tuple[str, dict[str, list[str]]]:
     """(version string, question id -> gold answer texts) from an official SQuAD data file."""
     dataset = _load_json(path, "data file")
-    _require(isinstance(dataset, dict) and isinstance(dataset.get("data"), list), f"{path}: no top-level 'data' list")
+    _require(isinstance(dataset, dict) and isinstance(dataset.get("data"), list),
+             f"{path}: no top-level 'data' list")
     gold: dict[str, list[str]] = {}
     for a, article in enumerate(dataset["data"]):
         where = f"{path}: data[{a}]"
-        _require(isinstance(article, dict) and isinstance(article.get("paragraphs"), list), f"{where}: no 'paragraphs' list")
+        _require(isinstance(article, dict) and isinstance(article.get("paragraphs"), list),
+                 f"{where}: no 'paragraphs' list")
         for p, paragraph in enumerate(article["paragraphs"]):
             gold.update(_paragraph_gold(paragraph, f"{where}.paragraphs[{p}]"))
     _require(bool(gold), f"{path}: no questions")
@@ -101,7 +103,9 @@ def run(args: argparse.Namespace) -> dict:
     if not version_2:
         _require(args.na_prob_file is None, "--na-prob-file needs SQuAD v2.0 rules (--version 2.0)")
         return evaluate_v1(gold, predictions)
-    na_probs = _read_mapping(args.na_prob_file, "na-prob file", (int, float), "a number") if args.na_prob_file else None
+    na_probs = None
+    if args.na_prob_file:
+        na_probs = _read_mapping(args.na_prob_file, "na-prob file", (int, float), "a number")
     return evaluate_v2(gold, predictions, na_probs=na_probs, na_prob_thresh=args.na_prob_thresh)
 
 

@@ -16,7 +16,8 @@ from qaexp.config import check_max_length, position_limit, validate
 from qaexp.data import load_splits
 from qaexp.errors import DataError, QAExpError, RunInterrupted, TrainingDiverged
 from qaexp import tracking
-from qaexp.results import save_directory_atomic, write_json_atomic
+from qaexp.hub import HubPushError
+from qaexp.results import save_directory_atomic, storage_errors, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,11 @@ class StageTimer:
 
 @dataclass
 class Progress:
-    """What a run has built so far: an interrupted run saves its model, a failed one its stage timings."""
+    """What a run has built so far: an interrupted run saves its training state, a failed one its timings."""
 
     timer: StageTimer = field(default_factory=StageTimer)
-    model: Any = None
-    tokenizer: Any = None
+    run_state: Any = None  # run_state.RunState once training has started
+    summary: Optional[dict] = None  # the results, once complete: kept in metrics.json if a later step fails
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
@@ -54,6 +55,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             return _run(cfg, run_dir, progress)
     except KeyboardInterrupt as err:
         _record_interrupted(run_dir, progress, getattr(err, "signum", signal.SIGINT))
+        raise
+    except HubPushError:  # the run itself completed: metrics.json already says so, and that it was not pushed
         raise
     except Exception as err:
         _record_failure(run_dir, progress, err)
@@ -79,23 +82,24 @@ def _signals_as_interrupts() -> Iterator[None]:
 
 def _record_interrupted(run_dir: str, progress: Progress, signum: int) -> None:
     name = signal.Signals(signum).name
-    saved = None
-    if progress.model is not None:
-        saved = os.path.join(run_dir, "interrupted_model")
-        log.warning("%s received: saving the model trained so far to %s", name, saved)
+    outcome = {"status": "interrupted", "signal": name, "checkpoint": None, "seconds": progress.timer.seconds}
+    state = progress.run_state
+    if state is not None and state.latest is not None:
+        log.warning("%s received: saving a checkpoint at step %d in %s", name, state.step, state.directory)
         try:
-            _save_model(progress.model, progress.tokenizer, saved)
+            state.save()
+            outcome.update(checkpoint=state.latest.latest_checkpoint, optimizer_steps=state.step,
+                           resume=f"trainer.resume=true hydra.run.dir={run_dir}")
         except QAExpError as err:
             log.error("%s", err)
-            saved = None
-    _write_outcome(run_dir, {"status": "interrupted", "signal": name, "saved_model": saved,
-                             "seconds": progress.timer.seconds})
+    _write_outcome(run_dir, outcome)
 
 
 def _record_failure(run_dir: str, progress: Progress, err: Exception) -> None:
     status = "diverged" if isinstance(err, TrainingDiverged) else "failed"
     message = str(err) if isinstance(err, QAExpError) else f"{type(err).__name__}: {err}"
-    _write_outcome(run_dir, {"status": status, "error": message, "seconds": progress.timer.seconds})
+    _write_outcome(run_dir, {**(progress.summary or {}), "status": status, "error": message,
+                             "seconds": progress.timer.seconds})
 
 
 def _write_outcome(run_dir: str, outcome: dict) -> None:
@@ -139,7 +143,7 @@ def _experiment(cfg: DictConfig, run_dir: str, progress: Progress, tracker: trac
     tf_keras.utils.set_random_seed(cfg.trainer.seed)
     with timer("tokenizer"):
         texts = _training_texts(splits.train) if splits.train else None
-        tokenizer = progress.tokenizer = modeling.build_tokenizer(cfg.model, texts)
+        tokenizer = modeling.build_tokenizer(cfg.model, texts)
     _check_tokenizer_limit(cfg, tokenizer)
     with timer("features"):
         train_windows = _windows(features, splits.train, tokenizer, data_cfg, "train") if splits.train else None
@@ -155,25 +159,38 @@ def _experiment(cfg: DictConfig, run_dir: str, progress: Progress, tracker: trac
     with modeling.precision_policy(cfg.precision.policy):
         strategy = modeling.build_strategy(cfg.trainer.strategy)
         with timer("build_model"), strategy.scope():
-            model = progress.model = modeling.build_model(cfg.model, tokenizer)
+            model = modeling.build_model(cfg.model, tokenizer)
         _check_model_limit(cfg, model)
-        history, final, training = _train(cfg, model, train_windows, tokenizer, evaluate, timer, strategy, tracker,
+        history, final, training = _train(cfg, model, train_windows, tokenizer, evaluate, progress, strategy, tracker,
                                           run_dir) \
             if train_windows is not None and cfg.trainer.epochs > 0 else ({}, None, {})
         if final is None:
             with timer("evaluate"):
                 final = evaluate()
 
-    final["answers"].write(run_dir)
+    with storage_errors(run_dir):
+        final["answers"].write(run_dir)
     if cfg.trainer.save_model:
         with timer("save_model"):
             _save_model(model, tokenizer, os.path.join(run_dir, "model"))
     summary = _summary(cfg, splits, train_windows, eval_windows, history, final, timer)
     summary.update(training)  # resumed, optimizer_steps, best_epoch, early_stopped
+    progress.summary = summary
+    push_error = _publish(cfg, os.path.join(run_dir, "model"), summary) if cfg.trainer.save_model else None
     write_json_atomic(os.path.join(run_dir, "metrics.json"), summary)
     tracker.log_results(summary, os.path.join(run_dir, "model") if cfg.trainer.save_model else None)
     log.info("exact_match %.2f f1 %.2f -> %s", summary["exact_match"], summary["f1"], run_dir)
+    if push_error is not None:
+        raise push_error
     return summary
+
+
+def _publish(cfg: DictConfig, model_dir: str, summary: dict) -> Optional[HubPushError]:
+    """Model card into the saved model directory; with hub.push, the upload (its failure is returned, not raised)."""
+    from qaexp import hub, modelcard
+
+    modelcard.write_model_card(model_dir, cfg, summary)
+    return hub.push_run(model_dir, cfg.hub, summary) if cfg.hub.push else None
 
 
 def _check_tokenizer_limit(cfg: DictConfig, tokenizer) -> None:
@@ -207,13 +224,13 @@ def _windows(features, records, tokenizer, data_cfg, split):
     return windows
 
 
-def _train(cfg, model, windows, tokenizer, evaluate, timer, strategy, tracker, run_dir):
+def _train(cfg, model, windows, tokenizer, evaluate, progress, strategy, tracker, run_dir):
     """Fit with checkpoints in <run_dir>/checkpoints; returns (history, final evaluation or None, summary items)."""
     from qaexp import train
     from qaexp.pipeline import Batcher
     from qaexp.run_state import RunState
 
-    trainer = cfg.trainer
+    timer, trainer = progress.timer, cfg.trainer
     batcher = Batcher(windows, trainer.batch_size, padding=trainer.padding, max_length=cfg.data.max_length,
                       pad_id=tokenizer.pad_token_id, multiple=trainer.pad_to_multiple_of,
                       shuffle_seed=trainer.seed, bucket_window=trainer.bucket_window,
@@ -225,6 +242,7 @@ def _train(cfg, model, windows, tokenizer, evaluate, timer, strategy, tracker, r
                      every_steps=trainer.checkpoint_every_steps, keep_best=trainer.keep_best,
                      patience=trainer.early_stopping_patience)
     start = trainable.start_step = state.start(trainer.resume)
+    progress.run_state = state
     evaluator = train.make_epoch_evaluator(evaluate)
     guard = train.make_divergence_guard(f"lower optimizer.lr (now {cfg.optimizer.lr:g}), set optimizer.clipnorm, "
                                         "or use precision=fp32")

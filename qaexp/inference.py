@@ -9,9 +9,11 @@ from qaexp.pipeline import Batcher
 FILL_LOGIT = -1e4  # beyond a window's end; offsets there are -1, so no span can use it anyway
 
 
-def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_loss: bool = False):
+def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_loss: bool = False,
+                   progress: bool = False):
     """Start/end logits of shape (n_windows, longest window) and, with labels, the mean loss."""
     import tensorflow as tf
+    from tqdm.auto import tqdm
 
     @tf.function(reduce_retracing=True)
     def forward(batch):
@@ -25,7 +27,8 @@ def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_l
     losses = []
     batcher = Batcher(windows, batch_size, padding="bucketed", max_length=width, pad_id=pad_id,
                       with_labels=with_loss, bucket_window=10**9)
-    for idx, batch in batcher.batches():
+    for idx, batch in tqdm(batcher.batches(), total=len(batcher), desc="predicting", unit="batch",
+                           disable=not progress):
         s, e, loss = forward(batch)
         start[idx, : s.shape[1]] = s.numpy()
         end[idx, : e.shape[1]] = e.numpy()

@@ -1,8 +1,9 @@
 """Turn start/end logits of tokenised windows into answer texts and n-best lists.
 
-The span search is exact and vectorised: for every window, every start is paired with
-every end in ``[start, start + max_answer_length)`` through a strided view of the end
-logits, so no valid span is missed and no per-span Python code runs.
+The span search is exact and vectorised: per window, a sliding maximum gives each start's
+best reachable score, only the top ``n_best_size`` starts can hold an n-best span, and
+those are paired with all their ``max_answer_length`` possible ends through a strided view
+of the end logits. No valid span is missed and no per-span Python code runs.
 """
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ class Predictions:
     null_odds: dict[str, float] = field(default_factory=dict)
 
     def write(self, run_dir: str | os.PathLike) -> list[str]:
-        """Write predictions.json, nbest_predictions.json and (v2) null_odds.json atomically."""
+        """Write predictions.json, nbest_predictions.json and (v2) null_odds.json atomically.
+
+        Infinite null odds (no valid span) are written as ``Infinity``, which Python's json reads.
+        """
         os.makedirs(run_dir, exist_ok=True)
         files = {"predictions.json": self.predictions, "nbest_predictions.json": self.nbest}
         if self.null_odds:
@@ -211,7 +215,8 @@ def _texts(spans: _Spans, contexts: list[str]) -> list[str]:
 
 def _check_inputs(examples, example_index, offsets, start, end, cls_index, n_best, max_len):
     if start.ndim != 2 or end.shape != start.shape:
-        raise ValueError(f"start/end logits must share a (windows, seq_len) shape, got {start.shape} and {end.shape}")
+        raise ValueError(
+            f"start/end logits must share a (windows, seq_len) shape, got {start.shape} and {end.shape}")
     n, length = start.shape
     if offsets.shape != (n, length, 2):
         raise ValueError(f"offsets must have shape {(n, length, 2)}, got {offsets.shape}")
@@ -272,11 +277,15 @@ def postprocess_predictions(
     null_odds = {}
     if version_2:
         nulls = _null_spans(example_index, start, end, cls)
-        odds = np.full(len(examples), np.inf)
-        odds[nulls.example] = nulls.score.astype(np.float64) - best_score[nulls.example]
+        null_score = np.full(len(examples), -np.inf)
+        null_score[nulls.example] = nulls.score
+        odds = np.full(len(examples), np.inf)  # no window or no valid span: nothing beats ""
+        scored = nulls.example[np.isfinite(best_score[nulls.example])]
+        odds[scored] = null_score[scored] - best_score[scored]
         null_odds = dict(zip(ids, odds.tolist()))
         answers = ["" if o > null_score_diff_threshold else a for a, o in zip(answers, odds.tolist())]
-        spans = _Spans.concat([spans, nulls]).sort_by_example_then_score()
+        # A CLS logit of -inf makes the null answer impossible: it gets no n-best entry.
+        spans = _Spans.concat([spans, nulls.take(np.isfinite(nulls.score))]).sort_by_example_then_score()
         span_texts = _texts(spans, contexts)
 
     nbest = _nbest_lists(spans, span_texts, len(examples))

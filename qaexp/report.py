@@ -134,13 +134,15 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), line(["-" * width for width in widths]), *(line(row) for row in rows)])
 
 
-def failures_text(jobs: list[Job]) -> list[str]:
-    return [f"job {job.name} ({_overrides_label(job)}): {job.status}" + (f": {job.error}" if job.error else "")
+def failures_text(jobs: list[Job], keys: list[str]) -> list[str]:
+    """One line per job that did not complete: what set it apart, its status and error."""
+    return [f"job {job.name} ({_label(job, keys)}): {job.status}" + (f": {job.error}" if job.error else "")
             for job in jobs if not job.completed]
 
 
-def _overrides_label(job: Job) -> str:
-    return ",".join(f"{k}={v}" for k, v in job.overrides.items()) or "no overrides"
+def _label(job: Job, keys: list[str]) -> str:
+    parts = [f"model={job.model}", f"lr={_fmt(job.lr, 'g')}"]
+    return ", ".join(parts + [f"{key}={job.overrides[key]}" for key in keys if key in job.overrides])
 
 
 def write_csv(jobs: list[Job], keys: list[str], path: str) -> None:
@@ -161,12 +163,11 @@ def write_markdown(table_md: str, failures: list[str], path: str) -> None:
         f.write("\n".join(parts))
 
 
-def plot_f1_vs_lr(jobs: list[Job], path: str) -> None:
+def plot_f1_vs_lr(jobs: list[Job], failures: list[str], path: str) -> None:
     """F1 against learning rate, one line per model through the mean over seeds, each job a point."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    failures = failures_text(jobs)
     failure_inches = 0.16 * (len(failures) + 1) if failures else 0.0
     figure = Figure(figsize=(7, 4.5 + failure_inches))
     FigureCanvasAgg(figure)
@@ -207,11 +208,11 @@ def report(paths: list[str], out_dir: str) -> list[Job]:
     keys = varying_keys(jobs)
     header, rows = table(jobs, keys)
     table_md = markdown_table(header, rows)
-    failures = failures_text(jobs)
+    failures = failures_text(jobs, keys)
     os.makedirs(out_dir, exist_ok=True)
     write_csv(jobs, keys, os.path.join(out_dir, "results.csv"))
     write_markdown(table_md, failures, os.path.join(out_dir, "results.md"))
-    plot_f1_vs_lr(jobs, os.path.join(out_dir, "f1_vs_lr.png"))
+    plot_f1_vs_lr(jobs, failures, os.path.join(out_dir, "f1_vs_lr.png"))
     print(table_md)
     for line in failures:
         print(f"not completed: {line}")

@@ -29,15 +29,16 @@ def write_json_atomic(path: str, payload: Any) -> None:
 
 
 @contextlib.contextmanager
-def storage_errors(path: str) -> Iterator[None]:
-    """OSError while writing `path` (disk full, permissions) -> StorageError naming the path."""
+def storage_errors(path: str, also: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """OSError (or one of `also`, e.g. TensorFlow's file errors) while writing `path` -> StorageError naming it."""
     try:
         yield
-    except OSError as err:
-        if err.errno == errno.ENOSPC:
+    except (OSError, *also) as err:
+        reason = getattr(err, "strerror", None) or getattr(err, "message", None) or str(err)
+        if getattr(err, "errno", None) == errno.ENOSPC or "No space left" in reason:
             raise StorageError(f"no space left on the device while writing {path}: free some space and rerun "
                                "(anything saved there before is unchanged)") from err
-        raise StorageError(f"cannot write {path}: {err.strerror or err}") from err
+        raise StorageError(f"cannot write {path}: {reason}") from err
 
 
 def save_directory_atomic(path: str, save: Callable[[str], None]) -> None:

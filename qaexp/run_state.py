@@ -16,6 +16,8 @@ from typing import Optional
 import tensorflow as tf
 import tf_keras
 
+from qaexp.results import storage_errors
+
 log = logging.getLogger(__name__)
 
 
@@ -97,7 +99,8 @@ class RunState:
             self.records.stale_epochs.assign(0)
             self.best_result = result
             if self.keep_best:
-                self.best.save(checkpoint_number=epoch + 1)
+                with storage_errors(self.best.directory, also=(tf.errors.OpError,)):
+                    self.best.save(checkpoint_number=epoch + 1)
         else:
             self.records.stale_epochs.assign_add(1)
         self.save()
@@ -107,7 +110,9 @@ class RunState:
         return self.early_stopped
 
     def save(self) -> None:
-        self.latest.save(checkpoint_number=self.step)
+        # A failed save leaves the previous checkpoint in place: CheckpointManager deletes it only afterwards.
+        with storage_errors(self.latest.directory, also=(tf.errors.OpError,)):
+            self.latest.save(checkpoint_number=self.step)
 
     def callback(self, evaluator) -> tf_keras.callbacks.Callback:
         """Saves every `every_steps` steps and at each epoch's end (after `evaluator`, which must run first)."""

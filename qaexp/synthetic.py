@@ -45,7 +45,7 @@ from __future__ import annotations
 import random
 import string
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 SPLITS = ("train", "validation", "test")
@@ -69,7 +69,8 @@ _ONSETS = ("b", "br", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t"
 _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "ai", "ou")
 _CODAS = ("", "", "", "", "n", "r", "l", "s", "m")
 # Repeated vowels/codas weight the draw towards short, pronounceable syllables.
-_SYLLABLES = tuple(onset + vowel + coda for onset in _ONSETS for vowel in _VOWELS for coda in _CODAS)
+_SYLLABLES = tuple(onset + vowel + coda
+                   for onset in _ONSETS for vowel in _VOWELS for coda in _CODAS)
 _CITY_SUFFIXES = ("wick", "ford", "mere", "holm", "stead", "bury", "haven", "dale", "port", "ton")
 _ORGANISATION_TYPES = ("Institute", "Society", "Company", "Guild", "Foundation", "Academy",
                        "Trust", "Museum", "Library", "Works")
@@ -208,7 +209,7 @@ class _EntityFactory:
                 self._used.add(word)
                 return word
 
-    def _unique(self, draw) -> str:
+    def _unique(self, draw: Callable[[], str]) -> str:
         while True:
             value = draw()
             if value not in self._used:
@@ -326,7 +327,8 @@ def _fact_sentences(rng: random.Random, person: _Person, owner: int, stated: Seq
                     name_first: bool) -> list[_Sentence]:
     sentences = []
     for position, template in enumerate(_fact_templates(rng, stated)):
-        values, tracked = _person_fields(person, owner, name_as_subject=name_first and position == 0)
+        name_as_subject = name_first and position == 0
+        values, tracked = _person_fields(person, owner, name_as_subject=name_as_subject)
         sentences.append(_render(template, values, tracked))
     return sentences
 
@@ -342,7 +344,7 @@ def _filler_sentence(rng: random.Random) -> _Sentence:
 
 def _insert_after_first(rng: random.Random, sentences: list[_Sentence],
                         extra: Iterable[_Sentence]) -> None:
-    # Position 0 is kept: it introduces the (first) person that later pronouns refer to.
+    # Position 0 stays first: it introduces the paragraph that later pronouns refer back to.
     for sentence in extra:
         sentences.insert(rng.randint(1, len(sentences)), sentence)
 

@@ -55,11 +55,11 @@ class WandbTracker(KerasLoggingTracker):
         import wandb
 
         logger = cfg.logger
-        mode = wandb_mode(logger.mode)
+        directory = _log_dir(logger, run_dir)
         self._run = wandb.init(
             project=logger.project, entity=logger.entity, group=logger.group or jobs.sweep_group(cfg.experiment_name),
             job_type=logger.job_type, tags=list(logger.tags), name=jobs.run_name(cfg.experiment_name),
-            config=plain_config(cfg), dir=_log_dir(logger, run_dir), mode=mode, reinit="finish_previous")
+            config=plain_config(cfg), dir=directory, mode=wandb_mode(logger.mode, directory), reinit="finish_previous")
         self._log_model = logger.log_model
 
     def log(self, metrics: dict[str, float], step: int) -> None:
@@ -88,8 +88,12 @@ class WandbTracker(KerasLoggingTracker):
 
 class TensorBoardTracker(KerasLoggingTracker):
     def __init__(self, cfg: DictConfig, run_dir: str):
+        import importlib.util
+
         import tensorflow as tf
 
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError("logger=tensorboard needs the tensorboard package: pip install 'qaexp[tensorboard]'")
         self._dir = cfg.logger.log_dir or os.path.join(run_dir, "tensorboard")
         self._writer = tf.summary.create_file_writer(self._dir)
         self._last_step = 0
@@ -173,14 +177,14 @@ def epoch_metric_name(key: str) -> str:
     return f"val/{key[4:]}" if key.startswith("val_") else f"train/epoch_{key}"
 
 
-def wandb_mode(requested: str) -> str:
+def wandb_mode(requested: str, directory: str) -> str:
     """`online` unless WANDB_MODE asks for less, or no API key is configured (then offline, said once)."""
     from_env = os.environ.get("WANDB_MODE", "").lower()
     if requested == "online" and from_env in ("offline", "dryrun", "disabled"):
         return "disabled" if from_env == "disabled" else "offline"
     if requested == "online" and not has_wandb_api_key():
         log.warning("W&B: no API key (WANDB_API_KEY or `wandb login`): logging offline; upload later with "
-                    "`wandb sync RUN_DIR/wandb/offline-run-*`")
+                    "`wandb sync %s`", os.path.join(directory, "wandb", "offline-run-*"))
         return "offline"
     return requested
 

@@ -44,3 +44,15 @@ def run_cli(args, cwd=REPO, timeout=600, env=None):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_model(tmp_path_factory) -> pathlib.Path:
+    """The run directory of a quick tiny-model run through the CLI (its saved model is in `<dir>/model`).
+
+    Session-scoped: tests that only need some trained model share this one (about half a minute idle)."""
+    run_dir = tmp_path_factory.mktemp("trained_tiny")
+    result = run_cli(["-m", "qaexp", "experiment=quickstart", "data.num_train=300", "data.num_validation=40",
+                      "trainer.epochs=1", "trainer.verbose=0", f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir

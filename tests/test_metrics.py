@@ -192,7 +192,10 @@ def test_evaluate_v2_matches_transformers_squad_evaluate_on_real_data(squad_v2_d
     predictions = {}
     for qid, answers in gold.items():
         roll = rng.random()
-        predictions[qid] = answers[0] if answers and roll < 0.5 else "" if roll < 0.7 else " ".join(rng.sample(words, 3))
+        if answers and roll < 0.5:
+            predictions[qid] = answers[0]
+        else:
+            predictions[qid] = "" if roll < 0.7 else " ".join(rng.sample(words, 3))
     na_probs = {qid: round(rng.random(), 2) for qid in gold}  # rounding makes ties in the sweep
     for thresh in (1.0, 0.5):
         expected = dict(squad_evaluate(squad_examples, predictions, na_probs, thresh))

@@ -192,6 +192,15 @@ def test_minus_infinity_marks_impossible_positions():
     assert all(math.isfinite(e["start_logit"]) for e in result.nbest["q"])
 
 
+def test_minus_infinity_at_cls_rules_out_the_null_answer():
+    examples, index, offsets, start, end = two_window_v2_inputs()
+    start[:, 0] = -np.inf
+    result = postprocess_predictions(examples, index, offsets, start, end, version_2=True)
+    assert result.null_odds["q"] == -math.inf
+    assert result.predictions["q"] == "green blue"
+    assert "" not in [e["text"] for e in result.nbest["q"]]
+
+
 def test_rejects_nan_logits():
     examples, index, offsets, start, end = single_window_inputs()
     start[0, 0] = np.nan

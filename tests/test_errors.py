@@ -1,0 +1,427 @@
+"""Every bad input ends with one clear line and a non-zero exit, and no run directory claims completion.
+
+The table runs the real CLI; nearly every case fails before TensorFlow is imported (a few seconds each). The
+runs that must train (interrupt, divergence, secrets) use the smallest model and are marked slow.
+"""
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import REPO
+
+TINY = ["model=tiny", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
+        "model.architecture.num_hidden_layers=1", "data.max_length=128", "data.doc_stride=32", "data.cache=false"]
+CONTEXT = "Ada number {n} grew up in Lyon and later moved to Paris to study."
+SECRETS = {"WANDB_API_KEY": "sentinel0wandb0key0123456789abcdef0123456",
+           "HF_TOKEN": "hf_sentinel_HF_TOKEN_value",
+           "HUGGING_FACE_HUB_TOKEN": "hf_sentinel_HUB_TOKEN_value"}
+
+
+def cli_env(extra=None) -> dict:
+    env = {**os.environ, **(extra or {})}
+    env.pop("HYDRA_FULL_ERROR", None)  # Hydra would print the traceback we assert is absent
+    return env
+
+
+def qaexp(args, run_dir, timeout=300, env=None):
+    return subprocess.run([sys.executable, "-m", "qaexp", *args, f"hydra.run.dir={run_dir}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout, env=cli_env(env))
+
+
+def record(n, **changes):
+    context = CONTEXT.format(n=n)
+    base = {"id": f"q{n}", "title": "Ada", "context": context, "question": f"Where did Ada number {n} grow up?",
+            "answers": {"text": ["Lyon"], "answer_start": [context.index("Lyon")]}}
+    return {**base, **changes}
+
+
+def jsonl(records) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def metrics(run_dir):
+    path = run_dir / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# ---- the table ---------------------------------------------------------------------------------------------
+
+# (case, overrides, data file content or None, expected exit status, words the stderr must contain).
+# Overrides may use {data}: the path of the case's data file.
+JSON_DATA = ["data=json", "data.train_file={data}", "data.validation_file={data}"]
+GOOD = jsonl(record(n) for n in range(4))
+CASES = [
+    ("wrong type", ["trainer.epochs=abc"], None, 1, ["trainer.epochs", "abc", "Integer"]),
+    ("unknown key", ["model.nonexistent=1"], None, 1, ["model.nonexistent"]),
+    ("added unknown key", ["+trainer.foo=1"], None, 2, ["unknown config key", "trainer.foo", "epochs"]),
+    ("unknown group option", ["model=nope"], None, 1, ["model/nope", "Available options", "tiny", "roberta-base"]),
+    ("lr zero", ["optimizer.lr=0"], None, 2, ["optimizer.lr=0", "> 0"]),
+    ("negative epochs", ["trainer.epochs=-1"], None, 2, ["trainer.epochs=-1", "[0, inf)"]),
+    ("batch size zero", ["trainer.batch_size=0"], None, 2, ["trainer.batch_size=0", ">= 1"]),
+    ("warmup ratio one", ["optimizer=adamw", "optimizer.warmup_ratio=1"], None, 2,
+     ["optimizer.warmup_ratio=1", "[0, 1)"]),
+    ("unknown precision", ["precision.policy=float8"], None, 2, ["precision.policy", "float8", "mixed_float16"]),
+    ("doc_stride >= max_length", ["data.doc_stride=128"], None, 2, ["data.doc_stride=128", "data.max_length=128"]),
+    ("no room for the question", ["data.doc_stride=120"], None, 2, ["data.doc_stride=120", "no room", "< 116"]),
+    ("max_length over the position limit", ["data.max_length=1024"], None, 2,
+     ["data.max_length=1024", "[1, 512]", "max_position_embeddings"]),
+    ("json without files", ["data=json"], None, 2, ["data.train_file"]),
+    ("missing data file", ["data=json", "data.train_file=/nonexistent/train.json"], None, 2,
+     ["not found", "/nonexistent/train.json"]),
+    ("invalid JSON", JSON_DATA, '{"data": [\n  {"title": "x",\n   "paragraphs": ]}\n', 2,
+     ["invalid JSON", "line 3, column"]),
+    ("not SQuAD-shaped", JSON_DATA, json.dumps({"data": [{"title": "x"}]}), 2, ["data[0]", "'paragraphs'"]),
+    ("record missing a key", JSON_DATA, jsonl([record(0), {"id": "x", "context": "c", "answers": []}]), 2,
+     ["line 2", "'question'"]),
+    ("record not an object", JSON_DATA, json.dumps([record(0), "just a string"]), 2, ["record 2", "JSON object"]),
+    ("empty context", JSON_DATA, jsonl([record(0), record(1, context=" ")]), 2, ["'q1'", "empty context"]),
+    ("duplicate ids", JSON_DATA, jsonl([record(0), record(0)]), 2, ["duplicate id", "'q0'"]),
+    ("answer not at answer_start", [*JSON_DATA, "data.on_bad_answer=error"],
+     jsonl([record(0, answers={"text": ["Lyon"], "answer_start": [3]})]), 2,
+     ["'q0'", "answer_start=3", "data.on_bad_answer"]),
+    ("empty after skipping", [*JSON_DATA, "data.on_bad_answer=skip"],
+     jsonl([record(0, answers={"text": ["Rome"], "answer_start": [3]})]), 2, ["empty after validation"]),
+    ("answer_start not an int", JSON_DATA, jsonl([record(0, answers={"text": ["Lyon"], "answer_start": ["x"]})]),
+     2, ["answer_start", "integer"]),
+    ("answer lists differ", JSON_DATA,
+     jsonl([record(0, answers={"text": ["Lyon", "Paris"], "answer_start": [26]})]), 2, ["pair up"]),
+    ("non-UTF-8", JSON_DATA, json.dumps([record(0, question="Où a grandi Ada?")], ensure_ascii=False)
+     .encode("latin-1"), 2, ["not UTF-8"]),
+    ("empty file", JSON_DATA, "", 2, ["is empty"]),
+    ("bad on_bad_answer", [*JSON_DATA, "data.on_bad_answer=maybe"], GOOD, 2,
+     ["data.on_bad_answer='maybe'", "error, skip, fix"]),
+    ("bad architecture", ["model.architecture.num_attention_heads=3"], None, 2,
+     ["num_attention_heads=3", "multiple"]),
+]
+
+
+@pytest.mark.parametrize("case, overrides, content, status, words", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gives_one_clear_error(tmp_path, case, overrides, content, status, words):
+    data = tmp_path / "data.json"
+    if content is not None:
+        data.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    run_dir = tmp_path / "run"
+    started = time.monotonic()
+    dataset = [] if any(o.startswith("data=") for o in overrides) else ["data=synthetic"]
+    result = qaexp([*TINY, *dataset, *(o.format(data=data) for o in overrides)], run_dir)
+    assert result.returncode == status, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr, f"{word!r} not in: {result.stderr[-2000:]}"
+    assert "tensorflow" not in result.stderr.lower(), "failed only after importing TensorFlow"
+    assert time.monotonic() - started < 60
+    outcome = metrics(run_dir)
+    assert outcome is None or outcome["status"] == "failed"
+    if status == 2:  # a qaexp error, raised once Hydra had made the run directory: recorded there
+        assert outcome["status"] == "failed" and words[-1] in outcome["error"]
+        assert not (run_dir / "predictions.json").exists()
+
+
+def test_the_table_is_large_enough():
+    assert len(CASES) >= 20 and len({c[0] for c in CASES}) == len(CASES)
+
+
+# ---- outcome recording and signals (in-process, with the experiment itself replaced) ---------------------------
+
+
+def run_with(monkeypatch, tmp_path, body):
+    from qaexp import experiment
+
+    monkeypatch.setattr(experiment, "_run", body)
+    return experiment.run(None, str(tmp_path))
+
+
+def test_failure_is_recorded_and_signal_handlers_restored(monkeypatch, tmp_path):
+    from qaexp.errors import DataError
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    during = []
+
+    def failing(cfg, run_dir, progress):
+        during.append((signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)))
+        raise DataError("the data is bad")
+
+    with pytest.raises(DataError):
+        run_with(monkeypatch, tmp_path, failing)
+    assert during[0] != before
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    assert metrics(tmp_path) == {"status": "failed", "error": "the data is bad", "seconds": {}}
+
+
+def test_a_failure_after_the_results_keeps_them_but_not_completed(monkeypatch, tmp_path):
+    from qaexp.errors import QAExpError
+
+    def fails_after_results(cfg, run_dir, progress):
+        progress.summary = {"status": "completed", "f1": 51.5}
+        raise QAExpError("upload refused")
+
+    with pytest.raises(QAExpError):
+        run_with(monkeypatch, tmp_path, fails_after_results)
+    assert metrics(tmp_path)["status"] == "failed" and metrics(tmp_path)["f1"] == 51.5
+
+
+def test_sigterm_becomes_an_interrupt_with_exit_code_143(monkeypatch, tmp_path):
+    from qaexp.errors import RunInterrupted
+
+    def terminated(cfg, run_dir, progress):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the handler raises before this ends
+        raise AssertionError("SIGTERM did not interrupt the run")
+
+    with pytest.raises(RunInterrupted) as caught:
+        run_with(monkeypatch, tmp_path, terminated)
+    assert caught.value.exit_code == 143 and isinstance(caught.value, KeyboardInterrupt)
+    outcome = metrics(tmp_path)
+    assert outcome["status"] == "interrupted" and outcome["signal"] == "SIGTERM"
+    assert outcome["checkpoint"] is None  # interrupted before training: nothing to save
+
+
+# ---- results survive failures --------------------------------------------------------------------------------
+
+
+def test_failed_save_keeps_the_previous_model_and_names_the_path(tmp_path):
+    from qaexp.errors import StorageError
+    from qaexp.results import save_directory_atomic
+
+    target = tmp_path / "model"
+    save_directory_atomic(str(target), lambda d: open(os.path.join(d, "weights"), "w").write("old"))
+
+    def disk_full(directory):
+        open(os.path.join(directory, "weights"), "w").write("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(StorageError, match=f"no space left.*{re.escape(str(target))}"):
+        save_directory_atomic(str(target), disk_full)
+    assert (target / "weights").read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["model"], "temporary directory left behind"
+
+
+def test_failed_metrics_write_names_the_path(tmp_path, monkeypatch):
+    from qaexp import results
+    from qaexp.errors import StorageError
+
+    path = tmp_path / "metrics.json"
+    results.write_json_atomic(str(path), {"status": "completed"})
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results.json, "dump", disk_full)
+    with pytest.raises(StorageError, match=re.escape(str(path))):
+        results.write_json_atomic(str(path), {"status": "failed"})
+    assert json.loads(path.read_text()) == {"status": "completed"}
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+@pytest.mark.parametrize("failure", ["oserror", "tf"])
+def test_failed_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, failure):
+    import tensorflow as tf
+    import tf_keras
+
+    from qaexp.errors import StorageError
+    from qaexp.run_state import RunState
+
+    model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
+    model.build((None, 3))
+    optimizer = tf_keras.optimizers.Adam()
+    state = RunState(str(tmp_path / "checkpoints"), model, optimizer, steps_per_epoch=10, epochs=1)
+    state.start(resume=False)
+    state.save()
+    saved = [w.numpy() for w in model.weights]
+    previous = state.latest.latest_checkpoint
+    for weight in model.weights:
+        weight.assign(weight + 1.0)
+
+    def disk_full(self, *args, **kwargs):  # Checkpoint._write is what CheckpointManager.save calls
+        if failure == "oserror":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(tf.train.Checkpoint, "_write", disk_full)
+    with pytest.raises(StorageError, match=f"no space left.*{re.escape(str(tmp_path / 'checkpoints'))}"):
+        state.save()
+    monkeypatch.undo()
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints" / "latest")) == previous
+    tf.train.Checkpoint(model=model).restore(previous).expect_partial()
+    for weight, value in zip(model.weights, saved):
+        assert (weight.numpy() == value).all()
+
+
+# ---- model limits and trust_remote_code ------------------------------------------------------------------------
+
+
+def test_checkpoint_position_limit_is_checked_before_training():
+    from qaexp.errors import ConfigError
+    from qaexp.experiment import _check_model_limit, _check_tokenizer_limit
+
+    cfg = SimpleNamespace(model=SimpleNamespace(checkpoint="some/roberta"), data=SimpleNamespace(max_length=513))
+    roberta = SimpleNamespace(config=SimpleNamespace(model_type="roberta", max_position_embeddings=514))
+    with pytest.raises(ConfigError, match=r"data.max_length=513 .*\[1, 512\].*some/roberta"):
+        _check_model_limit(cfg, roberta)
+    with pytest.raises(ConfigError, match=r"\[1, 256\].*tokenizer"):
+        _check_tokenizer_limit(cfg, SimpleNamespace(model_max_length=256))
+    _check_tokenizer_limit(cfg, SimpleNamespace(model_max_length=int(1e30)))  # no limit known: fine
+    cfg.data.max_length = 512  # RoBERTa numbers positions from 2: 514 embeddings, 512 positions
+    _check_model_limit(cfg, roberta)
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_trust_remote_code_is_passed_through(monkeypatch, tmp_path, trust):
+    import transformers
+    from omegaconf import OmegaConf
+
+    from qaexp import modeling
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_from_pretrained(what):
+        def load(checkpoint, **kwargs):
+            seen[what] = kwargs.get("trust_remote_code")
+            raise Stop
+        return load
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake_from_pretrained("tokenizer"))
+    monkeypatch.setattr(transformers.TFAutoModelForQuestionAnswering, "from_pretrained",
+                        fake_from_pretrained("model"))
+    cfg = OmegaConf.create({"checkpoint": str(tmp_path), "trust_remote_code": trust, "random_init": False,
+                            "padding_side": "right"})
+    for build in (lambda: modeling.build_tokenizer(cfg), lambda: modeling.build_model(cfg, None)):
+        with pytest.raises(Stop):
+            build()
+    assert seen == {"tokenizer": trust, "model": trust}
+
+
+# ---- runs that train ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def train_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "train.jsonl"
+    records = [record(n) for n in range(1500)]
+    # Within the first 200 (the training records of completed_run), after the first 40 (its evaluation records).
+    records[100]["question"] = "Where " + "did Ada really " * 40 + "grow up?"
+    path.write_text(jsonl(records))
+    return path
+
+
+def data_args(train_file, eval_samples=40):
+    return ["data=json", f"data.train_file={train_file}", f"data.validation_file={train_file}",
+            f"data.max_eval_samples={eval_samples}"]
+
+
+class Output:
+    """Collects a process's stdout in the background so the test can wait for a pattern in it."""
+
+    def __init__(self, stream):
+        self.text, self._stream = "", stream
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        for chunk in iter(lambda: self._stream.read1(4096), b""):
+            self.text += chunk.decode("utf-8", "replace")
+
+    def wait_for(self, pattern, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if re.search(pattern, self.text):
+                return True
+            time.sleep(0.2)
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_saves_a_checkpoint_and_says_so(tmp_path, train_file, signum):
+    run_dir = tmp_path / "run"
+    args = [*TINY, *data_args(train_file), "trainer.batch_size=4", "trainer.verbose=1", "logger=none"]
+    process = subprocess.Popen([sys.executable, "-m", "qaexp", *args, f"hydra.run.dir={run_dir}"], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+    stdout, errors = Output(process.stdout), Output(process.stderr)
+    try:
+        assert stdout.wait_for(r"\d+/\d+ \[", timeout=240), "training never started:\n" + stdout.text[-2000:]
+        process.send_signal(signum)
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    errors.wait_for(r"interrupted by", timeout=5)  # the reader thread may lag the exit a little
+    stderr = errors.text
+    assert process.returncode == 128 + signum, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert f"interrupted by {signum.name}" in stderr
+    outcome = metrics(run_dir)
+    assert outcome["status"] == "interrupted" and outcome["signal"] == signum.name
+    assert os.path.exists(outcome["checkpoint"] + ".index")
+    assert outcome["optimizer_steps"] >= 1
+    assert "trainer.resume=true" in outcome["resume"]
+    assert not (run_dir / "model").exists() and not (run_dir / "predictions.json").exists()
+
+
+@pytest.mark.slow
+def test_divergence_stops_with_a_clear_message(tmp_path, train_file):
+    run_dir = tmp_path / "run"
+    # lr=1e30 overflows the attention scores on the second step: the loss becomes NaN at once.
+    result = qaexp([*TINY, *data_args(train_file), "optimizer.lr=1e30", "trainer.verbose=0"], run_dir)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert re.search(r"training diverged: the loss became (nan|inf) at epoch 1, step \d+; lower optimizer.lr",
+                     result.stderr)
+    outcome = metrics(run_dir)
+    assert outcome["status"] == "diverged" and "optimizer.lr" in outcome["error"]
+    assert not (run_dir / "model").exists() and not (run_dir / "predictions.json").exists()
+
+
+@pytest.fixture(scope="module")
+def completed_run(tmp_path_factory, train_file):
+    """One short run with secrets in the environment, W&B (offline), fp16 on a CPU and an over-long question."""
+    run_dir = tmp_path_factory.mktemp("completed") / "run"
+    args = [*TINY, *data_args(train_file), "data.max_train_samples=200", "precision=mixed_float16",
+            "logger=wandb", "logger.mode=offline", "trainer.verbose=0"]
+    result = qaexp(args, run_dir, env=SECRETS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+@pytest.mark.slow
+def test_completed_run_records_completion(completed_run):
+    run_dir, _ = completed_run
+    assert metrics(run_dir)["status"] == "completed"
+    assert (run_dir / "model" / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_secrets_are_written_nowhere(completed_run):
+    run_dir, result = completed_run
+    written = [path for path in run_dir.rglob("*") if path.is_file()]
+    assert any("wandb" in path.parts for path in written), "the W&B run wrote nothing: the test checks too little"
+    assert (run_dir / ".hydra" / "config.yaml") in written and (run_dir / "model" / "README.md") in written
+    for secret in SECRETS.values():
+        assert secret not in result.stdout and secret not in result.stderr
+        for path in written:
+            assert secret.encode() not in path.read_bytes(), f"{secret} leaked into {path}"
+
+
+@pytest.mark.slow
+def test_overlong_question_is_truncated_with_a_warning(completed_run):
+    _, result = completed_run
+    warnings = re.findall(r"(\d+) question\(s\) longer than \d+ tokens were truncated", result.stdout)
+    assert warnings == ["1"], result.stdout[-3000:]  # the training split; the evaluation split is cut to 40
+
+
+@pytest.mark.slow
+def test_fp16_without_a_gpu_warns_and_still_runs(completed_run):
+    run_dir, result = completed_run
+    assert "precision=mixed_float16 requested but no GPU is visible" in result.stdout
+    assert metrics(run_dir)["status"] == "completed"

@@ -1,0 +1,113 @@
+"""qaexp.predict: file mode against the evaluation CLI, agreement with transformers' pipeline, input errors."""
+import json
+
+import pytest
+
+from conftest import REPO, run_cli
+from qaexp import predict
+
+QUICK_RUN = ["experiment=quickstart", "data.num_train=300", "data.num_validation=40"]  # as trained_tiny_model
+SYNTHETIC_WINDOWS = ["--max-length", "256", "--doc-stride", "96"]  # conf/data/synthetic.yaml
+
+
+def validation_records() -> list[dict]:
+    from hydra import compose, initialize_config_dir
+
+    import qaexp.config  # noqa: F401
+    from qaexp.data import load_splits
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=QUICK_RUN)
+    return load_splits(cfg.data).validation
+
+
+def write_squad(records: list[dict], path) -> None:
+    """Official nested SQuAD format, one paragraph per record."""
+    articles = [{"title": r["title"], "paragraphs": [{"context": r["context"], "qas": [{
+        "id": r["id"], "question": r["question"],
+        "answers": [{"text": t, "answer_start": s} for t, s in zip(r["answers"]["text"], r["answers"]["answer_start"])],
+    }]}]} for r in records]
+    path.write_text(json.dumps({"version": "1.1", "data": articles}))
+
+
+@pytest.mark.slow
+def test_file_mode_scored_by_the_evaluation_cli_matches_the_run(trained_tiny_model, tmp_path):
+    data = tmp_path / "dev.json"
+    write_squad(validation_records(), data)
+    result = run_cli(["-m", "qaexp.predict", str(trained_tiny_model / "model"), "--file", str(data),
+                      "--output", str(tmp_path / "detailed.json"), "--official-output", str(tmp_path / "pred.json"),
+                      "--top-k", "3", "--batch-size", "7", *SYNTHETIC_WINDOWS])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "answered 40 questions" in result.stderr
+    official = json.loads((tmp_path / "pred.json").read_text())
+    assert official == json.loads((trained_tiny_model / "predictions.json").read_text())
+
+    scored = run_cli(["-m", "qaexp.evaluate", str(data), str(tmp_path / "pred.json")])
+    assert scored.returncode == 0, scored.stderr
+    metrics = json.loads((trained_tiny_model / "metrics.json").read_text())
+    assert json.loads(scored.stdout) == pytest.approx({"exact_match": metrics["exact_match"], "f1": metrics["f1"]})
+
+    detailed = json.loads((tmp_path / "detailed.json").read_text())
+    assert detailed.keys() == official.keys()
+    for qid, entry in detailed.items():
+        assert entry["answer"] == official[qid] == entry["answers"][0]["text"]
+        assert entry["no_answer"] is (official[qid] == "")
+        scores = [a["score"] for a in entry["answers"]]
+        assert 1 <= len(scores) <= 3 and scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.slow
+def test_json_lines_input_gives_the_same_answers(trained_tiny_model, tmp_path, capsys):
+    records = validation_records()[:10]
+    lines = tmp_path / "questions.jsonl"
+    lines.write_text("".join(json.dumps({**r, "answers": []}) + "\n" for r in records))
+    assert predict.main([str(trained_tiny_model / "model"), "--file", str(lines), *SYNTHETIC_WINDOWS]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    run_predictions = json.loads((trained_tiny_model / "predictions.json").read_text())
+    assert {qid: entry["answer"] for qid, entry in printed.items()} == {r["id"]: run_predictions[r["id"]]
+                                                                       for r in records}
+
+
+@pytest.mark.slow
+def test_transformers_pipeline_gives_the_same_answers(trained_tiny_model):
+    from transformers import pipeline
+
+    model_dir = str(trained_tiny_model / "model")
+    # dtype=None: transformers 4.57's pipeline() otherwise needs torch just to read its default dtype.
+    qa = pipeline("question-answering", model=model_dir, tokenizer=model_dir, framework="tf", dtype=None)
+    tokenizer, model = predict.load_saved(model_dir)
+    records = validation_records()[:8]
+    settings = predict._settings(predict.parse_args([model_dir, "--file", "unused"]))
+    ours = predict.answer_questions(tokenizer, model, records, settings).predictions
+    for record in records:
+        # align_to_words=False: the raw span (qaexp does not widen answers to whole words); same limits.
+        theirs = qa(question=record["question"], context=record["context"], align_to_words=False,
+                    max_answer_len=settings.max_answer_length, max_seq_len=settings.max_length,
+                    doc_stride=settings.doc_stride)
+        assert theirs["answer"] == ours[record["id"]], record["question"]
+
+
+def test_no_question_and_no_file_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        predict.main(["some/model"])
+    assert exited.value.code == 2 and "give --question and --context, or --file" in capsys.readouterr().err
+
+
+def test_output_without_file_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        predict.main(["some/model", "--question", "q", "--context", "c", "--output", "o.json"])
+    assert "--output and --official-output need --file" in capsys.readouterr().err
+
+
+def test_missing_input_file_is_one_line(tmp_path, capsys):
+    assert predict.main([str(tmp_path), "--file", str(tmp_path / "absent.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "absent.json" in err
+
+
+def test_duplicate_ids_are_rejected_before_loading_the_model(tmp_path, capsys):
+    record = {"id": "x", "context": "Ada wrote it.", "question": "Who wrote it?", "answers": []}
+    path = tmp_path / "dup.jsonl"
+    path.write_text(json.dumps(record) + "\n" + json.dumps(record) + "\n")
+    assert predict.main([str(tmp_path / "no-model"), "--file", str(path)]) == 2
+    assert "duplicate question id 'x'" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""A run killed with SIGKILL mid-epoch and resumed (trainer.resume=true, same hydra.run.dir) ends with the optimizer
+steps of an uninterrupted run, and says so in metrics.json."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+
+BATCH, EPOCHS = 8, 2
+
+
+def overrides(run_dir, cache_dir):
+    return ["model=tiny", "data=synthetic", "data.num_train=240", "data.num_validation=30", "data.max_length=128",
+            "data.doc_stride=48", f"trainer.epochs={EPOCHS}", f"trainer.batch_size={BATCH}",
+            "trainer.checkpoint_every_steps=2", "trainer.verbose=0", "trainer.save_model=false",
+            f"data.cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+
+
+def saved_step(run_dir) -> int:
+    """The step of the last checkpoint (checkpoints are numbered by optimizer step), 0 if there is none."""
+    state = run_dir / "checkpoints" / "latest" / "checkpoint"
+    if not state.exists():
+        return 0
+    match = re.search(r'model_checkpoint_path: "ckpt-(\d+)"', state.read_text())
+    return int(match.group(1)) if match else 0
+
+
+def kill_after_first_checkpoint(args, run_dir, timeout=300) -> int:
+    process = subprocess.Popen([sys.executable, "-m", "qaexp", *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while saved_step(run_dir) == 0:
+            assert process.poll() is None, "the run ended before its first step checkpoint"
+            assert time.monotonic() < deadline, "no step checkpoint appeared"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    return saved_step(run_dir)
+
+
+@pytest.mark.slow
+def test_run_killed_mid_epoch_resumes_to_the_same_number_of_steps(tmp_path, cli):
+    run_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
+    killed_at = kill_after_first_checkpoint(overrides(run_dir, cache_dir), run_dir)
+    assert not (run_dir / "metrics.json").exists()
+
+    done = cli(["-m", "qaexp", *overrides(run_dir, cache_dir), "trainer.resume=true"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    steps_per_epoch = -(-metrics["train_windows"] // BATCH)
+    assert 0 < killed_at < steps_per_epoch  # it was killed in the middle of the first epoch
+    assert metrics["resumed"] is True
+    assert metrics["optimizer_steps"] == steps_per_epoch * EPOCHS  # what an uninterrupted run does
+    assert metrics["epochs"] == EPOCHS and len(metrics["history"]["val_f1"]) == EPOCHS
+    assert "from the feature cache" in done.stdout + done.stderr  # the resumed run did not tokenise again
+
+
+def test_resume_without_checkpoints_starts_from_scratch(tmp_path, cli):
+    run_dir = tmp_path / "run"
+    args = ["model=tiny", "data=synthetic", "data.num_train=16", "data.num_validation=8", "data.max_length=64",
+            "data.doc_stride=24", "trainer.batch_size=8", "trainer.verbose=0", "trainer.save_model=false",
+            "trainer.resume=true", "data.cache=false", f"hydra.run.dir={run_dir}"]
+    done = cli(["-m", "qaexp", *args])
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["resumed"] is False and metrics["optimizer_steps"] == -(-metrics["train_windows"] // 8)

@@ -1,0 +1,222 @@
+"""Sweeps: isolated jobs, failures that do not stop a sweep, launcher and search presets, W&B runs, reports."""
+import csv
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from matplotlib.image import imread
+from omegaconf import open_dict
+
+import qaexp.config  # noqa: F401  (registers the config schemas that conf/config.yaml starts from)
+from conftest import REPO, run_cli
+from qaexp import jobs, report
+from wandb_records import offline_runs
+
+# The smallest useful job: a one-layer tiny BERT on a little synthetic data, one epoch.
+SMALL = ["model=tiny", "data=synthetic", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
+         "model.architecture.num_hidden_layers=1", "data.num_train=150", "data.num_validation=30",
+         "data.max_length=128", "data.doc_stride=32", "trainer.epochs=1", "trainer.verbose=0",
+         "trainer.save_model=false"]
+
+
+def compose_config(overrides, hydra=False):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=hydra)
+
+
+@pytest.fixture
+def hydra_job():
+    """Make the composed config the current Hydra job's, as a launcher does; undone afterwards."""
+    def set_job(overrides, mode="MULTIRUN"):
+        cfg = compose_config(overrides, hydra=True)
+        with open_dict(cfg):
+            cfg.hydra.mode = mode
+            cfg.hydra.overrides.task = [o for o in overrides if not o.startswith("hydra")]
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    yield set_job
+    HydraConfig.instance().cfg = None
+
+
+def job_dirs(sweep_dir):
+    return sorted((d for d in sweep_dir.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name))
+
+
+def metrics(job_dir):
+    return json.loads((job_dir / "metrics.json").read_text())
+
+
+def sweep(sweep_dir, *overrides, env=None):
+    result = run_cli(["-m", "qaexp", "-m", *SMALL, *overrides, f"hydra.sweep.dir={sweep_dir}"], env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def assert_valid_png(path):
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 20_000
+    height, width, _ = imread(path).shape
+    assert width >= 600 and height >= 400
+
+
+# --- presets and job context (no training) ---
+
+def test_slurm_preset_extends_the_submitit_launcher():
+    launcher = compose_config(["data=synthetic", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+                              hydra=True).hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.array_parallelism) == ("gpu", 1, 8)
+    assert launcher.timeout_min > 0 and launcher.submitit_folder.endswith("/.submitit/%j")  # in the sweep dir
+
+
+def test_joblib_launcher_is_available():
+    launcher = compose_config(["data=synthetic", "hydra/launcher=joblib"], hydra=True).hydra.launcher
+    assert launcher._target_.endswith("joblib_launcher.JoblibLauncher")
+
+
+def test_optuna_preset_maximises_f1_over_lr_warmup_and_batch_size():
+    cfg = compose_config(["data=synthetic", "hparams_search=optuna", "hydra.sweeper.n_trials=3"], hydra=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("optuna_sweeper.OptunaSweeper")
+    assert sweeper.direction == "maximize" and sweeper.n_trials == 3
+    assert set(sweeper.params) == {"optimizer.lr", "optimizer.warmup_ratio", "trainer.batch_size"}
+    assert cfg.optimizer.name == "adamw" and cfg.optimizer.schedule == "linear"  # so warmup takes effect
+
+
+def test_parallel_joblib_jobs_share_the_cpus(hydra_job, monkeypatch):
+    monkeypatch.setattr(jobs, "available_cpus", lambda: 8)
+    hydra_job(["data=synthetic", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
+    assert (jobs.parallel_jobs(), jobs.threads_per_job()) == (2, 4)
+    hydra_job(["data=synthetic", "hydra/launcher=joblib", "hydra.launcher.n_jobs=-1"])
+    assert (jobs.parallel_jobs(), jobs.threads_per_job()) == (8, 1)
+    hydra_job(["data=synthetic"])  # basic launcher: one job at a time, TensorFlow decides
+    assert (jobs.parallel_jobs(), jobs.threads_per_job()) == (1, None)
+
+
+def test_run_name_is_the_jobs_overrides_and_group_the_sweep(hydra_job, tmp_path):
+    hydra_job(["data=synthetic", "optimizer.lr=0.001", "logger=wandb", f"hydra.sweep.dir={tmp_path / 'lr-sweep'}"])
+    assert jobs.run_name("default") == "data=synthetic,optimizer.lr=0.001"
+    assert jobs.sweep_group("quickstart") == "quickstart-lr-sweep"
+    hydra_job(["logger=wandb"], mode="RUN")
+    assert jobs.run_name("default") == "default" and jobs.sweep_group("quickstart") == "quickstart"
+
+
+def test_single_runs_started_together_get_their_own_directories():
+    command = [sys.executable, "-m", "qaexp", "data=synthetic", "--cfg", "hydra", "--resolve"]
+    processes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    run_dirs = [yaml.safe_load(p.communicate(timeout=120)[0])["hydra"]["run"]["dir"] for p in processes]
+    assert run_dirs[0] != run_dirs[1]
+
+
+# --- real training ---
+
+@pytest.mark.slow
+def test_jobs_in_one_process_do_not_leak_into_each_other(tmp_path, monkeypatch):
+    """What Hydra's basic launcher does: several runs in one process. A run in between, failing inside the
+    mixed-precision scope, must leave neither its policy nor anything else behind: a rerun repeats exactly."""
+    import tf_keras
+
+    from qaexp import experiment, modeling
+
+    # model=tiny trains its tokenizer, and the WordPiece trainer's vocabulary varies from call to call:
+    # reuse the first tokenizer so that any difference comes from leaked state.
+    tokenizers = {}
+    build_tokenizer = modeling.build_tokenizer
+    monkeypatch.setattr(modeling, "build_tokenizer",
+                        lambda cfg, texts=None: tokenizers.setdefault("first", build_tokenizer(cfg, texts)))
+    cfg = compose_config(SMALL)
+    first = experiment.run(cfg, str(tmp_path / "first"))
+
+    def fail_in_mixed_precision(*args):
+        assert tf_keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        raise RuntimeError("out of memory")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(modeling, "build_model", fail_in_mixed_precision)
+        with pytest.raises(RuntimeError, match="out of memory"):
+            experiment.run(compose_config([*SMALL, "precision=mixed_bfloat16", "trainer.seed=7"]),
+                           str(tmp_path / "failed"))
+    assert tf_keras.mixed_precision.global_policy().name == "float32"
+    assert metrics(tmp_path / "failed")["status"] == "failed"
+
+    again = experiment.run(cfg, str(tmp_path / "again"))
+    assert again["history"] == first["history"] and again["f1"] == first["f1"]
+
+
+@pytest.mark.slow
+def test_two_by_two_sweep_with_wandb_and_its_report(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    fake_key = "0123456789abcdef0123456789abcdef01234567"
+    sweep(sweep_dir, "optimizer.lr=1e-3,3e-3", "trainer.seed=1,2", "logger=wandb",
+          env={"WANDB_MODE": "offline", "WANDB_API_KEY": fake_key})
+
+    job_settings = []
+    for job_dir in job_dirs(sweep_dir):
+        result = metrics(job_dir)
+        assert result["status"] == "completed" and 0 <= result["f1"] <= 100
+        (run,) = offline_runs(str(job_dir))
+        assert run.summary["f1"] == pytest.approx(result["f1"])
+        assert run.summary["status"] == "completed" and run.exit_code == 0
+        assert any("train/loss" in row and "train/learning_rate" in row for row in run.history)
+        assert any(row.get("val/f1") == pytest.approx(result["f1"]) for row in run.history)
+        assert run.config["model"]["architecture"]["hidden_size"] == 32
+        assert run.run.run_group == "default-sweep"
+        job_settings.append((run.config["optimizer"]["lr"], run.config["trainer"]["seed"], run.run.display_name))
+    assert sorted(s[:2] for s in job_settings) == [(1e-3, 1), (1e-3, 2), (3e-3, 1), (3e-3, 2)]
+    assert len({name for *_, name in job_settings}) == 4
+    assert all("optimizer.lr=" in name and "logger" not in name for *_, name in job_settings)
+
+    for path in sweep_dir.rglob("*"):  # the API key is never written anywhere
+        if path.is_file():
+            assert fake_key.encode() not in path.read_bytes(), path
+
+    assert report.main([str(sweep_dir)]) == 0
+    with open(sweep_dir / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and {row["status"] for row in rows} == {"completed"}
+    assert [float(row["f1"]) for row in rows] == sorted((float(row["f1"]) for row in rows), reverse=True)
+    assert {row["trainer.seed"] for row in rows} == {"1", "2"}
+    assert_valid_png(sweep_dir / "f1_vs_lr.png")
+
+
+@pytest.mark.slow
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = sweep(sweep_dir, "optimizer.lr=-1,1e-3")
+
+    failed, completed = (metrics(job_dir) for job_dir in job_dirs(sweep_dir))
+    assert failed["status"] == "failed" and "optimizer.lr=-1.0 must be > 0" in failed["error"]
+    assert completed["status"] == "completed"
+    assert f"qaexp: job 0 failed ({sweep_dir / '0'}/metrics.json): optimizer.lr=-1.0 must be > 0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    assert report.main([str(sweep_dir)]) == 0
+    markdown = (sweep_dir / "results.md").read_text()
+    assert "## Failed jobs" in markdown and "job 0 (model=tiny, lr=-1): failed: optimizer.lr=-1.0" in markdown
+    with open(sweep_dir / "results.csv", newline="") as f:
+        assert [(row["job"], row["status"]) for row in csv.DictReader(f)] == [("1", "completed"), ("0", "failed")]
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_its_trials_and_reports_the_best(tmp_path):
+    sweep_dir = tmp_path / "search"
+    sweep(sweep_dir, "hparams_search=optuna", "hydra.sweeper.n_trials=2")
+
+    trials = job_dirs(sweep_dir)
+    assert len(trials) == 2
+    f1s = []
+    for job_dir in trials:
+        assert metrics(job_dir)["status"] == "completed"
+        f1s.append(metrics(job_dir)["f1"])
+        chosen = dict(o.split("=", 1) for o in yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()))
+        assert 1e-5 <= float(chosen["optimizer.lr"]) <= 3e-3
+        assert 0.0 <= float(chosen["optimizer.warmup_ratio"]) <= 0.2
+        assert chosen["trainer.batch_size"] in {"16", "32", "64"}
+    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert math.isclose(best["best_value"], max(f1s))

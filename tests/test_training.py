@@ -1,0 +1,203 @@
+"""Training steps: gradient accumulation and several replicas make the update of one large batch; XLA and
+steps_per_execution run; the best epoch is kept and early stopping follows validation F1."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tiny_qa
+from conftest import REPO
+from qaexp.pipeline import Batcher
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    examples = tiny_qa.records(30)
+    tokenizer = tiny_qa.tokenizer_for(examples)
+    return tokenizer, tiny_qa.windows_for(examples, tokenizer)
+
+
+def first_batch(tokenizer, windows, size):
+    b = Batcher(windows, size, padding="dynamic", max_length=96, pad_id=tokenizer.pad_token_id, shuffle_seed=0)
+    return b.pad(b.order(0)[0])
+
+
+def weights_after_one_step(tokenizer, batch, accum_steps, optimizer):
+    import tensorflow as tf
+
+    from qaexp.trainstep import QATrainingModel
+
+    model = tiny_qa.tiny_model(tokenizer)
+    trainable = QATrainingModel(model, accum_steps)
+    trainable.compile(optimizer=optimizer)
+    history = trainable.fit(tf.data.Dataset.from_tensors(batch), verbose=0)
+    assert int(trainable.optimizer.iterations.numpy()) == 1
+    return [v.numpy() for v in model.trainable_variables], history.history["loss"][0]
+
+
+def test_accumulated_micro_batches_make_the_update_of_the_whole_batch(tiny_data):
+    import tf_keras
+
+    tokenizer, windows = tiny_data
+    batch = first_batch(tokenizer, windows, 7)  # 7 rows in 3 micro-batches: 3 + 3 + 1 (2 zero-weight pad rows)
+    initial = [v.numpy() for v in tiny_qa.tiny_model(tokenizer).trainable_variables]
+    whole, whole_loss = weights_after_one_step(tokenizer, batch, 1, tf_keras.optimizers.SGD(0.5))
+    accumulated, accumulated_loss = weights_after_one_step(tokenizer, batch, 3, tf_keras.optimizers.SGD(0.5))
+    assert max(np.abs(w - i).max() for w, i in zip(whole, initial)) > 1e-3  # the step did change the weights
+    for w, a in zip(whole, accumulated):
+        np.testing.assert_allclose(a, w, atol=2e-6)
+    assert accumulated_loss == pytest.approx(whole_loss, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_accumulation_with_adam_matches_one_large_batch(tiny_data):
+    import tf_keras
+
+    tokenizer, windows = tiny_data
+    batch = first_batch(tokenizer, windows, 8)
+    # Adam's first step is about lr * sign(gradient): a larger epsilon keeps it from amplifying the rounding
+    # noise of gradients that are zero in exact arithmetic (e.g. attention key biases).
+    whole, _ = weights_after_one_step(tokenizer, batch, 1, tf_keras.optimizers.Adam(1e-2, epsilon=1e-3))
+    accumulated, _ = weights_after_one_step(tokenizer, batch, 4, tf_keras.optimizers.Adam(1e-2, epsilon=1e-3))
+    for w, a in zip(whole, accumulated):
+        np.testing.assert_allclose(a, w, atol=1e-5)
+
+
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, "tests")
+    import numpy as np, tf_keras
+    import tiny_qa
+    from qaexp.pipeline import Batcher
+    from qaexp.trainstep import QATrainingModel
+
+    examples = tiny_qa.records(30)
+    tokenizer = tiny_qa.tokenizer_for(examples)
+    windows = tiny_qa.windows_for(examples, tokenizer)
+    # 7 windows per global batch: the replicas get 4 and 3, an uneven split the loss must still average right.
+    batcher = Batcher(windows, 7, padding="dynamic", max_length=96, pad_id=tokenizer.pad_token_id, shuffle_seed=0,
+                      min_last_batch=2)
+
+    def train(strategy):
+        with strategy.scope():
+            model = tiny_qa.tiny_model(tokenizer)
+            initial = [v.numpy() for v in model.trainable_variables]
+            trainable = QATrainingModel(model, 1)
+            trainable.compile(optimizer=tf_keras.optimizers.SGD(0.5))
+        history = trainable.fit(batcher.dataset(), steps_per_epoch=3, epochs=1, verbose=0)
+        final = [v.numpy() for v in model.trainable_variables]
+        change = max(float(np.abs(f - i).max()) for f, i in zip(final, initial))
+        return history.history["loss"][0], final, change, strategy.num_replicas_in_sync
+
+    single_loss, single, change, _ = train(tf.distribute.get_strategy())
+    mirrored_loss, mirrored, _, replicas = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored))
+    print(json.dumps({"single": single_loss, "mirrored": mirrored_loss, "weight_diff": diff, "change": change,
+                      "replicas": replicas}))
+""")
+
+
+@pytest.mark.slow
+def test_mirrored_on_two_cpu_devices_matches_one_device():
+    done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert result["change"] > 1e-3
+    assert result["mirrored"] == pytest.approx(result["single"], rel=1e-5)
+    assert result["weight_diff"] < 1e-5
+
+
+@pytest.mark.slow
+def test_xla_and_steps_per_execution_train(tiny_data):
+    import tf_keras
+
+    from qaexp.trainstep import QATrainingModel
+
+    tokenizer, windows = tiny_data
+    batcher = Batcher(windows, 8, padding="max_length", max_length=96, pad_id=tokenizer.pad_token_id,
+                      shuffle_seed=0)
+    trainable = QATrainingModel(tiny_qa.tiny_model(tokenizer), grad_accum_steps=2)
+    trainable.compile(optimizer=tf_keras.optimizers.Adam(1e-3), steps_per_execution=2, jit_compile=True)
+    history = trainable.fit(batcher.dataset(), steps_per_epoch=4, epochs=2, verbose=0)
+    assert int(trainable.optimizer.iterations.numpy()) == 8
+    assert np.isfinite(history.history["loss"]).all()
+    assert history.history["loss"][1] < history.history["loss"][0]
+
+
+# ---- keeping the best epoch, early stopping, resuming the records ----------------------------------------
+
+
+def small_state(directory, patience=None, keep_best=True):
+    import tf_keras
+
+    from qaexp.run_state import RunState
+
+    model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
+    model.build((None, 3))
+    optimizer = tf_keras.optimizers.SGD(0.1)
+    optimizer.build(model.trainable_variables)
+    state = RunState(str(directory), model, optimizer, steps_per_epoch=5, epochs=6, every_steps=2,
+                     keep_best=keep_best, patience=patience)
+    return state, model, optimizer
+
+
+def play_epochs(state, model, optimizer, f1s, first_epoch=0):
+    """Fake epochs: weights set to the epoch number, 5 optimizer steps each, the given validation F1."""
+    for epoch, f1 in enumerate(f1s, start=first_epoch):
+        model.set_weights([np.full_like(w, epoch) for w in model.get_weights()])
+        optimizer.iterations.assign_add(5)
+        if state.end_epoch(epoch, {"loss": 1.0 / (epoch + 1), "val_f1": f1}, {"epoch": epoch}):
+            return epoch
+    return None
+
+
+def test_best_epoch_weights_are_kept(tmp_path):
+    state, model, optimizer = small_state(tmp_path)
+    state.start(resume=False)
+    play_epochs(state, model, optimizer, [50.0, 70.0, 60.0])
+    assert state.best_epoch == 1 and state.best_result == {"epoch": 1}
+    assert state.final_weights()
+    assert all((w == 1).all() for w in model.get_weights())
+    assert state.summary() == {"resumed": False, "optimizer_steps": 15, "early_stopped": False, "best_epoch": 2}
+
+
+def test_without_keep_best_the_last_weights_stay(tmp_path):
+    state, model, optimizer = small_state(tmp_path, keep_best=False)
+    state.start(resume=False)
+    play_epochs(state, model, optimizer, [50.0, 70.0, 60.0])
+    assert not state.final_weights()
+    assert all((w == 2).all() for w in model.get_weights())
+
+
+def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):
+    state, model, optimizer = small_state(tmp_path, patience=2)
+    state.start(resume=False)
+    stopped_at = play_epochs(state, model, optimizer, [50.0, 60.0, 59.0, 60.0, 80.0])
+    assert stopped_at == 3 and state.early_stopped and state.finished
+    assert state.history["val_f1"] == [50.0, 60.0, 59.0, 60.0]
+
+
+def test_resume_restores_steps_records_and_best_weights(tmp_path):
+    state, model, optimizer = small_state(tmp_path, patience=3)
+    state.start(resume=False)
+    play_epochs(state, model, optimizer, [50.0, 70.0, 60.0])
+
+    resumed, model2, optimizer2 = small_state(tmp_path, patience=3)
+    assert resumed.start(resume=True) == 15
+    assert resumed.resumed and resumed.best_epoch == 1 and resumed.best_result is None
+    assert resumed.history["val_f1"] == [50.0, 70.0, 60.0]
+    assert all((w == 2).all() for w in model2.get_weights())
+    play_epochs(resumed, model2, optimizer2, [65.0], first_epoch=3)
+    assert resumed.final_weights() and all((w == 1).all() for w in model2.get_weights())
+    assert resumed.summary()["optimizer_steps"] == 20
+
+    fresh, _, _ = small_state(tmp_path)
+    assert fresh.start(resume=False) == 0 and fresh.history == {}  # resume=false starts over
