@@ -38,7 +38,10 @@ def main(cfg: DictConfig) -> float:
 
 
 def _failed_job(err: Exception) -> float:
-    """NaN for the sweeper: the basic sweeper moves on, Optuna records the trial as failed."""
+    """The worst F1 there is, -inf, for the sweeper: the sweep goes on and Optuna ranks the trial last.
+
+    Not NaN: hydra-optuna-sweeper 1.3 crashes on it (it tells Optuna a failed trial together with its value).
+    """
     hydra_cfg = HydraConfig.get()
     job = hydra_cfg.job.num
     if isinstance(err, QAExpError):
@@ -47,7 +50,7 @@ def _failed_job(err: Exception) -> float:
         log.exception("job %s failed", job)
     first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     print(f"qaexp: job {job} failed ({hydra_cfg.runtime.output_dir}/metrics.json): {first_line}", file=sys.stderr)
-    return float("nan")
+    return float("-inf")
 
 
 if __name__ == "__main__":

@@ -299,6 +299,8 @@ def check_no_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
     known = {f.name for f in dataclasses.fields(schema)}
     for key, value in cfg.items_ex(resolve=False):
         name = f"{prefix}{key}"
+        if name == "hydra":  # present when composed with return_hydra_config=True
+            continue
         if key not in known:
             raise ConfigError(f"unknown config key {name!r}: {prefix.rstrip('.') or 'the root config'} has "
                               f"{', '.join(sorted(known))}")

@@ -143,7 +143,7 @@ def _experiment(cfg: DictConfig, run_dir: str, progress: Progress, tracker: trac
     tf_keras.utils.set_random_seed(cfg.trainer.seed)
     with timer("tokenizer"):
         texts = _training_texts(splits.train) if splits.train else None
-        tokenizer = modeling.build_tokenizer(cfg.model, texts)
+        tokenizer = _tokenizer(modeling, cfg, texts, run_dir)
     _check_tokenizer_limit(cfg, tokenizer)
     with timer("features"):
         train_windows = _windows(features, splits.train, tokenizer, data_cfg, "train") if splits.train else None
@@ -213,6 +213,19 @@ def _training_texts(records: list[dict]) -> Iterator[str]:
         yield record["context"]
 
 
+def _tokenizer(modeling, cfg, texts, run_dir):
+    """A resumed run reuses the tokenizer saved with its checkpoints: one trained again may number tokens otherwise."""
+    from qaexp.run_state import saved_tokenizer
+
+    saved = saved_tokenizer(run_dir) if cfg.trainer.resume else None
+    if saved is None:
+        return modeling.build_tokenizer(cfg.model, texts)
+    from transformers import AutoTokenizer
+
+    log.info("resuming: using the tokenizer saved in %s", saved)
+    return AutoTokenizer.from_pretrained(saved)
+
+
 def _windows(features, records, tokenizer, data_cfg, split):
     from qaexp import cache
 
@@ -228,7 +241,7 @@ def _train(cfg, model, windows, tokenizer, evaluate, progress, strategy, tracker
     """Fit with checkpoints in <run_dir>/checkpoints; returns (history, final evaluation or None, summary items)."""
     from qaexp import train
     from qaexp.pipeline import Batcher
-    from qaexp.run_state import RunState
+    from qaexp.run_state import CHECKPOINT_DIR, RunState
 
     timer, trainer = progress.timer, cfg.trainer
     batcher = Batcher(windows, trainer.batch_size, padding=trainer.padding, max_length=cfg.data.max_length,
@@ -238,10 +251,10 @@ def _train(cfg, model, windows, tokenizer, evaluate, progress, strategy, tracker
     steps = len(batcher) if trainer.max_steps is None else min(len(batcher), trainer.max_steps)
     with strategy.scope():
         trainable = train.compile_for_training(model, cfg.optimizer, trainer, steps * trainer.epochs)
-    state = RunState(os.path.join(run_dir, "checkpoints"), model, trainable.optimizer, steps, trainer.epochs,
+    state = RunState(os.path.join(run_dir, CHECKPOINT_DIR), model, trainable.optimizer, steps, trainer.epochs,
                      every_steps=trainer.checkpoint_every_steps, keep_best=trainer.keep_best,
                      patience=trainer.early_stopping_patience)
-    start = trainable.start_step = state.start(trainer.resume)
+    start = trainable.start_step = state.start(trainer.resume, tokenizer)
     progress.run_state = state
     evaluator = train.make_epoch_evaluator(evaluate)
     guard = train.make_divergence_guard(f"lower optimizer.lr (now {cfg.optimizer.lr:g}), set optimizer.clipnorm, "

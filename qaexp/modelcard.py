@@ -104,8 +104,9 @@ def _results(cfg: DictConfig, summary: dict) -> str:
 
 def _usage() -> str:
     return ("## How to use\n\n```python\nfrom transformers import pipeline\n\n"
-            "qa = pipeline(\"question-answering\", model=MODEL_DIR, tokenizer=MODEL_DIR, framework=\"tf\")\n"
-            "qa(question=\"Who wrote it?\", context=\"It was written by Ada.\")\n```\n\n"
+            "# dtype=None: transformers 4.57's pipeline() needs torch otherwise\n"
+            "qa = pipeline(\"question-answering\", model=MODEL_DIR, tokenizer=MODEL_DIR, framework=\"tf\", dtype=None)\n"
+            "qa(question=\"Who wrote it?\", context=\"It was written by Ada.\", align_to_words=False)\n```\n\n"
             "or `python -m qaexp.predict MODEL_DIR --question Q --context C` "
             "(`--file F --output OUT` for a whole file).")
 

@@ -52,6 +52,10 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: 
     backend.decoder = decoders.WordPiece()
     backend.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special,
                                                                  show_progress=False))
+    # The trainer numbers tokens in a random (hash) order: renumber them sorted, so the same texts give the same
+    # token ids in every process (reproducible runs, feature-cache hits, resuming with the checkpoint's ids).
+    learned = sorted(set(backend.get_vocab()) - set(special))
+    backend.model = models.WordPiece({token: i for i, token in enumerate(special + learned)}, unk_token="[UNK]")
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     # A freshly trained tokenizer has no post-processor: without one, pairs lack [CLS]/[SEP].
     backend.post_processor = processors.TemplateProcessing(
@@ -120,18 +124,20 @@ def precision_policy(name: str) -> Iterator[None]:
 
 def limit_threads(threads: int | None) -> None:
     """Use `threads` intra-op and inter-op threads; TensorFlow fixes both once it has run its first op."""
+    if threads is None:
+        return
     import tensorflow as tf
 
     threading = tf.config.threading
-    if threads is None or (threading.get_intra_op_parallelism_threads() == threads
-                           and threading.get_inter_op_parallelism_threads() == threads):
+    if threading.get_intra_op_parallelism_threads() == threads == threading.get_inter_op_parallelism_threads():
         return
     try:
         threading.set_intra_op_parallelism_threads(threads)
         threading.set_inter_op_parallelism_threads(threads)
+        log.info("TensorFlow threads: %d intra-op, %d inter-op", threads, threads)
     except RuntimeError:  # an earlier job in this process already started TensorFlow with other settings
-        log.warning("trainer.threads=%d ignored: TensorFlow already runs in this process with %d threads",
-                    threads, threading.get_intra_op_parallelism_threads())
+        log.warning("trainer.threads=%d ignored: TensorFlow already started in this process with other settings",
+                    threads)
 
 
 def build_strategy(name: str):

@@ -115,7 +115,7 @@ def sort_by_f1(jobs: list[Job]) -> list[Job]:
 
 def table(jobs: list[Job], keys: list[str]) -> tuple[list[str], list[list[str]]]:
     header = ["job", "model", "lr", *keys, "EM", "F1", "val loss", "train s", "status"]
-    rows = [[job.name, job.model, _fmt(job.lr, "g"), *(job.overrides.get(k, "") for k in keys),
+    rows = [[job.name, job.model, _fmt(job.lr, ".3g"), *(_short(job.overrides.get(k, "")) for k in keys),
              _fmt(job.exact_match, ".2f"), _fmt(job.f1, ".2f"), _fmt(job.val_loss, ".4f"),
              _fmt(job.train_seconds, ".1f"), job.status] for job in jobs]
     return header, rows
@@ -123,6 +123,15 @@ def table(jobs: list[Job], keys: list[str]) -> tuple[list[str], list[list[str]]]
 
 def _fmt(value: Optional[float], spec: str) -> str:
     return "" if value is None else format(value, spec)
+
+
+def _short(value: str) -> str:
+    """Sampled floats (Optuna's 0.19014286128198324) to 4 significant digits; anything else as it is."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if number.is_integer() and "." not in value else format(number, ".4g")
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -141,8 +150,8 @@ def failures_text(jobs: list[Job], keys: list[str]) -> list[str]:
 
 
 def _label(job: Job, keys: list[str]) -> str:
-    parts = [f"model={job.model}", f"lr={_fmt(job.lr, 'g')}"]
-    return ", ".join(parts + [f"{key}={job.overrides[key]}" for key in keys if key in job.overrides])
+    parts = [f"model={job.model}", f"lr={_fmt(job.lr, '.3g')}"]
+    return ", ".join(parts + [f"{key}={_short(job.overrides[key])}" for key in keys if key in job.overrides])
 
 
 def write_csv(jobs: list[Job], keys: list[str], path: str) -> None:

@@ -2,8 +2,11 @@
 
 `<run_dir>/checkpoints/latest` holds the model, the optimizer (its slots and step counter) and the epoch
 records (history, best F1, epochs without improvement); `<run_dir>/checkpoints/best` the weights of the epoch
-with the best validation F1. The data position needs no saving: the batch order is a function of the global
-step (see pipeline.Batcher), so a resumed run continues with the batch it would have trained on next.
+with the best validation F1; `<run_dir>/checkpoints/tokenizer` the tokenizer the run trains with, which a
+resumed run loads instead of building one (whose token ids could differ from the checkpoint's).
+
+The data position needs no saving: the batch order is a function of the global step (see pipeline.Batcher),
+so a resumed run continues with the batch it would have trained on next.
 """
 from __future__ import annotations
 
@@ -19,6 +22,14 @@ import tf_keras
 from qaexp.results import storage_errors
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def saved_tokenizer(run_dir: str) -> Optional[str]:
+    """The directory of the tokenizer saved with the run's checkpoints, if there is one."""
+    path = os.path.join(run_dir, CHECKPOINT_DIR, "tokenizer")
+    return path if os.path.isdir(path) else None
 
 
 class _Records(tf.Module):
@@ -46,8 +57,11 @@ class RunState:
         self.resumed = False
         self.best_result: Optional[dict] = None  # the evaluation of the best epoch, when it ran in this process
 
-    def start(self, resume: bool) -> int:
-        """Restore the last checkpoint (resume=True and one exists) or clear old ones; returns the global step."""
+    def start(self, resume: bool, tokenizer=None) -> int:
+        """Restore the last checkpoint (resume=True and one exists) or clear old ones; returns the global step.
+
+        Starting without a checkpoint saves `tokenizer` beside the checkpoints, for resuming.
+        """
         if not resume and os.path.isdir(self.directory):
             log.warning("trainer.resume=false: removing the old checkpoints in %s", self.directory)
             shutil.rmtree(self.directory)
@@ -62,6 +76,8 @@ class RunState:
             log.info("resuming from %s at step %d of %d", self.latest.latest_checkpoint, self.step, self.total_steps)
         elif resume:
             log.warning("trainer.resume=true but %s has no checkpoint: training from the start", self.directory)
+        if not self.resumed and tokenizer is not None:
+            tokenizer.save_pretrained(os.path.join(self.directory, "tokenizer"))
         return self.step
 
     @property
@@ -109,10 +125,18 @@ class RunState:
                      epoch + 1, self.patience, self.best_epoch + 1)
         return self.early_stopped
 
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Save the latest checkpoint; False (nothing saved) between an epoch's last step and its records."""
+        epochs_done, rest = divmod(self.step, self.steps_per_epoch)
+        recorded = max((len(values) for values in self.history.values()), default=0)
+        if rest == 0 and epochs_done > recorded:
+            log.warning("no checkpoint at step %d: epoch %d is not evaluated yet, and resuming from here would skip "
+                        "it; the last checkpoint stays %s", self.step, epochs_done, self.latest.latest_checkpoint)
+            return False
         # A failed save leaves the previous checkpoint in place: CheckpointManager deletes it only afterwards.
         with storage_errors(self.latest.directory, also=(tf.errors.OpError,)):
             self.latest.save(checkpoint_number=self.step)
+        return True
 
     def callback(self, evaluator) -> tf_keras.callbacks.Callback:
         """Saves every `every_steps` steps and at each epoch's end (after `evaluator`, which must run first)."""

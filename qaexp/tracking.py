@@ -6,6 +6,7 @@ metrics.json is written by experiment.run whatever the backend.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import netrc
 import os
@@ -88,19 +89,17 @@ class WandbTracker(KerasLoggingTracker):
 
 class TensorBoardTracker(KerasLoggingTracker):
     def __init__(self, cfg: DictConfig, run_dir: str):
-        import importlib.util
-
-        import tensorflow as tf
-
         if importlib.util.find_spec("tensorboard") is None:
             raise ConfigError("logger=tensorboard needs the tensorboard package: pip install 'qaexp[tensorboard]'")
         self._dir = cfg.logger.log_dir or os.path.join(run_dir, "tensorboard")
-        self._writer = tf.summary.create_file_writer(self._dir)
+        self._writer = None  # created at the first scalar: TensorFlow fixes its thread settings at its first op
         self._last_step = 0
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         import tensorflow as tf
 
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self._dir)
         self._last_step = step
         with self._writer.as_default():
             for name, value in metrics.items():
@@ -111,8 +110,9 @@ class TensorBoardTracker(KerasLoggingTracker):
         self.log(scalars, self._last_step)
 
     def finish(self, error: Optional[BaseException]) -> None:
-        self._writer.close()
-        log.info("TensorBoard logs: tensorboard --logdir %s", self._dir)
+        if self._writer is not None:
+            self._writer.close()
+            log.info("TensorBoard logs: tensorboard --logdir %s", self._dir)
 
 
 BACKENDS = {"none": Tracker, "wandb": WandbTracker, "tensorboard": TensorBoardTracker}

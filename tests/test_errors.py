@@ -126,6 +126,22 @@ def test_bad_input_gives_one_clear_error(tmp_path, case, overrides, content, sta
         assert not (run_dir / "predictions.json").exists()
 
 
+def test_validation_and_data_loading_do_not_import_tensorflow(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text(GOOD)
+    code = ("import sys; import qaexp.__main__, qaexp.experiment; from qaexp.config import validate; "
+            "from qaexp.data import load_splits; from hydra import compose, initialize_config_dir; "
+            f"initialize_config_dir(config_dir={str(REPO / 'conf')!r}, version_base='1.3'); "
+            f"cfg = compose('config', overrides=['model=tiny', 'data=json', 'data.train_file={data}', "
+            f"'data.validation_file={data}']); validate(cfg); load_splits(cfg.data); "
+            "heavy = [m for m in ('tensorflow', 'tf_keras', 'transformers', 'wandb') if m in sys.modules]; "
+            "print('heavy:', heavy)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env=cli_env())
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "heavy: []" in result.stdout
+
+
 def test_the_table_is_large_enough():
     assert len(CASES) >= 20 and len({c[0] for c in CASES}) == len(CASES)
 

@@ -65,6 +65,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_number_of_steps(tmp_path, cli)
     assert "from the feature cache" in done.stdout + done.stderr  # the resumed run did not tokenise again
 
 
+@pytest.mark.slow
 def test_resume_without_checkpoints_starts_from_scratch(tmp_path, cli):
     run_dir = tmp_path / "run"
     args = ["model=tiny", "data=synthetic", "data.num_train=16", "data.num_validation=8", "data.max_length=64",

