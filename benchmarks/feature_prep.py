@@ -28,6 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' SQuAD reader draws progress bars
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qaexp import cache  # noqa: E402

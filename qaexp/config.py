@@ -201,6 +201,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("data.source=hub needs data.name (a dataset on the Hugging Face hub)")
     if not cfg.model.from_scratch and not cfg.model.checkpoint:
         raise ConfigError("model.checkpoint is empty: give a hub name or a local directory, or use model=tiny")
+    if cfg.model.checkpoint:
+        from qaexp.checkpoints import resolve_checkpoint
+
+        resolve_checkpoint(cfg.model.checkpoint)  # a missing `pkg:` package is reported before TensorFlow loads
     if cfg.hub.push and not cfg.hub.repo_id:
         raise ConfigError("hub.push=true needs hub.repo_id=USER/NAME (the hub repository to upload to)")
     if cfg.hub.push and not cfg.trainer.save_model:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -87,18 +88,55 @@ def _tokenize_chunk(examples, first_index, tokenizer, max_length, doc_stride, qu
                         return_offsets_mapping=True, padding=False)
     context_id = 1 if question_first else 0
     sample_map = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
-    starts, ends, cls_positions, offsets = [], [], [], []
-    for i, window_offsets in enumerate(encoded["offset_mapping"]):
-        is_context = np.array([s == context_id for s in encoded.sequence_ids(i)])
-        masked = np.where(is_context[:, None], np.asarray(window_offsets, dtype=np.int32), NOT_CONTEXT)
-        cls = _cls_position(encoded["input_ids"][i], tokenizer.cls_token_id)
-        start, end = label_window(masked, examples[sample_map[i]]["answers"], cls)
-        starts.append(start)
-        ends.append(end)
-        cls_positions.append(cls)
-        offsets.append(masked)
+    cls_positions = np.array([_cls_position(ids, tokenizer.cls_token_id) for ids in encoded["input_ids"]],
+                             dtype=np.int64)
+    spans = [_context_span(encoded.sequence_ids(i), context_id) for i in range(len(sample_map))]
+    offsets, starts, ends = _label_windows(encoded["offset_mapping"], spans,
+                                           [examples[i]["answers"] for i in sample_map], cls_positions)
     inputs = {name: encoded[name] for name in tokenizer.model_input_names if name in encoded}
     return inputs, starts, ends, sample_map + first_index, cls_positions, offsets
+
+
+def _context_span(sequence_ids: list, context_id: int) -> tuple[int, int]:
+    """[first, last + 1) of the context's tokens, which are contiguous in every pair template; (0, 0) if none."""
+    try:
+        first = sequence_ids.index(context_id)
+    except ValueError:
+        return 0, 0
+    return first, len(sequence_ids) - sequence_ids[::-1].index(context_id)
+
+
+def _label_windows(offset_mapping, spans, answers, cls: np.ndarray):
+    """label_window for all windows of a chunk at once, on flat token arrays.
+
+    Returns (per-window offsets with non-context tokens at NOT_CONTEXT, start labels, end labels).
+    """
+    lengths = np.fromiter(map(len, offset_mapping), dtype=np.int64, count=len(offset_mapping))
+    first_token = np.cumsum(lengths) - lengths  # flat index of each window's first token
+    window = np.repeat(np.arange(len(lengths)), lengths)
+    position = np.arange(int(lengths.sum())) - first_token[window]
+    flat = np.fromiter(chain.from_iterable(chain.from_iterable(offset_mapping)), dtype=np.int32,
+                       count=2 * int(lengths.sum())).reshape(-1, 2)
+    lo, hi = np.array(spans, dtype=np.int64).reshape(-1, 2).T
+    in_context = (position >= lo[window]) & (position < hi[window])
+    masked = np.where(in_context[:, None], flat, NOT_CONTEXT)
+
+    answered = np.array([bool(a["answer_start"]) for a in answers])
+    start_char = np.array([a["answer_start"][0] if a["answer_start"] else 0 for a in answers], dtype=np.int64)
+    end_char = start_char + [len(a["text"][0]) if a["answer_start"] else 0 for a in answers]
+    has_context = hi > lo
+    first_context, last_context = first_token + lo, first_token + np.maximum(hi - 1, lo)
+    inside = (answered & has_context & (flat[first_context, 0] <= start_char)
+              & (flat[last_context, 1] >= end_char))
+    # The last context token starting at or before the answer, and the first one ending at or after it.
+    start = np.maximum.reduceat(np.where(in_context & (flat[:, 0] <= start_char[window]), position, -1),
+                                first_token)
+    end = np.minimum.reduceat(np.where(in_context & (flat[:, 1] >= end_char[window]), position, lengths.max()),
+                              first_token)
+    starts = np.where(inside, start, cls)
+    ends = np.where(inside, np.maximum(end, start), cls)
+    offsets = [masked[begin: begin + length] for begin, length in zip(first_token.tolist(), lengths.tolist())]
+    return offsets, starts, ends
 
 
 def _cls_position(input_ids: list[int], cls_token_id) -> int:

@@ -164,8 +164,18 @@ def write_csv(jobs: list[Job], keys: list[str], path: str) -> None:
                              job.f1, job.val_loss, job.train_seconds, job.status, job.error or "", job.path])
 
 
-def write_markdown(table_md: str, failures: list[str], path: str) -> None:
-    parts = ["# Sweep results", "", "Sorted by validation F1.", "", table_md, ""]
+def sweep_command(paths: list[str]) -> Optional[str]:
+    """The command line of a multirun directory's sweep, from the multirun.yaml Hydra writes there."""
+    multirun = os.path.join(paths[0], "multirun.yaml")
+    if len(paths) != 1 or not os.path.isfile(multirun):
+        return None
+    overrides = OmegaConf.select(OmegaConf.load(multirun), "hydra.overrides.task", default=None)
+    return "python -m qaexp -m " + " ".join(overrides) if overrides else None
+
+
+def write_markdown(table_md: str, failures: list[str], command: Optional[str], path: str) -> None:
+    parts = ["# Sweep results", "", *([f"`{command}`", ""] if command else []), "Sorted by validation F1.", "",
+             table_md, ""]
     if failures:
         parts += ["## Failed jobs", "", *(f"- {line}" for line in failures), ""]
     with open(path, "w", encoding="utf-8") as f:
@@ -220,7 +230,7 @@ def report(paths: list[str], out_dir: str) -> list[Job]:
     failures = failures_text(jobs, keys)
     os.makedirs(out_dir, exist_ok=True)
     write_csv(jobs, keys, os.path.join(out_dir, "results.csv"))
-    write_markdown(table_md, failures, os.path.join(out_dir, "results.md"))
+    write_markdown(table_md, failures, sweep_command(paths), os.path.join(out_dir, "results.md"))
     plot_f1_vs_lr(jobs, failures, os.path.join(out_dir, "f1_vs_lr.png"))
     print(table_md)
     for line in failures:

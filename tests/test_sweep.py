@@ -114,6 +114,16 @@ def test_single_runs_started_together_get_their_own_directories():
     assert run_dirs[0] != run_dirs[1]
 
 
+def test_thread_limit_is_applied_before_tensorflow_starts_and_kept_after(cli):
+    code = ("import logging; logging.basicConfig(); from qaexp.modeling import limit_threads; import tensorflow as tf; "
+            "limit_threads(1); tf.constant(1) + 1; limit_threads(1); limit_threads(2); t = tf.config.threading; "
+            "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())")
+    result = cli(["-c", code])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["1", "1"]
+    assert "trainer.threads=2 ignored: TensorFlow already started" in result.stderr
+
+
 # --- real training ---
 
 @pytest.mark.slow

@@ -128,13 +128,16 @@ def test_tensorboard_tracker_writes_scalars_under_the_run_directory(tmp_path):
     assert scalars["final/train_seconds"] == (2, 3.0)
 
 
-def test_wandb_offline_run_holds_resolved_config_metrics_and_summary(tmp_path, monkeypatch):
+def test_wandb_offline_run_holds_resolved_config_metrics_summary_and_model(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    with tracking.start(experiment_config(), str(tmp_path)) as tracker:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    with tracking.start(experiment_config(log_model=True), str(tmp_path)) as tracker:
         tracker.log({"train/loss": 2.0, "train/learning_rate": 0.003}, 1)
         tracker.log({"val/f1": 55.5, "epoch": 1}, 1)
         tracker.log_results({"status": "completed", "f1": 55.5, "exact_match": 50.0, "history": {"loss": [2.0]}},
-                            None)
+                            str(model_dir))
 
     (run,) = offline_runs(str(tmp_path))
     assert run.config["optimizer"] == {"name": "adam", "lr": 0.003}
@@ -142,6 +145,7 @@ def test_wandb_offline_run_holds_resolved_config_metrics_and_summary(tmp_path, m
     assert run.history[0]["train/loss"] == 2.0 and run.history[0]["val/f1"] == 55.5
     assert run.summary["f1"] == 55.5 and run.summary["status"] == "completed" and "history" not in run.summary
     assert run.run.run_group == "exp" and run.run.job_type == "train" and list(run.run.tags) == ["unit"]
+    assert run.artifacts == [(f"model-{run.run.run_id}", "model", ["config.json"])]
     assert run.exit_code == 0
 
 

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import struct
+import time
 
 from wandb.proto import wandb_internal_pb2
 
@@ -23,6 +24,8 @@ def _payloads(data: bytes):
             continue
         _, length, kind = _CHUNK_HEADER.unpack_from(data, position)
         position += _CHUNK_HEADER.size
+        if position + length > len(data):  # still being written
+            return
         chunk = data[position:position + length]
         position += length
         if kind == _FULL:
@@ -36,11 +39,22 @@ def _payloads(data: bytes):
 
 
 class OfflineRun:
-    """config (top-level keys -> values), summary, history rows, exit code, run name/group of one offline run."""
+    """config (top-level keys -> values), summary, history rows, artifacts, exit code and run record of one run."""
 
-    def __init__(self, run_dir: str):
+    def __init__(self, run_dir: str, wait_s: float = 30.0):
         (log_path,) = glob.glob(os.path.join(run_dir, "run-*.wandb"))
+        # wandb-core, a separate process, may still be writing the log when wandb.finish returns: the exit
+        # record comes last.
+        deadline = time.monotonic() + wait_s
+        while True:
+            self._read(log_path)
+            if self.exit_code is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+
+    def _read(self, log_path: str) -> None:
         self.config, self.summary, self.history, self.exit_code, self.run = {}, {}, [], None, None
+        self.artifacts = []  # (name, type, file paths)
         with open(log_path, "rb") as f:
             for payload in _payloads(f.read()):
                 record = wandb_internal_pb2.Record()
@@ -58,6 +72,9 @@ class OfflineRun:
             self.summary.update(_items(record.summary.update))
         elif kind == "history":
             self.history.append(_items(record.history.item))
+        elif kind == "artifact":
+            artifact = record.artifact
+            self.artifacts.append((artifact.name, artifact.type, sorted(e.path for e in artifact.manifest.contents)))
         elif kind == "exit":
             self.exit_code = record.exit.exit_code
 

