@@ -10,7 +10,7 @@ epoch's batches in the padding's own shuffled order, sorted by padded width, tak
 Their mean cost estimates the epoch's; warm-up steps (the sample's narrowest and widest batch, which also
 settle tf.function's retracing on a shape with unknown width) are not timed. Examples are windows.
 
-    python benchmarks/train_throughput.py [--batch-size 16] [--steps-tiny 30] [--steps-large 3]
+    python benchmarks/train_throughput.py [--batch-size 8] [--steps-tiny 30] [--steps-large 3]
 
 Prints the figures, then exactly one JSON line as the last line of output (the headline ratios are the
 distilbert-sized model's).
@@ -68,17 +68,37 @@ def stratified(batcher: Batcher, steps: int) -> tuple[list, list]:
     return [order[r] for r in ranks], [order[ranks[0]], order[ranks[-1]]]
 
 
-def train_on(trainable, batcher: Batcher, batches: list) -> float:
-    """Seconds to train on `batches` (through a prefetched tf.data pipeline, as a run does)."""
+class StepTimer:
+    """Wall time of each training step (Keras batch hooks), so that fit's start-up is not counted."""
+
+    def __init__(self):
+        import tf_keras
+
+        timer = self
+
+        class Hooks(tf_keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                timer.started = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                timer.seconds.append(time.perf_counter() - timer.started)
+
+        self.seconds: list[float] = []
+        self.started = 0.0
+        self.callback = Hooks()
+
+
+def train_on(trainable, batcher: Batcher, batches: list) -> list[float]:
+    """Seconds of each step on `batches`, fed through a prefetched tf.data pipeline as in a run."""
     import tensorflow as tf
 
     signature = {name: tf.TensorSpec((None,) if name.endswith("positions") else (None, None), tf.int32)
                  for name in batcher.pad(batches[0])}
     dataset = tf.data.Dataset.from_generator(lambda: (batcher.pad(idx) for idx in batches),
                                              output_signature=signature).prefetch(2)
-    started = time.perf_counter()
-    trainable.fit(dataset, steps_per_epoch=len(batches), epochs=1, verbose=0)
-    return time.perf_counter() - started
+    timer = StepTimer()
+    trainable.fit(dataset, steps_per_epoch=len(batches), epochs=1, verbose=0, callbacks=[timer.callback])
+    return timer.seconds
 
 
 def measure(name: str, windows, tok, batch_size: int, steps: int) -> dict:
@@ -98,8 +118,9 @@ def measure(name: str, windows, tok, batch_size: int, steps: int) -> dict:
         batcher = Batcher(windows, batch_size, padding=padding, max_length=MAX_LENGTH, pad_id=tok.pad_token_id,
                           shuffle_seed=0)
         timed, warmup = stratified(batcher, steps)
-        train_on(trainable, batcher, warmup)
-        seconds = train_on(trainable, batcher, timed)
+        step_seconds = train_on(trainable, batcher, warmup + timed)[len(warmup):]
+        print(f"{name:>16} {padding:>10}: step seconds {', '.join(f'{t:.2f}' for t in step_seconds)}", flush=True)
+        seconds = sum(step_seconds)
         examples = sum(len(idx) for idx in timed)
         mean_width = float(np.mean([width(batcher, idx) for idx in batcher.order(0)]))
         results[padding] = {"ex_s": examples / seconds, "mean_width": mean_width}
@@ -116,7 +137,7 @@ def measure(name: str, windows, tok, batch_size: int, steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps-tiny", type=int, default=30)
     parser.add_argument("--steps-large", type=int, default=3)
     args = parser.parse_args()

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import tempfile
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from qaexp.features import Windows
 log = logging.getLogger(__name__)
 
 FORMAT = "qaexp-windows-v1"  # change when features.tokenize_windows' output changes for the same input
+TOKENIZER_FORMAT = "qaexp-wordpiece-v1"
 LABEL_ARRAYS = ("start_positions", "end_positions", "example_index", "cls_index")
 
 
@@ -47,6 +48,30 @@ def windows_for(records: list[dict], tokenizer, max_length: int, doc_stride: int
     except OSError as err:  # a read-only or full disk costs only the cache
         log.warning("could not write the feature cache %s: %s", path, err)
     return windows
+
+
+def trained_tokenizer_for(records: list[dict], vocab_size: int, lowercase: bool, cache_dir: Optional[str],
+                          train: Callable[[], object]):
+    """A tokenizer trained on `records` by `train()`, or the one trained earlier on the same records and settings."""
+    if cache_dir is None:
+        return train()
+    from transformers import AutoTokenizer
+
+    from qaexp.errors import QAExpError
+    from qaexp.results import save_directory_atomic
+
+    key = hashlib.sha256("\n".join([TOKENIZER_FORMAT, records_fingerprint(records), str(vocab_size),
+                                    str(lowercase)]).encode()).hexdigest()
+    path = os.path.join(os.path.expanduser(cache_dir), "tokenizers", key)
+    if os.path.isfile(os.path.join(path, "tokenizer.json")):
+        log.info("tokenizer from the cache %s", path)
+        return AutoTokenizer.from_pretrained(path)
+    tokenizer = train()
+    try:
+        save_directory_atomic(path, tokenizer.save_pretrained)
+    except (OSError, QAExpError) as err:
+        log.warning("could not write the tokenizer cache %s: %s", path, err)
+    return tokenizer
 
 
 def cache_key(records: list[dict], tokenizer, max_length: int, doc_stride: int,

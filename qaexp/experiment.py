@@ -142,8 +142,7 @@ def _experiment(cfg: DictConfig, run_dir: str, progress: Progress, tracker: trac
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(cfg.trainer.seed)
     with timer("tokenizer"):
-        texts = _training_texts(splits.train) if splits.train else None
-        tokenizer = _tokenizer(modeling, cfg, texts, run_dir)
+        tokenizer = _tokenizer(modeling, cfg, splits.train, run_dir)
     _check_tokenizer_limit(cfg, tokenizer)
     with timer("features"):
         train_windows = _windows(features, splits.train, tokenizer, data_cfg, "train") if splits.train else None
@@ -213,13 +212,23 @@ def _training_texts(records: list[dict]) -> Iterator[str]:
         yield record["context"]
 
 
-def _tokenizer(modeling, cfg, texts, run_dir):
-    """A resumed run reuses the tokenizer saved with its checkpoints: one trained again may number tokens otherwise."""
+def _tokenizer(modeling, cfg, train_records, run_dir):
+    """A resumed run reuses the tokenizer saved with its checkpoints; a from-scratch one comes from the cache.
+
+    Training a WordPiece vocabulary is not deterministic (`tokenizers` breaks ties between equally frequent
+    pairs in hash order), so runs on the same data share the first one trained, and a sweep compares like with like.
+    """
+    from qaexp import cache
     from qaexp.run_state import saved_tokenizer
 
     saved = saved_tokenizer(run_dir) if cfg.trainer.resume else None
     if saved is None:
-        return modeling.build_tokenizer(cfg.model, texts)
+        if cfg.model.checkpoint or not train_records:
+            return modeling.build_tokenizer(cfg.model, _training_texts(train_records) if train_records else None)
+        return cache.trained_tokenizer_for(
+            train_records, cfg.model.tokenizer_vocab_size, cfg.model.lowercase,
+            cfg.data.cache_dir if cfg.data.cache else None,
+            lambda: modeling.build_tokenizer(cfg.model, _training_texts(train_records)))
     from transformers import AutoTokenizer
 
     log.info("resuming: using the tokenizer saved in %s", saved)

@@ -11,8 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-# Overrides that say where or how results are recorded, not what was trained: left out of run names.
-_NOT_NAMING = ("logger", "hydra.", "trainer.verbose", "trainer.threads")
+# Overrides that say how a job was chosen or recorded, not what it trained: left out of run names.
+_NOT_NAMING = ("logger", "hydra.", "hparams_search", "trainer.verbose", "trainer.threads")
 
 
 def _hydra() -> Optional[DictConfig]:

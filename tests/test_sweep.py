@@ -100,7 +100,8 @@ def test_parallel_joblib_jobs_share_the_cpus(hydra_job, monkeypatch):
 
 
 def test_run_name_is_the_jobs_overrides_and_group_the_sweep(hydra_job, tmp_path):
-    hydra_job(["data=synthetic", "optimizer.lr=0.001", "logger=wandb", f"hydra.sweep.dir={tmp_path / 'lr-sweep'}"])
+    hydra_job(["data=synthetic", "optimizer.lr=0.001", "logger=wandb", "hparams_search=optuna",
+               f"hydra.sweep.dir={tmp_path / 'lr-sweep'}"])
     assert jobs.run_name("default") == "data=synthetic,optimizer.lr=0.001"
     assert jobs.sweep_group("quickstart") == "quickstart-lr-sweep"
     hydra_job(["logger=wandb"], mode="RUN")
