@@ -7,14 +7,14 @@ of the end logits. No valid span is missed and no per-span Python code runs.
 """
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from qaexp.results import write_json_atomic
 
 # Windows per vectorised block; bounds the (windows, seq_len, max_answer_length) temporaries.
 _CHUNK_WINDOWS = 512
@@ -35,21 +35,10 @@ class Predictions:
         files = {"predictions.json": self.predictions, "nbest_predictions.json": self.nbest}
         if self.null_odds:
             files["null_odds.json"] = self.null_odds
-        return [_write_json_atomic(os.path.join(run_dir, name), data) for name, data in files.items()]
-
-
-def _write_json_atomic(path: str, data) -> str:
-    handle, tmp_path = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, ensure_ascii=False, indent=2)
-            out.write("\n")
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-    return path
+        paths = [os.path.join(run_dir, name) for name in files]
+        for path, data in zip(paths, files.values()):
+            write_json_atomic(path, data)
+        return paths
 
 
 @dataclass
