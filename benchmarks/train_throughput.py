@@ -10,6 +10,10 @@ epoch's batches in the padding's own shuffled order, sorted by padded width, tak
 Their mean cost estimates the epoch's; warm-up steps (the sample's narrowest and widest batch, which also
 settle tf.function's retracing on a shape with unknown width) are not timed. Examples are windows.
 
+Throughput is measured in process CPU time, which other jobs on a shared machine distort far less than wall
+time: `*_ex_s` are examples per CPU second (all threads of the process), and the ratios compare those;
+wall-clock rates and ratios are reported too (`wall_*`).
+
     python benchmarks/train_throughput.py [--batch-size 8] [--steps-tiny 30] [--steps-large 3]
 
 Prints the figures, then exactly one JSON line as the last line of output (the headline ratios are the
@@ -69,7 +73,7 @@ def stratified(batcher: Batcher, steps: int) -> tuple[list, list]:
 
 
 class StepTimer:
-    """Wall time of each training step (Keras batch hooks), so that fit's start-up is not counted."""
+    """(wall, process CPU) seconds of each training step (Keras batch hooks): fit's start-up is not counted."""
 
     def __init__(self):
         import tf_keras
@@ -78,18 +82,19 @@ class StepTimer:
 
         class Hooks(tf_keras.callbacks.Callback):
             def on_train_batch_begin(self, batch, logs=None):
-                timer.started = time.perf_counter()
+                timer.started = (time.perf_counter(), time.process_time())
 
             def on_train_batch_end(self, batch, logs=None):
-                timer.seconds.append(time.perf_counter() - timer.started)
+                timer.seconds.append((time.perf_counter() - timer.started[0],
+                                      time.process_time() - timer.started[1]))
 
-        self.seconds: list[float] = []
-        self.started = 0.0
+        self.seconds: list[tuple[float, float]] = []
+        self.started = (0.0, 0.0)
         self.callback = Hooks()
 
 
-def train_on(trainable, batcher: Batcher, batches: list) -> list[float]:
-    """Seconds of each step on `batches`, fed through a prefetched tf.data pipeline as in a run."""
+def train_on(trainable, batcher: Batcher, batches: list) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of each step on `batches`, fed through a prefetched tf.data pipeline as in a run."""
     import tensorflow as tf
 
     signature = {name: tf.TensorSpec((None,) if name.endswith("positions") else (None, None), tf.int32)
@@ -118,20 +123,23 @@ def measure(name: str, windows, tok, batch_size: int, steps: int) -> dict:
         batcher = Batcher(windows, batch_size, padding=padding, max_length=MAX_LENGTH, pad_id=tok.pad_token_id,
                           shuffle_seed=0)
         timed, warmup = stratified(batcher, steps)
-        step_seconds = train_on(trainable, batcher, warmup + timed)[len(warmup):]
-        print(f"{name:>16} {padding:>10}: step seconds {', '.join(f'{t:.2f}' for t in step_seconds)}", flush=True)
-        seconds = sum(step_seconds)
+        wall, cpu = np.array(train_on(trainable, batcher, warmup + timed)[len(warmup):]).sum(axis=0)
         examples = sum(len(idx) for idx in timed)
         mean_width = float(np.mean([width(batcher, idx) for idx in batcher.order(0)]))
-        results[padding] = {"ex_s": examples / seconds, "mean_width": mean_width}
-        print(f"{name:>16} {padding:>10}: {examples / seconds:8.2f} examples/s ({len(timed)} steps of {batch_size}, "
-              f"{seconds:.1f}s; epoch mean padded width {mean_width:.0f})", flush=True)
-    fixed = results["max_length"]["ex_s"]
-    return {"fixed_ex_s": round(fixed, 3), "dynamic_ex_s": round(results["dynamic"]["ex_s"], 3),
-            "bucketed_ex_s": round(results["bucketed"]["ex_s"], 3),
-            "bucketed_vs_fixed": round(results["bucketed"]["ex_s"] / fixed, 3),
-            "dynamic_vs_fixed": round(results["dynamic"]["ex_s"] / fixed, 3),
-            "mean_width": {p: round(r["mean_width"], 1) for p, r in results.items()}}
+        results[padding] = {"ex_s": examples / cpu, "wall_ex_s": examples / wall, "mean_width": mean_width}
+        print(f"{name:>16} {padding:>10}: {examples / cpu:8.2f} examples per CPU second, "
+              f"{examples / wall:8.2f} per wall second ({len(timed)} steps of {batch_size}: {cpu:.1f} CPU s, "
+              f"{wall:.1f} wall s; epoch mean padded width {mean_width:.0f})", flush=True)
+    summary = {}
+    for rate, prefix in (("ex_s", ""), ("wall_ex_s", "wall_")):
+        fixed = results["max_length"][rate]
+        summary.update({f"{prefix}fixed_ex_s": round(fixed, 3),
+                        f"{prefix}dynamic_ex_s": round(results["dynamic"][rate], 3),
+                        f"{prefix}bucketed_ex_s": round(results["bucketed"][rate], 3),
+                        f"{prefix}bucketed_vs_fixed": round(results["bucketed"][rate] / fixed, 3),
+                        f"{prefix}dynamic_vs_fixed": round(results["dynamic"][rate] / fixed, 3)})
+    summary["mean_width"] = {p: round(r["mean_width"], 1) for p, r in results.items()}
+    return summary
 
 
 def main() -> None:
@@ -141,6 +149,8 @@ def main() -> None:
     parser.add_argument("--steps-tiny", type=int, default=30)
     parser.add_argument("--steps-large", type=int, default=3)
     args = parser.parse_args()
+    if min(args.batch_size, args.steps_tiny, args.steps_large) < 1:
+        sys.exit("train_throughput: --batch-size, --steps-tiny and --steps-large must be >= 1")
     if not args.data.exists():
         sys.exit(f"train_throughput: {args.data} not found (pass --data PATH to SQuAD v1.1 dev)")
     tok = tokenizer()
@@ -153,7 +163,7 @@ def main() -> None:
                       "fixed_ex_s": large["fixed_ex_s"], "dynamic_ex_s": large["dynamic_ex_s"],
                       "bucketed_ex_s": large["bucketed_ex_s"], "distilbert_sized": large, "tiny": tiny,
                       "batch_size": args.batch_size, "steps": {"tiny": args.steps_tiny, "large": args.steps_large},
-                      "windows": len(windows)}))
+                      "windows": len(windows), "cores": os.cpu_count()}))
 
 
 if __name__ == "__main__":

@@ -262,7 +262,7 @@ def _train(cfg, model, windows, tokenizer, evaluate, progress, strategy, tracker
         trainable = train.compile_for_training(model, cfg.optimizer, trainer, steps * trainer.epochs)
     state = RunState(os.path.join(run_dir, CHECKPOINT_DIR), model, trainable.optimizer, steps, trainer.epochs,
                      every_steps=trainer.checkpoint_every_steps, keep_best=trainer.keep_best,
-                     patience=trainer.early_stopping_patience)
+                     patience=trainer.early_stopping_patience, chief=strategy.extended.should_checkpoint)
     start = trainable.start_step = state.start(trainer.resume, tokenizer)
     progress.run_state = state
     evaluator = train.make_epoch_evaluator(evaluate)

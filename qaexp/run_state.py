@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from typing import Optional
 
 import tensorflow as tf
@@ -47,8 +48,12 @@ class RunState:
     """Checkpointing, resuming and best-epoch keeping for one run's training."""
 
     def __init__(self, directory: str, qa_model, optimizer, steps_per_epoch: int, epochs: int, *,
-                 every_steps: Optional[int] = None, keep_best: bool = True, patience: Optional[int] = None):
+                 every_steps: Optional[int] = None, keep_best: bool = True, patience: Optional[int] = None,
+                 chief: bool = True):
         self.directory, self.qa_model, self.optimizer = directory, qa_model, optimizer
+        # Multi-worker training: every worker saves (a save may need collective ops), only the chief into
+        # `directory`, the others into a temporary directory of their own; all restore from `directory`.
+        self.chief = chief
         self.steps_per_epoch, self.total_steps = steps_per_epoch, steps_per_epoch * epochs
         self.every_steps, self.keep_best, self.patience = every_steps, keep_best, patience
         self.records = _Records()
@@ -62,21 +67,23 @@ class RunState:
 
         Starting without a checkpoint saves `tokenizer` beside the checkpoints, for resuming.
         """
-        if not resume and os.path.isdir(self.directory):
+        if not resume and self.chief and os.path.isdir(self.directory):
             log.warning("trainer.resume=false: removing the old checkpoints in %s", self.directory)
             shutil.rmtree(self.directory)
+        written = self.directory if self.chief else tempfile.mkdtemp(prefix="qaexp-worker-checkpoints-")
         self.latest = tf.train.CheckpointManager(
             tf.train.Checkpoint(model=self.qa_model, optimizer=self.optimizer, records=self.records),
-            os.path.join(self.directory, "latest"), max_to_keep=1)
+            os.path.join(written, "latest"), max_to_keep=1)
         self.best = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.qa_model),
-                                               os.path.join(self.directory, "best"), max_to_keep=1)
-        if resume and self.latest.latest_checkpoint:
-            self.latest.checkpoint.restore(self.latest.latest_checkpoint).assert_existing_objects_matched()
+                                               os.path.join(written, "best"), max_to_keep=1)
+        last = tf.train.latest_checkpoint(os.path.join(self.directory, "latest")) if resume else None
+        if last:
+            self.latest.checkpoint.restore(last).assert_existing_objects_matched()
             self.resumed = True
-            log.info("resuming from %s at step %d of %d", self.latest.latest_checkpoint, self.step, self.total_steps)
+            log.info("resuming from %s at step %d of %d", last, self.step, self.total_steps)
         elif resume:
             log.warning("trainer.resume=true but %s has no checkpoint: training from the start", self.directory)
-        if not self.resumed and tokenizer is not None:
+        if not self.resumed and self.chief and tokenizer is not None:
             tokenizer.save_pretrained(os.path.join(self.directory, "tokenizer"))
         return self.step
 

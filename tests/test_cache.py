@@ -50,8 +50,9 @@ def test_key_changes_with_each_ingredient(examples_and_tokenizer):
     edited = [dict(examples[0], question=examples[0]["question"] + "?")] + examples[1:]
     other_tokenizer = tiny_qa.tokenizer_for(tiny_qa.records(30, seed=5))
     variants = [cache.cache_key(examples, tokenizer, 128, 32, 30), cache.cache_key(examples, tokenizer, 96, 16, 30),
-                cache.cache_key(examples, tokenizer, 96, 32, None), cache.cache_key(examples[:-1], tokenizer, 96, 32, 30),
-                cache.cache_key(edited, tokenizer, 96, 32, 30), cache.cache_key(examples, other_tokenizer, 96, 32, 30)]
+                cache.cache_key(examples, tokenizer, 96, 32, None),
+                cache.cache_key(examples[:-1], tokenizer, 96, 32, 30), cache.cache_key(edited, tokenizer, 96, 32, 30),
+                cache.cache_key(examples, other_tokenizer, 96, 32, 30)]
     assert len({base, *variants}) == 1 + len(variants)
 
 
