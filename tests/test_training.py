@@ -201,3 +201,22 @@ def test_resume_restores_steps_records_and_best_weights(tmp_path):
 
     fresh, _, _ = small_state(tmp_path)
     assert fresh.start(resume=False) == 0 and fresh.history == {}  # resume=false starts over
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.grad_accum_steps=0", "trainer.grad_accum_steps=0 must be >= 1"),
+    ("trainer.grad_accum_steps=9", "trainer.grad_accum_steps=9 must be <= trainer.batch_size=8"),
+    ("trainer.checkpoint_every_steps=0", "trainer.checkpoint_every_steps=0 must be >= 1"),
+    ("trainer.early_stopping_patience=0", "trainer.early_stopping_patience=0 must be >= 1"),
+])
+def test_training_keys_are_validated(override, message):
+    from hydra import compose, initialize_config_dir
+
+    from qaexp.config import validate
+    from qaexp.errors import ConfigError
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["model=tiny", "data=synthetic", "trainer.batch_size=8",
+                                                       override])
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        validate(cfg)
