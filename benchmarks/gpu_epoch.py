@@ -47,7 +47,7 @@ CONFIGS = {  # name: (precision policy, padding, XLA)
     "fp32_fixed": ("float32", "max_length", False),
     "fast": ("mixed_bfloat16", "bucketed", True),
 }
-PAD_MULTIPLE = 32  # bucketed widths are multiples of this: 12 shapes for XLA to compile
+PAD_MULTIPLE = 64  # bucketed widths are multiples of this: 6 shapes for XLA to compile
 
 
 def squad_like_windows(n: int, seed: int = 0) -> Windows:

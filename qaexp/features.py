@@ -107,9 +107,12 @@ def _context_span(sequence_ids: list, context_id: int) -> tuple[int, int]:
 
 
 def _label_windows(offset_mapping, spans, answers, cls: np.ndarray):
-    """label_window for all windows of a chunk at once, on flat token arrays.
+    """Answer labels of all windows of a chunk at once, on flat token arrays.
 
-    Returns (per-window offsets with non-context tokens at NOT_CONTEXT, start labels, end labels).
+    A window's labels are the token positions of its example's first gold answer: the last context token
+    starting at or before the answer and the first one ending at or after it; (cls, cls) when the example has
+    no answer or the answer is not wholly inside the window's context. Returns (per-window offsets with
+    non-context tokens at NOT_CONTEXT, start labels, end labels).
     """
     lengths = np.fromiter(map(len, offset_mapping), dtype=np.int64, count=len(offset_mapping))
     first_token = np.cumsum(lengths) - lengths  # flat index of each window's first token
@@ -144,25 +147,6 @@ def _cls_position(input_ids: list[int], cls_token_id) -> int:
         return input_ids.index(cls_token_id)
     except ValueError:
         return 0
-
-
-def label_window(offsets: np.ndarray, answers: dict, cls: int) -> tuple[int, int]:
-    """Token positions of the first gold answer inside this window, or (cls, cls) when it is not inside."""
-    if not answers["answer_start"]:
-        return cls, cls
-    start_char = answers["answer_start"][0]
-    end_char = start_char + len(answers["text"][0])
-    context_tokens = np.flatnonzero(offsets[:, 0] != NOT_CONTEXT)
-    if len(context_tokens) == 0:
-        return cls, cls
-    first, last = context_tokens[0], context_tokens[-1]
-    if not (offsets[first, 0] <= start_char and offsets[last, 1] >= end_char):
-        return cls, cls
-    token_starts = offsets[context_tokens, 0]
-    token_ends = offsets[context_tokens, 1]
-    start = context_tokens[np.flatnonzero(token_starts <= start_char)[-1]]
-    end = context_tokens[np.flatnonzero(token_ends >= end_char)[0]]
-    return int(start), int(max(end, start))
 
 
 def _concat(parts, input_names) -> Windows:

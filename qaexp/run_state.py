@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import numbers
 import os
 import shutil
 import tempfile
@@ -113,7 +114,8 @@ class RunState:
         """Record the epoch's logs (with val_f1) and its evaluation; save; returns True when training should stop."""
         history = self.history
         for key, value in logs.items():
-            history.setdefault(key, []).append(float(value))
+            if isinstance(value, numbers.Real) or getattr(value, "shape", None) == ():  # numbers, 0-d arrays
+                history.setdefault(key, []).append(float(value))
         self.records.history.assign(json.dumps(history))
         f1 = logs.get("val_f1")
         if f1 is not None and f1 > self.records.best_f1.numpy():

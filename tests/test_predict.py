@@ -7,18 +7,28 @@ from conftest import REPO, run_cli
 from qaexp import predict
 
 QUICK_RUN = ["experiment=quickstart", "data.num_train=300", "data.num_validation=40"]  # as trained_tiny_model
-SYNTHETIC_WINDOWS = ["--max-length", "256", "--doc-stride", "96"]  # conf/data/synthetic.yaml
 
 
-def validation_records() -> list[dict]:
+def quick_data_config():
     from hydra import compose, initialize_config_dir
 
     import qaexp.config  # noqa: F401
-    from qaexp.data import load_splits
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=QUICK_RUN)
-    return load_splits(cfg.data).validation
+        return compose("config", overrides=QUICK_RUN).data
+
+
+def validation_records() -> list[dict]:
+    from qaexp.data import load_splits
+
+    return load_splits(quick_data_config()).validation
+
+
+def window_args() -> list[str]:
+    """The run's window and span settings, so predict reproduces the run's own predictions."""
+    data = quick_data_config()
+    return ["--max-length", str(data.max_length), "--doc-stride", str(data.doc_stride),
+            "--max-answer-length", str(data.max_answer_length)]
 
 
 def write_squad(records: list[dict], path) -> None:
@@ -36,7 +46,7 @@ def test_file_mode_scored_by_the_evaluation_cli_matches_the_run(trained_tiny_mod
     write_squad(validation_records(), data)
     result = run_cli(["-m", "qaexp.predict", str(trained_tiny_model / "model"), "--file", str(data),
                       "--output", str(tmp_path / "detailed.json"), "--official-output", str(tmp_path / "pred.json"),
-                      "--top-k", "3", "--batch-size", "7", *SYNTHETIC_WINDOWS])
+                      "--top-k", "3", "--batch-size", "7", *window_args()])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "answered 40 questions" in result.stderr
     official = json.loads((tmp_path / "pred.json").read_text())
@@ -61,7 +71,7 @@ def test_json_lines_input_gives_the_same_answers(trained_tiny_model, tmp_path, c
     records = validation_records()[:10]
     lines = tmp_path / "questions.jsonl"
     lines.write_text("".join(json.dumps({**r, "answers": []}) + "\n" for r in records))
-    assert predict.main([str(trained_tiny_model / "model"), "--file", str(lines), *SYNTHETIC_WINDOWS]) == 0
+    assert predict.main([str(trained_tiny_model / "model"), "--file", str(lines), *window_args()]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     run_predictions = json.loads((trained_tiny_model / "predictions.json").read_text())
     assert {qid: entry["answer"] for qid, entry in printed.items()} == {r["id"]: run_predictions[r["id"]]
