@@ -136,9 +136,11 @@ def _experiment(cfg: DictConfig, run_dir: str, progress: Progress, tracker: trac
     import tf_keras
 
     from qaexp import features, inference, modeling, train
+    from qaexp.allocator import keep_freed_memory
     from qaexp.metrics import squad_metrics
 
     modeling.limit_threads(cfg.trainer.threads)
+    keep_freed_memory()
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(cfg.trainer.seed)
     with timer("tokenizer"):
