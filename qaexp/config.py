@@ -100,6 +100,7 @@ class TrainerConfig:
     resume: bool = False  # continue from the last checkpoint in the run directory (hydra.run.dir=<dir>)
     keep_best: bool = True  # end with the weights of the epoch with the best validation F1, not the last
     early_stopping_patience: Optional[int] = None  # stop after this many epochs without a better F1; null: off
+    keep_checkpoints: bool = False  # after a completed run whose model/ is saved, keep <run dir>/checkpoints
     threads: Optional[int] = None  # TensorFlow intra/inter-op threads; null: TF's default (or a share of the
     # CPUs when hydra/launcher=joblib runs several jobs at once)
 

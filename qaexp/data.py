@@ -80,30 +80,35 @@ def _hub_split(loaded: Any, split: str, name: str) -> list[dict]:
 # ---- local files -------------------------------------------------------------------------------------
 
 
-def read_records(path: str) -> list[dict]:
-    """Read an official nested SQuAD file, a JSON list of flat records, or a JSON-lines file of them."""
+def read_records(path: str, answers_optional: bool = False) -> list[dict]:
+    """Read an official nested SQuAD file, a JSON list of flat records, or a JSON-lines file of them.
+
+    answers_optional: flat records may leave out "answers" (questions to answer, not to train or score on).
+    """
     text = _read_text(path)
     if not text.strip():
         raise DataError(f"{path} is empty: expected SQuAD JSON ({{\"data\": [...]}}) or JSON lines of records")
+
+    def normalise(record: Any, where: str) -> dict:
+        if answers_optional and isinstance(record, dict) and "answers" not in record:
+            record = {**record, "answers": []}
+        return _normalise_record(record, where)
+
     if path.endswith(".jsonl"):
-        return _records_from_lines(text, path)
+        return [normalise(r, f"{path}: line {n}") for n, r in _parse_json_lines(text, path)]
     try:
         document = json.loads(text)
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # several JSON values: JSON lines
-            return _records_from_lines(text, path)
+            return [normalise(r, f"{path}: line {n}") for n, r in _parse_json_lines(text, path)]
         raise DataError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
     if isinstance(document, dict) and "data" in document:
         return list(flatten_squad(document, path))
     if isinstance(document, dict):
-        return [_normalise_record(document, f"{path}: record 1")]
+        return [normalise(document, f"{path}: record 1")]
     if isinstance(document, list):
-        return [_normalise_record(r, f"{path}: record {n}") for n, r in enumerate(document, 1)]
+        return [normalise(r, f"{path}: record {n}") for n, r in enumerate(document, 1)]
     raise DataError(f"{path}: not SQuAD data: expected {{\"data\": [...]}} or flat records")
-
-
-def _records_from_lines(text: str, path: str) -> list[dict]:
-    return [_normalise_record(r, f"{path}: line {n}") for n, r in _parse_json_lines(text, path)]
 
 
 def _read_text(path: str) -> str:

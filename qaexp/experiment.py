@@ -4,43 +4,19 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
-import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
 from omegaconf import DictConfig
 
+from qaexp import tracking
 from qaexp.config import check_max_length, position_limit, validate
 from qaexp.data import load_splits
-from qaexp.errors import DataError, QAExpError, RunInterrupted, TrainingDiverged
-from qaexp import tracking
+from qaexp.errors import DataError
 from qaexp.hub import HubPushError
+from qaexp.outcome import Progress, record_failure, record_interrupted, signals_as_interrupts
 from qaexp.results import save_directory_atomic, storage_errors, write_json_atomic
 
 log = logging.getLogger(__name__)
-
-
-class StageTimer:
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        self.seconds[stage] = round(time.perf_counter() - started, 3)
-        log.info("%s: %.1fs", stage, self.seconds[stage])
-
-
-@dataclass
-class Progress:
-    """What a run has built so far: an interrupted run saves its training state, a failed one its timings."""
-
-    timer: StageTimer = field(default_factory=StageTimer)
-    run_state: Any = None  # run_state.RunState once training has started
-    summary: Optional[dict] = None  # the results, once complete: kept in metrics.json if a later step fails
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
@@ -51,62 +27,16 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     """
     progress = Progress()
     try:
-        with _signals_as_interrupts():
+        with signals_as_interrupts():
             return _run(cfg, run_dir, progress)
     except KeyboardInterrupt as err:
-        _record_interrupted(run_dir, progress, getattr(err, "signum", signal.SIGINT))
+        record_interrupted(run_dir, progress, getattr(err, "signum", signal.SIGINT))
         raise
     except HubPushError:  # the run itself completed: metrics.json already says so, and that it was not pushed
         raise
     except Exception as err:
-        _record_failure(run_dir, progress, err)
+        record_failure(run_dir, progress, err)
         raise
-
-
-@contextmanager
-def _signals_as_interrupts() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise RunInterrupted(signum)
-
-    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _record_interrupted(run_dir: str, progress: Progress, signum: int) -> None:
-    name = signal.Signals(signum).name
-    outcome = {"status": "interrupted", "signal": name, "checkpoint": None, "seconds": progress.timer.seconds}
-    state = progress.run_state
-    if state is not None and state.latest is not None:
-        log.warning("%s received: saving a checkpoint at step %d in %s", name, state.step, state.directory)
-        try:
-            state.save()
-            outcome.update(checkpoint=state.latest.latest_checkpoint, optimizer_steps=state.step,
-                           resume=f"trainer.resume=true hydra.run.dir={run_dir}")
-        except QAExpError as err:
-            log.error("%s", err)
-    _write_outcome(run_dir, outcome)
-
-
-def _record_failure(run_dir: str, progress: Progress, err: Exception) -> None:
-    status = "diverged" if isinstance(err, TrainingDiverged) else "failed"
-    message = str(err) if isinstance(err, QAExpError) else f"{type(err).__name__}: {err}"
-    _write_outcome(run_dir, {**(progress.summary or {}), "status": status, "error": message,
-                             "seconds": progress.timer.seconds})
-
-
-def _write_outcome(run_dir: str, outcome: dict) -> None:
-    try:
-        write_json_atomic(os.path.join(run_dir, "metrics.json"), outcome)
-    except QAExpError as err:  # e.g. disk full: keep the error that ended the run as the one reported
-        log.error("could not record the run's outcome: %s", err)
 
 
 def _save_model(model, tokenizer, save_dir: str) -> None:
@@ -174,6 +104,8 @@ def _experiment(cfg: DictConfig, run_dir: str, progress: Progress, tracker: trac
     if cfg.trainer.save_model:
         with timer("save_model"):
             _save_model(model, tokenizer, os.path.join(run_dir, "model"))
+        if progress.run_state is not None and not cfg.trainer.keep_checkpoints:
+            progress.run_state.remove()
     summary = _summary(cfg, splits, train_windows, eval_windows, history, final, timer)
     summary.update(training)  # resumed, optimizer_steps, best_epoch, early_stopped
     progress.summary = summary

@@ -4,7 +4,7 @@
     python -m qaexp.predict MODEL_DIR --file F [--output OUT] [--official-output PRED] [--top-k K]
 
 File mode reads SQuAD JSON ({"data": [...]}), a JSON list or JSON lines of flat records (id, context,
-question, answers: the answers may be empty) and answers them in batches; long contexts are split into
+question, and optionally answers) and answers them in batches; long contexts are split into
 overlapping windows. --output gets {id: {"answer", "answers": [{"text", "score"}...], "no_answer"}};
 --official-output gets {id: answer text}, which `python -m qaexp.evaluate DATA PRED` scores.
 """
@@ -84,7 +84,7 @@ def _predict_file(args) -> int:
     from qaexp.data import read_records
     from qaexp.results import write_json_atomic
 
-    records = read_records(args.file)
+    records = read_records(args.file, answers_optional=True)
     _check_unique_ids(records, args.file)
     tokenizer, model = load_saved(args.model_dir)
     answers = answer_questions(tokenizer, model, records, _settings(args), args.batch_size, progress=True)

@@ -162,6 +162,19 @@ class RunState:
                  self.best_epoch + 1, float(self.records.best_f1.numpy()), last_epoch + 1)
         return True
 
+    def remove(self) -> None:
+        """Delete the checkpoints (the chief's): for completed runs whose final model is saved elsewhere."""
+        if self.chief and os.path.isdir(self.directory):
+            shutil.rmtree(self.directory)
+            log.info("removed %s (the final model is saved; trainer.keep_checkpoints=true keeps them)",
+                     self.directory)
+
+    @property
+    def checkpoint_step(self) -> Optional[int]:
+        """The optimizer step of the latest checkpoint on disk (they are numbered by step), None if there is none."""
+        path = self.latest.latest_checkpoint if self.latest is not None else None
+        return int(path.rsplit("-", 1)[1]) if path else None
+
     def summary(self) -> dict:
         best = self.best_epoch
         return {"resumed": self.resumed, "optimizer_steps": self.step, "early_stopped": self.early_stopped,

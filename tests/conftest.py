@@ -1,8 +1,11 @@
 """Shared test set-up: offline, quiet TensorFlow, and the real SQuAD files from ../shared when present."""
+import atexit
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -12,6 +15,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # fail at once instead of retrying the (unre
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+if "QAEXP_CACHE_DIR" not in os.environ:  # tests share one feature cache, not the user's ~/.cache/qaexp
+    os.environ["QAEXP_CACHE_DIR"] = tempfile.mkdtemp(prefix="qaexp-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["QAEXP_CACHE_DIR"], ignore_errors=True)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_SQUAD = REPO.parent / "shared" / "data" / "squad"

@@ -33,6 +33,7 @@ def test_run_writes_metrics_predictions_and_model(trained_run):
     assert (trained_run / ".hydra" / "config.yaml").exists()
     assert (trained_run / "model" / "config.json").exists()
     assert (trained_run / "model" / "tokenizer.json").exists()
+    assert not (trained_run / "checkpoints").exists()  # removed once model/ is saved (keep_checkpoints=false)
 
 
 @pytest.mark.slow

@@ -63,6 +63,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_number_of_steps(tmp_path, cli)
     assert metrics["optimizer_steps"] == steps_per_epoch * EPOCHS  # what an uninterrupted run does
     assert metrics["epochs"] == EPOCHS and len(metrics["history"]["val_f1"]) == EPOCHS
     assert "from the feature cache" in done.stdout + done.stderr  # the resumed run did not tokenise again
+    assert saved_step(run_dir) == metrics["optimizer_steps"]  # save_model=false: the checkpoints are the model
 
 
 @pytest.mark.slow
@@ -75,3 +76,36 @@ def test_resume_without_checkpoints_starts_from_scratch(tmp_path, cli):
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["resumed"] is False and metrics["optimizer_steps"] == -(-metrics["train_windows"] // 8)
+
+
+def small_state(directory, steps_per_epoch=10):
+    import tf_keras
+
+    from qaexp.run_state import RunState
+
+    model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
+    model.build((None, 3))
+    optimizer = tf_keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    state = RunState(str(directory), model, optimizer, steps_per_epoch=steps_per_epoch, epochs=2)
+    state.start(resume=False)
+    return state
+
+
+def test_checkpoint_step_is_the_step_on_disk_not_the_current_one(tmp_path):
+    state = small_state(tmp_path / "checkpoints")
+    assert state.checkpoint_step is None
+    state.optimizer.iterations.assign(4)
+    assert state.save() and state.checkpoint_step == 4
+    state.optimizer.iterations.assign(10)  # an epoch's last step, before its evaluation: save() declines
+    assert not state.save()
+    assert state.checkpoint_step == 4 and state.step == 10
+
+
+def test_remove_deletes_the_checkpoints(tmp_path):
+    state = small_state(tmp_path / "checkpoints")
+    state.optimizer.iterations.assign(3)
+    state.save()
+    assert (tmp_path / "checkpoints" / "latest").is_dir()
+    state.remove()
+    assert not (tmp_path / "checkpoints").exists()

@@ -1,0 +1,88 @@
+"""A run's outcome on disk: metrics.json says completed, failed, diverged or interrupted, whatever ends it.
+
+StageTimer times the stages; Progress holds what a run has built so far, so that an interrupted run can save
+its training state and a failed one keeps its timings (and its results, if only a later step failed).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+from qaexp.errors import QAExpError, RunInterrupted, TrainingDiverged
+from qaexp.results import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+class StageTimer:
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.seconds[stage] = round(time.perf_counter() - started, 3)
+        log.info("%s: %.1fs", stage, self.seconds[stage])
+
+
+@dataclass
+class Progress:
+    """What a run has built so far: an interrupted run saves its training state, a failed one its timings."""
+
+    timer: StageTimer = field(default_factory=StageTimer)
+    run_state: Any = None  # run_state.RunState once training has started
+    summary: Optional[dict] = None  # the results, once complete: kept in metrics.json if a later step fails
+
+
+@contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise RunInterrupted(signum)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def record_interrupted(run_dir: str, progress: Progress, signum: int) -> None:
+    name = signal.Signals(signum).name
+    outcome = {"status": "interrupted", "signal": name, "checkpoint": None, "seconds": progress.timer.seconds}
+    state = progress.run_state
+    if state is not None and state.latest is not None:
+        log.warning("%s received: saving a checkpoint at step %d in %s", name, state.step, state.directory)
+        try:
+            state.save()  # may decline (an epoch not yet evaluated): the previous checkpoint then stays the latest
+        except QAExpError as err:
+            log.error("%s", err)
+        if state.checkpoint_step is not None:
+            outcome.update(checkpoint=state.latest.latest_checkpoint, optimizer_steps=state.checkpoint_step,
+                           resume=f"trainer.resume=true hydra.run.dir={run_dir}")
+    write_outcome(run_dir, outcome)
+
+
+def record_failure(run_dir: str, progress: Progress, err: Exception) -> None:
+    status = "diverged" if isinstance(err, TrainingDiverged) else "failed"
+    message = str(err) if isinstance(err, QAExpError) else f"{type(err).__name__}: {err}"
+    write_outcome(run_dir, {**(progress.summary or {}), "status": status, "error": message,
+                             "seconds": progress.timer.seconds})
+
+
+def write_outcome(run_dir: str, outcome: dict) -> None:
+    try:
+        write_json_atomic(os.path.join(run_dir, "metrics.json"), outcome)
+    except QAExpError as err:  # e.g. disk full: keep the error that ended the run as the one reported
+        log.error("could not record the run's outcome: %s", err)
