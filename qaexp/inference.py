@@ -1,26 +1,25 @@
 """Run a QA model over windows and turn its logits into answers."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from qaexp.features import Windows
 from qaexp.pipeline import Batcher
 
 FILL_LOGIT = -1e4  # beyond a window's end; offsets there are -1, so no span can use it anyway
+# One traced forward pass per model (and loss setting), reused by every evaluation of a run: tracing anew
+# each epoch costs seconds and makes TensorFlow warn about retracing.
+_FORWARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_loss: bool = False,
                    progress: bool = False):
     """Start/end logits of shape (n_windows, longest window) and, with labels, the mean loss."""
-    import tensorflow as tf
     from tqdm.auto import tqdm
 
-    @tf.function(reduce_retracing=True)
-    def forward(batch):
-        out = model(batch, training=False)
-        loss = out.loss if with_loss else tf.zeros(())
-        return tf.cast(out.start_logits, tf.float32), tf.cast(out.end_logits, tf.float32), tf.cast(loss, tf.float32)
-
+    forward = _forward_function(model, with_loss)
     width = int(windows.lengths.max())
     start = np.full((len(windows), width), FILL_LOGIT, dtype=np.float32)
     end = np.full_like(start, FILL_LOGIT)
@@ -45,3 +44,21 @@ def answer(examples: list[dict], windows: Windows, start: np.ndarray, end: np.nd
         n_best_size=data_cfg.n_best_size, max_answer_length=data_cfg.max_answer_length,
         version_2=data_cfg.version_2_with_negative,
         null_score_diff_threshold=data_cfg.null_score_diff_threshold, cls_index=windows.cls_index)
+
+
+def _forward_function(model, with_loss: bool):
+    import tensorflow as tf
+
+    cached = _FORWARDS.setdefault(model, {})
+    if with_loss not in cached:
+        model_ref = weakref.ref(model)  # a strong reference from the cache's value would keep the model alive
+
+        @tf.function(reduce_retracing=True)
+        def forward(batch):
+            out = model_ref()(batch, training=False)
+            loss = out.loss if with_loss else tf.zeros(())
+            return (tf.cast(out.start_logits, tf.float32), tf.cast(out.end_logits, tf.float32),
+                    tf.cast(loss, tf.float32))
+
+        cached[with_loss] = forward
+    return cached[with_loss]

@@ -85,21 +85,30 @@ class Batcher:
         width = batch_width(self.lengths[idx], self.padding, self.max_length, self.multiple)
         return pad_batch(self.windows, idx, width, self.pad_id, self.with_labels)
 
-    def stream(self, start_batch: int = 0) -> Iterator[dict]:
-        """Batches without end, pass after pass, from global batch index `start_batch` on."""
+    def stream(self, start_batch: int = 0, count: Optional[int] = None) -> Iterator[dict]:
+        """Batches pass after pass from global batch index `start_batch` on: `count` of them, or without end."""
         epoch, skip = divmod(start_batch, len(self))
-        while True:
+        produced = 0
+        while count is None or produced < count:
             for idx in self.order(epoch)[skip:]:
+                if produced == count:
+                    return
                 yield self.pad(idx)
+                produced += 1
             epoch, skip = epoch + 1, 0
 
-    def dataset(self, start_batch: int = 0):
-        """An endless tf.data.Dataset of the batches from global batch `start_batch` on, prefetched."""
+    def dataset(self, start_batch: int = 0, count: Optional[int] = None):
+        """A tf.data.Dataset of `count` batches (None: endless) from global batch `start_batch` on, prefetched.
+
+        Give `count` when it is known: a finite stream lets the input threads end with the last batch, where
+        an endless one makes the iterator's teardown at the end of fit wait seconds for its producer.
+        """
         import tensorflow as tf
 
         names = list(self.windows.inputs) + (list(LABELS) if self.with_labels else [])
         signature = {name: tf.TensorSpec((None,) if name in LABELS else (None, None), tf.int32)
                      for name in names}
-        generated = tf.data.Dataset.from_generator(lambda: self.stream(start_batch), output_signature=signature)
-        endless = generated.apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
-        return endless.prefetch(tf.data.AUTOTUNE)
+        generated = tf.data.Dataset.from_generator(lambda: self.stream(start_batch, count),
+                                                   output_signature=signature)
+        cardinality = tf.data.INFINITE_CARDINALITY if count is None else count
+        return generated.apply(tf.data.experimental.assert_cardinality(cardinality)).prefetch(tf.data.AUTOTUNE)

@@ -79,6 +79,17 @@ def test_dataset_yields_the_stream():
         np.testing.assert_array_equal(got, next(stream)["input_ids"])
 
 
+def test_a_counted_dataset_ends_after_count_batches_across_passes():
+    b = batcher(random_windows(n=50), "bucketed")  # 4 batches per pass
+    dataset = b.dataset(start_batch=3, count=6)
+    assert int(dataset.cardinality()) == 6
+    counted = [batch["input_ids"].numpy() for batch in dataset]
+    stream = b.stream(start_batch=3)
+    assert len(counted) == 6
+    for got in counted:
+        np.testing.assert_array_equal(got, next(stream)["input_ids"])
+
+
 def test_a_final_batch_smaller_than_min_last_batch_is_dropped():
     b = batcher(random_windows(n=33), "dynamic", min_last_batch=2)  # 16 + 16 + 1
     assert len(b) == 2 and [len(idx) for idx in b.order(0)] == [16, 16]
