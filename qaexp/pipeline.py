@@ -5,6 +5,7 @@ reshuffled, and a resumed run can start again at any global batch index with the
 """
 from __future__ import annotations
 
+import threading
 from typing import Iterator, Optional
 
 import numpy as np
@@ -66,6 +67,7 @@ class Batcher:
         self.with_labels, self.bucket_window = with_labels, bucket_window
         self.shuffle_seed, self.min_last_batch = shuffle_seed, min_last_batch
         self.lengths = windows.lengths
+        self._stopped = threading.Event()
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.windows), self.batch_size)
@@ -89,19 +91,25 @@ class Batcher:
         """Batches pass after pass from global batch index `start_batch` on: `count` of them, or without end."""
         epoch, skip = divmod(start_batch, len(self))
         produced = 0
+        self._stopped.clear()
         while count is None or produced < count:
             for idx in self.order(epoch)[skip:]:
-                if produced == count:
+                if produced == count or self._stopped.is_set():
                     return
                 yield self.pad(idx)
                 produced += 1
             epoch, skip = epoch + 1, 0
 
+    def stop(self) -> None:
+        """End the running stream after its current batch (training stopped early or failed)."""
+        self._stopped.set()
+
     def dataset(self, start_batch: int = 0, count: Optional[int] = None):
         """A tf.data.Dataset of `count` batches (None: endless) from global batch `start_batch` on, prefetched.
 
-        Give `count` when it is known: a finite stream lets the input threads end with the last batch, where
-        an endless one makes the iterator's teardown at the end of fit wait seconds for its producer.
+        Give `count` when it is known, and call stop() when training ends before it: a stream that has ended
+        lets the input threads finish, where a live one makes the iterator's teardown at the end of fit wait,
+        seconds to a minute, for its producer.
         """
         import tensorflow as tf
 

@@ -90,6 +90,15 @@ def test_a_counted_dataset_ends_after_count_batches_across_passes():
         np.testing.assert_array_equal(got, next(stream)["input_ids"])
 
 
+def test_stop_ends_a_running_stream_and_a_new_stream_starts_afresh():
+    b = batcher(random_windows(n=50), "bucketed")
+    stream = b.stream()
+    first = next(stream)
+    b.stop()
+    assert list(stream) == []
+    np.testing.assert_array_equal(next(b.stream())["input_ids"], first["input_ids"])
+
+
 def test_a_final_batch_smaller_than_min_last_batch_is_dropped():
     b = batcher(random_windows(n=33), "dynamic", min_last_batch=2)  # 16 + 16 + 1
     assert len(b) == 2 and [len(idx) for idx in b.order(0)] == [16, 16]
