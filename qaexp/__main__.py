@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 import qaexp.config  # noqa: F401  (registers the config schemas)
 from qaexp import jobs
 from qaexp.errors import QAExpError
+from qaexp.results import output_root_problem
 
 log = logging.getLogger("qaexp")
 
@@ -37,6 +38,15 @@ def main(cfg: DictConfig) -> float:
         sys.exit(128 + signum)
 
 
+def entry() -> None:
+    """`python -m qaexp` and the `qaexp` console script: a one-line error for an unusable output directory."""
+    problem = output_root_problem(sys.argv[1:])
+    if problem:
+        print(f"qaexp: error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    main()
+
+
 def _failed_job(err: Exception) -> float:
     """The worst F1 there is, -inf, for the sweeper: the sweep goes on and Optuna ranks the trial last.
 
@@ -54,4 +64,4 @@ def _failed_job(err: Exception) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -9,6 +9,6 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[sys.argv.pop(1)])
         sys.exit(module.main())
-    from qaexp.__main__ import main as train_main
+    from qaexp.__main__ import entry
 
-    train_main()
+    entry()

@@ -87,6 +87,10 @@ def _explain_load_failure(checkpoint: str, what: str) -> Iterator[None]:
     try:
         yield
     except (OSError, ValueError, EnvironmentError) as err:
+        if os.path.isdir(checkpoint) and not os.path.exists(os.path.join(checkpoint, "config.json")):
+            raise ModelLoadError(f"cannot load the {what} from local directory {checkpoint!r}: it has no config.json, "
+                                 "so it was not written by save_pretrained (a qaexp run saves one in <run dir>/model)") \
+                from err
         if os.path.isdir(checkpoint):
             raise ModelLoadError(f"cannot load the {what} from local directory {checkpoint!r}: {_first_line(err)}") \
                 from err
@@ -102,8 +106,9 @@ def _looks_like_path(checkpoint: str) -> bool:
     return checkpoint.startswith((".", "~", os.sep)) or checkpoint.count("/") > 1
 
 
-def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+def _first_line(err: Exception, limit: int = 300) -> str:
+    line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."  # transformers lists every model type
 
 
 @contextlib.contextmanager

@@ -75,3 +75,21 @@ def test_unreachable_dataset_fails_with_one_clear_line(tmp_path):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "'squad'" in result.stderr and "experiment=quickstart" in result.stderr
+
+
+@pytest.mark.parametrize("layout", ["empty", "missing", "unknown_config"])
+def test_a_checkpoint_directory_that_is_not_a_model_fails_with_one_clear_line(tmp_path, layout):
+    checkpoint = tmp_path / "checkpoint"
+    if layout != "missing":
+        checkpoint.mkdir()
+    if layout == "unknown_config":
+        (checkpoint / "config.json").write_text("{}")
+    result = run_cli(["-m", "qaexp", "experiment=quickstart", f"model.checkpoint={checkpoint}",
+                      f"hydra.run.dir={tmp_path / 'run'}"])
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("qaexp: error:")]
+    assert len(error) == 1 and str(checkpoint) in error[0] and len(error[0]) < 500
+    expected = {"empty": "has no config.json", "missing": "not an existing directory",
+                "unknown_config": "model_type"}[layout]
+    assert expected in error[0]

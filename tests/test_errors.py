@@ -126,6 +126,21 @@ def test_bad_input_gives_one_clear_error(tmp_path, case, overrides, content, sta
         assert not (run_dir / "predictions.json").exists()
 
 
+@pytest.mark.parametrize("multirun", [False, True])
+def test_an_output_directory_that_cannot_be_made_is_one_line(tmp_path, multirun):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    result = subprocess.run([sys.executable, "-m", "qaexp", *(["-m"] if multirun else []), "experiment=quickstart",
+                             f"{key}={blocker}/runs/${{now:%H-%M-%S}}"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, env=cli_env())
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"qaexp: error: cannot create the output directory {blocker}/runs/ (Not a directory): set {key} to a "
+        "writable directory"]
+
+
 def test_validation_and_data_loading_do_not_import_tensorflow(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text(GOOD)
