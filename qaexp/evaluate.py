@@ -121,10 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             with open(args.out_file, "w", encoding="utf-8") as out:
                 json.dump(result, out)
     except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"qaexp evaluate: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as err:
-        print(f"error: cannot write {args.out_file}: {err.strerror or err}", file=sys.stderr)
+        print(f"qaexp evaluate: error: cannot write {args.out_file}: {err.strerror or err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(json.dumps(result))
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from types import SimpleNamespace
 
@@ -43,6 +44,8 @@ def parse_args(argv):
         parser.error("--output and --official-output need --file")
     if args.top_k < 1 or args.batch_size < 1:
         parser.error("--top-k and --batch-size must be >= 1")
+    if args.question is not None and not args.question.strip():
+        parser.error("--question is empty")
     return args
 
 
@@ -51,6 +54,9 @@ def load_saved(model_dir: str):
 
     from qaexp import modeling
 
+    if not os.path.isdir(model_dir):
+        raise QAExpError(f"{model_dir} is not a directory: give the model directory of a qaexp run (RUN_DIR/model) "
+                         "or any directory written by save_pretrained")
     model_cfg = OmegaConf.create({"checkpoint": model_dir, "padding_side": "right", "trust_remote_code": False})
     tokenizer = modeling.build_tokenizer(model_cfg)
     return tokenizer, modeling.build_model(model_cfg, tokenizer)
@@ -114,6 +120,8 @@ def main(argv=None) -> int:
         if args.file is not None:
             return _predict_file(args)
         context = _read_context(args.context)
+        if not context.strip():
+            raise QAExpError("the context is empty: give the passage to answer from with --context TEXT or @FILE")
         tokenizer, model = load_saved(args.model_dir)
         record = {"id": "q0", "title": "", "context": context, "question": args.question,
                   "answers": {"text": [], "answer_start": []}}

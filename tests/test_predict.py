@@ -124,3 +124,23 @@ def test_duplicate_ids_are_rejected_before_loading_the_model(tmp_path, capsys):
     path.write_text(json.dumps(record) + "\n" + json.dumps(record) + "\n")
     assert predict.main([str(tmp_path / "no-model"), "--file", str(path)]) == 2
     assert "duplicate question id 'x'" in capsys.readouterr().err
+
+
+def test_blank_question_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        predict.main(["some/model", "--question", "  ", "--context", "Ada wrote it."])
+    assert exited.value.code == 2 and "--question is empty" in capsys.readouterr().err
+
+
+def test_empty_context_is_one_line_before_loading_the_model(tmp_path, capsys):
+    context = tmp_path / "passage.txt"
+    context.write_text("\n")
+    assert predict.main([str(tmp_path / "no-model"), "--question", "Who?", "--context", f"@{context}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the context is empty" in err
+
+
+def test_missing_model_directory_is_one_line(tmp_path, capsys):
+    assert predict.main([str(tmp_path / "no-model"), "--question", "Who?", "--context", "Ada wrote it."]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no-model is not a directory" in err
