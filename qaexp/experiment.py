@@ -206,13 +206,9 @@ def _train(cfg, model, windows, tokenizer, evaluate, progress, strategy, tracker
     with timer("train"):
         # Order matters: the checkpoint and the tracker's callback use what the evaluator adds to the epoch logs.
         if not state.finished:  # a resumed run may have nothing left to do
-            try:
-                train.fit(trainable, batcher.dataset(start, count=steps * trainer.epochs - start), steps,
-                          trainer.epochs, [guard, evaluator, state.callback(evaluator), *tracker.callbacks(),
-                                           train.on_train_end(batcher.stop)],
-                          trainer.verbose, initial_epoch=start // steps)
-            finally:
-                batcher.stop()
+            train.fit(trainable, batcher.dataset(start, count=steps * trainer.epochs - start), steps, trainer.epochs,
+                      [guard, evaluator, state.callback(evaluator), *tracker.callbacks()],
+                      trainer.verbose, initial_epoch=start // steps)
     final = state.best_result if state.final_weights() else evaluator.last  # None: run() evaluates
     return state.history, final, state.summary()
 

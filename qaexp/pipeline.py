@@ -5,7 +5,6 @@ reshuffled, and a resumed run can start again at any global batch index with the
 """
 from __future__ import annotations
 
-import threading
 from typing import Iterator, Optional
 
 import numpy as np
@@ -67,7 +66,6 @@ class Batcher:
         self.with_labels, self.bucket_window = with_labels, bucket_window
         self.shuffle_seed, self.min_last_batch = shuffle_seed, min_last_batch
         self.lengths = windows.lengths
-        self._stopped = threading.Event()
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.windows), self.batch_size)
@@ -87,36 +85,60 @@ class Batcher:
         width = batch_width(self.lengths[idx], self.padding, self.max_length, self.multiple)
         return pad_batch(self.windows, idx, width, self.pad_id, self.with_labels)
 
-    def stream(self, start_batch: int = 0, count: Optional[int] = None) -> Iterator[dict]:
-        """Batches pass after pass from global batch index `start_batch` on: `count` of them, or without end."""
+    def stream(self, start_batch: int = 0) -> Iterator[dict]:
+        """Padded batches without end, pass after pass, from global batch index `start_batch` on."""
         epoch, skip = divmod(start_batch, len(self))
-        produced = 0
-        self._stopped.clear()
-        while count is None or produced < count:
+        while True:
             for idx in self.order(epoch)[skip:]:
-                if produced == count or self._stopped.is_set():
-                    return
                 yield self.pad(idx)
-                produced += 1
             epoch, skip = epoch + 1, 0
 
-    def stop(self) -> None:
-        """End the running stream after its current batch (training stopped early or failed)."""
-        self._stopped.set()
+    def indices(self, start_batch: int, count: int) -> list[np.ndarray]:
+        """The window indices of `count` batches from global batch index `start_batch` on, across passes."""
+        epoch, skip = divmod(start_batch, len(self))
+        batches: list[np.ndarray] = []
+        while len(batches) < count:
+            batches.extend(self.order(epoch)[skip:])
+            epoch, skip = epoch + 1, 0
+        return batches[:count]
 
-    def dataset(self, start_batch: int = 0, count: Optional[int] = None):
-        """A tf.data.Dataset of `count` batches (None: endless) from global batch `start_batch` on, prefetched.
+    def dataset(self, start_batch: int, count: int):
+        """A tf.data.Dataset of the `count` batches from global batch `start_batch` on, as `stream` pads them.
 
-        Give `count` when it is known, and call stop() when training ends before it: a stream that has ended
-        lets the input threads finish, where a live one makes the iterator's teardown at the end of fit wait,
-        seconds to a minute, for its producer.
+        Built from tensors, not a Python generator: no input thread needs the GIL, so the end of `fit` (also an
+        early stop or an error) does not wait for one, and the batches are assembled in parallel.
         """
         import tensorflow as tf
 
-        names = list(self.windows.inputs) + (list(LABELS) if self.with_labels else [])
-        signature = {name: tf.TensorSpec((None,) if name in LABELS else (None, None), tf.int32)
-                     for name in names}
-        generated = tf.data.Dataset.from_generator(lambda: self.stream(start_batch, count),
-                                                   output_signature=signature)
-        cardinality = tf.data.INFINITE_CARDINALITY if count is None else count
-        return generated.apply(tf.data.experimental.assert_cardinality(cardinality)).prefetch(tf.data.AUTOTUNE)
+        batches = self.indices(start_batch, count)
+        index = tf.RaggedTensor.from_row_lengths(np.concatenate(batches).astype(np.int64),
+                                                 np.array([len(b) for b in batches], np.int64))
+        rows = {name: tf.RaggedTensor.from_row_lengths(
+                    np.concatenate([np.asarray(seq, np.int32) for seq in seqs]), self.lengths)
+                for name, seqs in self.windows.inputs.items()}
+        lengths = tf.constant(self.lengths, tf.int64)
+        labels = {name: tf.constant(getattr(self.windows, name), tf.int32) for name in LABELS}
+
+        def assemble(idx):
+            shape = tf.stack([tf.size(idx, out_type=tf.int64), self._width(tf.gather(lengths, idx))])
+            batch = {name: tf.gather(ragged, idx).to_tensor(default_value=self.pad_id if name == "input_ids" else 0,
+                                                            shape=shape)
+                     for name, ragged in rows.items()}
+            if self.with_labels:
+                batch.update({name: tf.gather(values, idx) for name, values in labels.items()})
+            return batch
+
+        slices = tf.data.Dataset.from_tensor_slices(index)
+        return slices.map(assemble, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+    def _width(self, lengths):
+        """batch_width, in TensorFlow ops."""
+        import tensorflow as tf
+
+        if self.padding == "max_length":
+            return tf.constant(self.max_length, tf.int64)
+        longest = tf.reduce_max(lengths)
+        if self.multiple > 1:
+            longest = -(-longest // self.multiple) * self.multiple
+            return tf.minimum(tf.constant(self.max_length, tf.int64), longest)
+        return longest

@@ -76,13 +76,6 @@ def make_divergence_guard(hint: str):
     return DivergenceGuard()
 
 
-def on_train_end(action: Callable[[], None]):
-    """A callback that runs `action` when fit ends normally or stops early."""
-    import tf_keras
-
-    return tf_keras.callbacks.LambdaCallback(on_train_end=lambda logs: action())
-
-
 def compile_for_training(qa_model, opt_cfg: DictConfig, trainer_cfg: DictConfig, total_steps: int):
     """The Keras model to fit (trainstep.QATrainingModel around `qa_model`), compiled; call in the strategy's scope."""
     from qaexp.trainstep import QATrainingModel, create_optimizer_variables

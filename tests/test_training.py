@@ -90,7 +90,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
             initial = [v.numpy() for v in model.trainable_variables]
             trainable = QATrainingModel(model, 1)
             trainable.compile(optimizer=tf_keras.optimizers.SGD(0.5))
-        history = trainable.fit(batcher.dataset(), steps_per_epoch=3, epochs=1, verbose=0)
+        history = trainable.fit(batcher.dataset(0, count=3), steps_per_epoch=3, epochs=1, verbose=0)
         final = [v.numpy() for v in model.trainable_variables]
         change = max(float(np.abs(f - i).max()) for f, i in zip(final, initial))
         return history.history["loss"][0], final, change, strategy.num_replicas_in_sync
@@ -126,7 +126,7 @@ def test_xla_and_steps_per_execution_train(tiny_data):
                       shuffle_seed=0)
     trainable = QATrainingModel(tiny_qa.tiny_model(tokenizer), grad_accum_steps=2)
     trainable.compile(optimizer=tf_keras.optimizers.Adam(1e-3), steps_per_execution=2, jit_compile=True)
-    history = trainable.fit(batcher.dataset(), steps_per_epoch=4, epochs=2, verbose=0)
+    history = trainable.fit(batcher.dataset(0, count=8), steps_per_epoch=4, epochs=2, verbose=0)
     assert int(trainable.optimizer.iterations.numpy()) == 8
     assert np.isfinite(history.history["loss"]).all()
     assert history.history["loss"][1] < history.history["loss"][0]
