@@ -5,6 +5,7 @@ reshuffled, and a resumed run can start again at any global batch index with the
 """
 from __future__ import annotations
 
+import itertools
 from typing import Iterator, Optional
 
 import numpy as np
@@ -87,20 +88,17 @@ class Batcher:
 
     def stream(self, start_batch: int = 0) -> Iterator[dict]:
         """Padded batches without end, pass after pass, from global batch index `start_batch` on."""
-        epoch, skip = divmod(start_batch, len(self))
-        while True:
-            for idx in self.order(epoch)[skip:]:
-                yield self.pad(idx)
-            epoch, skip = epoch + 1, 0
+        return (self.pad(idx) for idx in self._index_stream(start_batch))
 
     def indices(self, start_batch: int, count: int) -> list[np.ndarray]:
         """The window indices of `count` batches from global batch index `start_batch` on, across passes."""
+        return list(itertools.islice(self._index_stream(start_batch), count))
+
+    def _index_stream(self, start_batch: int) -> Iterator[np.ndarray]:
         epoch, skip = divmod(start_batch, len(self))
-        batches: list[np.ndarray] = []
-        while len(batches) < count:
-            batches.extend(self.order(epoch)[skip:])
+        while True:
+            yield from self.order(epoch)[skip:]
             epoch, skip = epoch + 1, 0
-        return batches[:count]
 
     def dataset(self, start_batch: int, count: int):
         """A tf.data.Dataset of the `count` batches from global batch `start_batch` on, as `stream` pads them.
