@@ -35,10 +35,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' SQuAD reader draws progress bars
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from qaexp import cache  # noqa: E402
-from qaexp.data import read_records  # noqa: E402
-from qaexp.features import tokenize_windows  # noqa: E402
-from qaexp.metrics import normalize_answer  # noqa: E402
+from qaexp.data import cache  # noqa: E402
+from qaexp.data.squad import read_records  # noqa: E402
+from qaexp.data.windows import tokenize_windows  # noqa: E402
+from qaexp.evaluation.metrics import normalize_answer  # noqa: E402
 
 MAX_LENGTH, DOC_STRIDE, MAX_QUERY_LENGTH = 384, 128, 64
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "dev-v1.1.json"

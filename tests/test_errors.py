@@ -144,8 +144,8 @@ def test_an_output_directory_that_cannot_be_made_is_one_line(tmp_path, multirun)
 def test_validation_and_data_loading_do_not_import_tensorflow(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text(GOOD)
-    code = ("import sys; import qaexp.__main__, qaexp.experiment; from qaexp.config import validate; "
-            "from qaexp.data import load_splits; from hydra import compose, initialize_config_dir; "
+    code = ("import sys; import qaexp.__main__, qaexp.run.experiment; from qaexp.config import validate; "
+            "from qaexp.data.squad import load_splits; from hydra import compose, initialize_config_dir; "
             f"initialize_config_dir(config_dir={str(REPO / 'conf')!r}, version_base='1.3'); "
             f"cfg = compose('config', overrides=['model=tiny', 'data=json', 'data.train_file={data}', "
             f"'data.validation_file={data}']); validate(cfg); load_splits(cfg.data); "
@@ -165,7 +165,7 @@ def test_the_table_is_large_enough():
 
 
 def run_with(monkeypatch, tmp_path, body):
-    from qaexp import experiment
+    from qaexp.run import experiment
 
     monkeypatch.setattr(experiment, "_run", body)
     return experiment.run(None, str(tmp_path))
@@ -221,7 +221,7 @@ def test_sigterm_becomes_an_interrupt_with_exit_code_143(monkeypatch, tmp_path):
 
 def test_failed_save_keeps_the_previous_model_and_names_the_path(tmp_path):
     from qaexp.errors import StorageError
-    from qaexp.results import save_directory_atomic
+    from qaexp.output.files import save_directory_atomic
 
     target = tmp_path / "model"
     save_directory_atomic(str(target), lambda d: open(os.path.join(d, "weights"), "w").write("old"))
@@ -237,18 +237,18 @@ def test_failed_save_keeps_the_previous_model_and_names_the_path(tmp_path):
 
 
 def test_failed_metrics_write_names_the_path(tmp_path, monkeypatch):
-    from qaexp import results
+    from qaexp.output import files
     from qaexp.errors import StorageError
 
     path = tmp_path / "metrics.json"
-    results.write_json_atomic(str(path), {"status": "completed"})
+    files.write_json_atomic(str(path), {"status": "completed"})
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(results.json, "dump", disk_full)
+    monkeypatch.setattr(files.json, "dump", disk_full)
     with pytest.raises(StorageError, match=re.escape(str(path))):
-        results.write_json_atomic(str(path), {"status": "failed"})
+        files.write_json_atomic(str(path), {"status": "failed"})
     assert json.loads(path.read_text()) == {"status": "completed"}
     assert os.listdir(tmp_path) == ["metrics.json"]
 
@@ -259,7 +259,7 @@ def test_failed_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, failure
     import tf_keras
 
     from qaexp.errors import StorageError
-    from qaexp.run_state import RunState
+    from qaexp.training.state import RunState
 
     model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
     model.build((None, 3))
@@ -292,7 +292,7 @@ def test_failed_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, failure
 
 def test_checkpoint_position_limit_is_checked_before_training():
     from qaexp.errors import ConfigError
-    from qaexp.experiment import _check_model_limit, _check_tokenizer_limit
+    from qaexp.run.experiment import _check_model_limit, _check_tokenizer_limit
 
     cfg = SimpleNamespace(model=SimpleNamespace(checkpoint="some/roberta"), data=SimpleNamespace(max_length=513))
     roberta = SimpleNamespace(config=SimpleNamespace(model_type="roberta", max_position_embeddings=514))
@@ -310,7 +310,7 @@ def test_trust_remote_code_is_passed_through(monkeypatch, tmp_path, trust):
     import transformers
     from omegaconf import OmegaConf
 
-    from qaexp import modeling
+    from qaexp.model import build
 
     seen = {}
 
@@ -328,9 +328,9 @@ def test_trust_remote_code_is_passed_through(monkeypatch, tmp_path, trust):
                         fake_from_pretrained("model"))
     cfg = OmegaConf.create({"checkpoint": str(tmp_path), "trust_remote_code": trust, "random_init": False,
                             "padding_side": "right"})
-    for build in (lambda: modeling.build_tokenizer(cfg), lambda: modeling.build_model(cfg, None)):
+    for load in (lambda: build.build_tokenizer(cfg), lambda: build.build_model(cfg, None)):
         with pytest.raises(Stop):
-            build()
+            load()
     assert seen == {"tokenizer": trust, "model": trust}
 
 

@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from qaexp.data import flatten_squad
-from qaexp.features import NOT_CONTEXT, tokenize_windows
-from qaexp.metrics import normalize_answer
-from qaexp.modeling import train_wordpiece_tokenizer
+from qaexp.data.squad import flatten_squad
+from qaexp.data.windows import NOT_CONTEXT, tokenize_windows
+from qaexp.evaluation.metrics import normalize_answer
+from qaexp.model.build import train_wordpiece_tokenizer
 
 MAX_LENGTH, STRIDE = 192, 64
 

@@ -5,8 +5,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import run_cli
-from qaexp import hub
-from qaexp.hub import HubPushError, push_model_dir, push_run
+from qaexp.tools import push
+from qaexp.output.hub import HubPushError, push_model_dir, push_run
 
 SECRET = "hf_not_a_real_token_0123456789"
 
@@ -78,7 +78,7 @@ def test_failed_push_is_recorded_and_names_the_retry_command(model_dir, monkeypa
 
 def test_hub_cli_without_token_exits_2_with_one_line(model_dir, monkeypatch, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    assert hub.main([str(model_dir), "me/qa"]) == 2
+    assert push.main([str(model_dir), "me/qa"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from qaexp.metrics import (
+from qaexp.evaluation.metrics import (
     evaluate_v1,
     evaluate_v2,
     exact_match,

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 
 import qaexp.config  # noqa: F401  (registers the schema)
 from conftest import REPO
-from qaexp.modelcard import render_model_card, write_model_card
+from qaexp.output.modelcard import render_model_card, write_model_card
 
 SUMMARY = {"exact_match": 47.6123, "f1": 60.4987, "eval_examples": 1589, "train_examples": 8981,
            "train_windows": 9305, "history": {"loss": [2.5, 1.25], "val_loss": [1.9, 1.7],

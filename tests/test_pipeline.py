@@ -3,9 +3,9 @@ do not depend on the padding."""
 import numpy as np
 import pytest
 
-import tiny_qa
-from qaexp.features import Windows
-from qaexp.pipeline import Batcher, batch_order
+from helpers import tiny_qa
+from qaexp.data.windows import Windows
+from qaexp.training.batching import Batcher, batch_order
 
 PADDINGS = ("max_length", "dynamic", "bucketed")
 PAD_ID = 0
@@ -126,7 +126,7 @@ def logits_with(model, windows, padding, pad_id):
 def test_eval_logits_and_predictions_do_not_depend_on_padding(tiny_setup):
     from omegaconf import OmegaConf
 
-    from qaexp.inference import FILL_LOGIT, answer
+    from qaexp.evaluation.inference import FILL_LOGIT, answer
 
     examples, tokenizer, windows, model = tiny_setup
     assert len(set(windows.lengths.tolist())) > 3  # windows of several lengths, so the paddings differ

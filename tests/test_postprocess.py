@@ -1,4 +1,4 @@
-"""Span search and n-best merging in qaexp.postprocess."""
+"""Span search and n-best merging in qaexp.evaluation.postprocess."""
 import json
 import math
 import os
@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from qaexp.postprocess import Predictions, postprocess_predictions
+from qaexp.evaluation.postprocess import Predictions, postprocess_predictions
 
 NO = (-1, -1)
 

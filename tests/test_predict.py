@@ -1,10 +1,10 @@
-"""qaexp.predict: file mode against the evaluation CLI, agreement with transformers' pipeline, input errors."""
+"""qaexp.tools.predict: file mode against the evaluation CLI, agreement with transformers' pipeline, input errors."""
 import json
 
 import pytest
 
 from conftest import REPO, run_cli
-from qaexp import predict
+from qaexp.tools import predict
 
 QUICK_RUN = ["experiment=quickstart", "data.num_train=300", "data.num_validation=40"]  # as trained_tiny_model
 
@@ -19,7 +19,7 @@ def quick_data_config():
 
 
 def validation_records() -> list[dict]:
-    from qaexp.data import load_splits
+    from qaexp.data.squad import load_splits
 
     return load_splits(quick_data_config()).validation
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from matplotlib.image import imread
 
-from qaexp import report
+from qaexp.tools import report
 
 COMMON = ["data=synthetic", "data.num_train=150"]
 

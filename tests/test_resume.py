@@ -81,7 +81,7 @@ def test_resume_without_checkpoints_starts_from_scratch(tmp_path, cli):
 def small_state(directory, steps_per_epoch=10):
     import tf_keras
 
-    from qaexp.run_state import RunState
+    from qaexp.training.state import RunState
 
     model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
     model.build((None, 3))

@@ -14,8 +14,9 @@ from omegaconf import open_dict
 
 import qaexp.config  # noqa: F401  (registers the config schemas that conf/config.yaml starts from)
 from conftest import REPO, run_cli
-from qaexp import jobs, report
-from wandb_records import offline_runs
+from qaexp.run import hydra_job as jobs
+from qaexp.tools import report
+from helpers.wandb_records import offline_runs
 
 # The smallest useful job: a one-layer tiny BERT on a little synthetic data, one epoch.
 SMALL = ["model=tiny", "data=synthetic", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
@@ -116,7 +117,7 @@ def test_single_runs_started_together_get_their_own_directories():
 
 
 def test_thread_limit_is_applied_before_tensorflow_starts_and_kept_after(cli):
-    code = ("import logging; logging.basicConfig(); from qaexp.modeling import limit_threads; import tensorflow as tf; "
+    code = ("import logging; logging.basicConfig(); from qaexp.model.build import limit_threads; import tensorflow as tf; "
             "limit_threads(1); tf.constant(1) + 1; limit_threads(1); limit_threads(2); t = tf.config.threading; "
             "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())")
     result = cli(["-c", code])
@@ -133,13 +134,14 @@ def test_jobs_in_one_process_do_not_leak_into_each_other(tmp_path, monkeypatch):
     mixed-precision scope, must leave neither its policy nor anything else behind: a rerun repeats exactly."""
     import tf_keras
 
-    from qaexp import experiment, modeling
+    from qaexp.model import build
+    from qaexp.run import experiment
 
     # model=tiny trains its tokenizer, and the WordPiece trainer's vocabulary varies from call to call:
     # reuse the first tokenizer so that any difference comes from leaked state.
     tokenizers = {}
-    build_tokenizer = modeling.build_tokenizer
-    monkeypatch.setattr(modeling, "build_tokenizer",
+    build_tokenizer = build.build_tokenizer
+    monkeypatch.setattr(build, "build_tokenizer",
                         lambda cfg, texts=None: tokenizers.setdefault("first", build_tokenizer(cfg, texts)))
     cfg = compose_config(SMALL)
     first = experiment.run(cfg, str(tmp_path / "first"))
@@ -149,7 +151,7 @@ def test_jobs_in_one_process_do_not_leak_into_each_other(tmp_path, monkeypatch):
         raise RuntimeError("out of memory")
 
     with monkeypatch.context() as patch:
-        patch.setattr(modeling, "build_model", fail_in_mixed_precision)
+        patch.setattr(build, "build_model", fail_in_mixed_precision)
         with pytest.raises(RuntimeError, match="out of memory"):
             experiment.run(compose_config([*SMALL, "precision=mixed_bfloat16", "trainer.seed=7"]),
                            str(tmp_path / "failed"))

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from qaexp.synthetic import (
+from qaexp.data.synthetic import (
     ANSWER_KINDS,
     _DISTRACTOR_OWNER,
     _generate_samples,

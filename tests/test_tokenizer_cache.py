@@ -1,7 +1,7 @@
 """From-scratch tokenizers are trained once per training set and reused, so runs on the same data agree."""
-from qaexp import cache
-from qaexp.modeling import train_wordpiece_tokenizer
-from qaexp.synthetic import generate_examples
+from qaexp.data import cache
+from qaexp.model.build import train_wordpiece_tokenizer
+from qaexp.data.synthetic import generate_examples
 
 
 def test_the_second_run_reuses_the_first_runs_tokenizer(tmp_path):

@@ -5,8 +5,8 @@ import os
 import pytest
 from omegaconf import OmegaConf
 
-from qaexp import tracking
-from wandb_records import offline_runs
+from qaexp.run import tracking
+from helpers.wandb_records import offline_runs
 
 
 def logger_config(name: str, **overrides) -> dict:
@@ -29,7 +29,7 @@ def no_wandb_credentials(monkeypatch, tmp_path):
 
 
 def test_without_an_api_key_wandb_runs_offline_and_says_so_once(no_wandb_credentials, caplog):
-    with caplog.at_level("WARNING", logger="qaexp.tracking"):
+    with caplog.at_level("WARNING", logger="qaexp.run.tracking"):
         assert tracking.wandb_mode("online", "/runs/job0") == "offline"
     assert len(caplog.records) == 1
     assert "wandb sync /runs/job0/wandb/offline-run-*" in caplog.text

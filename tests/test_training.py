@@ -8,9 +8,9 @@ import textwrap
 import numpy as np
 import pytest
 
-import tiny_qa
+from helpers import tiny_qa
 from conftest import REPO
-from qaexp.pipeline import Batcher
+from qaexp.training.batching import Batcher
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def first_batch(tokenizer, windows, size):
 def weights_after_one_step(tokenizer, batch, accum_steps, optimizer):
     import tensorflow as tf
 
-    from qaexp.trainstep import QATrainingModel
+    from qaexp.training.qa_model import QATrainingModel
 
     model = tiny_qa.tiny_model(tokenizer)
     trainable = QATrainingModel(model, accum_steps)
@@ -73,9 +73,9 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, "tests")
     import numpy as np, tf_keras
-    import tiny_qa
-    from qaexp.pipeline import Batcher
-    from qaexp.trainstep import QATrainingModel
+    from helpers import tiny_qa
+    from qaexp.training.batching import Batcher
+    from qaexp.training.qa_model import QATrainingModel
 
     examples = tiny_qa.records(30)
     tokenizer = tiny_qa.tokenizer_for(examples)
@@ -119,7 +119,7 @@ def test_mirrored_on_two_cpu_devices_matches_one_device():
 def test_xla_and_steps_per_execution_train(tiny_data):
     import tf_keras
 
-    from qaexp.trainstep import QATrainingModel
+    from qaexp.training.qa_model import QATrainingModel
 
     tokenizer, windows = tiny_data
     batcher = Batcher(windows, 8, padding="max_length", max_length=96, pad_id=tokenizer.pad_token_id,
@@ -138,7 +138,7 @@ def test_xla_and_steps_per_execution_train(tiny_data):
 def small_state(directory, patience=None, keep_best=True):
     import tf_keras
 
-    from qaexp.run_state import RunState
+    from qaexp.training.state import RunState
 
     model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
     model.build((None, 3))

@@ -5,7 +5,7 @@ records (history, best F1, epochs without improvement); `<run_dir>/checkpoints/b
 with the best validation F1; `<run_dir>/checkpoints/tokenizer` the tokenizer the run trains with, which a
 resumed run loads instead of building one (whose token ids could differ from the checkpoint's).
 
-The data position needs no saving: the batch order is a function of the global step (see pipeline.Batcher),
+The data position needs no saving: the batch order is a function of the global step (see batching.Batcher),
 so a resumed run continues with the batch it would have trained on next.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Optional
 import tensorflow as tf
 import tf_keras
 
-from qaexp.results import storage_errors
+from qaexp.output.files import storage_errors
 
 log = logging.getLogger(__name__)
 

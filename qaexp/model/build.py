@@ -8,7 +8,7 @@ from typing import Iterable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from qaexp.checkpoints import has_only_pytorch_safetensors, load_pytorch_safetensors, resolve_checkpoint
+from qaexp.model.pretrained import has_only_pytorch_safetensors, load_pytorch_safetensors, resolve_checkpoint
 from qaexp.errors import ModelLoadError
 
 log = logging.getLogger(__name__)

@@ -18,36 +18,36 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from qaexp import features
-from qaexp.features import Windows
+from qaexp.data import windows
+from qaexp.data.windows import Windows
 
 log = logging.getLogger(__name__)
 
-FORMAT = "qaexp-windows-v1"  # change when features.tokenize_windows' output changes for the same input
+FORMAT = "qaexp-windows-v1"  # change when windows.tokenize_windows' output changes for the same input
 TOKENIZER_FORMAT = "qaexp-wordpiece-v1"
 LABEL_ARRAYS = ("start_positions", "end_positions", "example_index", "cls_index")
 
 
 def windows_for(records: list[dict], tokenizer, max_length: int, doc_stride: int, cache_dir: Optional[str], *,
                 sample_limit: Optional[int] = None, desc: str = "tokenising") -> Windows:
-    """features.tokenize_windows' result, read from `cache_dir` when present there (no cache if it is None)."""
+    """windows.tokenize_windows' result, read from `cache_dir` when present there (no cache if it is None)."""
     def tokenize() -> Windows:
-        return features.tokenize_windows(records, tokenizer, max_length, doc_stride, desc=desc)
+        return windows.tokenize_windows(records, tokenizer, max_length, doc_stride, desc=desc)
 
     key = cache_key(records, tokenizer, max_length, doc_stride, sample_limit) if cache_dir else None
     if key is None:
         return tokenize()
     path = os.path.join(os.path.expanduser(cache_dir), f"{key}.npz")
-    windows = load(path)
-    if windows is not None:
-        log.info("%s: %d windows from the feature cache %s", desc, len(windows), path)
-        return windows
-    windows = tokenize()
+    cached = load(path)
+    if cached is not None:
+        log.info("%s: %d windows from the feature cache %s", desc, len(cached), path)
+        return cached
+    built = tokenize()
     try:
-        save(path, windows)
+        save(path, built)
     except OSError as err:  # a read-only or full disk costs only the cache
         log.warning("could not write the feature cache %s: %s", path, err)
-    return windows
+    return built
 
 
 def trained_tokenizer_for(records: list[dict], vocab_size: int, lowercase: bool, cache_dir: Optional[str],
@@ -58,7 +58,7 @@ def trained_tokenizer_for(records: list[dict], vocab_size: int, lowercase: bool,
     from transformers import AutoTokenizer
 
     from qaexp.errors import QAExpError
-    from qaexp.results import save_directory_atomic
+    from qaexp.output.files import save_directory_atomic
 
     key = hashlib.sha256("\n".join([TOKENIZER_FORMAT, records_fingerprint(records), str(vocab_size),
                                     str(lowercase)]).encode()).hexdigest()

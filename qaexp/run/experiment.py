@@ -8,13 +8,13 @@ from typing import Iterator, Optional
 
 from omegaconf import DictConfig
 
-from qaexp import tracking
+from qaexp.run import tracking
 from qaexp.config import check_max_length, position_limit, validate
-from qaexp.data import load_splits
+from qaexp.data.squad import load_splits
 from qaexp.errors import DataError
-from qaexp.hub import HubPushError
-from qaexp.outcome import Progress, record_failure, record_interrupted, signals_as_interrupts
-from qaexp.results import save_directory_atomic, storage_errors, write_json_atomic
+from qaexp.output.hub import HubPushError
+from qaexp.run.outcome import Progress, record_failure, record_interrupted, signals_as_interrupts
+from qaexp.output.files import save_directory_atomic, storage_errors, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,12 @@ def _experiment(cfg: DictConfig, run_dir: str, progress: Progress, tracker: trac
 
     import tf_keras
 
-    from qaexp import features, inference, modeling, train
-    from qaexp.allocator import keep_freed_memory
-    from qaexp.metrics import squad_metrics
+    from qaexp.data import windows as features
+    from qaexp.evaluation import inference
+    from qaexp.model import build as modeling
+    from qaexp.training import fit as train
+    from qaexp.run.malloc import keep_freed_memory
+    from qaexp.evaluation.metrics import squad_metrics
 
     modeling.limit_threads(cfg.trainer.threads)
     keep_freed_memory()
@@ -120,7 +123,7 @@ def _experiment(cfg: DictConfig, run_dir: str, progress: Progress, tracker: trac
 
 def _publish(cfg: DictConfig, model_dir: str, summary: dict) -> Optional[HubPushError]:
     """Model card into the saved model directory; with hub.push, the upload (its failure is returned, not raised)."""
-    from qaexp import hub, modelcard
+    from qaexp.output import hub, modelcard
 
     modelcard.write_model_card(model_dir, cfg, summary)
     return hub.push_run(model_dir, cfg.hub, summary) if cfg.hub.push else None
@@ -152,8 +155,8 @@ def _tokenizer(modeling, cfg, train_records, run_dir):
     Training a WordPiece vocabulary is not deterministic (`tokenizers` breaks ties between equally frequent
     pairs in hash order), so runs on the same data share the first one trained, and a sweep compares like with like.
     """
-    from qaexp import cache
-    from qaexp.run_state import saved_tokenizer
+    from qaexp.data import cache
+    from qaexp.training.state import saved_tokenizer
 
     saved = saved_tokenizer(run_dir) if cfg.trainer.resume else None
     if saved is None:
@@ -170,7 +173,7 @@ def _tokenizer(modeling, cfg, train_records, run_dir):
 
 
 def _windows(features, records, tokenizer, data_cfg, split):
-    from qaexp import cache
+    from qaexp.data import cache
 
     limit = data_cfg.max_train_samples if split == "train" else data_cfg.max_eval_samples
     windows = cache.windows_for(records, tokenizer, data_cfg.max_length, data_cfg.doc_stride,
@@ -182,9 +185,9 @@ def _windows(features, records, tokenizer, data_cfg, split):
 
 def _train(cfg, model, windows, tokenizer, evaluate, progress, strategy, tracker, run_dir):
     """Fit with checkpoints in <run_dir>/checkpoints; returns (history, final evaluation or None, summary items)."""
-    from qaexp import train
-    from qaexp.pipeline import Batcher
-    from qaexp.run_state import CHECKPOINT_DIR, RunState
+    from qaexp.training import fit as train
+    from qaexp.training.batching import Batcher
+    from qaexp.training.state import CHECKPOINT_DIR, RunState
 
     timer, trainer = progress.timer, cfg.trainer
     batcher = Batcher(windows, trainer.batch_size, padding=trainer.padding, max_length=cfg.data.max_length,

@@ -77,8 +77,8 @@ def make_divergence_guard(hint: str):
 
 
 def compile_for_training(qa_model, opt_cfg: DictConfig, trainer_cfg: DictConfig, total_steps: int):
-    """The Keras model to fit (trainstep.QATrainingModel around `qa_model`), compiled; call in the strategy's scope."""
-    from qaexp.trainstep import QATrainingModel, create_optimizer_variables
+    """The Keras model to fit (qa_model.QATrainingModel around `qa_model`), compiled; call in the strategy's scope."""
+    from qaexp.training.qa_model import QATrainingModel, create_optimizer_variables
 
     trainable = QATrainingModel(qa_model, trainer_cfg.grad_accum_steps)
     optimizer = build_optimizer(opt_cfg, total_steps)

@@ -5,8 +5,8 @@ import weakref
 
 import numpy as np
 
-from qaexp.features import Windows
-from qaexp.pipeline import Batcher
+from qaexp.data.windows import Windows
+from qaexp.training.batching import Batcher
 
 FILL_LOGIT = -1e4  # beyond a window's end; offsets there are -1, so no span can use it anyway
 # One traced forward pass per model (and loss setting), reused by every evaluation of a run: tracing anew
@@ -37,7 +37,7 @@ def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_l
 
 
 def answer(examples: list[dict], windows: Windows, start: np.ndarray, end: np.ndarray, data_cfg):
-    from qaexp.postprocess import postprocess_predictions
+    from qaexp.evaluation.postprocess import postprocess_predictions
 
     return postprocess_predictions(
         examples, windows.example_index, windows.padded_offsets(), start, end,

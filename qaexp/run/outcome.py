@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from qaexp.errors import QAExpError, RunInterrupted, TrainingDiverged
-from qaexp.results import write_json_atomic
+from qaexp.output.files import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Progress:
     """What a run has built so far: an interrupted run saves its training state, a failed one its timings."""
 
     timer: StageTimer = field(default_factory=StageTimer)
-    run_state: Any = None  # run_state.RunState once training has started
+    run_state: Any = None  # training.state.RunState once training has started
     summary: Optional[dict] = None  # the results, once complete: kept in metrics.json if a later step fails
 
 

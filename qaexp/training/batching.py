@@ -10,7 +10,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from qaexp.features import Windows
+from qaexp.data.windows import Windows
 
 LABELS = ("start_positions", "end_positions")
 

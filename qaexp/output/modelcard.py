@@ -13,7 +13,7 @@ from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from qaexp.results import storage_errors
+from qaexp.output.files import storage_errors
 
 CARD_NAME = "README.md"
 CONFIG_SECTIONS = ("model", "data", "optimizer", "precision", "trainer")
@@ -112,7 +112,7 @@ def _usage() -> str:
 
 
 def _hyperparameters(cfg: DictConfig, summary: dict) -> str:
-    from qaexp.tracking import plain_config
+    from qaexp.run.tracking import plain_config
 
     config = plain_config(cfg)
     opt, trainer, data = config["optimizer"], config["trainer"], config["data"]

@@ -6,19 +6,19 @@ import qaexp  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is impor
 
 
 def records(n: int = 40, seed: int = 0) -> list[dict]:
-    from qaexp.synthetic import generate_examples
+    from qaexp.data.synthetic import generate_examples
 
     return generate_examples(n, seed=seed)
 
 
 def tokenizer_for(examples: list[dict]):
-    from qaexp.modeling import train_wordpiece_tokenizer
+    from qaexp.model.build import train_wordpiece_tokenizer
 
     return train_wordpiece_tokenizer((ex[k] for ex in examples for k in ("question", "context")), 300, False)
 
 
 def windows_for(examples: list[dict], tokenizer, max_length: int = 96, doc_stride: int = 32):
-    from qaexp.features import tokenize_windows
+    from qaexp.data.windows import tokenize_windows
 
     return tokenize_windows(examples, tokenizer, max_length, doc_stride, progress=False)
 

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from qaexp.results import write_json_atomic
+from qaexp.output.files import write_json_atomic
 
 # Windows per vectorised block; bounds the (windows, seq_len, max_answer_length) temporaries.
 _CHUNK_WINDOWS = 512

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
-from qaexp import jobs
+from qaexp.run import hydra_job
 from qaexp.errors import ConfigError, TrainingDiverged
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,8 @@ class WandbTracker(KerasLoggingTracker):
         logger = cfg.logger
         directory = _log_dir(logger, run_dir)
         self._run = wandb.init(
-            project=logger.project, entity=logger.entity, group=logger.group or jobs.sweep_group(cfg.experiment_name),
-            job_type=logger.job_type, tags=list(logger.tags), name=jobs.run_name(cfg.experiment_name),
+            project=logger.project, entity=logger.entity, group=logger.group or hydra_job.sweep_group(cfg.experiment_name),
+            job_type=logger.job_type, tags=list(logger.tags), name=hydra_job.run_name(cfg.experiment_name),
             config=plain_config(cfg), dir=directory, mode=wandb_mode(logger.mode, directory), reinit="finish_previous")
         self._log_model = logger.log_model
 

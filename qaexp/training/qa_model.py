@@ -10,7 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
-from qaexp.pipeline import LABELS
+from qaexp.training.batching import LABELS
 
 
 def per_window_loss(batch: dict, outputs) -> tf.Tensor:

@@ -48,7 +48,7 @@ def _limit(records: Optional[list[dict]], limit: Optional[int]) -> Optional[list
 
 
 def _synthetic_splits(data_cfg: DictConfig) -> tuple[list[dict], list[dict]]:
-    from qaexp.synthetic import generate_examples
+    from qaexp.data.synthetic import generate_examples
 
     def split(name: str, size: int) -> list[dict]:
         return generate_examples(size, seed=data_cfg.seed, difficulty=data_cfg.difficulty, split=name,

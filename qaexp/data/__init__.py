@@ -1,0 +1,1 @@
+"""Data: SQuAD-shaped records (files, hub, synthetic) -> tokenised windows, cached on disk."""

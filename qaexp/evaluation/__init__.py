@@ -1,0 +1,1 @@
+"""Evaluation: logits over windows -> answer texts -> SQuAD exact match and F1."""

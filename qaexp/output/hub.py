@@ -1,0 +1,60 @@
+"""Publishing a saved model directory (model, tokenizer, model card) to the Hugging Face Hub.
+
+The token comes from the environment only (HF_TOKEN), never from the config, so it cannot end up in a
+config file, a model card or metrics.json. A run pushes after everything is saved locally; a failed push
+is recorded in the run's summary and can be retried with
+
+    python -m qaexp.hub RUN_DIR/model USER/NAME [--public]
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from qaexp.errors import QAExpError
+
+TOKEN_VARIABLE = "HF_TOKEN"
+
+
+class HubPushError(QAExpError):
+    """The upload failed (no token, hub unreachable, refused); everything stays saved locally."""
+
+
+def push_model_dir(model_dir: str, repo_id: str, private: bool = True, endpoint: Optional[str] = None) -> str:
+    """Create the repository if needed and upload `model_dir`; returns the repository's URL."""
+    from huggingface_hub import HfApi
+
+    token = os.environ.get(TOKEN_VARIABLE)
+    if not token:
+        raise HubPushError(f"cannot push to the hub: set the {TOKEN_VARIABLE} environment variable to a write "
+                           "token (qaexp reads it from the environment only)")
+    if not os.path.isdir(model_dir):
+        raise HubPushError(f"cannot push {model_dir}: it is not a directory (was the model saved?)")
+    api = HfApi(endpoint=endpoint, token=token)
+    try:
+        repo = api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=model_dir, commit_message="Upload model trained with qaexp")
+    except (OSError, ValueError) as err:  # requests' and huggingface_hub's errors (offline mode, HTTP) are OSErrors
+        raise HubPushError(f"cannot push {model_dir} to the hub repository {repo_id!r}: {_first_line(err)}") from err
+    return str(repo)
+
+
+def push_run(model_dir: str, hub_cfg, summary: dict) -> Optional[HubPushError]:
+    """Push after a run; records `pushed` (and `hub_url` or `push_error`) in `summary`, returns the error if any."""
+    try:
+        summary["hub_url"] = push_model_dir(model_dir, hub_cfg.repo_id, private=hub_cfg.private)
+    except HubPushError as err:
+        retry = f"; the model is saved in {model_dir}: retry with `python -m qaexp.hub {model_dir} {hub_cfg.repo_id}`"
+        summary.update(pushed=False, push_error=str(err))
+        return HubPushError(f"{err}{retry}")
+    summary["pushed"] = True
+    return None
+
+
+def _first_line(err: BaseException) -> str:
+    import requests
+
+    if isinstance(err, (ConnectionError, requests.ConnectionError, requests.Timeout)):
+        return f"the Hugging Face Hub is unreachable ({type(err).__name__})"
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__

@@ -1,0 +1,1 @@
+"""Command-line tools beside training: predict with a saved model, score predictions, report a sweep."""

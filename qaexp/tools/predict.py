@@ -1,0 +1,152 @@
+"""Answer questions with a saved model (RUN_DIR/model).
+
+    python -m qaexp.predict MODEL_DIR --question Q --context C [--top-k K] [--json]
+    python -m qaexp.predict MODEL_DIR --file F [--output OUT] [--official-output PRED] [--top-k K]
+
+File mode reads SQuAD JSON ({"data": [...]}), a JSON list or JSON lines of flat records (id, context,
+question, and optionally answers) and answers them in batches; long contexts are split into
+overlapping windows. --output gets {id: {"answer", "answers": [{"text", "score"}...], "no_answer"}};
+--official-output gets {id: answer text}, which `python -m qaexp.evaluate DATA PRED` scores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from types import SimpleNamespace
+
+from qaexp.errors import QAExpError
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="qaexp predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", help="a model directory written by a qaexp run (RUN_DIR/model)")
+    parser.add_argument("--question")
+    parser.add_argument("--context", help="the passage (or @FILE to read it from a file)")
+    parser.add_argument("--file", help="answer every question of this SQuAD / JSON-lines file")
+    parser.add_argument("--output", help="file mode: write {id: {answer, answers, no_answer}} here")
+    parser.add_argument("--official-output", help="file mode: write {id: answer text} here (for qaexp.evaluate)")
+    parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
+    parser.add_argument("--top-k", type=int, default=1, help="how many answers to print (or keep per question)")
+    parser.add_argument("--max-length", type=int, default=384)
+    parser.add_argument("--doc-stride", type=int, default=128)
+    parser.add_argument("--max-answer-length", type=int, default=30)
+    parser.add_argument("--version-2", action="store_true", help="allow the empty (no-answer) prediction")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args(argv)
+    if args.file is None and (args.question is None or args.context is None):
+        parser.error("give --question and --context, or --file")
+    if args.file is not None and (args.question is not None or args.context is not None):
+        parser.error("--file cannot be combined with --question/--context")
+    if args.file is None and (args.output or args.official_output):
+        parser.error("--output and --official-output need --file")
+    if args.top_k < 1 or args.batch_size < 1:
+        parser.error("--top-k and --batch-size must be >= 1")
+    if args.question is not None and not args.question.strip():
+        parser.error("--question is empty")
+    return args
+
+
+def load_saved(model_dir: str):
+    from omegaconf import OmegaConf
+
+    from qaexp.model import build
+
+    if not os.path.isdir(model_dir):
+        raise QAExpError(f"{model_dir} is not a directory: give the model directory of a qaexp run (RUN_DIR/model) "
+                         "or any directory written by save_pretrained")
+    model_cfg = OmegaConf.create({"checkpoint": model_dir, "padding_side": "right", "trust_remote_code": False})
+    tokenizer = build.build_tokenizer(model_cfg)
+    return tokenizer, build.build_model(model_cfg, tokenizer)
+
+
+def answer_questions(tokenizer, model, records: list[dict], settings, batch_size: int = 32,
+                     progress: bool = False) -> object:
+    from qaexp.data.windows import tokenize_windows
+    from qaexp.evaluation import inference
+
+    windows = tokenize_windows(records, tokenizer, settings.max_length, settings.doc_stride,
+                                        progress=progress)
+    start, end, _ = inference.predict_logits(model, windows, batch_size, tokenizer.pad_token_id, progress=progress)
+    return inference.answer(records, windows, start, end, settings)
+
+
+def file_predictions(answers, top_k: int) -> dict:
+    """{id: {"answer", "answers": top-k [{"text", "score"}], "no_answer"}} from a Predictions object."""
+    return {qid: {"answer": text,
+                  "answers": [{"text": c["text"], "score": c["probability"]} for c in answers.nbest[qid][:top_k]],
+                  "no_answer": text == ""}
+            for qid, text in answers.predictions.items()}
+
+
+def _settings(args) -> SimpleNamespace:
+    return SimpleNamespace(max_length=args.max_length, doc_stride=args.doc_stride,
+                           n_best_size=max(20, args.top_k), max_answer_length=args.max_answer_length,
+                           version_2_with_negative=args.version_2, null_score_diff_threshold=0.0)
+
+
+def _predict_file(args) -> int:
+    from qaexp.data.squad import read_records
+    from qaexp.output.files import write_json_atomic
+
+    records = read_records(args.file, answers_optional=True)
+    _check_unique_ids(records, args.file)
+    tokenizer, model = load_saved(args.model_dir)
+    answers = answer_questions(tokenizer, model, records, _settings(args), args.batch_size, progress=True)
+    detailed = file_predictions(answers, args.top_k)
+    if args.output:
+        write_json_atomic(args.output, detailed)
+    if args.official_output:
+        write_json_atomic(args.official_output, answers.predictions)
+    if not (args.output or args.official_output):
+        print(json.dumps(detailed, ensure_ascii=False))
+    written = ", ".join(f for f in (args.output, args.official_output) if f) or "stdout"
+    print(f"answered {len(records)} questions from {args.file} -> {written}", file=sys.stderr)
+    return 0
+
+
+def _check_unique_ids(records: list[dict], path: str) -> None:
+    seen: set[str] = set()
+    for record in records:
+        if record["id"] in seen:
+            raise QAExpError(f"{path}: duplicate question id {record['id']!r}: ids must be unique")
+        seen.add(record["id"])
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.file is not None:
+            return _predict_file(args)
+        context = _read_context(args.context)
+        if not context.strip():
+            raise QAExpError("the context is empty: give the passage to answer from with --context TEXT or @FILE")
+        tokenizer, model = load_saved(args.model_dir)
+        record = {"id": "q0", "title": "", "context": context, "question": args.question,
+                  "answers": {"text": [], "answer_start": []}}
+        best = answer_questions(tokenizer, model, [record], _settings(args)).nbest["q0"][: args.top_k]
+    except QAExpError as err:
+        print(f"qaexp predict: error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(best, ensure_ascii=False))
+    else:
+        for candidate in best:
+            print(f"{candidate['text']}\t{candidate['probability']:.4f}")
+    return 0
+
+
+def _read_context(value: str) -> str:
+    if not value.startswith("@"):
+        return value
+    try:
+        with open(value[1:], encoding="utf-8") as f:
+            return f.read()
+    except OSError as err:
+        raise QAExpError(f"cannot read the context file {value[1:]}: {err.strerror}") from err
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""`python -m qaexp.report DIR [DIR ...]` (or `qaexp report`): one table and one plot for a sweep's jobs.
+
+DIR is a multirun directory (its job directories are found below it) or a run directory. Each job is read from
+its `.hydra/config.yaml`, `.hydra/overrides.yaml` and `metrics.json`; a job without metrics.json is `incomplete`
+(still running, or killed). Writes results.csv, results.md and f1_vs_lr.png, and prints the table.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Optional
+
+from omegaconf import OmegaConf
+
+OWN_COLUMNS = ("model", "optimizer.lr")  # overrides shown in their own columns
+FAILED = ("failed", "diverged", "interrupted", "incomplete")
+
+
+@dataclass
+class Job:
+    path: str
+    name: str
+    model: str
+    lr: Optional[float]
+    overrides: dict[str, str] = field(default_factory=dict)
+    status: str = "incomplete"
+    exact_match: Optional[float] = None
+    f1: Optional[float] = None
+    val_loss: Optional[float] = None
+    train_seconds: Optional[float] = None
+    error: Optional[str] = None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed" and self.f1 is not None
+
+
+class ReportError(Exception):
+    pass
+
+
+def find_job_dirs(paths: list[str]) -> list[str]:
+    found = []
+    for path in paths:
+        if not os.path.isdir(path):
+            raise ReportError(f"{path} is not a directory")
+        for root, dirs, _ in os.walk(path):
+            if os.path.isfile(os.path.join(root, ".hydra", "config.yaml")):
+                found.append(root)
+                dirs.clear()  # a job directory holds no further jobs
+            else:
+                dirs.sort(key=_natural_key)
+    if not found:
+        raise ReportError(f"no job directories (with .hydra/config.yaml) under {', '.join(paths)}")
+    return found
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def load_job(path: str, root: str) -> Job:
+    config = OmegaConf.load(os.path.join(path, ".hydra", "config.yaml"))
+    lr = OmegaConf.select(config, "optimizer.lr", throw_on_resolution_failure=False)
+    job = Job(path=path, name=os.path.relpath(path, root) if path != root else os.path.basename(path),
+              model=_model_name(path, config), lr=float(lr) if lr is not None else None,
+              overrides=_read_overrides(os.path.join(path, ".hydra", "overrides.yaml")))
+    metrics_path = os.path.join(path, "metrics.json")
+    if os.path.isfile(metrics_path):
+        with open(metrics_path, encoding="utf-8") as f:
+            metrics = json.load(f)
+        job.status = metrics.get("status", "completed")
+        job.exact_match, job.f1, job.val_loss = metrics.get("exact_match"), metrics.get("f1"), metrics.get("val_loss")
+        job.train_seconds = (metrics.get("seconds") or {}).get("train")
+        job.error = metrics.get("error")
+    return job
+
+
+def _model_name(path: str, config) -> str:
+    """The model config group chosen (hydra.yaml), else the checkpoint."""
+    hydra_yaml = os.path.join(path, ".hydra", "hydra.yaml")
+    if os.path.isfile(hydra_yaml):
+        choice = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.choices.model",
+                                  throw_on_resolution_failure=False)
+        if choice:
+            return str(choice)
+    checkpoint = OmegaConf.select(config, "model.checkpoint", throw_on_resolution_failure=False)
+    return str(checkpoint) if checkpoint else "from_scratch"
+
+
+def _read_overrides(path: str) -> dict[str, str]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not os.path.isfile(path):
+        return {}
+    parsed = OverridesParser.create().parse_overrides(list(OmegaConf.load(path)))
+    return {o.key_or_group: o.get_value_element_as_str() if not o.is_delete() else "~" for o in parsed}
+
+
+def varying_keys(jobs: list[Job]) -> list[str]:
+    """Override keys whose value is not the same in every job (model and lr have columns of their own)."""
+    keys = sorted({key for job in jobs for key in job.overrides} - set(OWN_COLUMNS))
+    return [key for key in keys if len({job.overrides.get(key) for job in jobs}) > 1]
+
+
+def sort_by_f1(jobs: list[Job]) -> list[Job]:
+    return sorted(jobs, key=lambda job: (not job.completed, -(job.f1 or 0.0), _natural_key(job.name)))
+
+
+def table(jobs: list[Job], keys: list[str]) -> tuple[list[str], list[list[str]]]:
+    header = ["job", "model", "lr", *keys, "EM", "F1", "val loss", "train s", "status"]
+    rows = [[job.name, job.model, _fmt(job.lr, ".3g"), *(_short(job.overrides.get(k, "")) for k in keys),
+             _fmt(job.exact_match, ".2f"), _fmt(job.f1, ".2f"), _fmt(job.val_loss, ".4f"),
+             _fmt(job.train_seconds, ".1f"), job.status] for job in jobs]
+    return header, rows
+
+
+def _fmt(value: Optional[float], spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _short(value: str) -> str:
+    """Sampled floats (Optuna's 0.19014286128198324) to 4 significant digits; anything else as it is."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if number.is_integer() and "." not in value else format(number, ".4g")
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+
+    def line(cells):
+        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths)) + " |"
+
+    return "\n".join([line(header), line(["-" * width for width in widths]), *(line(row) for row in rows)])
+
+
+def failures_text(jobs: list[Job], keys: list[str]) -> list[str]:
+    """One line per job that did not complete: what set it apart, its status and error."""
+    return [f"job {job.name} ({_label(job, keys)}): {job.status}" + (f": {job.error}" if job.error else "")
+            for job in jobs if not job.completed]
+
+
+def _label(job: Job, keys: list[str]) -> str:
+    parts = [f"model={job.model}", f"lr={_fmt(job.lr, '.3g')}"]
+    return ", ".join(parts + [f"{key}={_short(job.overrides[key])}" for key in keys if key in job.overrides])
+
+
+def write_csv(jobs: list[Job], keys: list[str], path: str) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["job", "model", "lr", *keys, "exact_match", "f1", "val_loss", "train_seconds", "status",
+                         "error", "path"])
+        for job in jobs:
+            writer.writerow([job.name, job.model, job.lr, *(job.overrides.get(k, "") for k in keys), job.exact_match,
+                             job.f1, job.val_loss, job.train_seconds, job.status, job.error or "", job.path])
+
+
+def sweep_command(paths: list[str]) -> Optional[str]:
+    """The command line of a multirun directory's sweep, from the multirun.yaml Hydra writes there."""
+    multirun = os.path.join(paths[0], "multirun.yaml")
+    if len(paths) != 1 or not os.path.isfile(multirun):
+        return None
+    overrides = OmegaConf.select(OmegaConf.load(multirun), "hydra.overrides.task", default=None)
+    return "python -m qaexp -m " + " ".join(overrides) if overrides else None
+
+
+def write_markdown(table_md: str, failures: list[str], command: Optional[str], path: str) -> None:
+    parts = ["# Sweep results", "", *([f"`{command}`", ""] if command else []), "Sorted by validation F1.", "",
+             table_md, ""]
+    if failures:
+        parts += ["## Failed jobs", "", *(f"- {line}" for line in failures), ""]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(parts))
+
+
+def plot_f1_vs_lr(jobs: list[Job], failures: list[str], path: str) -> None:
+    """F1 against learning rate, one line per model through the mean over seeds, each job a point."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    failure_inches = 0.16 * (len(failures) + 1) if failures else 0.0
+    figure = Figure(figsize=(7, 4.5 + failure_inches))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    by_model: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for job in jobs:
+        if job.completed and job.lr is not None and job.lr > 0:
+            by_model[job.model][job.lr].append(job.f1)
+    for model, by_lr in sorted(by_model.items()):
+        rates = sorted(by_lr)
+        line, = axes.plot(rates, [sum(by_lr[r]) / len(by_lr[r]) for r in rates], marker="o", label=model)
+        points = [(r, f1) for r in rates for f1 in by_lr[r]]
+        axes.scatter(*zip(*points), color=line.get_color(), alpha=0.4, s=18)
+    axes.set_xscale("log")
+    axes.set_xlabel("learning rate (optimizer.lr)")
+    axes.set_ylabel("validation F1")
+    axes.set_title("F1 against learning rate (line: mean over jobs; dots: jobs)")
+    axes.grid(True, which="both", alpha=0.3)
+    if by_model:
+        axes.legend(title="model")
+    else:
+        axes.text(0.5, 0.5, "no completed jobs", ha="center", va="center", transform=axes.transAxes)
+    if failures:
+        figure.text(0.01, 0.01, "Not plotted:\n" + "\n".join(_shorten(line) for line in failures),
+                    fontsize=8, va="bottom", color="firebrick")
+        figure.subplots_adjust(bottom=(0.6 + failure_inches) / (4.5 + failure_inches))
+    figure.savefig(path, dpi=120)
+
+
+def _shorten(text: str, limit: int = 110) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def report(paths: list[str], out_dir: str) -> list[Job]:
+    job_dirs = find_job_dirs(paths)
+    root = paths[0] if len(paths) == 1 else os.path.commonpath([os.path.abspath(p) for p in paths])
+    jobs = sort_by_f1([load_job(path, root) for path in job_dirs])
+    keys = varying_keys(jobs)
+    header, rows = table(jobs, keys)
+    table_md = markdown_table(header, rows)
+    failures = failures_text(jobs, keys)
+    os.makedirs(out_dir, exist_ok=True)
+    write_csv(jobs, keys, os.path.join(out_dir, "results.csv"))
+    write_markdown(table_md, failures, sweep_command(paths), os.path.join(out_dir, "results.md"))
+    plot_f1_vs_lr(jobs, failures, os.path.join(out_dir, "f1_vs_lr.png"))
+    print(table_md)
+    for line in failures:
+        print(f"not completed: {line}")
+    print(f"wrote results.csv, results.md and f1_vs_lr.png to {out_dir}")
+    return jobs
+
+
+def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="qaexp report", description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="a multirun directory, or run directories")
+    parser.add_argument("--out", help="where to write the report (default: DIR, or the DIRs' common parent)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parse_args(argv)
+    out_dir = args.out or (args.dirs[0] if len(args.dirs) == 1 else os.path.commonpath(
+        [os.path.abspath(p) for p in args.dirs]))
+    try:
+        report(args.dirs, out_dir)
+    except (ReportError, OSError, ValueError) as err:
+        print(f"qaexp report: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Command-line SQuAD evaluation with the official scripts' interface.
+
+    python -m qaexp.evaluate DATA_FILE PRED_FILE [--na-prob-file F] [--na-prob-thresh X]
+                             [--version {1.1,2.0}] [--out-file F]
+
+Prints one JSON object. Unusable input gives a one-line message on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from typing import Sequence
+
+from qaexp.evaluation.metrics import evaluate_v1, evaluate_v2
+
+EXIT_BAD_INPUT = 2
+
+
+class InputError(Exception):
+    """Input files that cannot be evaluated; the message is shown to the user."""
+
+
+def _load_json(path: str, what: str):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except OSError as err:
+        raise InputError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{what} {path} is not valid JSON: {err}") from None
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise InputError(message)
+
+
+def _paragraph_gold(paragraph, where: str) -> dict[str, list[str]]:
+    _require(isinstance(paragraph, dict) and isinstance(paragraph.get("qas"), list), f"{where}: no 'qas' list")
+    gold = {}
+    for j, qa in enumerate(paragraph["qas"]):
+        here = f"{where}.qas[{j}]"
+        _require(isinstance(qa, dict) and isinstance(qa.get("id"), str), f"{here}: no string 'id'")
+        answers = qa.get("answers")
+        _require(isinstance(answers, list), f"{here}: no 'answers' list")
+        _require(
+            all(isinstance(a, dict) and isinstance(a.get("text"), str) for a in answers),
+            f"{here}: every answer needs a string 'text'",
+        )
+        gold[qa["id"]] = [a["text"] for a in answers]
+    return gold
+
+
+def read_official_gold(path: str) -> tuple[str, dict[str, list[str]]]:
+    """(version string, question id -> gold answer texts) from an official SQuAD data file."""
+    dataset = _load_json(path, "data file")
+    _require(isinstance(dataset, dict) and isinstance(dataset.get("data"), list),
+             f"{path}: no top-level 'data' list")
+    gold: dict[str, list[str]] = {}
+    for a, article in enumerate(dataset["data"]):
+        where = f"{path}: data[{a}]"
+        _require(isinstance(article, dict) and isinstance(article.get("paragraphs"), list),
+                 f"{where}: no 'paragraphs' list")
+        for p, paragraph in enumerate(article["paragraphs"]):
+            gold.update(_paragraph_gold(paragraph, f"{where}.paragraphs[{p}]"))
+    _require(bool(gold), f"{path}: no questions")
+    return str(dataset.get("version", "")), gold
+
+
+def _read_mapping(path: str, what: str, value_types: tuple, kind: str) -> dict:
+    mapping = _load_json(path, what)
+    _require(isinstance(mapping, dict), f"{what} {path} must be a JSON object of question id -> value")
+    _require(
+        all(isinstance(v, value_types) and not isinstance(v, bool) for v in mapping.values()),
+        f"{what} {path}: every value must be {kind}",
+    )
+    return mapping
+
+
+def is_version_2(version_field: str) -> bool:
+    return version_field.startswith(("v2", "2"))
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m qaexp.evaluate", description="SQuAD v1.1 / v2.0 evaluation")
+    parser.add_argument("data_file", help="official SQuAD JSON data file")
+    parser.add_argument("pred_file", help="JSON object: question id -> predicted answer text")
+    parser.add_argument("--na-prob-file", "-n", help="JSON object: question id -> no-answer probability (v2.0)")
+    parser.add_argument("--na-prob-thresh", "-t", type=float, default=1.0,
+                        help="predict no answer when the no-answer probability is above this (default 1.0)")
+    parser.add_argument("--version", choices=("1.1", "2.0"),
+                        help="evaluation rules; default: from the data file's 'version' field")
+    parser.add_argument("--out-file", "-o", help="also write the JSON result here")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
+    version_field, gold = read_official_gold(args.data_file)
+    predictions = _read_mapping(args.pred_file, "prediction file", (str,), "a string")
+    version_2 = args.version == "2.0" if args.version else is_version_2(version_field)
+    if not version_2:
+        _require(args.na_prob_file is None, "--na-prob-file needs SQuAD v2.0 rules (--version 2.0)")
+        return evaluate_v1(gold, predictions)
+    na_probs = None
+    if args.na_prob_file:
+        na_probs = _read_mapping(args.na_prob_file, "na-prob file", (int, float), "a number")
+    return evaluate_v2(gold, predictions, na_probs=na_probs, na_prob_thresh=args.na_prob_thresh)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run(args)
+        for warning in caught:
+            print(f"warning: {warning.message}", file=sys.stderr)
+        if args.out_file:
+            with open(args.out_file, "w", encoding="utf-8") as out:
+                json.dump(result, out)
+    except InputError as err:
+        print(f"qaexp evaluate: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as err:
+        print(f"qaexp evaluate: error: cannot write {args.out_file}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Test helpers: tiny offline QA pieces and a reader of offline W&B runs."""
