@@ -76,7 +76,8 @@ def throughput(config: str, windows: Windows, args) -> float:
     import tf_keras
     from omegaconf import OmegaConf
 
-    from qaexp.model.build import build_model, precision_policy
+    from qaexp.model.build import build_model
+    from qaexp.run.runtime import precision_policy
     from qaexp.training.qa_model import QATrainingModel
 
     policy, padding, xla = CONFIGS[config]

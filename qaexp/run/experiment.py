@@ -69,10 +69,11 @@ def _experiment(cfg: DictConfig, run_dir: str, progress: Progress, tracker: trac
     from qaexp.evaluation import inference
     from qaexp.model import build as modeling
     from qaexp.training import fit as train
+    from qaexp.run import runtime
     from qaexp.run.malloc import keep_freed_memory
     from qaexp.evaluation.metrics import squad_metrics
 
-    modeling.limit_threads(cfg.trainer.threads)
+    runtime.limit_threads(cfg.trainer.threads)
     keep_freed_memory()
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(cfg.trainer.seed)
@@ -90,8 +91,8 @@ def _experiment(cfg: DictConfig, run_dir: str, progress: Progress, tracker: trac
         scores = squad_metrics(splits.validation, answers.predictions, version_2=data_cfg.version_2_with_negative)
         return {"loss": loss, "metrics": scores, "answers": answers}
 
-    with modeling.precision_policy(cfg.precision.policy):
-        strategy = modeling.build_strategy(cfg.trainer.strategy)
+    with runtime.precision_policy(cfg.precision.policy):
+        strategy = runtime.build_strategy(cfg.trainer.strategy)
         with timer("build_model"), strategy.scope():
             model = modeling.build_model(cfg.model, tokenizer)
         _check_model_limit(cfg, model)

@@ -1,0 +1,61 @@
+"""The process a run trains in: TensorFlow's threads, the Keras precision policy, the distribution strategy.
+
+Jobs that share a process (Hydra's basic launcher runs a sweep's jobs one after another) must not see each
+other's settings: the precision policy is restored when a run ends.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def precision_policy(name: str) -> Iterator[None]:
+    """Set the Keras global dtype policy for the run and restore the previous one afterwards."""
+    import tensorflow as tf
+    import tf_keras
+
+    previous = tf_keras.mixed_precision.global_policy()
+    if name != "float32" and not tf.config.list_physical_devices("GPU"):
+        log.warning("precision=%s requested but no GPU is visible: it will run, slowly, on the CPU", name)
+    tf_keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        tf_keras.mixed_precision.set_global_policy(previous)
+
+
+def limit_threads(threads: int | None) -> None:
+    """Use `threads` intra-op and inter-op threads; TensorFlow fixes both once it has run its first op."""
+    if threads is None:
+        return
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    if threading.get_intra_op_parallelism_threads() == threads == threading.get_inter_op_parallelism_threads():
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(threads)
+        threading.set_inter_op_parallelism_threads(threads)
+        log.info("TensorFlow threads: %d intra-op, %d inter-op", threads, threads)
+    except RuntimeError:  # an earlier job in this process already started TensorFlow with other settings
+        log.warning("trainer.threads=%d ignored: TensorFlow already started in this process with other settings",
+                    threads)
+
+
+def build_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    return tf.distribute.get_strategy()
