@@ -8,9 +8,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import qaexp.config  # noqa: F401  (registers the config schemas)
-from qaexp.run import hydra_job
 from qaexp.errors import QAExpError
-from qaexp.output.files import output_root_problem
+from qaexp.run import hydra_job
 
 log = logging.getLogger("qaexp")
 
@@ -40,7 +39,7 @@ def main(cfg: DictConfig) -> float:
 
 def entry() -> None:
     """`python -m qaexp` and the `qaexp` console script: a one-line error for an unusable output directory."""
-    problem = output_root_problem(sys.argv[1:])
+    problem = hydra_job.output_root_problem(sys.argv[1:])
     if problem:
         print(f"qaexp: error: {problem}", file=sys.stderr)
         sys.exit(2)

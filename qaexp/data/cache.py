@@ -13,13 +13,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from typing import Callable, Optional
 
 import numpy as np
 
 from qaexp.data import windows
 from qaexp.data.windows import Windows
+from qaexp.output.files import atomic_file, save_directory_atomic
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,6 @@ def trained_tokenizer_for(records: list[dict], vocab_size: int, lowercase: bool,
     from transformers import AutoTokenizer
 
     from qaexp.errors import QAExpError
-    from qaexp.output.files import save_directory_atomic
 
     key = hashlib.sha256("\n".join([TOKENIZER_FORMAT, records_fingerprint(records), str(vocab_size),
                                     str(lowercase)]).encode()).hexdigest()
@@ -126,17 +125,8 @@ def save(path: str, windows: Windows) -> None:
     arrays.update({name: getattr(windows, name) for name in LABEL_ARRAYS})
     arrays["lengths"] = lengths
     arrays["offsets"] = np.concatenate(windows.offsets).astype(np.int32) if len(windows) else np.zeros((0, 2), np.int32)
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def load(path: str) -> Optional[Windows]:

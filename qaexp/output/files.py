@@ -1,4 +1,9 @@
-"""Result files, written atomically so that a file that exists is complete."""
+"""Writing results: every file and directory a run or a tool writes appears whole or not at all.
+
+A file is written to a temporary name beside it (unique, so concurrent writers never share one) and renamed over
+the target; a directory is saved into a temporary directory that is then swapped in. A reader therefore sees
+the old content or the new, never a partial file, and a failed write leaves the old content in place.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -7,38 +12,50 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from qaexp.errors import StorageError
 
-
-def write_json_atomic(path: str, payload: Any) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    with storage_errors(path):
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(payload, f, indent=2, ensure_ascii=False)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+# mkstemp makes files readable by their owner only; results get the permissions open() would give them.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
-def storage_errors(path: str, also: tuple[type[Exception], ...] = ()) -> Iterator[None]:
-    """OSError (or one of `also`, e.g. TensorFlow's file errors) while writing `path` -> StorageError naming it."""
+def atomic_file(path: str, mode: str = "w") -> Iterator[IO]:
+    """A file object ("w": UTF-8 text, "wb": bytes) whose content replaces `path` when the block completes.
+
+    OSError propagates as it is (callers for which a failed write is not an error, e.g. caches, catch it);
+    the write_*_atomic functions turn it into a StorageError naming the path.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.path.basename(path)}-", dir=directory)
     try:
-        yield
-    except (OSError, *also) as err:
-        reason = getattr(err, "strerror", None) or getattr(err, "message", None) or str(err)
-        if getattr(err, "errno", None) == errno.ENOSPC or "No space left" in reason:
-            raise StorageError(f"no space left on the device while writing {path}: free some space and rerun "
-                               "(anything saved there before is unchanged)") from err
-        raise StorageError(f"cannot write {path}: {reason}") from err
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    with storage_errors(path), atomic_file(path, "wb") as f:
+        f.write(data)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    with storage_errors(path), atomic_file(path, "w") as f:
+        f.write(text)
+
+
+def write_json_atomic(path: str, payload: Any) -> None:
+    with storage_errors(path), atomic_file(path, "w") as f:
+        json.dump(payload, f, indent=2, ensure_ascii=False)
+        f.write("\n")
 
 
 def save_directory_atomic(path: str, save: Callable[[str], None]) -> None:
@@ -59,30 +76,14 @@ def save_directory_atomic(path: str, save: Callable[[str], None]) -> None:
             raise
 
 
-OUTPUT_DIR_KEYS = {"run": "hydra.run.dir", "sweep": "hydra.sweep.dir"}
-DEFAULT_OUTPUT_ROOT = "outputs"
-
-
-def output_root_problem(argv: list[str]) -> str | None:
-    """Why the run (or sweep) directory that the command line asks for cannot be created, or None.
-
-    Hydra creates it before qaexp runs and reports a failure with a traceback; checked first, it gets one line.
-    Only the part before the first ${...} interpolation is created here (Hydra creates the rest).
-    """
-    if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i")):
-        return None
-    key = OUTPUT_DIR_KEYS["sweep" if ("-m" in argv or "--multirun" in argv) else "run"]
-    value = DEFAULT_OUTPUT_ROOT
-    for arg in argv:
-        name, sep, given = arg.lstrip("+").partition("=")
-        if sep and name == key:
-            value = given
-    root = os.path.expanduser(value.split("${", 1)[0]) or "."
+@contextlib.contextmanager
+def storage_errors(path: str, also: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """OSError (or one of `also`, e.g. TensorFlow's file errors) while writing `path` -> StorageError naming it."""
     try:
-        os.makedirs(root, exist_ok=True)
-    except OSError as err:
-        reason = err.strerror or str(err)
-        return f"cannot create the output directory {root} ({reason}): set {key} to a writable directory"
-    if not os.access(root, os.W_OK):
-        return f"cannot write in the output directory {root} (permission denied): set {key} to a writable directory"
-    return None
+        yield
+    except (OSError, *also) as err:
+        reason = getattr(err, "strerror", None) or getattr(err, "message", None) or str(err)
+        if getattr(err, "errno", None) == errno.ENOSPC or "No space left" in reason:
+            raise StorageError(f"no space left on the device while writing {path}: free some space and rerun "
+                               "(anything saved there before is unchanged)") from err
+        raise StorageError(f"cannot write {path}: {reason}") from err

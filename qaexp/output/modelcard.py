@@ -13,7 +13,7 @@ from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from qaexp.output.files import storage_errors
+from qaexp.output.files import write_text_atomic
 
 CARD_NAME = "README.md"
 CONFIG_SECTIONS = ("model", "data", "optimizer", "precision", "trainer")
@@ -24,12 +24,7 @@ EPOCH_COLUMNS = (("loss", "Training loss", ".4f"), ("val_loss", "Validation loss
 
 def write_model_card(model_dir: str, cfg: DictConfig, summary: dict) -> str:
     path = os.path.join(model_dir, CARD_NAME)
-    text = render_model_card(cfg, summary)
-    with storage_errors(path):
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+    write_text_atomic(path, render_model_card(cfg, summary))
     return path
 
 

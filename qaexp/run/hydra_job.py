@@ -1,4 +1,5 @@
-"""What Hydra says about the running job: single run or sweep member, its overrides, its share of the CPUs.
+"""What Hydra says about the running job: single run or sweep member, its overrides, its share of the CPUs;
+and, before Hydra starts, whether the output directory the command line asks for can be made.
 
 Every function also works outside a Hydra app (tests, notebooks), where a run is a single run with no overrides.
 """
@@ -63,3 +64,32 @@ def threads_per_job() -> Optional[int]:
     """TensorFlow threads per job so parallel jobs share the CPUs instead of oversubscribing them; None: TF decides."""
     jobs = parallel_jobs()
     return None if jobs == 1 else max(1, available_cpus() // jobs)
+
+
+OUTPUT_DIR_KEYS = {"run": "hydra.run.dir", "sweep": "hydra.sweep.dir"}
+DEFAULT_OUTPUT_ROOT = "outputs"
+
+
+def output_root_problem(argv: list[str]) -> str | None:
+    """Why the run (or sweep) directory that the command line asks for cannot be created, or None.
+
+    Hydra creates it before qaexp runs and reports a failure with a traceback; checked first, it gets one line.
+    Only the part before the first ${...} interpolation is created here (Hydra creates the rest).
+    """
+    if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i")):
+        return None
+    key = OUTPUT_DIR_KEYS["sweep" if ("-m" in argv or "--multirun" in argv) else "run"]
+    value = DEFAULT_OUTPUT_ROOT
+    for arg in argv:
+        name, sep, given = arg.lstrip("+").partition("=")
+        if sep and name == key:
+            value = given
+    root = os.path.expanduser(value.split("${", 1)[0]) or "."
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        return f"cannot create the output directory {root} ({reason}): set {key} to a writable directory"
+    if not os.access(root, os.W_OK):
+        return f"cannot write in the output directory {root} (permission denied): set {key} to a writable directory"
+    return None

@@ -18,6 +18,9 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
+from qaexp.errors import StorageError
+from qaexp.output.files import atomic_file, storage_errors, write_text_atomic
+
 OWN_COLUMNS = ("model", "optimizer.lr")  # overrides shown in their own columns
 FAILED = ("failed", "diverged", "interrupted", "incomplete")
 
@@ -155,7 +158,7 @@ def _label(job: Job, keys: list[str]) -> str:
 
 
 def write_csv(jobs: list[Job], keys: list[str], path: str) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with storage_errors(path), atomic_file(path, "w") as f:
         writer = csv.writer(f)
         writer.writerow(["job", "model", "lr", *keys, "exact_match", "f1", "val_loss", "train_seconds", "status",
                          "error", "path"])
@@ -178,8 +181,7 @@ def write_markdown(table_md: str, failures: list[str], command: Optional[str], p
              table_md, ""]
     if failures:
         parts += ["## Failed jobs", "", *(f"- {line}" for line in failures), ""]
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(parts))
+    write_text_atomic(path, "\n".join(parts))
 
 
 def plot_f1_vs_lr(jobs: list[Job], failures: list[str], path: str) -> None:
@@ -213,7 +215,8 @@ def plot_f1_vs_lr(jobs: list[Job], failures: list[str], path: str) -> None:
         figure.text(0.01, 0.01, "Not plotted:\n" + "\n".join(_shorten(line) for line in failures),
                     fontsize=8, va="bottom", color="firebrick")
         figure.subplots_adjust(bottom=(0.6 + failure_inches) / (4.5 + failure_inches))
-    figure.savefig(path, dpi=120)
+    with storage_errors(path), atomic_file(path, "wb") as f:
+        figure.savefig(f, format="png", dpi=120)
 
 
 def _shorten(text: str, limit: int = 110) -> str:
@@ -252,7 +255,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         [os.path.abspath(p) for p in args.dirs]))
     try:
         report(args.dirs, out_dir)
-    except (ReportError, OSError, ValueError) as err:
+    except (ReportError, StorageError, OSError, ValueError) as err:
         print(f"qaexp report: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -13,7 +13,9 @@ import sys
 import warnings
 from typing import Sequence
 
+from qaexp.errors import StorageError
 from qaexp.evaluation.metrics import evaluate_v1, evaluate_v2
+from qaexp.output.files import write_json_atomic
 
 EXIT_BAD_INPUT = 2
 
@@ -118,13 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warning in caught:
             print(f"warning: {warning.message}", file=sys.stderr)
         if args.out_file:
-            with open(args.out_file, "w", encoding="utf-8") as out:
-                json.dump(result, out)
-    except InputError as err:
+            write_json_atomic(args.out_file, result)
+    except (InputError, StorageError) as err:
         print(f"qaexp evaluate: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as err:
-        print(f"qaexp evaluate: error: cannot write {args.out_file}: {err.strerror or err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(json.dumps(result))
     return 0
