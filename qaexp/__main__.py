@@ -8,7 +8,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import qaexp.config  # noqa: F401  (registers the config schemas)
-from qaexp.errors import QAExpError
+from qaexp.cli import report_error
+from qaexp.errors import QAExpError, RunInterrupted, first_line
 from qaexp.run import hydra_job
 
 log = logging.getLogger("qaexp")
@@ -28,21 +29,19 @@ def main(cfg: DictConfig) -> float:
         if not isinstance(err, QAExpError):
             raise
         log.error("%s", err)
-        print(f"qaexp: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(report_error(err))
     except KeyboardInterrupt as err:  # RunInterrupted for SIGTERM too; metrics.json says status: interrupted
-        signum = getattr(err, "signum", signal.SIGINT)
-        print(f"qaexp: interrupted by {signal.Signals(signum).name}: metrics.json in the run directory says "
-              "status: interrupted; interrupted_model/ there holds the model trained so far", file=sys.stderr)
-        sys.exit(128 + signum)
+        interrupted = err if isinstance(err, RunInterrupted) else RunInterrupted(signal.SIGINT)
+        print(f"qaexp: interrupted by {signal.Signals(interrupted.signum).name}: metrics.json in the run directory "
+              "says status: interrupted; interrupted_model/ there holds the model trained so far", file=sys.stderr)
+        sys.exit(interrupted.exit_code)
 
 
 def entry() -> None:
     """`python -m qaexp` and the `qaexp` console script: a one-line error for an unusable output directory."""
     problem = hydra_job.output_root_problem(sys.argv[1:])
     if problem:
-        print(f"qaexp: error: {problem}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(report_error(problem))
     main()
 
 
@@ -57,8 +56,8 @@ def _failed_job(err: Exception) -> float:
         log.error("job %s failed: %s", job, err)
     else:  # a bug, not a user error: keep the traceback in the job's log
         log.exception("job %s failed", job)
-    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    print(f"qaexp: job {job} failed ({hydra_cfg.runtime.output_dir}/metrics.json): {first_line}", file=sys.stderr)
+    print(f"qaexp: job {job} failed ({hydra_cfg.runtime.output_dir}/metrics.json): {first_line(err)}",
+          file=sys.stderr)
     return float("-inf")
 
 

@@ -1,7 +1,10 @@
 """The `qaexp` console script: `qaexp [overrides]` trains; `qaexp predict|evaluate|report ...` run the other tools."""
+from __future__ import annotations
+
 import importlib
 import sys
 
+EXIT_BAD_INPUT = 2  # a bad input: config, data, paths (Hydra's own config errors exit with 1)
 SUBCOMMANDS = {"predict": "qaexp.tools.predict", "evaluate": "qaexp.tools.score", "report": "qaexp.tools.report"}
 
 
@@ -12,3 +15,9 @@ def main() -> None:
     from qaexp.__main__ import entry
 
     entry()
+
+
+def report_error(error: BaseException | str, tool: str | None = None) -> int:
+    """Print the one-line error every qaexp command uses (`qaexp [tool]: error: ...`); returns its exit status, 2."""
+    print(f"qaexp{' ' + tool if tool else ''}: error: {error}", file=sys.stderr)
+    return EXIT_BAD_INPUT

@@ -1,4 +1,11 @@
-"""User-facing errors: each carries one line that says what is wrong and how to fix it."""
+"""User-facing errors: each carries one line that says what is wrong and how to fix it.
+
+Every command reports a QAExpError as that one line (`qaexp: error: ...`, `qaexp <tool>: error: ...`) with exit
+status 2 and no traceback; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+from typing import Optional
 
 
 class QAExpError(Exception):
@@ -25,6 +32,18 @@ class StorageError(QAExpError):
     """A result or model could not be written (disk full, permissions); the message names the path."""
 
 
+class HubPushError(QAExpError):
+    """The upload failed (no token, hub unreachable, refused); everything stays saved locally."""
+
+
+class InputError(QAExpError):
+    """Files given to a tool (`qaexp evaluate`, `qaexp predict`) that it cannot use."""
+
+
+class ReportError(QAExpError):
+    """Directories given to `qaexp report` that hold no jobs to report."""
+
+
 class RunInterrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM arrived during a run; the exit status is 128 + the signal number."""
 
@@ -35,3 +54,18 @@ class RunInterrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+def first_line(err: BaseException, *, named: bool = False, limit: Optional[int] = None) -> str:
+    """The first line of `err`'s message, or its type's name when it has none.
+
+    named: prefix the type's name (for errors that are not qaexp's own, whose message alone may not say what
+    failed). limit: cut longer lines to that many characters (some libraries list every option they know).
+    """
+    text = str(err).strip()
+    if not text:
+        return type(err).__name__
+    line = text.splitlines()[0]
+    if limit is not None and len(line) > limit:
+        line = line[: limit - 3] + "..."
+    return f"{type(err).__name__}: {line}" if named else line

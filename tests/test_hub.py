@@ -6,7 +6,8 @@ from omegaconf import OmegaConf
 
 from conftest import run_cli
 from qaexp.tools import push
-from qaexp.output.hub import HubPushError, push_model_dir, push_run
+from qaexp.errors import HubPushError
+from qaexp.output.hub import push_model_dir, push_run
 
 SECRET = "hf_not_a_real_token_0123456789"
 

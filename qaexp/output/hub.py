@@ -11,13 +11,9 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from qaexp.errors import QAExpError
+from qaexp.errors import HubPushError, first_line
 
 TOKEN_VARIABLE = "HF_TOKEN"
-
-
-class HubPushError(QAExpError):
-    """The upload failed (no token, hub unreachable, refused); everything stays saved locally."""
 
 
 def push_model_dir(model_dir: str, repo_id: str, private: bool = True, endpoint: Optional[str] = None) -> str:
@@ -35,7 +31,7 @@ def push_model_dir(model_dir: str, repo_id: str, private: bool = True, endpoint:
         repo = api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=model_dir, commit_message="Upload model trained with qaexp")
     except (OSError, ValueError) as err:  # requests' and huggingface_hub's errors (offline mode, HTTP) are OSErrors
-        raise HubPushError(f"cannot push {model_dir} to the hub repository {repo_id!r}: {_first_line(err)}") from err
+        raise HubPushError(f"cannot push {model_dir} to the hub repository {repo_id!r}: {_reason(err)}") from err
     return str(repo)
 
 
@@ -51,10 +47,9 @@ def push_run(model_dir: str, hub_cfg, summary: dict) -> Optional[HubPushError]:
     return None
 
 
-def _first_line(err: BaseException) -> str:
+def _reason(err: BaseException) -> str:
     import requests
 
     if isinstance(err, (ConnectionError, requests.ConnectionError, requests.Timeout)):
         return f"the Hugging Face Hub is unreachable ({type(err).__name__})"
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+    return first_line(err, named=True)

@@ -11,8 +11,7 @@ from omegaconf import DictConfig
 from qaexp.run import tracking
 from qaexp.config import check_max_length, position_limit, validate
 from qaexp.data.squad import load_splits
-from qaexp.errors import DataError
-from qaexp.output.hub import HubPushError
+from qaexp.errors import DataError, HubPushError
 from qaexp.run.outcome import Progress, record_failure, record_interrupted, signals_as_interrupts
 from qaexp.output.files import save_directory_atomic, storage_errors, write_json_atomic
 

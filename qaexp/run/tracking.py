@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 from omegaconf import DictConfig, OmegaConf
 
 from qaexp.run import hydra_job
-from qaexp.errors import ConfigError, TrainingDiverged
+from qaexp.errors import ConfigError, TrainingDiverged, first_line
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class WandbTracker(KerasLoggingTracker):
 
     def finish(self, error: Optional[BaseException]) -> None:
         if error is not None:
-            self._run.summary.update({"status": outcome_status(error), "error": _first_line(error)})
+            self._run.summary.update({"status": outcome_status(error), "error": first_line(error, named=True)})
         self._run.finish(exit_code=0 if error is None else 1)
 
 
@@ -225,11 +225,6 @@ def outcome_status(error: BaseException) -> str:
     if isinstance(error, KeyboardInterrupt):
         return "interrupted"
     return "diverged" if isinstance(error, TrainingDiverged) else "failed"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def _is_number(value: Any) -> bool:

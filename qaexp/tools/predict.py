@@ -16,6 +16,7 @@ import os
 import sys
 from types import SimpleNamespace
 
+from qaexp.cli import report_error
 from qaexp.errors import QAExpError
 
 
@@ -128,8 +129,7 @@ def main(argv=None) -> int:
                   "answers": {"text": [], "answer_start": []}}
         best = answer_questions(tokenizer, model, [record], _settings(args)).nbest["q0"][: args.top_k]
     except QAExpError as err:
-        print(f"qaexp predict: error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err, "predict")
     if args.json:
         print(json.dumps(best, ensure_ascii=False))
     else:

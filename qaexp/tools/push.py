@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qaexp.output.hub import TOKEN_VARIABLE, HubPushError, push_model_dir
+from qaexp.cli import report_error
+from qaexp.errors import HubPushError
+from qaexp.output.hub import TOKEN_VARIABLE, push_model_dir
 
 
 def main(argv=None) -> int:
@@ -17,8 +19,7 @@ def main(argv=None) -> int:
     try:
         url = push_model_dir(args.model_dir, args.repo_id, private=not args.public)
     except HubPushError as err:
-        print(f"qaexp hub: error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err, "hub")
     print(url)
     return 0
 

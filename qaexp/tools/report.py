@@ -18,7 +18,8 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from qaexp.errors import StorageError
+from qaexp.cli import report_error
+from qaexp.errors import QAExpError, ReportError
 from qaexp.output.files import atomic_file, storage_errors, write_text_atomic
 
 OWN_COLUMNS = ("model", "optimizer.lr")  # overrides shown in their own columns
@@ -42,10 +43,6 @@ class Job:
     @property
     def completed(self) -> bool:
         return self.status == "completed" and self.f1 is not None
-
-
-class ReportError(Exception):
-    pass
 
 
 def find_job_dirs(paths: list[str]) -> list[str]:
@@ -255,9 +252,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         [os.path.abspath(p) for p in args.dirs]))
     try:
         report(args.dirs, out_dir)
-    except (ReportError, StorageError, OSError, ValueError) as err:
-        print(f"qaexp report: error: {err}", file=sys.stderr)
-        return 2
+    except (QAExpError, OSError, ValueError) as err:
+        return report_error(err, "report")
     return 0
 
 

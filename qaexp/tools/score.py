@@ -13,16 +13,10 @@ import sys
 import warnings
 from typing import Sequence
 
-from qaexp.errors import StorageError
+from qaexp.cli import report_error
+from qaexp.errors import InputError, QAExpError
 from qaexp.evaluation.metrics import evaluate_v1, evaluate_v2
 from qaexp.output.files import write_json_atomic
-
-EXIT_BAD_INPUT = 2
-
-
-class InputError(Exception):
-    """Input files that cannot be evaluated; the message is shown to the user."""
-
 
 def _load_json(path: str, what: str):
     try:
@@ -121,9 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"warning: {warning.message}", file=sys.stderr)
         if args.out_file:
             write_json_atomic(args.out_file, result)
-    except (InputError, StorageError) as err:
-        print(f"qaexp evaluate: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except QAExpError as err:
+        return report_error(err, "evaluate")
     print(json.dumps(result))
     return 0
 
