@@ -2,6 +2,7 @@
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -15,7 +16,16 @@ from qaexp.run import hydra_job
 log = logging.getLogger("qaexp")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def config_path() -> str:
+    """Where Hydra reads qaexp's configs: a source checkout's conf/ (editable install or none), else the copy
+    an installed wheel ships as the package qaexp.conf. Either way, from any working directory."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "conf" / "config.yaml").is_file():
+        return str(checkout / "conf")
+    return "pkg://qaexp.conf"
+
+
+@hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
 def main(cfg: DictConfig) -> float:
     from qaexp.run.experiment import run
 

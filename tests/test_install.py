@@ -1,0 +1,90 @@
+"""qaexp as a user installs it: a wheel installed into a fresh virtual environment (not editable), used from a
+directory that has nothing to do with the repository. The configs ship inside the package (qaexp.conf)."""
+import os
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def run(args, cwd, timeout=600):
+    env = {**os.environ}
+    env.pop("HYDRA_FULL_ERROR", None)
+    env.pop("PYTHONPATH", None)
+    return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory):
+    """A venv that sees the system's TensorFlow & co. (--system-site-packages) but has its own qaexp wheel."""
+    root = tmp_path_factory.mktemp("install")
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", root / "dist",
+                 REPO], cwd=root)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = (root / "dist").glob("qaexp-*.whl")
+    made = run([sys.executable, "-m", "venv", "--system-site-packages", root / "venv"], cwd=root)
+    assert made.returncode == 0, made.stderr[-3000:]
+    python = root / "venv" / "bin" / "python"
+    installed = run([python, "-m", "pip", "install", "--no-deps", "--no-index", wheel], cwd=root)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    elsewhere = root / "elsewhere"  # no conf/, no qaexp/: only the installed package can answer
+    elsewhere.mkdir()
+    return wheel, python, root / "venv" / "bin" / "qaexp", elsewhere
+
+
+def test_the_wheel_ships_every_package_and_the_configs(venv):
+    wheel, _, _, _ = venv
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packages = {str(p.parent.relative_to(REPO)) for p in (REPO / "qaexp").rglob("__init__.py")}
+    assert {f"{package}/__init__.py" for package in packages} <= names
+    configs = {str(p.relative_to(REPO)) for p in (REPO / "conf").rglob("*.yaml")}
+    assert configs and {f"qaexp/{config}" for config in configs} <= names
+
+
+def test_the_installed_package_is_the_wheel_not_the_checkout(venv):
+    _, python, _, elsewhere = venv
+    result = run([python, "-c", "import qaexp; print(qaexp.__file__)"], cwd=elsewhere)
+    assert result.returncode == 0, result.stderr[-2000:]
+    location = pathlib.Path(result.stdout.strip())
+    assert location.is_relative_to(python.parent.parent) and not location.is_relative_to(REPO)
+
+
+def test_help_and_composed_config_from_any_directory(venv):
+    _, python, qaexp, elsewhere = venv
+    for command in ([qaexp, "--help"], [python, "-m", "qaexp", "--help"]):
+        result = run(command, cwd=elsewhere, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "model: " in result.stdout and "tiny" in result.stdout and "Traceback" not in result.stderr
+    result = run([qaexp, "--cfg", "job", "model=tiny"], cwd=elsewhere, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "family: roformer" in result.stdout
+
+
+def test_a_short_run_from_any_directory(venv):
+    _, _, qaexp, elsewhere = venv
+    result = run([qaexp, "experiment=quickstart", "data.num_train=200", "data.num_validation=20", "trainer.epochs=1",
+                  "trainer.verbose=0", "hydra.run.dir=run"], cwd=elsewhere)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (elsewhere / "run" / "metrics.json").exists() and (elsewhere / "run" / "model" / "config.json").exists()
+
+
+def test_a_users_own_model_config_with_config_dir(venv):
+    _, _, qaexp, elsewhere = venv
+    mine = elsewhere / "my_configs"
+    (mine / "model").mkdir(parents=True)
+    tiny = (REPO / "conf" / "model" / "tiny.yaml").read_text()
+    (mine / "model" / "tiny_wide.yaml").write_text(tiny.replace("hidden_size: 128", "hidden_size: 96"))
+    composed = run([qaexp, "--config-dir", mine, "--cfg", "job", "model=tiny_wide"], cwd=elsewhere, timeout=120)
+    assert composed.returncode == 0, composed.stderr[-2000:]
+    assert "hidden_size: 96" in composed.stdout
+    result = run([qaexp, "--config-dir", mine, "experiment=quickstart", "model=tiny_wide", "data.num_train=100",
+                  "data.num_validation=10", "trainer.epochs=1", "trainer.verbose=0", "trainer.save_model=false",
+                  "hydra.run.dir=mine"], cwd=elsewhere)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (elsewhere / "mine" / "metrics.json").exists()
