@@ -12,6 +12,7 @@ import qaexp.config  # noqa: F401  (registers the config schemas)
 from qaexp.cli import report_error
 from qaexp.errors import QAExpError, RunInterrupted, first_line
 from qaexp.run import hydra_job
+from qaexp.run.outcome import METRICS_FILE
 
 log = logging.getLogger("qaexp")
 
@@ -66,7 +67,7 @@ def _failed_job(err: Exception) -> float:
         log.error("job %s failed: %s", job, err)
     else:  # a bug, not a user error: keep the traceback in the job's log
         log.exception("job %s failed", job)
-    print(f"qaexp: job {job} failed ({hydra_cfg.runtime.output_dir}/metrics.json): {first_line(err)}",
+    print(f"qaexp: job {job} failed ({hydra_cfg.runtime.output_dir}/{METRICS_FILE}): {first_line(err)}",
           file=sys.stderr)
     return float("-inf")
 

@@ -62,19 +62,19 @@ def test_push_creates_the_repo_and_uploads_the_folder_with_the_env_token(model_d
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     monkeypatch.setenv("HF_TOKEN", SECRET)
     FakeApi.calls = []
-    summary = {}
-    assert push_run(str(model_dir), OmegaConf.create({"repo_id": "me/qa", "private": True}), summary) is None
-    assert summary == {"hub_url": "https://huggingface.co/me/qa", "pushed": True}
+    publication = push_run(str(model_dir), OmegaConf.create({"repo_id": "me/qa", "private": True}))
+    assert publication.error is None
+    assert publication.record() == {"hub_url": "https://huggingface.co/me/qa", "pushed": True}
     assert FakeApi.calls == [("init", SECRET), ("create_repo", "me/qa", True, True),
                              ("upload_folder", "me/qa", str(model_dir))]
 
 
 def test_failed_push_is_recorded_and_names_the_retry_command(model_dir, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    summary = {"status": "completed"}
-    error = push_run(str(model_dir), OmegaConf.create({"repo_id": "me/qa", "private": True}), summary)
+    publication = push_run(str(model_dir), OmegaConf.create({"repo_id": "me/qa", "private": True}))
+    summary = {"status": "completed", **publication.record()}
     assert summary["pushed"] is False and "HF_TOKEN" in summary["push_error"]
-    assert f"python -m qaexp.hub {model_dir} me/qa" in str(error)
+    assert f"python -m qaexp.hub {model_dir} me/qa" in str(publication.error)
 
 
 def test_hub_cli_without_token_exits_2_with_one_line(model_dir, monkeypatch, capsys):

@@ -1,12 +1,17 @@
-"""Run a QA model over windows and turn its logits into answers."""
+"""Run a QA model over windows, turn its logits into answers and score them."""
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qaexp.data.windows import Windows
 from qaexp.training.batching import Batcher
+
+if TYPE_CHECKING:
+    from qaexp.evaluation.postprocess import Predictions
 
 FILL_LOGIT = -1e4  # beyond a window's end; offsets there are -1, so no span can use it anyway
 # One traced forward pass per model (and loss setting), reused by every evaluation of a run: tracing anew
@@ -36,7 +41,26 @@ def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_l
     return start, end, mean_loss
 
 
-def answer(examples: list[dict], windows: Windows, start: np.ndarray, end: np.ndarray, data_cfg):
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of a model on the validation windows."""
+
+    loss: float
+    scores: dict  # exact_match, f1 (and the SQuAD v2 breakdown)
+    answers: "Predictions"
+
+
+def evaluate(model, examples: list[dict], windows: Windows, batch_size: int, pad_id: int, data_cfg) -> Evaluation:
+    """The validation loss, the answers and their SQuAD scores."""
+    from qaexp.evaluation.metrics import squad_metrics
+
+    start, end, loss = predict_logits(model, windows, batch_size, pad_id, with_loss=True)
+    answers = answer(examples, windows, start, end, data_cfg)
+    scores = squad_metrics(examples, answers.predictions, version_2=data_cfg.version_2_with_negative)
+    return Evaluation(loss, scores, answers)
+
+
+def answer(examples: list[dict], windows: Windows, start: np.ndarray, end: np.ndarray, data_cfg) -> "Predictions":
     from qaexp.evaluation.postprocess import postprocess_predictions
 
     return postprocess_predictions(

@@ -2,13 +2,14 @@
 
 The token comes from the environment only (HF_TOKEN), never from the config, so it cannot end up in a
 config file, a model card or metrics.json. A run pushes after everything is saved locally; a failed push
-is recorded in the run's summary and can be retried with
+is recorded in metrics.json and can be retried with
 
     python -m qaexp.hub RUN_DIR/model USER/NAME [--public]
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Optional
 
 from qaexp.errors import HubPushError, first_line
@@ -35,16 +36,28 @@ def push_model_dir(model_dir: str, repo_id: str, private: bool = True, endpoint:
     return str(repo)
 
 
-def push_run(model_dir: str, hub_cfg, summary: dict) -> Optional[HubPushError]:
-    """Push after a run; records `pushed` (and `hub_url` or `push_error`) in `summary`, returns the error if any."""
+@dataclass(frozen=True)
+class Publication:
+    """How a run's push went: the repository's URL, or the error (which says how to retry)."""
+
+    hub_url: Optional[str] = None
+    error: Optional[HubPushError] = None
+    reason: Optional[str] = None  # the error without the retry advice, as metrics.json records it
+
+    def record(self) -> dict:
+        """metrics.json's entries: `pushed`, and `hub_url` or `push_error`."""
+        if self.error is None:
+            return {"hub_url": self.hub_url, "pushed": True}
+        return {"pushed": False, "push_error": self.reason}
+
+
+def push_run(model_dir: str, hub_cfg) -> Publication:
+    """Push after a run; a failure is returned (the run itself completed), not raised."""
     try:
-        summary["hub_url"] = push_model_dir(model_dir, hub_cfg.repo_id, private=hub_cfg.private)
+        return Publication(hub_url=push_model_dir(model_dir, hub_cfg.repo_id, private=hub_cfg.private))
     except HubPushError as err:
         retry = f"; the model is saved in {model_dir}: retry with `python -m qaexp.hub {model_dir} {hub_cfg.repo_id}`"
-        summary.update(pushed=False, push_error=str(err))
-        return HubPushError(f"{err}{retry}")
-    summary["pushed"] = True
-    return None
+        return Publication(error=HubPushError(f"{err}{retry}"), reason=str(err))
 
 
 def _reason(err: BaseException) -> str:

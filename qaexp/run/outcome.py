@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
+from enum import Enum
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
@@ -18,6 +19,28 @@ from qaexp.errors import QAExpError, RunInterrupted, TrainingDiverged
 from qaexp.output.files import write_json_atomic
 
 log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"  # in every run directory, whatever the outcome
+
+
+class Status(str, Enum):
+    """A run's `status` in metrics.json (`incomplete`: a job directory without one, as the report sees it)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+    INCOMPLETE = "incomplete"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def status_of(error: BaseException) -> Status:
+    """The status of a run that `error` ended."""
+    if isinstance(error, KeyboardInterrupt):
+        return Status.INTERRUPTED
+    return Status.DIVERGED if isinstance(error, TrainingDiverged) else Status.FAILED
 
 
 class StageTimer:
@@ -60,7 +83,7 @@ def signals_as_interrupts() -> Iterator[None]:
 
 def record_interrupted(run_dir: str, progress: Progress, signum: int) -> None:
     name = signal.Signals(signum).name
-    outcome = {"status": "interrupted", "signal": name, "checkpoint": None, "seconds": progress.timer.seconds}
+    outcome = {"status": Status.INTERRUPTED.value, "signal": name, "checkpoint": None, "seconds": progress.timer.seconds}
     state = progress.run_state
     if state is not None and state.latest is not None:
         log.warning("%s received: saving a checkpoint at step %d in %s", name, state.step, state.directory)
@@ -75,14 +98,13 @@ def record_interrupted(run_dir: str, progress: Progress, signum: int) -> None:
 
 
 def record_failure(run_dir: str, progress: Progress, err: Exception) -> None:
-    status = "diverged" if isinstance(err, TrainingDiverged) else "failed"
     message = str(err) if isinstance(err, QAExpError) else f"{type(err).__name__}: {err}"
-    write_outcome(run_dir, {**(progress.summary or {}), "status": status, "error": message,
+    write_outcome(run_dir, {**(progress.summary or {}), "status": status_of(err).value, "error": message,
                              "seconds": progress.timer.seconds})
 
 
 def write_outcome(run_dir: str, outcome: dict) -> None:
     try:
-        write_json_atomic(os.path.join(run_dir, "metrics.json"), outcome)
+        write_json_atomic(os.path.join(run_dir, METRICS_FILE), outcome)
     except QAExpError as err:  # e.g. disk full: keep the error that ended the run as the one reported
         log.error("could not record the run's outcome: %s", err)

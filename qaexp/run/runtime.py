@@ -1,7 +1,8 @@
 """The process a run trains in: TensorFlow's threads, the Keras precision policy, the distribution strategy.
 
 Jobs that share a process (Hydra's basic launcher runs a sweep's jobs one after another) must not see each
-other's settings: the precision policy is restored when a run ends.
+other's settings: `prepare` clears the Keras session and seeds every generator for each run, and the
+precision policy is restored when a run ends.
 """
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ import logging
 from typing import Iterator
 
 log = logging.getLogger(__name__)
+
+
+def prepare(threads: int | None, seed: int) -> None:
+    """A fresh start for one run: thread limits, malloc tuned for TensorFlow, no Keras state, every seed set."""
+    import tf_keras
+
+    from qaexp.run.malloc import keep_freed_memory
+
+    limit_threads(threads)
+    keep_freed_memory()
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(seed)
 
 
 @contextlib.contextmanager

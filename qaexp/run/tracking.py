@@ -2,7 +2,7 @@
 
 experiment.run opens a tracker with `start(cfg, run_dir)`; its Keras callback logs the per-step training loss
 and learning rate and the per-epoch validation loss, EM and F1; the final metrics go to the run summary.
-metrics.json is written by experiment.run whatever the backend.
+metrics.json (outcome.METRICS_FILE) is written by experiment.run whatever the backend.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from urllib.parse import urlparse
 from omegaconf import DictConfig, OmegaConf
 
 from qaexp.run import hydra_job
-from qaexp.errors import ConfigError, TrainingDiverged, first_line
+from qaexp.run.outcome import status_of
+from qaexp.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class WandbTracker(KerasLoggingTracker):
 
     def finish(self, error: Optional[BaseException]) -> None:
         if error is not None:
-            self._run.summary.update({"status": outcome_status(error), "error": first_line(error, named=True)})
+            self._run.summary.update({"status": status_of(error).value, "error": first_line(error, named=True)})
         self._run.finish(exit_code=0 if error is None else 1)
 
 
@@ -219,12 +220,6 @@ def summary_scalars(summary: dict) -> dict:
     if train_seconds is not None:
         scalars["train_seconds"] = train_seconds
     return scalars
-
-
-def outcome_status(error: BaseException) -> str:
-    if isinstance(error, KeyboardInterrupt):
-        return "interrupted"
-    return "diverged" if isinstance(error, TrainingDiverged) else "failed"
 
 
 def _is_number(value: Any) -> bool:

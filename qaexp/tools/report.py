@@ -21,9 +21,9 @@ from omegaconf import OmegaConf
 from qaexp.cli import report_error
 from qaexp.errors import QAExpError, ReportError
 from qaexp.output.files import atomic_file, storage_errors, write_text_atomic
+from qaexp.run.outcome import METRICS_FILE, Status
 
 OWN_COLUMNS = ("model", "optimizer.lr")  # overrides shown in their own columns
-FAILED = ("failed", "diverged", "interrupted", "incomplete")
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Job:
     model: str
     lr: Optional[float]
     overrides: dict[str, str] = field(default_factory=dict)
-    status: str = "incomplete"
+    status: str = Status.INCOMPLETE
     exact_match: Optional[float] = None
     f1: Optional[float] = None
     val_loss: Optional[float] = None
@@ -42,7 +42,7 @@ class Job:
 
     @property
     def completed(self) -> bool:
-        return self.status == "completed" and self.f1 is not None
+        return self.status == Status.COMPLETED and self.f1 is not None
 
 
 def find_job_dirs(paths: list[str]) -> list[str]:
@@ -71,11 +71,11 @@ def load_job(path: str, root: str) -> Job:
     job = Job(path=path, name=os.path.relpath(path, root) if path != root else os.path.basename(path),
               model=_model_name(path, config), lr=float(lr) if lr is not None else None,
               overrides=_read_overrides(os.path.join(path, ".hydra", "overrides.yaml")))
-    metrics_path = os.path.join(path, "metrics.json")
+    metrics_path = os.path.join(path, METRICS_FILE)
     if os.path.isfile(metrics_path):
         with open(metrics_path, encoding="utf-8") as f:
             metrics = json.load(f)
-        job.status = metrics.get("status", "completed")
+        job.status = metrics.get("status", Status.COMPLETED)
         job.exact_match, job.f1, job.val_loss = metrics.get("exact_match"), metrics.get("f1"), metrics.get("val_loss")
         job.train_seconds = (metrics.get("seconds") or {}).get("train")
         job.error = metrics.get("error")

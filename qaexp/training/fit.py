@@ -4,11 +4,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from omegaconf import DictConfig
 
 from qaexp.errors import TrainingDiverged
+
+if TYPE_CHECKING:
+    from qaexp.evaluation.inference import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +35,23 @@ def build_optimizer(opt_cfg: DictConfig, total_steps: int):
     return optimizer
 
 
-def make_epoch_evaluator(evaluate: Callable[[], dict]):
+def make_epoch_evaluator(evaluate: Callable[[], "Evaluation"]):
     """A Keras callback that adds val_loss, val_exact_match and val_f1 to each epoch's logs."""
     import tf_keras
 
     class EpochEvaluation(tf_keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.last: Optional[dict] = None
+            self.last: Optional[Evaluation] = None
 
         def on_epoch_end(self, epoch, logs=None):
             started = time.perf_counter()
             self.last = evaluate()
             if logs is not None:
-                logs.update({f"val_{k}": v for k, v in self.last["metrics"].items()})
-                logs["val_loss"] = self.last["loss"]
-            log.info("epoch %d: val_loss %.4f EM %.2f F1 %.2f (%.1fs)", epoch + 1, self.last["loss"],
-                     self.last["metrics"]["exact_match"], self.last["metrics"]["f1"],
+                logs.update({f"val_{k}": v for k, v in self.last.scores.items()})
+                logs["val_loss"] = self.last.loss
+            log.info("epoch %d: val_loss %.4f EM %.2f F1 %.2f (%.1fs)", epoch + 1, self.last.loss,
+                     self.last.scores["exact_match"], self.last.scores["f1"],
                      time.perf_counter() - started)
 
     return EpochEvaluation()

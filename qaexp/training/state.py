@@ -61,7 +61,7 @@ class RunState:
         self.latest: Optional[tf.train.CheckpointManager] = None  # created by start()
         self.best: Optional[tf.train.CheckpointManager] = None
         self.resumed = False
-        self.best_result: Optional[dict] = None  # the evaluation of the best epoch, when it ran in this process
+        self.best_result = None  # the Evaluation of the best epoch, when it ran in this process
 
     def start(self, resume: bool, tokenizer=None) -> int:
         """Restore the last checkpoint (resume=True and one exists) or clear old ones; returns the global step.
