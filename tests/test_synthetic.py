@@ -2,14 +2,14 @@ import re
 
 import pytest
 
+from qaexp.data.squad import to_squad_json
 from qaexp.data.synthetic import (
     ANSWER_KINDS,
     _DISTRACTOR_OWNER,
     _generate_samples,
-    _owning_split,
     generate_examples,
-    to_squad_json,
 )
+from qaexp.data.synthetic_words import owning_split as _owning_split
 
 YEAR = re.compile(r"\b\d{4}\b")
 DATE = re.compile(r"\b\d{1,2} (?:January|February|March|April|May|June|July|August|September"

@@ -44,13 +44,13 @@ from __future__ import annotations
 
 import random
 import string
-import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+from qaexp.data import synthetic_words as words
 
 SPLITS = ("train", "validation", "test")
 DIFFICULTIES = ("easy", "hard")
-SQUAD_VERSIONS = ("1.1", "2.0")
 
 # Kinds of facts stated about a person, in the order used whenever a deterministic order matters.
 FACT_KINDS = ("year", "city", "object", "organisation", "date")
@@ -60,186 +60,6 @@ ANSWER_KINDS = ("person",) + FACT_KINDS
 
 _MIN_WORDS = 40
 _DISTRACTOR_OWNER = -1  # owner index of mentions that belong to no person in the paragraph
-
-# ---------------------------------------------------------------------------------------------
-# Vocabulary
-# ---------------------------------------------------------------------------------------------
-
-_ONSETS = ("b", "br", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "th", "v", "z")
-_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "ai", "ou")
-_CODAS = ("", "", "", "", "n", "r", "l", "s", "m")
-# Repeated vowels/codas weight the draw towards short, pronounceable syllables.
-_SYLLABLES = tuple(onset + vowel + coda
-                   for onset in _ONSETS for vowel in _VOWELS for coda in _CODAS)
-_CITY_SUFFIXES = ("wick", "ford", "mere", "holm", "stead", "bury", "haven", "dale", "port", "ton")
-_ORGANISATION_TYPES = ("Institute", "Society", "Company", "Guild", "Foundation", "Academy",
-                       "Trust", "Museum", "Library", "Works")
-_OBJECT_NOUNS = ("lamp", "engine", "loom", "compass", "press", "valve", "pump", "lens", "clock",
-                 "kiln", "telescope", "sextant", "furnace", "scale", "barometer")
-_PROFESSIONS = ("teacher", "engineer", "clockmaker", "chemist", "carpenter", "surveyor",
-                "printer", "glassblower", "sailor", "physician", "architect", "weaver", "baker",
-                "painter", "astronomer", "botanist", "mechanic", "potter", "librarian",
-                "cartographer", "blacksmith", "musician", "journalist", "tailor")
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
-_YEAR_RANGE = (1700, 1989)
-_PRONOUNS = {"she": ("she", "her"), "he": ("he", "him")}
-
-_FILLER_SUBJECTS = ("The old market", "Local historians", "Most visitors", "A later biography",
-                    "The neighbours", "Several letters", "The workshop", "Critics of the time",
-                    "The town council", "Early reviews", "Travelling merchants",
-                    "A small museum", "Family records", "Later accounts", "The newspapers",
-                    "Former colleagues", "The surrounding villages", "An old diary")
-_FILLER_PREDICATES = ("remained quiet for most of the year",
-                      "described the period as unusually busy",
-                      "rarely agreed on the details",
-                      "changed little over the following decades",
-                      "drew attention from across the region",
-                      "kept careful notes about the work",
-                      "praised the patience behind each design",
-                      "recorded long debates about money",
-                      "mentioned the long winters and short harvests",
-                      "spoke warmly of the early experiments",
-                      "told a slightly different story",
-                      "survived only in fragments",
-                      "noted the heavy rain that season",
-                      "described the streets as narrow and crowded",
-                      "questioned whether the plans would succeed")
-
-# ---------------------------------------------------------------------------------------------
-# Templates. Fields: {S}/{s} subject at the start/inside a sentence and {o} subject as an object
-# (the person's name or a pronoun), {p} always a pronoun, plus one field per fact kind.
-# ---------------------------------------------------------------------------------------------
-
-_INTRO_TEMPLATES = ("{name} worked as {a_profession} for many years.",
-                    "{name} was {a_profession} by trade.",
-                    "Few people today remember {name}, {a_profession} of rare talent.",
-                    "{name} trained as {a_profession} before turning to invention.")
-_GROUP_INTRO_TEMPLATES = ("This account follows {count} inventors of the same era.",
-                          "The archive describes {count} people who once shared a workshop.",
-                          "Local records mention {count} notable figures from the period.")
-_BIRTH_TEMPLATES = {
-    ("year", "city"): ("{S} was born in {year} and grew up in {city}.",
-                       "{S} was born in {year} and raised in {city}.",
-                       "Born in {year}, {s} grew up in {city}.",
-                       "{S} came from {city}, where {p} was born in {year}."),
-    ("year",): ("{S} was born in {year}.",
-                "Born in {year}, {s} showed an early talent for the work.",
-                "{S} was born in the year {year}."),
-    ("city",): ("{S} grew up in {city}.",
-                "{S} came from {city}.",
-                "{S} was raised in {city}, far from the coast."),
-}
-_OBJECT_TEMPLATES = ("{S} invented the {object}.",
-                     "{S} is best known for inventing the {object}.",
-                     "The {object} was invented by {o}.",
-                     "Years of patient work led {o} to invent the {object}.")
-_ORGANISATION_TEMPLATES = ("{S} founded the {organisation}.",
-                           "Later in life, {s} established the {organisation}.",
-                           "{S} went on to found the {organisation}.")
-_ORGANISATION_DATE_TEMPLATES = ("{S} founded the {organisation}, which opened on {date}.",
-                                "{S} established the {organisation}; it first opened its doors "
-                                "on {date}.",
-                                "On {date}, {s} opened the {organisation}, which {p} had "
-                                "founded.")
-_MENTOR_TEMPLATES = ("{S} learned the trade from {mentor}.",
-                     "{S} studied for a time under {mentor}.",
-                     "As a young apprentice, {s} assisted {mentor}.")
-
-_QUESTION_TEMPLATES = {
-    "year": ("When was {name} born?", "In what year was {name} born?",
-             "What year was {name} born in?", "Which year saw the birth of {name}?"),
-    "city": ("Where did {name} grow up?", "Which city did {name} come from?",
-             "What city was {name} raised in?", "Where was {name} from?"),
-    "object": ("What did {name} invent?", "Which device did {name} invent?",
-               "What is {name} best known for inventing?", "What invention is credited to {name}?"),
-    "organisation": ("Which organisation did {name} found?", "What did {name} establish?",
-                     "What is the name of the organisation {name} founded?",
-                     "Which institution was founded by {name}?"),
-    "date": ("When did the {organisation} open?", "On what date did the {organisation} open?",
-             "What day did the {organisation} first open its doors?",
-             "On which date was the {organisation} opened?"),
-}
-# "Who ...?" questions, keyed by the fact that identifies the person.
-_PERSON_QUESTION_TEMPLATES = {
-    "year": ("Who was born in {year}?", "Which person was born in {year}?"),
-    "city": ("Who grew up in {city}?", "Which person came from {city}?"),
-    "object": ("Who invented the {object}?", "Who created the {object}?",
-               "Whose invention was the {object}?"),
-    "organisation": ("Who founded the {organisation}?", "Who established the {organisation}?",
-                     "The {organisation} was founded by whom?"),
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# Entities
-# ---------------------------------------------------------------------------------------------
-
-def _owning_split(word: str) -> str:
-    """The only split allowed to use ``word`` (stable across runs and machines)."""
-    bucket = zlib.crc32(word.encode("utf-8")) % 10
-    return "train" if bucket < 8 else ("validation" if bucket == 8 else "test")
-
-
-@dataclass(frozen=True)
-class _Person:
-    name: str
-    pronoun: str
-    profession: str
-    facts: Mapping[str, str]  # fact kind -> surface form, whether or not the paragraph states it
-
-
-class _EntityFactory:
-    """Draws entities owned by one split, never repeating a surface form within a paragraph."""
-
-    def __init__(self, rng: random.Random, split: str):
-        self._rng = rng
-        self._split = split
-        self._used: set[str] = set()
-
-    def _syllable(self) -> str:
-        # Inline index arithmetic: rng.choice is the generator's hot spot under rejection sampling.
-        return _SYLLABLES[int(self._rng.random() * len(_SYLLABLES))]
-
-    def _word(self, syllables: int, suffix: str = "") -> str:
-        # Rejection sampling: held-out splits own only a tenth of all words, which is still plenty.
-        while True:
-            word = ("".join([self._syllable() for _ in range(syllables)]) + suffix).capitalize()
-            if word not in self._used and _owning_split(word) == self._split:
-                self._used.add(word)
-                return word
-
-    def _unique(self, draw: Callable[[], str]) -> str:
-        while True:
-            value = draw()
-            if value not in self._used:
-                self._used.add(value)
-                return value
-
-    def person_name(self) -> str:
-        return f"{self._word(2)} {self._word(2)}"
-
-    def city(self) -> str:
-        return self._word(self._rng.choice((1, 2)), suffix=self._rng.choice(_CITY_SUFFIXES))
-
-    def organisation(self) -> str:
-        return f"{self._word(2)} {self._rng.choice(_ORGANISATION_TYPES)}"
-
-    def invention(self) -> str:
-        return f"{self._word(2)} {self._rng.choice(_OBJECT_NOUNS)}"
-
-    def year(self) -> str:
-        return self._unique(lambda: str(self._rng.randint(*_YEAR_RANGE)))
-
-    def date(self) -> str:
-        return self._unique(lambda: f"{self._rng.randint(1, 28)} {self._rng.choice(_MONTHS)}")
-
-    def person(self) -> _Person:
-        facts = {"year": self.year(), "city": self.city(), "object": self.invention(),
-                 "organisation": self.organisation(), "date": self.date()}
-        return _Person(name=self.person_name(), pronoun=self._rng.choice(tuple(_PRONOUNS)),
-                       profession=self._rng.choice(_PROFESSIONS), facts=facts)
-
 
 # ---------------------------------------------------------------------------------------------
 # Sentences with tracked entity mentions
@@ -293,10 +113,10 @@ def _with_article(noun: str) -> str:
     return ("an " if noun[0] in "aeiou" else "a ") + noun
 
 
-def _person_fields(person: _Person, owner: int,
+def _person_fields(person: words.Person, owner: int,
                    name_as_subject: bool) -> tuple[dict[str, str], dict[str, tuple[str, int]]]:
     """Template values for ``person`` and which of them are tracked entity mentions."""
-    nominative, objective = _PRONOUNS[person.pronoun]
+    nominative, objective = words.PRONOUNS[person.pronoun]
     subject = person.name if name_as_subject else nominative
     values = {"S": subject[0].upper() + subject[1:], "s": subject,
               "o": person.name if name_as_subject else objective, "p": nominative,
@@ -312,18 +132,18 @@ def _fact_templates(rng: random.Random, stated: Sequence[str]) -> list[str]:
     templates = []
     birth_kinds = tuple(kind for kind in ("year", "city") if kind in stated)
     if birth_kinds:
-        templates.append(rng.choice(_BIRTH_TEMPLATES[birth_kinds]))
+        templates.append(rng.choice(words.BIRTH_TEMPLATES[birth_kinds]))
     if "object" in stated:
-        templates.append(rng.choice(_OBJECT_TEMPLATES))
+        templates.append(rng.choice(words.OBJECT_TEMPLATES))
     if "date" in stated:
-        templates.append(rng.choice(_ORGANISATION_DATE_TEMPLATES))
+        templates.append(rng.choice(words.ORGANISATION_DATE_TEMPLATES))
     elif "organisation" in stated:
-        templates.append(rng.choice(_ORGANISATION_TEMPLATES))
+        templates.append(rng.choice(words.ORGANISATION_TEMPLATES))
     rng.shuffle(templates)
     return templates
 
 
-def _fact_sentences(rng: random.Random, person: _Person, owner: int, stated: Sequence[str],
+def _fact_sentences(rng: random.Random, person: words.Person, owner: int, stated: Sequence[str],
                     name_first: bool) -> list[_Sentence]:
     sentences = []
     for position, template in enumerate(_fact_templates(rng, stated)):
@@ -333,13 +153,13 @@ def _fact_sentences(rng: random.Random, person: _Person, owner: int, stated: Seq
     return sentences
 
 
-def _intro_sentence(rng: random.Random, person: _Person, owner: int) -> _Sentence:
+def _intro_sentence(rng: random.Random, person: words.Person, owner: int) -> _Sentence:
     values, tracked = _person_fields(person, owner, name_as_subject=True)
-    return _render(rng.choice(_INTRO_TEMPLATES), values, tracked)
+    return _render(rng.choice(words.INTRO_TEMPLATES), values, tracked)
 
 
 def _filler_sentence(rng: random.Random) -> _Sentence:
-    return _Sentence(f"{rng.choice(_FILLER_SUBJECTS)} {rng.choice(_FILLER_PREDICATES)}.", ())
+    return _Sentence(f"{rng.choice(words.FILLER_SUBJECTS)} {rng.choice(words.FILLER_PREDICATES)}.", ())
 
 
 def _insert_after_first(rng: random.Random, sentences: list[_Sentence],
@@ -378,7 +198,7 @@ def _choose_stated_kinds(rng: random.Random, difficulty: str, num_people: int) -
     return tuple(kind for kind in FACT_KINDS if kind in stated)
 
 
-def _easy_sentences(rng: random.Random, person: _Person, stated: Sequence[str],
+def _easy_sentences(rng: random.Random, person: words.Person, stated: Sequence[str],
                     mentor: str | None) -> list[_Sentence]:
     sentences = [_intro_sentence(rng, person, 0)]
     extra = _fact_sentences(rng, person, 0, stated, name_first=False)
@@ -386,16 +206,16 @@ def _easy_sentences(rng: random.Random, person: _Person, stated: Sequence[str],
         values, tracked = _person_fields(person, 0, name_as_subject=False)
         values["mentor"] = mentor
         tracked["mentor"] = ("person", _DISTRACTOR_OWNER)
-        extra.append(_render(rng.choice(_MENTOR_TEMPLATES), values, tracked))
+        extra.append(_render(rng.choice(words.MENTOR_TEMPLATES), values, tracked))
     extra += [_filler_sentence(rng) for _ in range(rng.randint(1, 2))]
     rng.shuffle(extra)
     return sentences + extra
 
 
-def _hard_sentences(rng: random.Random, people: Sequence[_Person],
+def _hard_sentences(rng: random.Random, people: Sequence[words.Person],
                     stated: Sequence[str]) -> list[_Sentence]:
     count = "two" if len(people) == 2 else "three"
-    sentences = [_Sentence(rng.choice(_GROUP_INTRO_TEMPLATES).format(count=count), ())]
+    sentences = [_Sentence(rng.choice(words.GROUP_INTRO_TEMPLATES).format(count=count), ())]
     for owner, person in enumerate(people):
         with_intro = rng.random() < 0.3
         if with_intro:
@@ -421,14 +241,14 @@ class _Question:
 def _ask(rng: random.Random, kind: str, subject_kind: str, subject: str) -> str:
     """A question for ``kind`` naming ``subject`` (a person, or a fact of kind ``subject_kind``)."""
     if kind == "person":
-        template = rng.choice(_PERSON_QUESTION_TEMPLATES[subject_kind])
+        template = rng.choice(words.PERSON_QUESTION_TEMPLATES[subject_kind])
         return template.format(**{subject_kind: subject})
     if kind == "date":
-        return rng.choice(_QUESTION_TEMPLATES["date"]).format(organisation=subject)
-    return rng.choice(_QUESTION_TEMPLATES[kind]).format(name=subject)
+        return rng.choice(words.QUESTION_TEMPLATES["date"]).format(organisation=subject)
+    return rng.choice(words.QUESTION_TEMPLATES[kind]).format(name=subject)
 
 
-def _answerable_question(rng: random.Random, person: _Person,
+def _answerable_question(rng: random.Random, person: words.Person,
                          stated: Sequence[str]) -> _Question:
     handles = [kind for kind in _PERSON_SUBJECT_KINDS if kind in stated]
     kind = rng.choice(list(stated) + ["person"])
@@ -440,7 +260,7 @@ def _answerable_question(rng: random.Random, person: _Person,
     return _Question(_ask(rng, kind, "person", subject), kind, subject, True)
 
 
-def _unanswerable_question(rng: random.Random, factory: _EntityFactory, person: _Person,
+def _unanswerable_question(rng: random.Random, factory: words.EntityFactory, person: words.Person,
                            stated: Sequence[str]) -> _Question:
     missing = [kind for kind in _PERSON_SUBJECT_KINDS if kind not in stated]
     if "organisation" in stated and "date" not in stated:
@@ -495,7 +315,7 @@ def _answers(question: _Question, mentions: Sequence[_Mention], target: int) -> 
 
 def _generate_sample(record_id: str, rng: random.Random, split: str, difficulty: str,
                      unanswerable_fraction: float, long_context_sentences: int) -> _Sample:
-    factory = _EntityFactory(rng, split)
+    factory = words.EntityFactory(rng, split)
     answerable = rng.random() >= unanswerable_fraction
     people = [factory.person() for _ in range(1 if difficulty == "easy" else rng.choice((2, 3)))]
     stated = _choose_stated_kinds(rng, difficulty, len(people))
@@ -549,39 +369,3 @@ def generate_examples(num_examples: int, *, seed: int = 0, difficulty: str = "ea
         num_examples, seed=seed, difficulty=difficulty, split=split,
         unanswerable_fraction=unanswerable_fraction,
         long_context_sentences=long_context_sentences)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Official nested format
-# ---------------------------------------------------------------------------------------------
-
-def _official_qa(record: Mapping, version: str) -> dict:
-    answers = record["answers"]
-    qa = {"id": record["id"], "question": record["question"],
-          "answers": [{"text": text, "answer_start": start}
-                      for text, start in zip(answers["text"], answers["answer_start"])]}
-    if version == "2.0":
-        qa["is_impossible"] = not qa["answers"]
-    elif not qa["answers"]:
-        raise ValueError(f"record {record['id']!r} has no answer, which SQuAD 1.1 cannot express;"
-                         " use version='2.0'")
-    return qa
-
-
-def to_squad_json(records: Iterable[Mapping], version: str = "1.1") -> dict:
-    """Group flat records by title, then context, into the official nested SQuAD layout.
-
-    Titles, paragraphs and questions keep the order in which they first appear. ``is_impossible``
-    is written only for ``version="2.0"``; unanswerable records are rejected for ``"1.1"``.
-    """
-    if version not in SQUAD_VERSIONS:
-        raise ValueError(f"version must be one of {SQUAD_VERSIONS}, got {version!r}")
-    articles: dict[str, dict[str, list[dict]]] = {}
-    for record in records:
-        paragraphs = articles.setdefault(record["title"], {})
-        paragraphs.setdefault(record["context"], []).append(_official_qa(record, version))
-    return {"version": version,
-            "data": [{"title": title,
-                      "paragraphs": [{"context": context, "qas": qas}
-                                     for context, qas in paragraphs.items()]}
-                     for title, paragraphs in articles.items()]}
