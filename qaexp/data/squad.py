@@ -9,7 +9,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
 from omegaconf import DictConfig
 
@@ -133,25 +133,48 @@ def _parse_json_lines(text: str, path: str) -> Iterable[tuple[int, Any]]:
             raise DataError(f"{path}: invalid JSON at line {lineno}, column {err.colno}: {err.msg}") from err
 
 
-def flatten_squad(document: Any, path: str = "<data>") -> Iterable[dict]:
-    """Official nested format -> flat records."""
+class NestedParagraph(NamedTuple):
+    """One paragraph of an official nested SQuAD document, with the place that error messages name."""
+
+    article: dict
+    paragraph: dict
+    where: str  # e.g. "dev.json: data[0].paragraphs[2]"
+
+    def questions(self) -> Iterator[tuple[Any, str]]:
+        """(question, its place) for each of the paragraph's questions; what a question holds is the reader's to check."""
+        for q, qa in enumerate(self.paragraph["qas"]):
+            yield qa, f"{self.where}.qas[{q}]"
+
+
+def squad_paragraphs(document: Any, path: str) -> Iterator[NestedParagraph]:
+    """Every paragraph of an official nested SQuAD document ({"data": [{"paragraphs": [{"qas": [...]}]}]}), in order.
+
+    The nesting is checked here (a DataError names the place that breaks it); the training data reader and
+    `qaexp evaluate` each check what they need of a paragraph and of its questions.
+    """
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise DataError(f"{path}: not a SQuAD file: expected a JSON object with a 'data' list of articles")
     for a, article in enumerate(document["data"]):
         paragraphs = _require_list(article, "paragraphs", f"{path}: data[{a}]")
         for p, paragraph in enumerate(paragraphs):
             where = f"{path}: data[{a}].paragraphs[{p}]"
-            context = _require_text(paragraph, "context", where)
-            for q, qa in enumerate(_require_list(paragraph, "qas", where)):
-                qa_where = f"{where}.qas[{q}]"
-                answers = _require_list(qa, "answers", qa_where) if isinstance(qa, dict) and "answers" in qa else []
-                yield {
-                    "id": str(_require(qa, "id", qa_where)),
-                    "title": article.get("title", ""),
-                    "context": context,
-                    "question": _require_text(qa, "question", qa_where),
-                    "answers": _answers_from_list(answers, qa_where),
-                }
+            _require_list(paragraph, "qas", where)
+            yield NestedParagraph(article, paragraph, where)
+
+
+def flatten_squad(document: Any, path: str = "<data>") -> Iterable[dict]:
+    """Official nested format -> flat records."""
+    for paragraph in squad_paragraphs(document, path):
+        context = _require_text(paragraph.paragraph, "context", paragraph.where)
+        for qa, where in paragraph.questions():
+            answers = _require_list(qa, "answers", where) if isinstance(qa, dict) and "answers" in qa else []
+            yield {
+                "id": str(_require(qa, "id", where)),
+                "title": paragraph.article.get("title", ""),
+                "context": context,
+                "question": _require_text(qa, "question", where),
+                "answers": _answers_from_list(answers, where),
+            }
 
 
 def _require(node: Any, key: str, where: str) -> Any:

@@ -14,6 +14,7 @@ import warnings
 from typing import Sequence
 
 from qaexp.cli import report_error
+from qaexp.data.squad import squad_paragraphs
 from qaexp.errors import InputError, QAExpError
 from qaexp.evaluation.metrics import evaluate_v1, evaluate_v2
 from qaexp.output.files import write_json_atomic
@@ -33,34 +34,24 @@ def _require(condition: bool, message: str) -> None:
         raise InputError(message)
 
 
-def _paragraph_gold(paragraph, where: str) -> dict[str, list[str]]:
-    _require(isinstance(paragraph, dict) and isinstance(paragraph.get("qas"), list), f"{where}: no 'qas' list")
-    gold = {}
-    for j, qa in enumerate(paragraph["qas"]):
-        here = f"{where}.qas[{j}]"
-        _require(isinstance(qa, dict) and isinstance(qa.get("id"), str), f"{here}: no string 'id'")
-        answers = qa.get("answers")
-        _require(isinstance(answers, list), f"{here}: no 'answers' list")
-        _require(
-            all(isinstance(a, dict) and isinstance(a.get("text"), str) for a in answers),
-            f"{here}: every answer needs a string 'text'",
-        )
-        gold[qa["id"]] = [a["text"] for a in answers]
-    return gold
+def _gold_answers(qa, where: str) -> list[str]:
+    """The gold answer texts of one question; the official script needs nothing else of it but its id."""
+    _require(isinstance(qa, dict) and isinstance(qa.get("id"), str), f"{where}: no string 'id'")
+    answers = qa.get("answers")
+    _require(isinstance(answers, list), f"{where}: no 'answers' list")
+    _require(all(isinstance(a, dict) and isinstance(a.get("text"), str) for a in answers),
+             f"{where}: every answer needs a string 'text'")
+    return [a["text"] for a in answers]
 
 
 def read_official_gold(path: str) -> tuple[str, dict[str, list[str]]]:
     """(version string, question id -> gold answer texts) from an official SQuAD data file."""
     dataset = _load_json(path, "data file")
-    _require(isinstance(dataset, dict) and isinstance(dataset.get("data"), list),
-             f"{path}: no top-level 'data' list")
     gold: dict[str, list[str]] = {}
-    for a, article in enumerate(dataset["data"]):
-        where = f"{path}: data[{a}]"
-        _require(isinstance(article, dict) and isinstance(article.get("paragraphs"), list),
-                 f"{where}: no 'paragraphs' list")
-        for p, paragraph in enumerate(article["paragraphs"]):
-            gold.update(_paragraph_gold(paragraph, f"{where}.paragraphs[{p}]"))
+    for paragraph in squad_paragraphs(dataset, path):
+        for qa, where in paragraph.questions():
+            answers = _gold_answers(qa, where)  # checks the id too
+            gold[qa["id"]] = answers
     _require(bool(gold), f"{path}: no questions")
     return str(dataset.get("version", "")), gold
 
