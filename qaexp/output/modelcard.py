@@ -13,6 +13,7 @@ from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from qaexp.model.locations import looks_like_local_path
 from qaexp.output.files import write_text_atomic
 
 CARD_NAME = "README.md"
@@ -46,8 +47,7 @@ def base_model(model_cfg: DictConfig) -> Optional[str]:
     if model_cfg.base_model:
         return model_cfg.base_model
     checkpoint = model_cfg.checkpoint
-    is_local = checkpoint.startswith(("pkg:", ".", "~", os.sep)) or os.path.exists(checkpoint)
-    return None if is_local or checkpoint.count("/") > 1 else checkpoint
+    return None if looks_like_local_path(checkpoint) or os.path.exists(checkpoint) else checkpoint
 
 
 def dataset_info(data_cfg: DictConfig) -> dict:

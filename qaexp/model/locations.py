@@ -1,0 +1,11 @@
+"""What a `model.checkpoint` names: a model on the Hugging Face hub, or a directory on this machine."""
+from __future__ import annotations
+
+import os
+
+from qaexp.model.pretrained import PACKAGE_SCHEME
+
+
+def looks_like_local_path(checkpoint: str) -> bool:
+    """Hub names are "name" or "org/name"; anything else with a path's shape (or a `pkg:` checkpoint) is local."""
+    return checkpoint.startswith((PACKAGE_SCHEME, ".", "~", os.sep)) or checkpoint.count("/") > 1
