@@ -1,19 +1,111 @@
-"""Structured-config schemas for every config group, and the checks Hydra's types cannot express.
+"""Structured-config schemas for every config group, the values some keys allow, and the checks Hydra's types
+cannot express.
 
 The schemas are registered in Hydra's ConfigStore as `qaexp_schema`; `conf/config.yaml` lists it first in
 its defaults, so every group file merges into a typed node: an unknown key or a value of the wrong type is
 rejected by OmegaConf with the key named, before anything heavy is imported.
+
+Keys with a closed set of values (the Choice enums below, listed in KNOWN) stay typed `str` in the schema:
+typed with the enum, a bad value would stop Hydra while composing (exit status 1, no run directory), where
+qaexp promises its own one-line error (exit status 2) that the run's metrics.json records. `validate` checks
+them against the enums instead, the one place their values are listed.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from qaexp.errors import ConfigError
+
+
+class Choice(str, Enum):
+    """One allowed value of a config key; equal to its string, so code compares config values with the members."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DataSource(Choice):
+    hub = "hub"
+    json = "json"
+    synthetic = "synthetic"
+
+
+class Difficulty(Choice):
+    easy = "easy"
+    hard = "hard"
+
+
+class BadAnswerPolicy(Choice):
+    error = "error"
+    skip = "skip"
+    fix = "fix"
+
+
+class OptimizerName(Choice):
+    adam = "adam"
+    adamw = "adamw"
+
+
+class Schedule(Choice):
+    constant = "constant"
+    linear = "linear"
+
+
+class PrecisionPolicy(Choice):
+    float32 = "float32"
+    mixed_float16 = "mixed_float16"
+    mixed_bfloat16 = "mixed_bfloat16"
+
+
+class Padding(Choice):
+    max_length = "max_length"
+    dynamic = "dynamic"
+    bucketed = "bucketed"
+
+
+class Strategy(Choice):
+    default = "default"
+    mirrored = "mirrored"
+    multi_worker = "multi_worker"
+    tpu = "tpu"
+
+
+class LoggerName(Choice):
+    none = "none"
+    wandb = "wandb"
+    tensorboard = "tensorboard"
+
+
+class LoggerMode(Choice):
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+class PaddingSide(Choice):
+    left = "left"
+    right = "right"
+
+
+KNOWN: dict[str, type[Choice]] = {
+    "data.source": DataSource,
+    "data.difficulty": Difficulty,
+    "data.on_bad_answer": BadAnswerPolicy,
+    "optimizer.name": OptimizerName,
+    "optimizer.schedule": Schedule,
+    "precision.policy": PrecisionPolicy,
+    "trainer.padding": Padding,
+    "trainer.strategy": Strategy,
+    "logger.name": LoggerName,
+    "logger.mode": LoggerMode,
+    "model.padding_side": PaddingSide,
+}
 
 
 @dataclass
@@ -24,7 +116,7 @@ class ModelConfig:
     architecture: dict[str, Any] = field(default_factory=dict)
     tokenizer_vocab_size: int = 4000
     lowercase: bool = False
-    padding_side: str = "right"
+    padding_side: str = PaddingSide.right.value
     batch_size: int = 32  # hint, the default of trainer.batch_size
     lr: float = 5e-5  # hint, the default of optimizer.lr
     trust_remote_code: bool = False
@@ -35,7 +127,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    source: str = MISSING  # hub | json | synthetic
+    source: str = MISSING
     name: Optional[str] = None  # hub dataset name
     config_name: Optional[str] = None
     train_split: str = "train"
@@ -50,25 +142,25 @@ class DataConfig:
     max_answer_length: int = 30
     n_best_size: int = 20
     null_score_diff_threshold: float = 0.0
-    on_bad_answer: str = "fix"  # error | skip | fix
+    on_bad_answer: str = BadAnswerPolicy.fix.value
     # tokenised windows cached on disk, keyed by tokenizer, data content, max_length, doc_stride, sample limits
     cache: bool = True
     cache_dir: str = "${oc.env:QAEXP_CACHE_DIR,'~/.cache/qaexp/features'}"
     # synthetic generator
     num_train: int = 2000
     num_validation: int = 300
-    difficulty: str = "easy"
+    difficulty: str = Difficulty.easy.value
     unanswerable_fraction: float = 0.0
     seed: int = 0
 
 
 @dataclass
 class OptimizerConfig:
-    name: str = "adam"  # adam | adamw
+    name: str = OptimizerName.adam.value
     lr: float = 5e-5
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
-    schedule: str = "constant"  # constant | linear
+    schedule: str = Schedule.constant.value
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-7
@@ -77,7 +169,7 @@ class OptimizerConfig:
 
 @dataclass
 class PrecisionConfig:
-    policy: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
+    policy: str = PrecisionPolicy.float32.value
 
 
 @dataclass
@@ -86,13 +178,13 @@ class TrainerConfig:
     batch_size: int = 32
     eval_batch_size: int = 64
     seed: int = 42
-    padding: str = "bucketed"  # max_length | dynamic | bucketed
+    padding: str = Padding.bucketed.value
     pad_to_multiple_of: int = 8
     bucket_window: int = 50  # batches per shuffled window that is sorted by length
     max_steps: Optional[int] = None
     steps_per_execution: int = 1
     jit_compile: bool = False
-    strategy: str = "default"
+    strategy: str = Strategy.default.value
     verbose: int = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line per epoch
     save_model: bool = True
     grad_accum_steps: int = 1  # micro-batches per optimizer step; trainer.batch_size is the whole (global) batch
@@ -114,13 +206,13 @@ class HubConfig:
 
 @dataclass
 class LoggerConfig:
-    name: str = "none"  # none | wandb | tensorboard
+    name: str = LoggerName.none.value
     project: str = "qaexp"
     entity: Optional[str] = None
     group: Optional[str] = None
     job_type: str = "train"
     tags: list[str] = field(default_factory=list)
-    mode: str = "online"
+    mode: str = LoggerMode.online.value
     log_model: bool = False
     log_dir: Optional[str] = None
 
@@ -143,21 +235,6 @@ def register_configs() -> None:
 
 register_configs()
 
-KNOWN = {
-    "data.source": ("hub", "json", "synthetic"),
-    "data.difficulty": ("easy", "hard"),
-    "data.on_bad_answer": ("error", "skip", "fix"),
-    "optimizer.name": ("adam", "adamw"),
-    "optimizer.schedule": ("constant", "linear"),
-    "precision.policy": ("float32", "mixed_float16", "mixed_bfloat16"),
-    "trainer.padding": ("max_length", "dynamic", "bucketed"),
-    "trainer.strategy": ("default", "mirrored", "multi_worker", "tpu"),
-    "logger.name": ("none", "wandb", "tensorboard"),
-    "logger.mode": ("online", "offline", "disabled"),
-    "model.padding_side": ("left", "right"),
-}
-
-
 def _get(cfg: DictConfig, dotted: str) -> Any:
     node: Any = cfg
     for part in dotted.split("."):
@@ -168,8 +245,8 @@ def _get(cfg: DictConfig, dotted: str) -> Any:
 def validate(cfg: DictConfig) -> None:
     """Range and consistency checks; raises ConfigError naming the key and what is allowed."""
     check_no_unknown_keys(cfg)
-    for key, allowed in KNOWN.items():
-        value = _get(cfg, key)
+    for key, choices in KNOWN.items():
+        value, allowed = _get(cfg, key), [choice.value for choice in choices]
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
     _check_positive(cfg, ["data.max_length", "data.max_answer_length", "data.n_best_size",
@@ -196,9 +273,9 @@ def validate(cfg: DictConfig) -> None:
         value = _get(cfg, key)
         if value is not None and value < 1:
             raise ConfigError(f"{key}={value} must be >= 1 (or null for no limit)")
-    if data.source == "json" and not (data.train_file or data.validation_file):
+    if data.source == DataSource.json and not (data.train_file or data.validation_file):
         raise ConfigError("data=json needs data.train_file and/or data.validation_file")
-    if data.source == "hub" and not data.name:
+    if data.source == DataSource.hub and not data.name:
         raise ConfigError("data.source=hub needs data.name (a dataset on the Hugging Face hub)")
     if not cfg.model.from_scratch and not cfg.model.checkpoint:
         raise ConfigError("model.checkpoint is empty: give a hub name or a local directory, or use model=tiny")

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
 from omegaconf import DictConfig
 
+from qaexp.config import BadAnswerPolicy, DataSource
 from qaexp.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,9 @@ class Splits:
 
 
 def load_splits(data_cfg: DictConfig) -> Splits:
-    if data_cfg.source == "synthetic":
+    if data_cfg.source == DataSource.synthetic:
         train, validation = _synthetic_splits(data_cfg)
-    elif data_cfg.source == "json":
+    elif data_cfg.source == DataSource.json:
         train = read_records(data_cfg.train_file) if data_cfg.train_file else None
         validation = read_records(data_cfg.validation_file) if data_cfg.validation_file else None
     else:
@@ -302,10 +303,10 @@ def _check_answers(record: dict, split: str, policy: str, repairs: dict[str, int
         if text and 0 <= start and context[start:start + len(text)] == text:
             starts.append(start)
             continue
-        if policy == "error":
+        if policy == BadAnswerPolicy.error:
             raise DataError(f"{split} record {record['id']!r}: answer {text!r} is not at answer_start={start} "
                             "(set data.on_bad_answer=fix or skip to repair or drop such answers)")
-        nearest = _nearest_occurrence(context, text, start) if policy == "fix" else None
+        nearest = _nearest_occurrence(context, text, start) if policy == BadAnswerPolicy.fix else None
         if nearest is None:
             repairs[f"{split}_skipped"] = repairs.get(f"{split}_skipped", 0) + 1
             return None

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qaexp.config import Padding
 from qaexp.data.windows import Windows
 from qaexp.training.batching import Batcher
 
@@ -29,7 +30,7 @@ def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_l
     start = np.full((len(windows), width), FILL_LOGIT, dtype=np.float32)
     end = np.full_like(start, FILL_LOGIT)
     losses = []
-    batcher = Batcher(windows, batch_size, padding="bucketed", max_length=width, pad_id=pad_id,
+    batcher = Batcher(windows, batch_size, padding=Padding.bucketed, max_length=width, pad_id=pad_id,
                       with_labels=with_loss, bucket_window=10**9)
     for idx, batch in tqdm(batcher.batches(), total=len(batcher), desc="predicting", unit="batch",
                            disable=not progress):

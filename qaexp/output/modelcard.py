@@ -13,6 +13,7 @@ from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from qaexp.config import DataSource
 from qaexp.model.locations import looks_like_local_path
 from qaexp.output.files import write_text_atomic
 
@@ -52,10 +53,10 @@ def base_model(model_cfg: DictConfig) -> Optional[str]:
 
 def dataset_info(data_cfg: DictConfig) -> dict:
     """Name, type and split of the evaluation data, as the model-index describes it."""
-    if data_cfg.source == "hub":
+    if data_cfg.source == DataSource.hub:
         return {"dataset_name": data_cfg.name, "dataset_type": data_cfg.name,
                 "dataset_config": data_cfg.config_name, "dataset_split": data_cfg.validation_split}
-    if data_cfg.source == "synthetic":
+    if data_cfg.source == DataSource.synthetic:
         return {"dataset_name": f"qaexp synthetic ({data_cfg.difficulty})", "dataset_type": "qaexp-synthetic",
                 "dataset_split": "validation"}
     return {"dataset_name": os.path.basename(data_cfg.validation_file or "local data"), "dataset_type": "json",
@@ -72,7 +73,7 @@ def card_metadata(cfg: DictConfig, summary: dict):
                for metric, name in (("exact_match", "Exact match"), ("f1", "F1"))]
     return ModelCardData(
         model_name=model_name(cfg), license=cfg.model.license, base_model=base_model(cfg.model),
-        datasets=[cfg.data.name] if cfg.data.source == "hub" else None, metrics=["exact_match", "f1"],
+        datasets=[cfg.data.name] if cfg.data.source == DataSource.hub else None, metrics=["exact_match", "f1"],
         tags=["question-answering", "extractive-qa", "tensorflow", "qaexp", cfg.model.family],
         library_name="transformers", pipeline_tag="question-answering", eval_results=results)
 

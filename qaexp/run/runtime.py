@@ -10,6 +10,8 @@ import contextlib
 import logging
 from typing import Iterator
 
+from qaexp.config import PrecisionPolicy, Strategy
+
 log = logging.getLogger(__name__)
 
 
@@ -32,7 +34,7 @@ def precision_policy(name: str) -> Iterator[None]:
     import tf_keras
 
     previous = tf_keras.mixed_precision.global_policy()
-    if name != "float32" and not tf.config.list_physical_devices("GPU"):
+    if name != PrecisionPolicy.float32 and not tf.config.list_physical_devices("GPU"):
         log.warning("precision=%s requested but no GPU is visible: it will run, slowly, on the CPU", name)
     tf_keras.mixed_precision.set_global_policy(name)
     try:
@@ -62,11 +64,11 @@ def limit_threads(threads: int | None) -> None:
 def build_strategy(name: str):
     import tensorflow as tf
 
-    if name == "mirrored":
+    if name == Strategy.mirrored:
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
+    if name == Strategy.multi_worker:
         return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "tpu":
+    if name == Strategy.tpu:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)

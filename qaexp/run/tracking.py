@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qaexp.run import hydra_job
 from qaexp.run.outcome import status_of
+from qaexp.config import LoggerMode, LoggerName
 from qaexp.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,8 @@ class TensorBoardTracker(KerasLoggingTracker):
             log.info("TensorBoard logs: tensorboard --logdir %s", self._dir)
 
 
-BACKENDS = {"none": Tracker, "wandb": WandbTracker, "tensorboard": TensorBoardTracker}
+BACKENDS = {LoggerName.none.value: Tracker, LoggerName.wandb.value: WandbTracker,
+            LoggerName.tensorboard.value: TensorBoardTracker}
 
 
 @contextmanager
@@ -181,12 +183,12 @@ def epoch_metric_name(key: str) -> str:
 def wandb_mode(requested: str, directory: str) -> str:
     """`online` unless WANDB_MODE asks for less, or no API key is configured (then offline, said once)."""
     from_env = os.environ.get("WANDB_MODE", "").lower()
-    if requested == "online" and from_env in ("offline", "dryrun", "disabled"):
-        return "disabled" if from_env == "disabled" else "offline"
-    if requested == "online" and not has_wandb_api_key():
+    if requested == LoggerMode.online and from_env in ("offline", "dryrun", "disabled"):
+        return LoggerMode.disabled.value if from_env == "disabled" else LoggerMode.offline.value
+    if requested == LoggerMode.online and not has_wandb_api_key():
         log.warning("W&B: no API key (WANDB_API_KEY or `wandb login`): logging offline; upload later with "
                     "`wandb sync %s`", os.path.join(directory, "wandb", "offline-run-*"))
-        return "offline"
+        return LoggerMode.offline.value
     return requested
 
 

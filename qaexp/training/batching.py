@@ -10,6 +10,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from qaexp.config import Padding
 from qaexp.data.windows import Windows
 
 LABELS = ("start_positions", "end_positions")
@@ -19,13 +20,13 @@ def batch_order(lengths: np.ndarray, batch_size: int, padding: str, rng: Optiona
                 bucket_window: int = 50) -> list[np.ndarray]:
     """Index arrays, one per batch. `rng=None` keeps the data order (evaluation)."""
     order = np.arange(len(lengths)) if rng is None else rng.permutation(len(lengths))
-    if padding == "bucketed":
+    if padding == Padding.bucketed:
         # Sort by length inside shuffled windows of many batches: little padding, still a random order.
         span = batch_size * bucket_window
         order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
                                 for chunk in np.split(order, range(span, len(order), span))])
     batches = np.split(order, range(batch_size, len(order), batch_size))
-    if rng is not None and padding == "bucketed":
+    if rng is not None and padding == Padding.bucketed:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
 
@@ -46,7 +47,7 @@ def pad_batch(windows: Windows, idx: np.ndarray, width: int, pad_id: int, with_l
 
 
 def batch_width(lengths: np.ndarray, padding: str, max_length: int, multiple: int) -> int:
-    if padding == "max_length":
+    if padding == Padding.max_length:
         return max_length
     longest = int(lengths.max())
     return min(max_length, -(-longest // multiple) * multiple) if multiple > 1 else longest
@@ -133,7 +134,7 @@ class Batcher:
         """batch_width, in TensorFlow ops."""
         import tensorflow as tf
 
-        if self.padding == "max_length":
+        if self.padding == Padding.max_length:
             return tf.constant(self.max_length, tf.int64)
         longest = tf.reduce_max(lengths)
         if self.multiple > 1:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from omegaconf import DictConfig
 
+from qaexp.config import OptimizerName, Schedule
 from qaexp.errors import TrainingDiverged
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 def build_optimizer(opt_cfg: DictConfig, total_steps: int):
     import tf_keras
 
-    if opt_cfg.name == "adam" and opt_cfg.schedule == "constant":
+    if opt_cfg.name == OptimizerName.adam and opt_cfg.schedule == Schedule.constant:
         return tf_keras.optimizers.Adam(learning_rate=opt_cfg.lr, beta_1=opt_cfg.beta_1, beta_2=opt_cfg.beta_2,
                                         epsilon=opt_cfg.epsilon, clipnorm=opt_cfg.clipnorm)
     from transformers import create_optimizer
@@ -28,10 +29,10 @@ def build_optimizer(opt_cfg: DictConfig, total_steps: int):
     optimizer, _ = create_optimizer(
         init_lr=opt_cfg.lr, num_train_steps=max(total_steps, 1),
         num_warmup_steps=int(opt_cfg.warmup_ratio * total_steps),
-        weight_decay_rate=opt_cfg.weight_decay if opt_cfg.name == "adamw" else 0.0,
+        weight_decay_rate=opt_cfg.weight_decay if opt_cfg.name == OptimizerName.adamw else 0.0,
         adam_beta1=opt_cfg.beta_1, adam_beta2=opt_cfg.beta_2, adam_epsilon=opt_cfg.epsilon,
         adam_clipnorm=opt_cfg.clipnorm,
-        power=1.0 if opt_cfg.schedule == "linear" else 0.0)
+        power=1.0 if opt_cfg.schedule == Schedule.linear else 0.0)
     return optimizer
 
 
