@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from helpers import tiny_qa
+from helpers.batching_oracle import padded_stream
 from qaexp.data.windows import Windows
 from qaexp.training.batching import Batcher, batch_order
 
@@ -64,9 +65,9 @@ def test_evaluation_order_is_the_data_order():
 
 def test_stream_resumes_at_any_global_batch_across_passes():
     b = batcher(random_windows(n=50), "bucketed")  # 4 batches per pass
-    stream = b.stream()
+    stream = padded_stream(b)
     uninterrupted = [next(stream)["input_ids"] for _ in range(11)]
-    resumed = b.stream(start_batch=6)
+    resumed = padded_stream(b, start_batch=6)
     for expected in uninterrupted[6:]:
         np.testing.assert_array_equal(next(resumed)["input_ids"], expected)
 
@@ -76,7 +77,7 @@ def test_stream_resumes_at_any_global_batch_across_passes():
 def test_dataset_yields_the_stream_exactly(padding, multiple):
     b = Batcher(random_windows(n=50), 16, padding=padding, max_length=64, pad_id=3, shuffle_seed=7,
                 multiple=multiple)  # pad id 3: the dataset must pad with it, and the other inputs with 0
-    stream = b.stream(start_batch=3)
+    stream = padded_stream(b, start_batch=3)
     for got in b.dataset(start_batch=3, count=9):
         expected = next(stream)
         assert sorted(got) == sorted(expected)
@@ -90,7 +91,7 @@ def test_a_counted_dataset_ends_after_count_batches_across_passes():
     dataset = b.dataset(start_batch=3, count=6)
     assert int(dataset.cardinality()) == 6
     counted = [batch["input_ids"].numpy() for batch in dataset]
-    stream = b.stream(start_batch=3)
+    stream = padded_stream(b, start_batch=3)
     assert len(counted) == 6
     for got in counted:
         np.testing.assert_array_equal(got, next(stream)["input_ids"])

@@ -44,6 +44,21 @@ class Windows:
         return out
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """The windows of one chunk of examples, before the chunks are concatenated."""
+
+    inputs: dict[str, list[list[int]]]
+    start_positions: np.ndarray
+    end_positions: np.ndarray
+    example_index: np.ndarray
+    cls_index: np.ndarray
+    offsets: list[np.ndarray]
+
+
+_LABEL_COLUMNS = ("start_positions", "end_positions", "example_index", "cls_index")
+
+
 def tokenize_windows(examples: list[dict], tokenizer, max_length: int, doc_stride: int,
                      chunk_size: int = 1000, progress: bool = True, desc: str = "tokenising") -> Windows:
     question_first = tokenizer.padding_side == "right"
@@ -79,7 +94,7 @@ def truncate_long_questions(examples: list[dict], tokenizer, max_length: int, do
     return [{**ex, "question": cut[i]} if i in cut else ex for i, ex in enumerate(examples)]
 
 
-def _tokenize_chunk(examples, first_index, tokenizer, max_length, doc_stride, question_first):
+def _tokenize_chunk(examples, first_index, tokenizer, max_length, doc_stride, question_first) -> _Chunk:
     questions = [ex["question"].lstrip() for ex in examples]
     contexts = [ex["context"] for ex in examples]
     pair = (questions, contexts) if question_first else (contexts, questions)
@@ -94,7 +109,7 @@ def _tokenize_chunk(examples, first_index, tokenizer, max_length, doc_stride, qu
     offsets, starts, ends = _label_windows(encoded["offset_mapping"], spans,
                                            [examples[i]["answers"] for i in sample_map], cls_positions)
     inputs = {name: encoded[name] for name in tokenizer.model_input_names if name in encoded}
-    return inputs, starts, ends, sample_map + first_index, cls_positions, offsets
+    return _Chunk(inputs, starts, ends, sample_map + first_index, cls_positions, offsets)
 
 
 def _context_span(sequence_ids: list, context_id: int) -> tuple[int, int]:
@@ -149,11 +164,14 @@ def _cls_position(input_ids: list[int], cls_token_id) -> int:
         return 0
 
 
-def _concat(parts, input_names) -> Windows:
-    inputs = {name: [] for name in input_names if parts and name in parts[0][0]}
+def _concat(parts: list[_Chunk], input_names) -> Windows:
+    inputs = {name: [] for name in input_names if parts and name in parts[0].inputs}
     for part in parts:
         for name in inputs:
-            inputs[name].extend(part[0][name])
-    column = lambda k: np.concatenate([np.asarray(p[k], dtype=np.int64) for p in parts]) if parts else np.zeros(0, np.int64)  # noqa: E731
-    return Windows(inputs=inputs, start_positions=column(1), end_positions=column(2), example_index=column(3),
-                   cls_index=column(4), offsets=[o for p in parts for o in p[5]])
+            inputs[name].extend(part.inputs[name])
+    labels = {name: _concat_column([getattr(part, name) for part in parts]) for name in _LABEL_COLUMNS}
+    return Windows(inputs=inputs, offsets=[offsets for part in parts for offsets in part.offsets], **labels)
+
+
+def _concat_column(columns: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.asarray(c, dtype=np.int64) for c in columns]) if columns else np.zeros(0, np.int64)

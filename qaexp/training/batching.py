@@ -87,10 +87,6 @@ class Batcher:
         width = batch_width(self.lengths[idx], self.padding, self.max_length, self.multiple)
         return pad_batch(self.windows, idx, width, self.pad_id, self.with_labels)
 
-    def stream(self, start_batch: int = 0) -> Iterator[dict]:
-        """Padded batches without end, pass after pass, from global batch index `start_batch` on."""
-        return (self.pad(idx) for idx in self._index_stream(start_batch))
-
     def indices(self, start_batch: int, count: int) -> list[np.ndarray]:
         """The window indices of `count` batches from global batch index `start_batch` on, across passes."""
         return list(itertools.islice(self._index_stream(start_batch), count))
@@ -102,7 +98,7 @@ class Batcher:
             epoch, skip = epoch + 1, 0
 
     def dataset(self, start_batch: int, count: int):
-        """A tf.data.Dataset of the `count` batches from global batch `start_batch` on, as `stream` pads them.
+        """A tf.data.Dataset of the `count` batches from global batch `start_batch` on, padded as `pad` pads them.
 
         Built from tensors, not a Python generator: no input thread needs the GIL, so the end of `fit` (also an
         early stop or an error) does not wait for one, and the batches are assembled in parallel.
