@@ -30,67 +30,22 @@ class Choice(str, Enum):
         return self.value
 
 
-class DataSource(Choice):
-    hub = "hub"
-    json = "json"
-    synthetic = "synthetic"
+def _choices(name: str, values: str) -> type[Choice]:
+    """A Choice enum whose members are named as their values: `_choices("Padding", "dynamic bucketed").dynamic`."""
+    return Choice(name, [(value, value) for value in values.split()], module=__name__)
 
 
-class Difficulty(Choice):
-    easy = "easy"
-    hard = "hard"
-
-
-class BadAnswerPolicy(Choice):
-    error = "error"
-    skip = "skip"
-    fix = "fix"
-
-
-class OptimizerName(Choice):
-    adam = "adam"
-    adamw = "adamw"
-
-
-class Schedule(Choice):
-    constant = "constant"
-    linear = "linear"
-
-
-class PrecisionPolicy(Choice):
-    float32 = "float32"
-    mixed_float16 = "mixed_float16"
-    mixed_bfloat16 = "mixed_bfloat16"
-
-
-class Padding(Choice):
-    max_length = "max_length"
-    dynamic = "dynamic"
-    bucketed = "bucketed"
-
-
-class Strategy(Choice):
-    default = "default"
-    mirrored = "mirrored"
-    multi_worker = "multi_worker"
-    tpu = "tpu"
-
-
-class LoggerName(Choice):
-    none = "none"
-    wandb = "wandb"
-    tensorboard = "tensorboard"
-
-
-class LoggerMode(Choice):
-    online = "online"
-    offline = "offline"
-    disabled = "disabled"
-
-
-class PaddingSide(Choice):
-    left = "left"
-    right = "right"
+DataSource = _choices("DataSource", "hub json synthetic")
+Difficulty = _choices("Difficulty", "easy hard")
+BadAnswerPolicy = _choices("BadAnswerPolicy", "error skip fix")
+OptimizerName = _choices("OptimizerName", "adam adamw")
+Schedule = _choices("Schedule", "constant linear")
+PrecisionPolicy = _choices("PrecisionPolicy", "float32 mixed_float16 mixed_bfloat16")
+Padding = _choices("Padding", "max_length dynamic bucketed")
+Strategy = _choices("Strategy", "default mirrored multi_worker tpu")
+LoggerName = _choices("LoggerName", "none wandb tensorboard")
+LoggerMode = _choices("LoggerMode", "online offline disabled")
+PaddingSide = _choices("PaddingSide", "left right")
 
 
 KNOWN: dict[str, type[Choice]] = {

@@ -250,12 +250,10 @@ def postprocess_predictions(
     """
     example_index = np.asarray(example_index, dtype=np.int64)
     offsets = np.asarray(offsets, dtype=np.int64)
-    start = np.asarray(start_logits, dtype=np.float32)
-    end = np.asarray(end_logits, dtype=np.float32)
+    start, end = (np.asarray(logits, dtype=np.float32) for logits in (start_logits, end_logits))
     cls = np.zeros(len(example_index), np.int64) if cls_index is None else np.asarray(cls_index, np.int64)
     _check_inputs(examples, example_index, offsets, start, end, cls, n_best_size, max_answer_length)
-    ids = [example["id"] for example in examples]
-    contexts = [example["context"] for example in examples]
+    ids, contexts = [example["id"] for example in examples], [example["context"] for example in examples]
 
     spans = _nbest_spans(_window_spans(example_index, offsets, start, end, n_best_size, max_answer_length),
                          n_best_size)
@@ -263,19 +261,24 @@ def postprocess_predictions(
     span_texts = _texts(spans, contexts)
     answers = [span_texts[r] if r >= 0 else "" for r in best_row.tolist()]
 
-    null_odds = {}
+    odds = np.zeros(0)
     if version_2:
         nulls = _null_spans(example_index, start, end, cls)
-        null_score = np.full(len(examples), -np.inf)
-        null_score[nulls.example] = nulls.score
-        odds = np.full(len(examples), np.inf)  # no window or no valid span: nothing beats ""
-        scored = nulls.example[np.isfinite(best_score[nulls.example])]
-        odds[scored] = null_score[scored] - best_score[scored]
-        null_odds = dict(zip(ids, odds.tolist()))
+        odds = _null_odds(nulls, best_score)
         answers = ["" if o > null_score_diff_threshold else a for a, o in zip(answers, odds.tolist())]
         # A CLS logit of -inf makes the null answer impossible: it gets no n-best entry.
         spans = _Spans.concat([spans, nulls.take(np.isfinite(nulls.score))]).sort_by_example_then_score()
         span_texts = _texts(spans, contexts)
 
     nbest = _nbest_lists(spans, span_texts, len(examples))
-    return Predictions(dict(zip(ids, answers)), dict(zip(ids, nbest)), null_odds)
+    return Predictions(dict(zip(ids, answers)), dict(zip(ids, nbest)), dict(zip(ids, odds.tolist())))
+
+
+def _null_odds(nulls: _Spans, best_score: np.ndarray) -> np.ndarray:
+    """Per example: its null score minus its best span's score; +inf without a window or a valid span."""
+    null_score = np.full(len(best_score), -np.inf)
+    null_score[nulls.example] = nulls.score
+    odds = np.full(len(best_score), np.inf)  # nothing beats ""
+    scored = nulls.example[np.isfinite(best_score[nulls.example])]
+    odds[scored] = null_score[scored] - best_score[scored]
+    return odds

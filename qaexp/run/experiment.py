@@ -238,9 +238,9 @@ def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Train
     with run.stage("train"):
         # Order matters: the checkpoint and the tracker's callback use what the evaluator adds to the epoch logs.
         if not state.finished:  # a resumed run may have nothing left to do
-            fit.fit(trainable, batcher.dataset(start, count=steps * trainer.epochs - start), steps, trainer.epochs,
-                    [guard, evaluator, state.callback(evaluator), *run.tracker.callbacks()],
-                    trainer.verbose, initial_epoch=start // steps)
+            trainable.fit(batcher.dataset(start, count=steps * trainer.epochs - start), steps_per_epoch=steps,
+                          epochs=trainer.epochs, initial_epoch=start // steps, verbose=trainer.verbose,
+                          callbacks=[guard, evaluator, state.callback(evaluator), *run.tracker.callbacks()])
     final = state.best_result if state.final_weights() else evaluator.last
     return _Trained(state.history, final, state.summary())
 

@@ -1,4 +1,4 @@
-"""Optimizer, callbacks and the Keras fit loop."""
+"""What Keras' fit needs besides the data: the optimizer, the compiled training model, qaexp's own callbacks."""
 from __future__ import annotations
 
 import logging
@@ -90,9 +90,3 @@ def compile_for_training(qa_model, opt_cfg: DictConfig, trainer_cfg: DictConfig,
     trainable.compile(optimizer=optimizer, steps_per_execution=trainer_cfg.steps_per_execution,
                       jit_compile=trainer_cfg.jit_compile)
     return trainable
-
-
-def fit(model, dataset, steps_per_epoch: int, epochs: int, callbacks: list, verbose: int, initial_epoch: int = 0):
-    history = model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, callbacks=callbacks,
-                        verbose=verbose, initial_epoch=initial_epoch)
-    return {key: [float(v) for v in values] for key, values in history.history.items()}
