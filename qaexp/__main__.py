@@ -44,7 +44,8 @@ def main(cfg: DictConfig) -> float:
     except KeyboardInterrupt as err:  # RunInterrupted for SIGTERM too; metrics.json says status: interrupted
         interrupted = err if isinstance(err, RunInterrupted) else RunInterrupted(signal.SIGINT)
         print(f"qaexp: interrupted by {signal.Signals(interrupted.signum).name}: metrics.json in the run directory "
-              "says status: interrupted; interrupted_model/ there holds the model trained so far", file=sys.stderr)
+              "says status: interrupted and, once training had started, how to resume from its checkpoint",
+              file=sys.stderr)
         sys.exit(interrupted.exit_code)
 
 
