@@ -1,7 +1,7 @@
 """A run's outcome on disk: metrics.json says completed, failed, diverged or interrupted, whatever ends it.
 
-StageTimer times the stages; Progress holds what a run has built so far, so that an interrupted run can save
-its training state and a failed one keeps its timings (and its results, if only a later step failed).
+Progress holds what a run has built so far, so that an interrupted run can save its training state and a
+failed one keeps its timings (and its results, if only a later step failed).
 """
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from contextlib import contextmanager
 from enum import Enum
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any, Iterator, Optional
 
 from qaexp.errors import QAExpError, RunInterrupted, TrainingDiverged
 from qaexp.output.files import write_json_atomic
+from qaexp.run.timer import StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +41,6 @@ def status_of(error: BaseException) -> Status:
     if isinstance(error, KeyboardInterrupt):
         return Status.INTERRUPTED
     return Status.DIVERGED if isinstance(error, TrainingDiverged) else Status.FAILED
-
-
-class StageTimer:
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        self.seconds[stage] = round(time.perf_counter() - started, 3)
-        log.info("%s: %.1fs", stage, self.seconds[stage])
 
 
 @dataclass
