@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, ContextManager, Iterator, Optional
 
 from omegaconf import DictConfig
 
@@ -70,12 +70,15 @@ class _Run:
     def model_dir(self) -> str:
         return os.path.join(self.directory, MODEL_DIR)
 
-    def stage(self, name: str):
+    def stage(self, name: str) -> ContextManager[None]:
+        """Times the block as `name` in metrics.json's `seconds`."""
         return self.progress.timer(name)
 
 
 @dataclass(frozen=True)
 class _Windows:
+    """The tokenised windows of both splits."""
+
     train: Optional[Windows]  # None: nothing to train on (an evaluation-only run)
     validation: Windows
 
