@@ -21,16 +21,17 @@ from typing import Optional
 import tensorflow as tf
 import tf_keras
 
-from qaexp.output.files import storage_errors
+from qaexp.output.files import save_directory_atomic, storage_errors
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
+TOKENIZER_DIR = "tokenizer"  # inside CHECKPOINT_DIR: what a resumed run tokenises with
 
 
 def saved_tokenizer(run_dir: str) -> Optional[str]:
     """The directory of the tokenizer saved with the run's checkpoints, if there is one."""
-    path = os.path.join(run_dir, CHECKPOINT_DIR, "tokenizer")
+    path = os.path.join(run_dir, CHECKPOINT_DIR, TOKENIZER_DIR)
     return path if os.path.isdir(path) else None
 
 
@@ -85,7 +86,7 @@ class RunState:
         elif resume:
             log.warning("trainer.resume=true but %s has no checkpoint: training from the start", self.directory)
         if not self.resumed and self.chief and tokenizer is not None:
-            tokenizer.save_pretrained(os.path.join(self.directory, "tokenizer"))
+            save_directory_atomic(os.path.join(self.directory, TOKENIZER_DIR), tokenizer.save_pretrained)
         return self.step
 
     @property
