@@ -24,7 +24,7 @@ from qaexp.features import Windows
 log = logging.getLogger(__name__)
 
 FORMAT = "qaexp-windows-v1"  # change when features.tokenize_windows' output changes for the same input
-TOKENIZER_FORMAT = "qaexp-wordpiece-v1"
+TOKENIZER_FORMAT = "qaexp-tokenizer-2"  # 2: vocabularies learned by qaexp.wordpiece (deterministic)
 LABEL_ARRAYS = ("start_positions", "end_positions", "example_index", "cls_index")
 
 

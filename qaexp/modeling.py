@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qaexp.checkpoints import first_line, load_qa_model, resolve_checkpoint
 from qaexp.errors import ModelLoadError
+from qaexp.wordpiece import count_words, learn_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +47,16 @@ def _load_tokenizer(model_cfg: DictConfig):
 
 def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: bool):
     """A BERT-style WordPiece tokenizer trained on `texts` (needs no network)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertTokenizerFast
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.decoder = decoders.WordPiece()
-    backend.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special,
-                                                                 show_progress=False))
-    # The trainer numbers tokens in a random (hash) order: renumber them sorted, so the same texts give the same
-    # token ids in every process (reproducible runs, feature-cache hits, resuming with the checkpoint's ids).
-    learned = sorted(set(backend.get_vocab()) - set(special))
-    backend.model = models.WordPiece({token: i for i, token in enumerate(special + learned)}, unk_token="[UNK]")
+    normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words = count_words(texts, normalizer.normalize_str, pre_tokenizer.pre_tokenize_str)
+    vocab = learn_vocabulary(words, vocab_size, special)
+    backend = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+    backend.normalizer, backend.pre_tokenizer, backend.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     # A freshly trained tokenizer has no post-processor: without one, pairs lack [CLS]/[SEP].
     backend.post_processor = processors.TemplateProcessing(
