@@ -9,6 +9,7 @@ leaves them (tests/hub_cache.py), offline, loaded by qaexp's real resolution and
   weights that do not match config.json) is one line.
 """
 import json
+import os
 import pathlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,8 +33,12 @@ SMALL_DATA = ["data=synthetic", "data.num_train=64", "data.num_validation=16", "
 
 
 def hub_env(home: pathlib.Path, offline: bool = True) -> dict:
-    # HF_HUB_CACHE too: it would override HF_HOME if the environment running the tests set it.
-    return {"HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"), "HF_HUB_OFFLINE": "1" if offline else "0"}
+    """The environment of a user whose Hugging Face cache is `home`/hub: HF_HOME, as huggingface_hub's default
+    (HF_HUB_CACHE only if the environment running the tests sets it, which would override HF_HOME)."""
+    env = {"HF_HOME": str(home), "HF_HUB_OFFLINE": "1" if offline else "0"}
+    if {"HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"} & set(os.environ):
+        env.update(HF_HUB_CACHE=str(home / "hub"), HUGGINGFACE_HUB_CACHE=str(home / "hub"))
+    return env
 
 
 def model_cfg(checkpoint: str, revision: str | None = None):
@@ -337,15 +342,18 @@ def test_qa_head_of_a_safetensors_checkpoint_is_loaded(qa_checkpoint, use_cache)
 @pytest.mark.slow
 def test_evaluation_only_gives_the_same_predictions_from_the_directory_and_the_hub(qa_checkpoint, tmp_path):
     saved, cache, _ = qa_checkpoint
-    # One process, two jobs: the saved directory (tf_model.h5) and the hub name (PyTorch safetensors only).
+    # One process, two jobs: the saved directory (tf_model.h5) and the hub name (PyTorch safetensors only). The
+    # cache is named by HF_HUB_CACHE this time, which wins over HF_HOME (here a directory without a cache).
+    env = {**hub_env(tmp_path / "no_cache_here"), "HF_HUB_CACHE": str(cache.cache)}
     result = run_cli(["-m", "qaexp", "-m", "model=roberta-base", f"model.checkpoint={saved},{SQUAD_REPO}",
-                      *SMALL_DATA, "trainer.epochs=0", f"hydra.sweep.dir={tmp_path}"], env=hub_env(cache.home))
+                      *SMALL_DATA, "trainer.epochs=0", f"hydra.sweep.dir={tmp_path / 'sweep'}"], env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "sweep"
     for job in ("0", "1"):
-        assert json.loads((tmp_path / job / "metrics.json").read_text())["status"] == "completed", result.stderr
-    assert yaml.safe_load((tmp_path / "1" / ".hydra" / "config.yaml").read_text())["model"]["checkpoint"] == SQUAD_REPO
-    from_dir = json.loads((tmp_path / "0" / "predictions.json").read_text())
-    from_hub = json.loads((tmp_path / "1" / "predictions.json").read_text())
+        assert json.loads((sweep / job / "metrics.json").read_text())["status"] == "completed", result.stderr
+    assert yaml.safe_load((sweep / "1" / ".hydra" / "config.yaml").read_text())["model"]["checkpoint"] == SQUAD_REPO
+    from_dir = json.loads((sweep / "0" / "predictions.json").read_text())
+    from_hub = json.loads((sweep / "1" / "predictions.json").read_text())
     assert len(from_dir) == 16 and sum(bool(text) for text in from_dir.values()) >= 8
     assert from_hub == from_dir
 
