@@ -175,8 +175,8 @@ class HubCache:
                 pointer.unlink()
             os.symlink(os.path.relpath(blob, pointer.parent), pointer)
         snapshot.mkdir(parents=True, exist_ok=True)
-        if ref is not None:
-            (folder / "refs").mkdir(parents=True, exist_ok=True)
+        if ref is not None:  # a branch, a tag, or a hub PR ref such as refs/pr/1 (stored as refs/refs/pr/1)
+            (folder / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
             (folder / "refs" / ref).write_text(commit)  # huggingface_hub writes the bare hash, no newline
         return snapshot
 

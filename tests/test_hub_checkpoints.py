@@ -363,28 +363,35 @@ def test_evaluation_only_gives_the_same_predictions_from_the_directory_and_the_h
 
 @pytest.fixture(scope="module")
 def revisions(hub_build, tmp_path_factory):
-    """`qaexp-test/bert-revisions`: refs/main and refs/other point at snapshots with different weights."""
+    """`qaexp-test/bert-revisions` with three snapshots of different weights: refs/main, refs/other, and
+    refs/pr/1 holding only PyTorch safetensors (as the hub's safetensors-conversion PRs do)."""
     root = tmp_path_factory.mktemp("revisions")
     source = hub_build.source("bert")
-    other = build_pretrained("bert", source.directory, seed=12345)
-    other.save_pretrained(str(root / "other"))
     cache = HubCache(root / "hf_home")
-    main = cache.add_snapshot("qaexp-test/bert-revisions", source.files(weights=["tf_model.h5"]), ref="main")
-    files = {**source.files(weights=[]), **read_dir(root / "other", ["config.json", "tf_model.h5"])}
-    second = cache.add_snapshot("qaexp-test/bert-revisions", files, ref="other")
-    assert main != second
-    return cache, main, second
+    snapshots = {"main": cache.add_snapshot("qaexp-test/bert-revisions", source.files(weights=["tf_model.h5"]))}
+    for ref, seed in (("other", 12345), ("refs/pr/1", 54321)):
+        model = build_pretrained("bert", source.directory, seed=seed)
+        model.save_pretrained(str(root / str(seed)))
+        weights = ({"model.safetensors": safetensors_bytes(pytorch_state_dict(model))} if ref.startswith("refs/")
+                   else read_dir(root / str(seed), ["tf_model.h5"]))
+        snapshots[ref] = cache.add_snapshot("qaexp-test/bert-revisions", {**source.files(weights=[]), **weights},
+                                            ref=ref)
+    assert len(set(snapshots.values())) == 3
+    return cache, snapshots, source
 
 
-@pytest.mark.parametrize("revision", [None, "main", "other", "commit-of-main", "commit-of-other"])
+@pytest.mark.parametrize("revision", [None, "main", "other", "refs/pr/1", "commit:main", "commit:other"])
 def test_revision_selects_the_snapshot(revisions, use_cache, revision):
-    cache, main, other = revisions
+    cache, snapshots, source = revisions
     use_cache(cache.home)
-    expected = other if revision in ("other", "commit-of-other") else main
-    if revision and revision.startswith("commit-of-"):
-        revision = (main if revision == "commit-of-main" else other).name
+    ref = revision.split(":")[1] if revision and revision.startswith("commit:") else revision or "main"
+    if revision and revision.startswith("commit:"):
+        revision = snapshots[ref].name  # the full 40-hex commit
     model = load("qaexp-test/bert-revisions", revision)
-    assert_encoder_equals_h5(model, read_h5_weights([expected / "tf_model.h5"]))
+    if ref == "refs/pr/1":
+        assert_encoder_equals_safetensors(model, source, read_safetensors_file(snapshots[ref] / "model.safetensors"))
+    else:
+        assert_encoder_equals_h5(model, read_h5_weights([snapshots[ref] / "tf_model.h5"]))
 
 
 # ---- one-line errors through the CLI -----------------------------------------------------------------------
