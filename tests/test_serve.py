@@ -8,7 +8,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -256,29 +255,6 @@ def test_page_in_headless_chromium_asks_and_highlights_the_answer(client, url):
     assert "roformer" in re.search(r'<div id="model">(.*?)</div>', dom, re.S).group(1)
 
 
-@pytest.mark.slow
-def test_the_command_serves_on_a_free_port_and_stops_on_sigterm(trained_tiny_model):
-    process = subprocess.Popen([sys.executable, "-m", "qaexp.serve", str(trained_tiny_model / "model"),
-                                "--port", "0"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    try:
-        banner = [process.stdout.readline(), process.stdout.readline()]
-        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)/", banner[1])
-        assert found, (banner, process.stderr.read() if process.poll() is not None else "")
-        with httpx.Client(base_url=found.group(1), timeout=60) as http:
-            assert http.get("/health").json()["status"] == "ok"
-            reply = http.post("/predict", json={"inputs": {"question": "Who wrote it?", "context": "Ada wrote it."}})
-            assert reply.status_code == 200 and set(reply.json()) == {"answer", "score", "start", "end"}
-            assert http.get("/").text.startswith("<!doctype html>")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        assert process.stderr.read().rstrip().endswith("qaexp serve: stopped")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 def test_a_missing_model_directory_is_one_line(tmp_path, capsys):
     from qaexp import serve
 
@@ -392,3 +368,22 @@ def test_batcher_refuses_beyond_its_queue_and_survives_a_failing_batch():
     results, failing, after, refusals = asyncio.run(scenario())
     assert results == [["answer to a"], ["answer to b"]] and after == ["answer to d"] and refusals == 1
     assert isinstance(failing[0], ValueError)
+
+
+@pytest.mark.slow
+def test_the_command_under_the_load_benchmark_answers_every_request_and_stops_cleanly(trained_tiny_model):
+    """benchmarks/serve_load.py starts `python -m qaexp.serve MODEL --port 0` twice (with and without batching),
+    loads it from 4 clients and stops it with SIGTERM."""
+    from conftest import run_cli
+
+    done = run_cli([str(REPO / "benchmarks" / "serve_load.py"), str(trained_tiny_model / "model"),
+                    "--clients", "4", "--requests", "24", "--duration", "20"], timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["every_request_answered"] and figures["same_answers"]
+    for mode in ("batching", "no-batching"):
+        assert figures[mode]["sent"] == figures[mode]["answered"] == 24 and figures[mode]["lost"] == 0
+        assert 0 < figures[mode]["p50_ms"] <= figures[mode]["p99_ms"]
+        assert figures[mode]["server_exit_status"] == 0
+    assert figures["no-batching"]["largest_batch_requests"] == 1
+    assert "every request got an answer: yes" in done.stdout

@@ -26,8 +26,10 @@ def build_service(model_dir: str, overrides: dict, *, limits: Limits = Limits(),
     tokenizer, model = load_saved(model_dir)
     answer_all = functools.partial(ranked_answers, tokenizer, model, settings=settings,
                                    batch_size=windows_per_forward)
-    for question in WARM_UP:  # trace the forward pass for one shape and then any shape, before the first request
-        answer_all([question])
+    # Trace the forward pass before the first request: once for one shape, then (another batch size and width)
+    # for any shape, so no request waits for a retrace.
+    answer_all(WARM_UP[:1])
+    answer_all(WARM_UP)
     batcher = RequestBatcher(answer_all, batching=batching, max_questions=max_batch_questions,
                              max_wait_ms=max_wait_ms, max_pending=max_pending)
     return Service(model_dir, tokenizer, model, settings, limits, batcher)
