@@ -444,6 +444,7 @@ def error_runs(hub_build, tmp_path_factory):
     return root, results, hub.requests
 
 
+@pytest.mark.slow  # eight CLI processes, each importing TensorFlow before it fails
 @pytest.mark.parametrize("case", ERROR_CASES)
 def test_failure_is_one_line(error_runs, case):
     root, results, _ = error_runs
@@ -457,6 +458,7 @@ def test_failure_is_one_line(error_runs, case):
     assert not (root / case / "predictions.json").exists()
 
 
+@pytest.mark.slow
 def test_fake_hub_was_asked_for_what_it_refused(error_runs):
     """The missing/gated answers came from real huggingface_hub requests (not a cache miss)."""
     _, _, requests = error_runs
