@@ -16,7 +16,6 @@ run once elsewhere.
 """
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import logging
@@ -77,7 +76,6 @@ def resolve_package_checkpoint(checkpoint: str) -> str:
 
 # ---- hub repositories --------------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=16)  # the tokenizer and the model of a run resolve the same name
 def hub_snapshot(repo_id: str, revision: str | None = None) -> str:
     """The snapshot directory of `repo_id` in the huggingface_hub cache, with config, tokenizer and weights."""
     from huggingface_hub import snapshot_download
@@ -115,10 +113,21 @@ def _cached_snapshot(repo_id: str, revision: str | None) -> str:
     try:
         return snapshot_download(repo_id, revision=revision, local_files_only=True)
     except LocalEntryNotFoundError as err:
+        if revision and _cached_repo_folder(repo_id) is not None:
+            raise ModelLoadError(f"cannot load {repo_id!r} at revision {revision!r}: the Hugging Face cache holds "
+                                 "other revisions of it but not this one, and the hub cannot be reached (no "
+                                 "network? HF_HUB_OFFLINE=1?): give a cached model.revision or go online") from err
         at = f" at revision {revision!r}" if revision else ""
         raise ModelLoadError(f"cannot load {repo_id!r}{at}: it is not a local directory, it is not in the Hugging "
                              "Face cache, and it cannot be downloaded from the Hugging Face hub (no network? "
                              f"HF_HUB_OFFLINE=1?). {OFFLINE_HINT}") from err
+
+
+def _cached_repo_folder(repo_id: str) -> str | None:
+    from huggingface_hub import constants
+
+    folder = os.path.join(constants.HF_HUB_CACHE, "models--" + repo_id.replace("/", "--"))
+    return folder if os.path.isdir(os.path.join(folder, "snapshots")) else None
 
 
 class _explain_hub_error:
@@ -176,11 +185,16 @@ def load_qa_model(directory: str, trust_remote_code: bool = False, random_init: 
 def _load_tf_weights(directory: str, trust_remote_code: bool, use_safetensors: bool):
     from transformers import TFAutoModelForQuestionAnswering
 
+    weights = SAFE_WEIGHTS if use_safetensors else TF_WEIGHTS
     try:
         return TFAutoModelForQuestionAnswering.from_pretrained(
             directory, trust_remote_code=trust_remote_code, use_safetensors=use_safetensors)
-    except (OSError, ValueError, KeyError) as err:  # truncated h5 files, shapes that differ from config.json
-        raise ModelLoadError(f"cannot load the weights in {directory}: {first_line(err)}") from err
+    except OSError as err:  # h5py cannot open a truncated or damaged file; transformers' hint names from_pt
+        raise ModelLoadError(f"cannot read {weights} in {directory}: the file is damaged or incomplete (an "
+                             "interrupted download?): delete it and download again") from err
+    except (ValueError, KeyError) as err:  # NumPy cannot reshape a stored weight to the model's shape
+        raise ModelLoadError(f"{directory}: the weights in {weights} do not match config.json's architecture, "
+                             f"a weight's shape differs ({first_line(err)})") from err
 
 
 def _safetensors_format(directory: str) -> str:

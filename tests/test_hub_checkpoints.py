@@ -48,18 +48,13 @@ def model_cfg(checkpoint: str, revision: str | None = None):
 
 @pytest.fixture
 def use_cache(monkeypatch):
-    """Point this process's huggingface_hub at a cache (as HF_HUB_CACHE would have at start-up) and forget
-    snapshots resolved for another cache."""
+    """Point this process's huggingface_hub at a cache (as HF_HUB_CACHE would have at start-up)."""
     import huggingface_hub.constants
-
-    from qaexp import checkpoints
 
     def use(home: pathlib.Path) -> None:
         monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hub"))
-        checkpoints.hub_snapshot.cache_clear()
 
-    yield use
-    checkpoints.hub_snapshot.cache_clear()
+    return use
 
 
 def load(checkpoint: str, revision: str | None = None):
