@@ -55,13 +55,20 @@ def load_tokenizer(kind_name: str, texts: list[str], directory: pathlib.Path):
 
 
 def recovery(records, windows):
-    """Per labelled window: (gold answer, text cut by the labelled tokens' offsets)."""
+    """Per labelled window: (gold answer, text cut by the labelled tokens' offsets, whether the cut loses the
+    answer's first character or starts with a space).
+
+    A cut that starts before the answer because the answer starts inside a token ('8' of '1978') keeps the
+    first character: no token-level model can do better there, so it is not the trap this test looks for."""
     pairs = []
     for w in np.flatnonzero(windows.start_positions != windows.cls_index):
         record = records[windows.example_index[w]]
         offsets = windows.offsets[w]
         start, end = windows.start_positions[w], windows.end_positions[w]
-        pairs.append((record["answers"]["text"][0], record["context"][offsets[start][0]:offsets[end][1]]))
+        cut_start, gold_start = int(offsets[start][0]), record["answers"]["answer_start"][0]
+        cut = record["context"][cut_start:offsets[end][1]]
+        trapped = cut_start > gold_start or cut[:1].isspace()
+        pairs.append((record["answers"]["text"][0], cut, trapped))
     return pairs
 
 
@@ -93,15 +100,16 @@ def test_labels_cut_the_gold_answer(squad_records, training_texts, tmp_path, kin
     windows = tokenize_windows(squad_records, tokenizer, MAX_LENGTH, DOC_STRIDE, progress=False)
     pairs = recovery(squad_records, windows)
     assert len(pairs) >= len(squad_records) * 0.95, "most questions have a window holding their answer"
-    wrong = [(g, c) for g, c in pairs if normalize_answer(c) != normalize_answer(g)]
-    first_lost = [(g, c) for g, c in pairs if c[:1] != g[:1]]
+    wrong = [(g, c) for g, c, _ in pairs if normalize_answer(c) != normalize_answer(g)]
+    first_lost = [(g, c) for g, c, trapped in pairs if trapped]
 
     predictions = oracle_predictions(squad_records, windows)
     golds = {r["id"]: r["answers"]["text"] for r in squad_records}
     answered = {qid: text for qid, text in predictions.items() if text}
     exact = sum(normalize_answer(text) in {normalize_answer(g) for g in golds[qid]}
                 for qid, text in answered.items())
-    kept = sum(text[:1] == golds[qid][0][:1] for qid, text in answered.items())
+    kept = sum(not text[:1].isspace() and any(g.startswith(text[:1]) or text.endswith(g) or g in text
+                                               for g in golds[qid]) for qid, text in answered.items())
     with capsys.disabled():
         print(f"\n{kind_name} ({type(tokenizer).__name__}): {len(pairs)} labelled windows, "
               f"{1 - len(wrong) / len(pairs):.2%} cut the normalised gold answer, "
@@ -114,3 +122,22 @@ def test_labels_cut_the_gold_answer(squad_records, training_texts, tmp_path, kin
         f"{kind_name}: {len(first_lost)} cuts lose or add a first character: {examples(first_lost)}"
     assert len(answered) >= len(squad_records) * 0.95
     assert exact / len(answered) >= THRESHOLD and kept / len(answered) >= THRESHOLD
+
+
+@pytest.mark.parametrize("kind_name", list(TOKENIZER_KINDS))
+def test_offsets_of_context_tokens_never_start_with_a_space(tmp_path, kind_name):
+    """Without ../shared too: SentencePiece's word-initial pieces ("▁Da") cover the space before the word; the
+    windows' offsets start at the word, so a saved answer never begins with a space."""
+    from hub_cache import synthetic_texts
+
+    from qaexp.features import tokenize_windows
+
+    tokenizer = load_tokenizer(kind_name, synthetic_texts(), tmp_path / kind_name)
+    context = "It was  Dara Velmont, in\u00a0Lyon.\nThen Ada came."
+    record = {"id": "1", "question": "Who?", "context": context,
+              "answers": {"text": ["Dara Velmont"], "answer_start": [context.index("Dara")]}}
+    windows = tokenize_windows([record], tokenizer, 64, 16, progress=False)
+    offsets, start, end = windows.offsets[0], windows.start_positions[0], windows.end_positions[0]
+    assert context[offsets[start][0]:offsets[end][1]] == "Dara Velmont"
+    cuts = [context[a:b] for a, b in offsets if a >= 0]
+    assert cuts and not any(cut[:1].isspace() for cut in cuts), cuts
