@@ -39,6 +39,8 @@ def parse_args(argv=None):
     parser.add_argument("--duration", type=float, default=60.0, help="at most this many seconds of load per mode")
     parser.add_argument("--questions", type=int, default=200, help="distinct questions, sent in turn")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds one request may take")
+    parser.add_argument("--order", choices=["batching-first", "no-batching-first"], default="batching-first",
+                        help="which mode runs first (the second one gets a machine warmed by the first)")
     parser.add_argument("--serve-args", default="", help="more arguments for qaexp serve, e.g. '--max-wait-ms 2'")
     args = parser.parse_args(argv)
     if min(args.clients, args.requests, args.questions) < 1 or args.duration <= 0:
@@ -81,7 +83,7 @@ class Server:
 
 
 async def load(url: str, items: list[dict], args) -> dict:
-    import httpx
+    import aiohttp  # a lighter client than httpx: the clients share the machine's CPU with the service
 
     latencies, answers, lost = [], {}, []
     sent = 0
@@ -94,29 +96,32 @@ async def load(url: str, items: list[dict], args) -> dict:
         sent += 1
         return items[(sent - 1) % len(items)]
 
+    async def ask(http, item) -> tuple[int, object]:
+        body = {"inputs": {"question": item["question"], "context": item["context"]}}
+        async with http.post(f"{url}/predict", json=body) as response:
+            return response.status, await response.json()
+
     async def client(http):
         while (item := next_item()) is not None:
             began = time.perf_counter()
             try:
-                response = await http.post("/predict", json={"inputs": {"question": item["question"],
-                                                                        "context": item["context"]}})
-                reply = response.json() if response.status_code == 200 else None
-            except (httpx.HTTPError, ValueError) as err:
-                reply, response = None, err
-            if isinstance(reply, dict) and "answer" in reply:
+                status, reply = await ask(http, item)
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as err:
+                status, reply = type(err).__name__, None
+            if status == 200 and isinstance(reply, dict) and "answer" in reply:
                 latencies.append(time.perf_counter() - began)
                 answers.setdefault(item["id"], set()).add(reply["answer"])
             else:
-                lost.append(str(getattr(response, "status_code", response)))
+                lost.append(str(status))
 
-    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-    async with httpx.AsyncClient(base_url=url, timeout=args.timeout, limits=limits) as http:
-        await http.post("/predict", json={"inputs": {"question": items[0]["question"], "context": items[0]["context"]}})
-        before = (await http.get("/health")).json()
+    connector = aiohttp.TCPConnector(limit=args.clients)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=args.timeout)) as http:
+        await ask(http, items[0])
+        before = await health(http, url)
         began = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(args.clients)))
         elapsed = time.perf_counter() - began
-        after = (await http.get("/health")).json()
+        after = await health(http, url)
     batches = after["batches"] - before["batches"]
     return {"sent": sent, "answered": len(latencies), "lost": len(lost), "lost_statuses": sorted(set(lost))[:5],
             "seconds": round(elapsed, 2), "throughput_rps": round(len(latencies) / elapsed, 1),
@@ -125,6 +130,11 @@ async def load(url: str, items: list[dict], args) -> dict:
             "mean_batch_requests": round((after["requests"] - before["requests"]) / batches, 2) if batches else 0,
             "largest_batch_requests": after["largest_batch_requests"],
             "model_busy": round((after["model_seconds"] - before["model_seconds"]) / elapsed, 2), "answers": answers}
+
+
+async def health(http, url: str) -> dict:
+    async with http.get(f"{url}/health") as response:
+        return await response.json()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -159,7 +169,9 @@ def main(argv=None) -> int:
     print(f"load: {args.clients} clients, at most {args.requests} requests or {args.duration:g} s per mode, "
           f"{len(items)} distinct questions, one per request")
     results = {}
-    for mode, flags in MODES.items():
+    order = list(MODES) if args.order == "batching-first" else list(reversed(MODES))
+    for mode in order:
+        flags = MODES[mode]
         server = Server(args.model_dir, flags + args.serve_args.split())
         with server as url:
             results[mode] = asyncio.run(load(url, items, args))

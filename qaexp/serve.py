@@ -13,6 +13,7 @@ describes the model and the batching; the page at / asks questions from a browse
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -69,6 +70,7 @@ def main(argv=None) -> int:
     except QAExpError as err:
         print(f"qaexp serve: error: {err}", file=sys.stderr)
         return 2
+    gc.freeze()  # the model and libraries stay for the process's life: keep the collector from rescanning them
     host, port = sock.getsockname()[:2]
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     batching = "no batching" if args.no_batching else \

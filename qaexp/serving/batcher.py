@@ -1,8 +1,9 @@
 """Request batching: questions of requests that arrive within a few milliseconds share one forward pass.
 
-One worker takes the oldest waiting request, waits at most `max_wait_ms` for more (without waiting when more
-are already queued) up to `max_questions` questions, answers them all in one call on the model thread and hands
-each request its own answers. The queue is bounded: when `max_pending` requests wait, a new one is refused
+One worker takes the oldest waiting request, adds those already queued and waits at most `max_wait_ms` for more,
+up to `max_questions` questions, answers them all in one call on the model thread and hands each request its own
+answers. It waits only while requests come together (the last pass answered more than one): a lone client
+never waits for company that does not come, and under load the queue fills while the model works anyway. The queue is bounded: when `max_pending` requests wait, a new one is refused
 (ServiceBusy, HTTP 503) instead of waiting without end. Answering a request alone or with others gives the same
 answers: windows are answered independently, padding is masked and post-processing is per question.
 """
@@ -64,6 +65,7 @@ class RequestBatcher:
         self.stats = BatchStats()
         self._queue: Optional[asyncio.Queue] = None
         self._held_over: Optional[_Waiting] = None  # taken from the queue but did not fit the last batch
+        self._last_batch_requests = 0
         self._worker: Optional[asyncio.Task] = None
         self._model_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="qaexp-model")
 
@@ -101,7 +103,7 @@ class RequestBatcher:
         batch, questions = [first], len(first.questions)
         if not self.batching:
             return batch
-        deadline = time.monotonic() + self.max_wait
+        deadline = time.monotonic() + (self.max_wait if self._last_batch_requests > 1 else 0.0)
         while questions < self.max_questions:
             waiting = await self._next_waiting(deadline)
             if waiting is None:
@@ -125,6 +127,7 @@ class RequestBatcher:
             return None
 
     async def _answer_batch(self, batch: list[_Waiting]) -> None:
+        self._last_batch_requests = len(batch)
         live = [w for w in batch if not w.reply.done()]  # a client that gave up has its future cancelled
         if not live:
             return
