@@ -66,6 +66,7 @@ KNOWN: dict[str, type[Choice]] = {
 @dataclass
 class ModelConfig:
     checkpoint: Optional[str] = MISSING  # hub name or local directory written by save_pretrained
+    revision: Optional[str] = None  # of a hub checkpoint: a branch, tag or commit (null: main)
     family: str = "bert"
     from_scratch: bool = False  # random init from `architecture`, tokenizer trained on the training text
     architecture: dict[str, Any] = field(default_factory=dict)
@@ -234,10 +235,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("data.source=hub needs data.name (a dataset on the Hugging Face hub)")
     if not cfg.model.from_scratch and not cfg.model.checkpoint:
         raise ConfigError("model.checkpoint is empty: give a hub name or a local directory, or use model=tiny")
-    if cfg.model.checkpoint:
-        from qaexp.model.pretrained import resolve_checkpoint
+    if cfg.model.checkpoint and cfg.model.checkpoint.startswith("pkg:"):
+        from qaexp.model.pretrained import resolve_package_checkpoint
 
-        resolve_checkpoint(cfg.model.checkpoint)  # a missing `pkg:` package is reported before TensorFlow loads
+        resolve_package_checkpoint(cfg.model.checkpoint)  # a missing package is reported before TensorFlow loads
     if cfg.hub.push and not cfg.hub.repo_id:
         raise ConfigError("hub.push=true needs hub.repo_id=USER/NAME (the hub repository to upload to)")
     if cfg.hub.push and not cfg.trainer.save_model:

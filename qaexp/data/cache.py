@@ -24,7 +24,7 @@ from qaexp.output.files import atomic_file, save_directory_atomic
 log = logging.getLogger(__name__)
 
 FORMAT = "qaexp-windows-v1"  # change when windows.tokenize_windows' output changes for the same input
-TOKENIZER_FORMAT = "qaexp-wordpiece-v1"
+TOKENIZER_FORMAT = "qaexp-tokenizer-2"  # 2: vocabularies learned by model/wordpiece.py (deterministic)
 LABEL_ARRAYS = ("start_positions", "end_positions", "example_index", "cls_index")
 
 

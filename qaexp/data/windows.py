@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
 
 import numpy as np
@@ -107,7 +108,8 @@ def _tokenize_chunk(examples, first_index, tokenizer, max_length, doc_stride, qu
                              dtype=np.int64)
     spans = [_context_span(encoded.sequence_ids(i), context_id) for i in range(len(sample_map))]
     offsets, starts, ends = _label_windows(encoded["offset_mapping"], spans,
-                                           [examples[i]["answers"] for i in sample_map], cls_positions)
+                                           [examples[i]["answers"] for i in sample_map], cls_positions,
+                                           (contexts, sample_map))
     inputs = {name: encoded[name] for name in tokenizer.model_input_names if name in encoded}
     return _Chunk(inputs, starts, ends, sample_map + first_index, cls_positions, offsets)
 
@@ -121,7 +123,7 @@ def _context_span(sequence_ids: list, context_id: int) -> tuple[int, int]:
     return first, len(sequence_ids) - sequence_ids[::-1].index(context_id)
 
 
-def _label_windows(offset_mapping, spans, answers, cls: np.ndarray):
+def _label_windows(offset_mapping, spans, answers, cls: np.ndarray, contexts_of_windows):
     """Answer labels of all windows of a chunk at once, on flat token arrays.
 
     A window's labels are the token positions of its example's first gold answer: the last context token
@@ -137,6 +139,8 @@ def _label_windows(offset_mapping, spans, answers, cls: np.ndarray):
                        count=2 * int(lengths.sum())).reshape(-1, 2)
     lo, hi = np.array(spans, dtype=np.int64).reshape(-1, 2).T
     in_context = (position >= lo[window]) & (position < hi[window])
+    contexts, example_of_window = contexts_of_windows
+    _skip_leading_whitespace(flat, in_context, contexts, example_of_window[window])
     masked = np.where(in_context[:, None], flat, NOT_CONTEXT)
 
     answered = np.array([bool(a["answer_start"]) for a in answers])
@@ -155,6 +159,31 @@ def _label_windows(offset_mapping, spans, answers, cls: np.ndarray):
     ends = np.where(inside, np.maximum(end, start), cls)
     offsets = [masked[begin: begin + length] for begin, length in zip(first_token.tolist(), lengths.tolist())]
     return offsets, starts, ends
+
+
+def _skip_leading_whitespace(flat: np.ndarray, in_context: np.ndarray, contexts: list[str],
+                             example_of_token: np.ndarray) -> None:
+    """Start context tokens' offsets at their first non-space character, in place.
+
+    SentencePiece tokenizers (ALBERT, XLM-R, DeBERTa-v3) count the space before a word as part of its first
+    piece ("▁Den" covers " Den"), so answers cut by offsets would begin with a space. A token of nothing but
+    space (byte-level BPE's "Ġ" of a double space) becomes empty at its end: a span starting there starts at
+    the next word.
+    """
+    codes = np.frombuffer("".join(contexts).encode("utf-32-le"), dtype=np.uint32)
+    is_space = np.isin(codes, _whitespace_codes())
+    text_start = np.cumsum([0] + [len(c) for c in contexts])[:-1]
+    rows = np.flatnonzero(in_context & (flat[:, 0] >= 0) & (flat[:, 0] < flat[:, 1]))
+    while rows.size:
+        starts = flat[rows, 0]
+        rows = rows[is_space[text_start[example_of_token[rows]] + starts] & (starts < flat[rows, 1])]
+        flat[rows, 0] += 1
+        rows = rows[flat[rows, 0] < flat[rows, 1]]
+
+
+@lru_cache(maxsize=1)
+def _whitespace_codes() -> np.ndarray:
+    return np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)  # U+3000 is the last
 
 
 def _cls_position(input_ids: list[int], cls_token_id) -> int:

@@ -8,13 +8,13 @@ from typing import Iterable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from qaexp.model.pretrained import has_only_pytorch_safetensors, load_pytorch_safetensors, resolve_checkpoint
-from qaexp.errors import ModelLoadError
+from qaexp.errors import ModelLoadError, first_line
+from qaexp.model.pretrained import load_qa_model, resolve_checkpoint
+from qaexp.model.wordpiece import count_words, learn_vocabulary
 
 log = logging.getLogger(__name__)
 
-OFFLINE_HINT = ("Use experiment=quickstart or model=tiny (no download needed), "
-                "or model.checkpoint=/path/to/a/saved/model")
+SENTENCEPIECE_HINT = "install the SentencePiece converter's packages: pip install sentencepiece protobuf"
 
 
 def build_tokenizer(model_cfg: DictConfig, training_texts: Iterable[str] | None = None):
@@ -26,12 +26,17 @@ def build_tokenizer(model_cfg: DictConfig, training_texts: Iterable[str] | None 
     return train_wordpiece_tokenizer(training_texts, model_cfg.tokenizer_vocab_size, model_cfg.lowercase)
 
 
+def checkpoint_directory(model_cfg: DictConfig) -> str:
+    """The local directory of model.checkpoint at model.revision (hub repos are fetched into the HF cache)."""
+    return resolve_checkpoint(model_cfg.checkpoint, model_cfg.get("revision"))
+
+
 def _load_tokenizer(model_cfg: DictConfig):
     from transformers import AutoTokenizer
 
-    checkpoint = resolve_checkpoint(model_cfg.checkpoint)
-    with _explain_load_failure(checkpoint, "tokenizer"):
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint, use_fast=True,
+    directory = checkpoint_directory(model_cfg)
+    with _explain_load_failure(directory, "tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(directory, use_fast=True,
                                                   trust_remote_code=model_cfg.trust_remote_code)
     if not tokenizer.is_fast:
         raise ModelLoadError(f"{model_cfg.checkpoint}: qaexp needs a fast (Rust) tokenizer for offset mappings, "
@@ -42,20 +47,16 @@ def _load_tokenizer(model_cfg: DictConfig):
 
 def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: bool):
     """A BERT-style WordPiece tokenizer trained on `texts` (needs no network)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertTokenizerFast
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.decoder = decoders.WordPiece()
-    backend.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special,
-                                                                 show_progress=False))
-    # The trainer numbers tokens in a random (hash) order: renumber them sorted, so the same texts give the same
-    # token ids in every process (reproducible runs, feature-cache hits, resuming with the checkpoint's ids).
-    learned = sorted(set(backend.get_vocab()) - set(special))
-    backend.model = models.WordPiece({token: i for i, token in enumerate(special + learned)}, unk_token="[UNK]")
+    normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words = count_words(texts, normalizer.normalize_str, pre_tokenizer.pre_tokenize_str)
+    vocab = learn_vocabulary(words, vocab_size, special)
+    backend = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+    backend.normalizer, backend.pre_tokenizer, backend.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     # A freshly trained tokenizer has no post-processor: without one, pairs lack [CLS]/[SEP].
     backend.post_processor = processors.TemplateProcessing(
@@ -69,12 +70,9 @@ def build_model(model_cfg: DictConfig, tokenizer):
     from transformers import AutoConfig, TFAutoModelForQuestionAnswering
 
     if model_cfg.checkpoint:
-        checkpoint = resolve_checkpoint(model_cfg.checkpoint)
-        if model_cfg.get("random_init", False) or has_only_pytorch_safetensors(checkpoint):
-            return load_pytorch_safetensors(checkpoint, random_init=model_cfg.get("random_init", False))[0]
-        with _explain_load_failure(checkpoint, "model"):
-            return TFAutoModelForQuestionAnswering.from_pretrained(
-                checkpoint, trust_remote_code=model_cfg.trust_remote_code)
+        directory = checkpoint_directory(model_cfg)
+        with _explain_load_failure(directory, "model"):
+            return load_qa_model(directory, model_cfg.trust_remote_code, model_cfg.get("random_init", False))
     arch = OmegaConf.to_container(model_cfg.architecture, resolve=True)
     config = AutoConfig.for_model(**arch, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
     model = TFAutoModelForQuestionAnswering.from_config(config)
@@ -83,29 +81,15 @@ def build_model(model_cfg: DictConfig, tokenizer):
 
 
 @contextlib.contextmanager
-def _explain_load_failure(checkpoint: str, what: str) -> Iterator[None]:
+def _explain_load_failure(directory: str, what: str) -> Iterator[None]:
     try:
         yield
+    except ImportError as err:  # DeBERTa-v3's spm.model is converted to a fast tokenizer by SentencePiece code
+        raise ModelLoadError(f"cannot load the {what} in {directory}: {first_line(err)}; {SENTENCEPIECE_HINT}") \
+            from err
     except (OSError, ValueError, EnvironmentError) as err:
-        if os.path.isdir(checkpoint) and not os.path.exists(os.path.join(checkpoint, "config.json")):
-            raise ModelLoadError(f"cannot load the {what} from local directory {checkpoint!r}: it has no config.json, "
+        if not os.path.exists(os.path.join(directory, "config.json")):
+            raise ModelLoadError(f"cannot load the {what} from local directory {directory!r}: it has no config.json, "
                                  "so it was not written by save_pretrained (a qaexp run saves one in <run dir>/model)") \
                 from err
-        if os.path.isdir(checkpoint):
-            raise ModelLoadError(f"cannot load the {what} from local directory {checkpoint!r}: {_first_line(err)}") \
-                from err
-        if _looks_like_path(checkpoint):
-            raise ModelLoadError(f"model.checkpoint={checkpoint!r} is not an existing directory. "
-                                 f"{OFFLINE_HINT}") from err
-        raise ModelLoadError(f"cannot load {what} {checkpoint!r}: it is not a local directory and cannot be "
-                             f"downloaded from the Hugging Face hub (no network?). {OFFLINE_HINT}") from err
-
-
-def _looks_like_path(checkpoint: str) -> bool:
-    # Hub names are "name" or "org/name"; anything else with a separator is meant as a local path.
-    return checkpoint.startswith((".", "~", os.sep)) or checkpoint.count("/") > 1
-
-
-def _first_line(err: Exception, limit: int = 300) -> str:
-    line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."  # transformers lists every model type
+        raise ModelLoadError(f"cannot load the {what} from {directory!r}: {first_line(err)}") from err

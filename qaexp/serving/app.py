@@ -1,0 +1,80 @@
+"""The FastAPI application: POST /predict, GET /health and the page at /."""
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from qaexp.serving.batcher import RequestBatcher, ServiceBusy
+from qaexp.serving.payload import Limits, RequestError, parse_predict_body, reply
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    """What the app serves: a loaded model with its settings, and how requests reach it."""
+
+    model_dir: str
+    tokenizer: object
+    model: object
+    settings: object  # settings.answer_settings(...)
+    limits: Limits
+    batcher: RequestBatcher
+
+
+def page_html() -> str:
+    return resources.files("qaexp.serving").joinpath("page.html").read_text(encoding="utf-8")
+
+
+def create_app(service: Service) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await service.batcher.start()
+        yield
+        await service.batcher.stop()
+
+    app = FastAPI(title="qaexp question answering", lifespan=lifespan, docs_url=None, redoc_url=None)
+    page = page_html()
+
+    @app.exception_handler(RequestError)
+    async def request_error(request, err: RequestError):
+        return JSONResponse({"error": err.message}, status_code=err.status)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index():
+        return HTMLResponse(page)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", **model_description(service), "batching": service.batcher.batching,
+                "pending_requests": service.batcher.pending, **service.batcher.stats.as_dict()}
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        parsed = parse_predict_body(await request.body(), service.limits)
+        try:
+            ranked = await service.batcher.answer(parsed.questions)
+        except ServiceBusy as err:
+            return JSONResponse({"error": f"the service is busy: {err}"}, status_code=503)
+        except Exception as err:
+            return JSONResponse({"error": f"answering failed: {type(err).__name__}: {err}"}, status_code=500)
+        return JSONResponse(reply(parsed, ranked))
+
+    return app
+
+
+def model_description(service: Service) -> dict:
+    settings = service.settings
+    return {"model": os.path.basename(os.path.dirname(os.path.abspath(service.model_dir))) + "/"
+            + os.path.basename(os.path.abspath(service.model_dir)),
+            "model_type": getattr(service.model.config, "model_type", None),
+            "max_length": settings.max_length, "doc_stride": settings.doc_stride,
+            "max_answer_length": settings.max_answer_length,
+            "version_2_with_negative": bool(settings.version_2_with_negative),
+            "null_score_diff_threshold": settings.null_score_diff_threshold,
+            "max_context_chars": service.limits.max_context_chars, "max_inputs": service.limits.max_inputs}

@@ -1,0 +1,83 @@
+"""The window and answer settings a saved model is used with: its run's own, else defaults, else flags.
+
+A qaexp run keeps its composed config in RUN_DIR/.hydra/config.yaml beside RUN_DIR/model; the data settings there
+(max_length, doc_stride, version_2_with_negative, null_score_diff_threshold, max_answer_length) are the ones the
+model was trained and evaluated with. `trained_settings` is the one place that reads them.
+"""
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+from qaexp.errors import QAExpError
+
+DEFAULTS = {"max_length": 384, "doc_stride": 128, "max_answer_length": 30, "version_2_with_negative": False,
+            "null_score_diff_threshold": 0.0}
+N_BEST_SIZE = 20  # as qaexp.predict: scores are probabilities over this many candidates per question
+
+
+def check_model_dir(model_dir: str) -> None:
+    """One clear error before loading anything: the directory must hold a saved model (its config.json)."""
+    if not os.path.isdir(model_dir):
+        raise QAExpError(f"{model_dir} is not a directory: give the model directory of a qaexp run (RUN_DIR/model) "
+                         "or any directory written by save_pretrained")
+    if not os.path.isfile(os.path.join(model_dir, "config.json")):
+        raise QAExpError(f"{model_dir} has no config.json, so it holds no saved model: give the model directory "
+                         "of a qaexp run (RUN_DIR/model) or any directory written by save_pretrained")
+
+
+def run_config_path(model_dir: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(model_dir)), ".hydra", "config.yaml")
+
+
+def trained_settings(model_dir: str) -> dict:
+    """The DEFAULTS keys found in the data section of the model's run config; {} when there is no run config."""
+    from omegaconf import OmegaConf
+
+    path = run_config_path(model_dir)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path)).get("data") or {}
+    except Exception as err:  # a broken YAML file: say which, in one line
+        raise QAExpError(f"cannot read the run config {path}: {str(err).strip().splitlines()[0]}") from err
+    return {key: data[key] for key in DEFAULTS if data.get(key) is not None}
+
+
+def answer_settings(model_dir: str, overrides: dict) -> SimpleNamespace:
+    """DEFAULTS, then the run's own settings, then the overrides that are not None (command-line flags)."""
+    check_model_dir(model_dir)
+    chosen = {**DEFAULTS, **trained_settings(model_dir),
+              **{key: value for key, value in overrides.items() if value is not None}}
+    for key in ("max_length", "doc_stride", "max_answer_length"):
+        if int(chosen[key]) < 1:
+            raise QAExpError(f"{key} must be >= 1, got {chosen[key]}")
+    if chosen["doc_stride"] >= chosen["max_length"]:
+        raise QAExpError(f"doc_stride ({chosen['doc_stride']}) must be smaller than max_length ({chosen['max_length']})")
+    return SimpleNamespace(**chosen, n_best_size=N_BEST_SIZE)
+
+
+def describe(settings: SimpleNamespace) -> str:
+    v2 = (f"SQuAD v2 (no-answer above null-score difference {settings.null_score_diff_threshold:g})"
+          if settings.version_2_with_negative else "SQuAD v1 (always answers)")
+    return (f"max_length={settings.max_length} doc_stride={settings.doc_stride} "
+            f"max_answer_length={settings.max_answer_length}, {v2}")
+
+
+def add_setting_flags(parser) -> None:
+    """The command-line flags that override the run's settings (shared by qaexp serve and qaexp export)."""
+    group = parser.add_argument_group("window and answer settings (default: the run's .hydra/config.yaml, "
+                                      "else max_length 384, doc_stride 128)")
+    group.add_argument("--max-length", type=int)
+    group.add_argument("--doc-stride", type=int)
+    group.add_argument("--max-answer-length", type=int)
+    group.add_argument("--version-2", dest="version_2_with_negative", action="store_const", const=True,
+                       help="allow the no-answer prediction (SQuAD v2)")
+    group.add_argument("--version-1", dest="version_2_with_negative", action="store_const", const=False,
+                       help="always answer (SQuAD v1)")
+    group.add_argument("--null-threshold", dest="null_score_diff_threshold", type=float,
+                       help="v2: predict no-answer when null score minus best span score exceeds this")
+
+
+def setting_overrides(args) -> dict:
+    return {key: getattr(args, key, None) for key in DEFAULTS}

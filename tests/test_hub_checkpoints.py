@@ -1,0 +1,485 @@
+"""Hub checkpoints, the path every real user takes: files in a Hugging Face cache exactly as huggingface_hub
+leaves them (tests/hub_cache.py), offline, loaded by qaexp's real resolution and loading code.
+
+* every hub entry of the model group trains, evaluates and saves through the CLI (one multirun);
+* the loaded encoder weights are the checkpoint's tensors, read back from the files written (tf_model.h5,
+  PyTorch safetensors, sharded either way, bf16 and fp16), for every family;
+* a checkpoint that has a QA head keeps it; `model.revision` picks the snapshot;
+* every failure (not cached, missing or gated repo, unknown revision, pytorch_model.bin only, truncated file,
+  weights that do not match config.json) is one line.
+"""
+import json
+import os
+import pathlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+import qaexp  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from conftest import run_cli
+from hub_cache import (FAMILIES, FakeHub, HubCache, build_pretrained, closed_port, hub_build, hub_entries,  # noqa: F401
+                       hub_home, pytorch_state_dict, qa_model_with_head, read_dir, read_h5_weights,
+                       read_safetensors_file, safetensors_bytes, safetensors_header, sharded_h5, sharded_safetensors,
+                       truncated, with_config_change)
+
+ENTRIES = hub_entries()  # conf/model/*.yaml: an entry of an unknown family fails here, at collection
+FAMILY_NAMES = sorted({entry.family for entry in ENTRIES})
+SOURCE_KEYS = sorted({entry.source_key for entry in ENTRIES})
+SMALL_DATA = ["data=synthetic", "data.num_train=64", "data.num_validation=16", "data.max_length=128",
+              "data.doc_stride=48", "trainer.verbose=0"]
+
+
+def hub_env(home: pathlib.Path, offline: bool = True) -> dict:
+    """The environment of a user whose Hugging Face cache is `home`/hub: HF_HOME, as huggingface_hub's default
+    (HF_HUB_CACHE only if the environment running the tests sets it, which would override HF_HOME)."""
+    env = {"HF_HOME": str(home), "HF_HUB_OFFLINE": "1" if offline else "0"}
+    if {"HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"} & set(os.environ):
+        env.update(HF_HUB_CACHE=str(home / "hub"), HUGGINGFACE_HUB_CACHE=str(home / "hub"))
+    return env
+
+
+def model_cfg(checkpoint: str, revision: str | None = None):
+    return OmegaConf.create({"checkpoint": checkpoint, "revision": revision, "trust_remote_code": False,
+                             "random_init": False, "padding_side": "right"})
+
+
+@pytest.fixture
+def use_cache(monkeypatch):
+    """Point this process's huggingface_hub at a cache (as HF_HUB_CACHE would have at start-up)."""
+    import huggingface_hub.constants
+
+    def use(home: pathlib.Path) -> None:
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hub"))
+
+    return use
+
+
+def load(checkpoint: str, revision: str | None = None):
+    """The QA model exactly as a run builds it (qaexp.build.build_model, hub names resolved by qaexp)."""
+    from qaexp.model import build
+
+    return build.build_model(model_cfg(checkpoint, revision), tokenizer=None)
+
+
+def encoder_weights(model) -> dict[str, np.ndarray]:
+    """The base model's weights keyed like hub_cache.tf_weights_by_name (`bert/embeddings/...:0`)."""
+    return {w.name.split("/", 1)[1]: w.numpy() for w in getattr(model, model.base_model_prefix).weights}
+
+
+def assert_encoder_equals_h5(model, h5_tensors: dict) -> None:
+    weights = encoder_weights(model)
+    missing = sorted(set(weights) - set(h5_tensors))
+    assert not missing, f"encoder weights not in the checkpoint file: {missing[:3]}"
+    for key, value in weights.items():
+        np.testing.assert_array_equal(value, h5_tensors[key], err_msg=key)
+
+
+def assert_encoder_equals_safetensors(model, source, tensors: dict) -> None:
+    """Every encoder weight equals the file's tensor under the PyTorch key the checkpoint was written with."""
+    names = source.pt_names
+    weights = encoder_weights(model)
+    assert set(weights) <= set(names), sorted(set(weights) - set(names))[:3]
+    for key, value in weights.items():
+        pt_key, transposed = names[key]
+        expected = tensors[pt_key].T if transposed else tensors[pt_key]
+        np.testing.assert_array_equal(value, expected, err_msg=f"{key} <- {pt_key}")
+
+
+# ---- the fixture itself is what huggingface_hub and transformers read ------------------------------------
+
+
+def test_cache_layout_is_huggingface_hubs(hub_build):
+    import os
+
+    from huggingface_hub import scan_cache_dir
+
+    info = scan_cache_dir(hub_build.home / "hub")
+    assert not info.warnings, info.warnings
+    assert {repo.repo_id for repo in info.repos} == {entry.checkpoint for entry in ENTRIES}
+    for repo in info.repos:
+        (revision,) = repo.revisions
+        assert revision.refs == {"main"} and len(revision.commit_hash) == 40
+        for file in revision.files:
+            link = os.readlink(file.file_path)
+            assert link == f"../../blobs/{file.blob_path.name}", link  # relative, as _create_symlink makes it
+
+
+def test_snapshot_download_offline_returns_the_snapshot(hub_build, use_cache):
+    from huggingface_hub import snapshot_download
+
+    use_cache(hub_build.home)
+    for entry in ENTRIES:
+        assert pathlib.Path(snapshot_download(entry.checkpoint)) == hub_build.snapshots[entry.checkpoint]
+
+
+# Real PyTorch state-dict keys (and PyTorch shapes: Linear weights are (out, in)) of each family's checkpoints,
+# written out by hand: the safetensors files must use them, not names that only round-trip through transformers.
+REAL_PT_KEYS = {
+    "bert": {"bert.encoder.layer.1.attention.self.query.weight": (32, 32),
+             "bert.encoder.layer.0.intermediate.dense.weight": (64, 32), "cls.predictions.bias": None},
+    "distilbert": {"distilbert.transformer.layer.0.attention.q_lin.weight": (32, 32),
+                   "distilbert.transformer.layer.1.ffn.lin1.weight": (64, 32),
+                   "distilbert.embeddings.position_embeddings.weight": (512, 32)},
+    "electra": {"electra.embeddings_project.weight": (32, 16), "electra.embeddings.word_embeddings.weight": None,
+                "electra.encoder.layer.1.output.dense.weight": (32, 64)},
+    "roberta": {"roberta.embeddings.position_embeddings.weight": (514, 32),
+                "roberta.encoder.layer.0.attention.output.dense.weight": (32, 32), "lm_head.dense.weight": (32, 32)},
+    "xlm-roberta": {"roberta.embeddings.position_embeddings.weight": (514, 32),
+                    "roberta.encoder.layer.1.attention.self.value.bias": (32,), "lm_head.bias": None},
+    "albert": {"albert.embeddings.word_embeddings.weight": None,
+               "albert.encoder.embedding_hidden_mapping_in.weight": (32, 16),
+               "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight": (64, 32)},
+    "deberta-v2": {"deberta.encoder.rel_embeddings.weight": (512, 32),  # 2 x position_buckets
+                   "deberta.encoder.layer.0.attention.self.query_proj.weight": (32, 32),
+                   "deberta.encoder.LayerNorm.weight": (32,)},
+}
+
+
+@pytest.mark.parametrize("key", SOURCE_KEYS)
+def test_safetensors_use_the_real_pytorch_names_and_layout(hub_build, key):
+    source = hub_build.sources[key]  # (deberta-v3's repos have none, but the format tests write them)
+    tensors = read_safetensors_file(source.directory / "model.safetensors")
+    assert safetensors_header(source.directory / "model.safetensors")["__metadata__"] == {"format": "pt"}
+    for name, shape in REAL_PT_KEYS[source.family].items():
+        if source.legacy_layer_norm_names:
+            name = name.replace("LayerNorm.weight", "LayerNorm.gamma")
+        assert name in tensors, f"{name} not in {sorted(tensors)[:5]}..."
+        assert shape is None or tensors[name].shape == shape, (name, tensors[name].shape)
+    if source.legacy_layer_norm_names:  # google-bert/bert-base-uncased's files still say gamma/beta
+        assert "bert.embeddings.LayerNorm.gamma" in tensors and "bert.embeddings.LayerNorm.weight" not in tensors
+
+
+@pytest.mark.parametrize("key", SOURCE_KEYS)
+def test_transformers_reads_the_fixture_directly(hub_build, key):
+    """Plain transformers (no qaexp) loads each snapshot: the fixture is a valid checkpoint by itself."""
+    from transformers import AutoTokenizer, TFAutoModelForQuestionAnswering
+
+    source = hub_build.sources[key]
+    entry = next(e for e in ENTRIES if e.source_key == key)
+    snapshot = hub_build.snapshots[entry.checkpoint]
+    tokenizer = AutoTokenizer.from_pretrained(str(snapshot))
+    assert tokenizer.is_fast and type(tokenizer).__name__ == FAMILIES[source.family].fast_class
+    assert (tokenizer.tokenize("Dara Velmont") == tokenizer.tokenize("dara velmont")) == source.uncased
+    model = TFAutoModelForQuestionAnswering.from_pretrained(str(snapshot), use_safetensors=False)
+    assert model.config.model_type == source.family
+    assert_encoder_equals_h5(model, read_h5_weights([snapshot / "tf_model.h5"]))
+
+
+def test_deberta_repo_has_no_tokenizer_json_and_converts_spm(hub_build):
+    from qaexp.model import build
+
+    entry = next(e for e in ENTRIES if e.family == "deberta-v2")
+    snapshot = hub_build.snapshots[entry.checkpoint]
+    assert not (snapshot / "tokenizer.json").exists() and (snapshot / "spm.model").exists()
+    tokenizer = build.build_tokenizer(model_cfg(str(snapshot)))
+    assert type(tokenizer).__name__ == "DebertaV2TokenizerFast"
+    encoded = tokenizer("Who?", "Dara Velmont", return_offsets_mapping=True)
+    assert encoded["offset_mapping"][-2][1] == len("Dara Velmont")
+
+
+# ---- every entry of the model group through the CLI --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sweep(hub_home, tmp_path_factory):
+    """One multirun over every hub entry of the model group: {yaml name: job directory}."""
+    sweep_dir = tmp_path_factory.mktemp("hub_sweep")
+    result = run_cli(["-m", "qaexp", "-m", "model=" + ",".join(e.name for e in ENTRIES), *SMALL_DATA,
+                      "trainer.epochs=1", f"hydra.sweep.dir={sweep_dir}"], env=hub_env(hub_home), timeout=1500)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = {}
+    for job in sweep_dir.iterdir():
+        overrides = job / ".hydra" / "overrides.yaml"
+        if overrides.exists():
+            model = next(o for o in yaml.safe_load(overrides.read_text()) if o.startswith("model="))
+            jobs[model.split("=", 1)[1]] = job
+    assert sorted(jobs) == sorted(e.name for e in ENTRIES), result.stderr[-3000:]
+    return jobs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
+def test_entry_trains_evaluates_and_saves_from_the_hub_cache(sweep, hub_build, entry):
+    from qaexp.model import build
+
+    job = sweep[entry.name]
+    metrics = json.loads((job / "metrics.json").read_text())
+    assert metrics["status"] == "completed", metrics.get("error", metrics)
+    assert metrics["train_examples"] == 64 and metrics["eval_examples"] == 16
+    predictions = json.loads((job / "predictions.json").read_text())
+    assert len(predictions) == 16 and all(isinstance(text, str) for text in predictions.values())
+
+    saved = job / "model"
+    tokenizer = build.build_tokenizer(model_cfg(str(saved)))
+    assert type(tokenizer).__name__ == FAMILIES[entry.family].fast_class
+    model = build.build_model(model_cfg(str(saved)), tokenizer)
+    assert model.config.model_type == entry.family
+    # The saved encoder is the checkpoint's after a few small Adam steps: close to it everywhere (random
+    # weights would differ by ~0.05), yet changed by training.
+    checkpoint = read_h5_weights([hub_build.snapshots[entry.checkpoint] / "tf_model.h5"])
+    weights = encoder_weights(model)
+    assert set(weights) <= set(checkpoint)
+    largest = max(float(np.abs(value - checkpoint[key]).max()) for key, value in weights.items())
+    assert 0 < largest < 5e-3, largest
+
+
+# ---- the loaded weights are the checkpoint's: every family, every weight format ----------------------------
+
+
+@pytest.mark.parametrize("key", SOURCE_KEYS)
+def test_hub_entry_loads_the_checkpoints_encoder(hub_build, use_cache, key):
+    """The real repos' layout (tf_model.h5 beside model.safetensors or pytorch_model.bin), by hub name."""
+    use_cache(hub_build.home)
+    entry = next(e for e in ENTRIES if e.source_key == key)
+    model = load(entry.checkpoint)
+    assert model.config.model_type == entry.family
+    assert_encoder_equals_h5(model, read_h5_weights([hub_build.snapshots[entry.checkpoint] / "tf_model.h5"]))
+
+
+FORMATS = ["safetensors", "sharded-safetensors", "sharded-h5", "bf16-safetensors", "fp16-safetensors"]
+
+
+@pytest.fixture(scope="module")
+def format_hub(hub_build, tmp_path_factory):
+    """A cache with one repo per (family, weight format), `qaexp-test/<family>-<format>`, no other weights."""
+    root = tmp_path_factory.mktemp("format_hub")
+    cache = HubCache(root / "hf_home")
+    for family in FAMILY_NAMES:
+        source = hub_build.source(family)
+        base = source.files(weights=[])
+        state = pytorch_state_dict(source.model, source.legacy_layer_norm_names)
+        weights = {
+            "safetensors": {"model.safetensors": safetensors_bytes(state)},
+            "sharded-safetensors": sharded_safetensors(state),
+            "sharded-h5": sharded_h5(source.model, root / f"{family}-sharded-h5"),
+            "bf16-safetensors": {"model.safetensors": safetensors_bytes(state, "BF16")},
+            "fp16-safetensors": {"model.safetensors": safetensors_bytes(state, "F16")},
+        }
+        for name, files in weights.items():
+            cache.add_snapshot(f"qaexp-test/{family}-{name}", {**base, **files})
+    return cache
+
+
+@pytest.mark.parametrize("weight_format", FORMATS)
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_every_weight_format_loads_the_checkpoints_encoder(format_hub, hub_build, use_cache, family,
+                                                           weight_format):
+    use_cache(format_hub.home)
+    repo = f"qaexp-test/{family}-{weight_format}"
+    snapshot = next((format_hub.repo_folder(repo) / "snapshots").iterdir())
+    model = load(repo)
+    assert model.config.model_type == family
+    source = hub_build.source(family)
+    if weight_format == "sharded-h5":
+        shards = sorted(snapshot.glob("tf_model-*.h5"))
+        assert len(shards) > 1 and not (snapshot / "tf_model.h5").exists()
+        assert_encoder_equals_h5(model, read_h5_weights(shards))
+    else:
+        tensors = {}
+        for path in sorted(snapshot.glob("model*.safetensors")):
+            tensors.update(read_safetensors_file(path))  # BF16 decoded by hand, F16 widened: exact in float32
+        assert_encoder_equals_safetensors(model, source, tensors)
+    stored = {"bf16-safetensors": "BF16", "fp16-safetensors": "F16"}.get(weight_format)
+    if stored:  # the file really holds the narrow type
+        header = safetensors_header(snapshot / "model.safetensors")
+        assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {stored}
+
+
+def test_safetensors_with_legacy_layer_norm_names_load(hub_build, use_cache, tmp_path):
+    """google-bert/bert-base-uncased's safetensors say LayerNorm.gamma/.beta: they load like .weight/.bias."""
+    source = hub_build.sources["bert-uncased"]
+    assert source.legacy_layer_norm_names
+    cache = HubCache(tmp_path / "hf_home")
+    cache.add_snapshot("google-bert/bert-base-uncased", source.files(weights=["model.safetensors"]))
+    use_cache(cache.home)
+    model = load("google-bert/bert-base-uncased")
+    assert_encoder_equals_safetensors(model, source, read_safetensors_file(source.directory / "model.safetensors"))
+
+
+# ---- a checkpoint with a QA head keeps it -------------------------------------------------------------------
+
+SQUAD_REPO = "qaexp-test/roberta-base-squad"
+
+
+@pytest.fixture(scope="module")
+def qa_checkpoint(hub_build, tmp_path_factory):
+    """A RoBERTa QA model with a trained-looking head, saved by save_pretrained (tf_model.h5) and rewritten as a
+    PyTorch-safetensors-only hub repo (with the position_ids buffer older transformers versions saved)."""
+    root = tmp_path_factory.mktemp("qa_checkpoint")
+    source = hub_build.source("roberta")
+    model = qa_model_with_head(source)
+    saved = root / "saved"
+    model.save_pretrained(str(saved))
+    for name, data in read_dir(source.directory, source.tokenizer_files).items():
+        (saved / name).write_bytes(data)
+    state = pytorch_state_dict(model)
+    assert {"qa_outputs.weight", "qa_outputs.bias"} <= set(state)
+    state["roberta.embeddings.position_ids"] = np.arange(514, dtype=np.int64)[None]
+    cache = HubCache(root / "hf_home")
+    files = {**read_dir(saved, ["config.json", *source.tokenizer_files]), "model.safetensors": safetensors_bytes(state)}
+    cache.add_snapshot(SQUAD_REPO, files)
+    return saved, cache, state
+
+
+def test_qa_head_of_a_safetensors_checkpoint_is_loaded(qa_checkpoint, use_cache):
+    saved, cache, state = qa_checkpoint
+    use_cache(cache.home)
+    model = load(SQUAD_REPO)
+    np.testing.assert_array_equal(model.qa_outputs.kernel.numpy(), state["qa_outputs.weight"].T)
+    np.testing.assert_array_equal(model.qa_outputs.bias.numpy(), state["qa_outputs.bias"])
+    np.testing.assert_array_equal(model.roberta.embeddings.weight.numpy(),
+                                  state["roberta.embeddings.word_embeddings.weight"])
+
+
+@pytest.mark.slow
+def test_evaluation_only_gives_the_same_predictions_from_the_directory_and_the_hub(qa_checkpoint, tmp_path):
+    saved, cache, _ = qa_checkpoint
+    # One process, two jobs: the saved directory (tf_model.h5) and the hub name (PyTorch safetensors only). The
+    # cache is named by HF_HUB_CACHE this time, which wins over HF_HOME (here a directory without a cache).
+    env = {**hub_env(tmp_path / "no_cache_here"), "HF_HUB_CACHE": str(cache.cache)}
+    result = run_cli(["-m", "qaexp", "-m", "model=roberta-base", f"model.checkpoint={saved},{SQUAD_REPO}",
+                      *SMALL_DATA, "trainer.epochs=0", f"hydra.sweep.dir={tmp_path / 'sweep'}"], env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    for job in ("0", "1"):
+        assert json.loads((sweep / job / "metrics.json").read_text())["status"] == "completed", result.stderr
+    assert yaml.safe_load((sweep / "1" / ".hydra" / "config.yaml").read_text())["model"]["checkpoint"] == SQUAD_REPO
+    from_dir = json.loads((sweep / "0" / "predictions.json").read_text())
+    from_hub = json.loads((sweep / "1" / "predictions.json").read_text())
+    assert len(from_dir) == 16 and sum(bool(text) for text in from_dir.values()) >= 8
+    assert from_hub == from_dir
+
+
+# ---- model.revision -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def revisions(hub_build, tmp_path_factory):
+    """`qaexp-test/bert-revisions` with three snapshots of different weights: refs/main, refs/other, and
+    refs/pr/1 holding only PyTorch safetensors (as the hub's safetensors-conversion PRs do)."""
+    root = tmp_path_factory.mktemp("revisions")
+    source = hub_build.source("bert")
+    cache = HubCache(root / "hf_home")
+    snapshots = {"main": cache.add_snapshot("qaexp-test/bert-revisions", source.files(weights=["tf_model.h5"]))}
+    for ref, seed in (("other", 12345), ("refs/pr/1", 54321)):
+        model = build_pretrained("bert", source.directory, seed=seed)
+        model.save_pretrained(str(root / str(seed)))
+        weights = ({"model.safetensors": safetensors_bytes(pytorch_state_dict(model))} if ref.startswith("refs/")
+                   else read_dir(root / str(seed), ["tf_model.h5"]))
+        snapshots[ref] = cache.add_snapshot("qaexp-test/bert-revisions", {**source.files(weights=[]), **weights},
+                                            ref=ref)
+    assert len(set(snapshots.values())) == 3
+    return cache, snapshots, source
+
+
+@pytest.mark.parametrize("revision", [None, "main", "other", "refs/pr/1", "commit:main", "commit:other"])
+def test_revision_selects_the_snapshot(revisions, use_cache, revision):
+    cache, snapshots, source = revisions
+    use_cache(cache.home)
+    ref = revision.split(":")[1] if revision and revision.startswith("commit:") else revision or "main"
+    if revision and revision.startswith("commit:"):
+        revision = snapshots[ref].name  # the full 40-hex commit
+    model = load("qaexp-test/bert-revisions", revision)
+    if ref == "refs/pr/1":
+        assert_encoder_equals_safetensors(model, source, read_safetensors_file(snapshots[ref] / "model.safetensors"))
+    else:
+        assert_encoder_equals_h5(model, read_h5_weights([snapshots[ref] / "tf_model.h5"]))
+
+
+# ---- one-line errors through the CLI -----------------------------------------------------------------------
+
+ERROR_CASES = {
+    # name: (overrides, env kind, words the one line must contain)
+    "offline-nothing-cached": (["model=distilbert-base-cased"], "offline", ["distilbert-base-cased", "cache",
+                                                                            "model=tiny"]),
+    "network-down-nothing-cached": (["model=roberta-base"], "network-down", ["roberta-base", "cache"]),
+    "missing-repo": (["model=bert-base-cased", "model.checkpoint=qaexp-test/no-such-model"], "fake-hub",
+                     ["qaexp-test/no-such-model", "not a repository"]),
+    "gated-repo": (["model=bert-base-cased", "model.checkpoint=qaexp-test/gated-model"], "fake-hub",
+                   ["qaexp-test/gated-model", "gated", "HF_TOKEN"]),
+    "missing-revision": (["model=bert-base-cased", "model.checkpoint=qaexp-test/bert", "model.revision=no-such-branch"],
+                         "offline", ["qaexp-test/bert", "no-such-branch"]),
+    "pytorch-bin-only": (["model=deberta-v3-base", "model.checkpoint=qaexp-test/deberta-bin-only"], "offline",
+                         ["pytorch_model.bin", "torch", "safetensors"]),
+    "truncated-safetensors": (["model=bert-base-cased", "model.checkpoint=qaexp-test/bert-truncated-safetensors"],
+                              "offline", ["model.safetensors"]),
+    "shape-mismatch": (["model=roberta-base", "model.checkpoint=qaexp-test/roberta-shape-mismatch"], "offline",
+                       ["shape", "config.json"]),
+}
+
+
+@pytest.fixture(scope="module")
+def error_runs(hub_build, tmp_path_factory):
+    """Every ERROR_CASES run (concurrently: each spends its seconds importing TensorFlow): {name: result}."""
+    root = tmp_path_factory.mktemp("errors")
+    cache = HubCache(root / "hf_home")
+    bert, roberta, deberta = hub_build.source("bert"), hub_build.source("roberta"), hub_build.source("deberta-v2")
+    cache.add_snapshot("qaexp-test/bert", bert.files(weights=["tf_model.h5"]))
+    cache.add_snapshot("qaexp-test/deberta-bin-only", deberta.files(weights=["pytorch_model.bin"]))
+    cache.add_snapshot("qaexp-test/bert-truncated-safetensors",
+                       truncated(bert.files(weights=["model.safetensors"]), "model.safetensors"))
+    cache.add_snapshot("qaexp-test/roberta-shape-mismatch",
+                       with_config_change(roberta.files(weights=["model.safetensors"]), intermediate_size=48))
+    gated_files = sorted(bert.files(weights=["tf_model.h5"]))
+    with FakeHub(gated={"qaexp-test/gated-model": gated_files}) as hub:
+        envs = {"offline": hub_env(cache.home),
+                "network-down": {**hub_env(root / "empty_home", offline=False),
+                                 "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"},
+                "fake-hub": {**hub_env(root / "empty_home", offline=False), "HF_ENDPOINT": hub.url}}
+
+        def run(name):
+            overrides, env, _ = ERROR_CASES[name]
+            return run_cli(["-m", "qaexp", *overrides, *SMALL_DATA, f"hydra.run.dir={root / name}"], env=envs[env])
+
+        with ThreadPoolExecutor(3) as pool:
+            results = dict(zip(ERROR_CASES, pool.map(run, ERROR_CASES)))
+    return root, results, hub.requests
+
+
+@pytest.mark.slow  # eight CLI processes, each importing TensorFlow before it fails
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_failure_is_one_line(error_runs, case):
+    root, results, _ = error_runs
+    result = results[case]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("qaexp: error: "), result.stderr[-3000:]
+    for word in ERROR_CASES[case][2]:
+        assert word.lower() in last.lower(), f"{word!r} not in: {last}"
+    assert not (root / case / "predictions.json").exists()
+
+
+@pytest.mark.slow
+def test_fake_hub_was_asked_for_what_it_refused(error_runs):
+    """The missing/gated answers came from real huggingface_hub requests (not a cache miss)."""
+    _, _, requests = error_runs
+    assert any(r.startswith("GET /api/models/qaexp-test/no-such-model") for r in requests), requests
+    assert any("/qaexp-test/gated-model/resolve/" in r for r in requests), requests
+
+
+# The same failures of tf_model.h5 checkpoints, in-process (the message is what the CLI prints).
+H5_FAILURES = {
+    "truncated": (lambda files: truncated(files, "tf_model.h5"), ["tf_model.h5"]),
+    "shape-mismatch": (lambda files: with_config_change(files, intermediate_size=48), ["shape", "config.json"]),
+}
+
+
+@pytest.mark.parametrize("case", H5_FAILURES)
+def test_h5_checkpoint_failure_is_one_clear_line(hub_build, use_cache, tmp_path, case):
+    from qaexp.errors import ModelLoadError
+
+    damage, words = H5_FAILURES[case]
+    cache = HubCache(tmp_path / "hf_home")
+    cache.add_snapshot(f"qaexp-test/bert-{case}", damage(hub_build.source("bert").files(weights=["tf_model.h5"])))
+    use_cache(cache.home)
+    with pytest.raises(ModelLoadError) as info:
+        load(f"qaexp-test/bert-{case}")
+    message = str(info.value)
+    assert len(message.splitlines()) == 1, message
+    for word in words:
+        assert word.lower() in message.lower(), f"{word!r} not in: {message}"
+    assert "from_pt" not in message, message  # transformers' hint names an option qaexp users cannot set
