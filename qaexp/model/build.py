@@ -85,11 +85,11 @@ def _explain_load_failure(directory: str, what: str) -> Iterator[None]:
     try:
         yield
     except ImportError as err:  # DeBERTa-v3's spm.model is converted to a fast tokenizer by SentencePiece code
-        raise ModelLoadError(f"cannot load the {what} in {directory}: {first_line(err)}; {SENTENCEPIECE_HINT}") \
+        raise ModelLoadError(f"cannot load the {what} in {directory}: {first_line(err, limit=300)}; {SENTENCEPIECE_HINT}") \
             from err
     except (OSError, ValueError, EnvironmentError) as err:
         if not os.path.exists(os.path.join(directory, "config.json")):
             raise ModelLoadError(f"cannot load the {what} from local directory {directory!r}: it has no config.json, "
                                  "so it was not written by save_pretrained (a qaexp run saves one in <run dir>/model)") \
                 from err
-        raise ModelLoadError(f"cannot load the {what} from {directory!r}: {first_line(err)}") from err
+        raise ModelLoadError(f"cannot load the {what} from {directory!r}: {first_line(err, limit=300)}") from err
