@@ -108,6 +108,20 @@ def test_a_list_gets_one_reply_per_question_and_top_k_ranked_lists(client):
     assert_same_answers(single_ranked, ranked[0][:2])
 
 
+def test_huggingface_hub_inference_client_talks_to_it(url, monkeypatch):
+    from huggingface_hub import InferenceClient, constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests' offline switch; this URL is local
+
+    record = synthetic_questions()[3]
+    client = InferenceClient(model=f"{url}/predict")
+    best = client.question_answering(question=record["question"], context=record["context"])
+    ranked = client.question_answering(question=record["question"], context=record["context"], top_k=3)
+    assert len(ranked) == 3 and (ranked[0].answer, ranked[0].start, ranked[0].end) == (best.answer, best.start,
+                                                                                          best.end)
+    assert record["context"][best.start:best.end] == best.answer
+
+
 def test_concurrent_requests_share_forward_passes_and_answer_as_predict_file(client, service, tmp_path):
     from qaexp import predict
 
