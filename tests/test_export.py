@@ -23,6 +23,7 @@ def assert_identical_to_the_original(report: dict) -> None:
     assert report["inputs"] == ["input_ids", "token_type_ids", "attention_mask"]  # BERT-style tokenizer: all three
 
 
+@pytest.mark.slow
 def test_saved_model_has_a_serving_signature_and_the_same_answers(trained_tiny_model, tmp_path, capsys):
     import tensorflow as tf
 
@@ -40,6 +41,7 @@ def test_saved_model_has_a_serving_signature_and_the_same_answers(trained_tiny_m
     assert set(out) == {"start_logits", "end_logits"} and out["start_logits"].shape == (1, 7)
 
 
+@pytest.mark.slow
 def test_tflite_float32_gives_the_same_answers_and_int8_reports_its_change(trained_tiny_model, tmp_path, capsys):
     model_dir = trained_tiny_model / "model"
     float32 = exported(model_dir, "tflite", tmp_path / "model.tflite", capsys=capsys)
@@ -56,6 +58,7 @@ def test_tflite_float32_gives_the_same_answers_and_int8_reports_its_change(train
     assert (tmp_path / "int8.tflite").stat().st_size < 0.5 * (tmp_path / "model.tflite").stat().st_size
 
 
+@pytest.mark.slow
 def test_onnx_gives_the_same_answers(trained_tiny_model, tmp_path, capsys):
     pytest.importorskip("tf2onnx")
     onnxruntime = pytest.importorskip("onnxruntime")
@@ -70,6 +73,7 @@ def test_onnx_gives_the_same_answers(trained_tiny_model, tmp_path, capsys):
     assert start.shape == end.shape == (1, 6)
 
 
+@pytest.mark.slow
 def test_verification_on_a_given_file(trained_tiny_model, tmp_path, capsys):
     from qaexp.synthetic import generate_examples
 
