@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -33,6 +34,10 @@ FORMATS = ("saved_model", "tflite", "onnx")
 ONNX_PACKAGES = ("tf2onnx", "onnxruntime")
 ONNX_OPSET = 17
 SAMPLE_SEED = 0
+
+
+class VerificationFailed(Exception):
+    """The export was written but does not compute what the original does (exit status 1)."""
 
 
 def parse_args(argv):
@@ -131,8 +136,10 @@ def write_tflite(model, names: list[str], output: str, quantize: bool) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: dynamic-range int8
     try:
         flat = converter.convert()
-    except Exception as err:  # ConverterError names the unsupported ops
-        raise QAExpError(f"TensorFlow Lite cannot convert this model: {_first_line(err)}") from err
+    except Exception as err:  # ConverterError: "... error: 'tf.X' op is neither a custom op nor a flex op"
+        reason = re.search(r"error: (.+)", str(err))
+        raise QAExpError("TensorFlow Lite cannot convert this model with its built-in ops: "
+                         f"{reason.group(1) if reason else _first_line(err)}") from err
     with open(output, "wb") as f:
         f.write(flat)
 
@@ -228,7 +235,22 @@ def exported_logits(run, windows, batch_size: int, pad_id: int):
         s, e = run(batch)
         start[idx, : s.shape[1]] = s
         end[idx, : e.shape[1]] = e
+    padding = ~inside_windows(windows, width)  # never part of an answer
+    start[padding] = end[padding] = FILL_LOGIT
     return start, end
+
+
+def inside_windows(windows, width: int) -> np.ndarray:
+    """(windows, width) mask of the positions that hold a window's tokens, not padding."""
+    return np.arange(width)[None, :] < windows.lengths[:, None]
+
+
+def check_finite(start: np.ndarray, end: np.ndarray, fmt: str) -> None:
+    broken = np.flatnonzero(~(np.isfinite(start) & np.isfinite(end)).all(axis=1))
+    if len(broken):
+        raise VerificationFailed(f"the {fmt} export gives NaN or infinite logits for {len(broken)} of {len(start)} "
+                                 f"windows (the first: window {broken[0]}): it does not compute what the original "
+                                 "does, so it is not usable for this model")
 
 
 # ---- verification ----------------------------------------------------------------------------------------
@@ -274,6 +296,7 @@ def verify(tokenizer, model, names, fmt: str, output: str, records, settings, ba
     run = RUNNERS[fmt](output, names)
     exported_logits(run, windows, batch_size, pad_id)  # first-call set-up (allocation, graph optimisation)
     (start, end), export_seconds = timed(exported_logits, run, windows, batch_size, pad_id)
+    check_finite(start, end, fmt)
     original_answers, original_scores = score(records, windows, original_start, original_end, settings)
     export_answers, export_scores = score(records, windows, start, end, settings)
     differing = [qid for qid, text in original_answers.items() if export_answers[qid] != text]
@@ -281,8 +304,12 @@ def verify(tokenizer, model, names, fmt: str, output: str, records, settings, ba
             "export": export_scores, "identical_answers": len(records) - len(differing),
             "differing_ids": differing[:5], "original_seconds": original_seconds, "export_seconds": export_seconds,
             "latency_ratio": export_seconds / original_seconds,
-            "max_logit_difference": float(max(np.abs(start - original_start).max(),
-                                              np.abs(end - original_end).max()))}
+            "max_logit_difference": _largest_difference(windows, (start, end), (original_start, original_end))}
+
+
+def _largest_difference(windows, logits: tuple, original_logits: tuple) -> float:
+    inside = inside_windows(windows, logits[0].shape[1])
+    return float(max(np.abs(mine - theirs)[inside].max() for mine, theirs in zip(logits, original_logits)))
 
 
 def size_bytes(path: str) -> int:
@@ -364,10 +391,14 @@ def main(argv=None) -> int:
     except QAExpError as err:
         print(f"qaexp export: error: {err}", file=sys.stderr)
         return 2
+    except VerificationFailed as err:
+        print(f"qaexp export: error: verification failed: {err}", file=sys.stderr)
+        return 1
     print(json.dumps(report) if args.json else "\n".join(report_lines(report)), flush=True)
     if not args.quantize and report["identical_answers"] != report["questions"]:
-        print(f"qaexp export: error: the float32 export changed {report['questions'] - report['identical_answers']}"
-              f" answers (first ids: {', '.join(report['differing_ids'])})", file=sys.stderr)
+        print(f"qaexp export: error: verification failed: the float32 export changed "
+              f"{report['questions'] - report['identical_answers']} answers (first ids: "
+              f"{', '.join(report['differing_ids'])})", file=sys.stderr)
         return 1
     return 0
 

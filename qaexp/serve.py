@@ -6,9 +6,9 @@ POST /predict takes the Hugging Face Inference API's question-answering requests
     {"inputs": {"question": "...", "context": "..."}, "parameters": {"top_k": 3}}
 or a list of such inputs, and answers {"answer", "score", "start", "end"} (a list of them for top_k > 1, per
 question for a list); for SQuAD v2 models the no-answer is {"answer": "", "start": 0, "end": 0}. GET /health
-describes the model and the batching; the page at / asks questions from a browser. Requests arriving within
---max-wait-ms of each other share one forward pass. Window settings default to the run's own
-(RUN_DIR/.hydra/config.yaml beside RUN_DIR/model).
+describes the model and the batching; the page at / asks questions from a browser. Concurrent requests share
+one forward pass: those waiting while the model works and, while requests come together, those arriving within
+--max-wait-ms. Window settings default to the run's own (RUN_DIR/.hydra/config.yaml beside RUN_DIR/model).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def parse_args(argv):
     batching.add_argument("--no-batching", action="store_true", help="one request per forward pass")
     batching.add_argument("--max-batch-questions", type=int, default=32, help="questions per shared forward pass")
     batching.add_argument("--max-wait-ms", type=float, default=5.0,
-                          help="how long the first request of a batch waits for others")
+                          help="how long a batch waits for more requests (only while requests come together)")
     batching.add_argument("--max-pending", type=int, default=256,
                           help="waiting requests beyond which new ones get 503 busy")
     batching.add_argument("--windows-per-forward", type=int, default=32, help="windows per model call")

@@ -23,13 +23,14 @@ def assert_identical_to_the_original(report: dict) -> None:
     assert report["inputs"] == ["input_ids", "token_type_ids", "attention_mask"]  # BERT-style tokenizer: all three
 
 
+@pytest.mark.slow
 def test_saved_model_has_a_serving_signature_and_the_same_answers(trained_tiny_model, tmp_path, capsys):
     import tensorflow as tf
 
     output = tmp_path / "saved_model"
     report = exported(trained_tiny_model / "model", "saved_model", output, capsys=capsys)
     assert_identical_to_the_original(report)
-    assert report["max_logit_difference"] == 0.0  # the same TensorFlow graph
+    assert report["max_logit_difference"] < 1e-5  # the same TensorFlow graph (oneDNN may fuse ops differently)
 
     serving = tf.saved_model.load(str(output)).signatures["serving_default"]
     _, inputs = serving.structured_input_signature
@@ -40,6 +41,7 @@ def test_saved_model_has_a_serving_signature_and_the_same_answers(trained_tiny_m
     assert set(out) == {"start_logits", "end_logits"} and out["start_logits"].shape == (1, 7)
 
 
+@pytest.mark.slow
 def test_tflite_float32_gives_the_same_answers_and_int8_reports_its_change(trained_tiny_model, tmp_path, capsys):
     model_dir = trained_tiny_model / "model"
     float32 = exported(model_dir, "tflite", tmp_path / "model.tflite", capsys=capsys)
@@ -56,6 +58,7 @@ def test_tflite_float32_gives_the_same_answers_and_int8_reports_its_change(train
     assert (tmp_path / "int8.tflite").stat().st_size < 0.5 * (tmp_path / "model.tflite").stat().st_size
 
 
+@pytest.mark.slow
 def test_onnx_gives_the_same_answers(trained_tiny_model, tmp_path, capsys):
     pytest.importorskip("tf2onnx")
     onnxruntime = pytest.importorskip("onnxruntime")
@@ -70,6 +73,7 @@ def test_onnx_gives_the_same_answers(trained_tiny_model, tmp_path, capsys):
     assert start.shape == end.shape == (1, 6)
 
 
+@pytest.mark.slow
 def test_verification_on_a_given_file(trained_tiny_model, tmp_path, capsys):
     from qaexp.data.synthetic import generate_examples
 
@@ -112,3 +116,25 @@ def test_quantize_is_for_tflite_only(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         export.main([str(tmp_path), "--format", "onnx", "--quantize", "--output", str(tmp_path / "m.onnx")])
     assert exited.value.code == 2 and "--quantize applies to --format tflite only" in capsys.readouterr().err
+
+
+def test_nan_logits_fail_the_verification_in_one_line(tmp_path, capsys, monkeypatch):
+    start = np.zeros((3, 4), np.float32)
+    end = start.copy()
+    end[1, 2] = np.nan
+    with pytest.raises(export.VerificationFailed, match="NaN or infinite logits for 1 of 3 windows"):
+        export.check_finite(start, end, "onnx")
+
+    def broken_export(args):
+        export.check_finite(start, end, args.format)
+
+    monkeypatch.setattr(export, "export", broken_export)
+    assert export.main([str(tmp_path), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 1
+    assert "verification failed: the onnx export gives NaN" in one_line_error(capsys)
+
+
+def test_a_float32_export_that_changes_answers_fails(tmp_path, capsys, monkeypatch):
+    report = {"questions": 10, "identical_answers": 9, "differing_ids": ["q7"], "original": {}, "export": {}}
+    monkeypatch.setattr(export, "export", lambda args: report)
+    assert export.main([str(tmp_path), "--format", "tflite", "--output", str(tmp_path / "m"), "--json"]) == 1
+    assert "the float32 export changed 1 answers (first ids: q7)" in one_line_error(capsys)

@@ -74,6 +74,7 @@ def assert_same_answers(mine: list[dict], theirs: list[dict]) -> None:
     assert [c["score"] for c in mine] == pytest.approx([c["score"] for c in theirs], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_health_describes_the_model_with_the_run_settings(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["model_type"] == "roformer"
@@ -81,6 +82,7 @@ def test_health_describes_the_model_with_the_run_settings(client):
     assert (health["max_length"], health["doc_stride"], health["version_2_with_negative"]) == (256, 96, False)
 
 
+@pytest.mark.slow
 def test_single_question_answers_in_the_inference_api_shape(client, service):
     from qaexp.tools.predict import answer_questions
 
@@ -93,6 +95,7 @@ def test_single_question_answers_in_the_inference_api_shape(client, service):
     assert answer["answer"] == expected[record["id"]]
 
 
+@pytest.mark.slow
 def test_a_list_gets_one_reply_per_question_and_top_k_ranked_lists(client):
     records = synthetic_questions()[:3] + synthetic_questions()[-1:]
     best = predict_json(client, {"inputs": [as_input(r) for r in records]})
@@ -108,6 +111,22 @@ def test_a_list_gets_one_reply_per_question_and_top_k_ranked_lists(client):
     assert_same_answers(single_ranked, ranked[0][:2])
 
 
+@pytest.mark.slow
+def test_huggingface_hub_inference_client_talks_to_it(url, monkeypatch):
+    from huggingface_hub import InferenceClient, constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests' offline switch; this URL is local
+
+    record = synthetic_questions()[3]
+    client = InferenceClient(model=f"{url}/predict")
+    best = client.question_answering(question=record["question"], context=record["context"])
+    ranked = client.question_answering(question=record["question"], context=record["context"], top_k=3)
+    assert len(ranked) == 3 and (ranked[0].answer, ranked[0].start, ranked[0].end) == (best.answer, best.start,
+                                                                                          best.end)
+    assert record["context"][best.start:best.end] == best.answer
+
+
+@pytest.mark.slow
 def test_concurrent_requests_share_forward_passes_and_answer_as_predict_file(client, service, tmp_path):
     from qaexp.tools import predict
 
@@ -152,6 +171,7 @@ def v2_run(tmp_path, trained_tiny_model, threshold: float):
     return run / "model"
 
 
+@pytest.mark.slow
 def test_v2_model_answers_no_answer_by_the_threshold_saved_with_it(service, trained_tiny_model, tmp_path):
     from qaexp.tools.predict import answer_questions
     from qaexp.serving.server import ServerThread, build_service
@@ -201,6 +221,7 @@ BAD_REQUESTS = [
 ]
 
 
+@pytest.mark.slow
 def test_bad_requests_get_one_clear_message_and_the_service_keeps_answering(client, service):
     for body, status, message in BAD_REQUESTS:
         response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
@@ -234,6 +255,7 @@ def run_chromium(args: list[str], timeout: float = 60) -> subprocess.CompletedPr
         shutil.rmtree(profile, ignore_errors=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent: apt-get install -y chromium")
 def test_page_in_headless_chromium_asks_and_highlights_the_answer(client, url):
     record = synthetic_questions()[2]

@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ class BatchStats:
     largest_batch_requests: int = 0
     busy_refusals: int = 0
     model_seconds: float = 0.0
-    recent_sizes: list = field(default_factory=list)  # requests per batch of the last 100 batches
 
     def record(self, requests: int, questions: int, seconds: float) -> None:
         self.batches += 1
@@ -45,7 +44,6 @@ class BatchStats:
         self.questions += questions
         self.largest_batch_requests = max(self.largest_batch_requests, requests)
         self.model_seconds += seconds
-        self.recent_sizes = [*self.recent_sizes[-99:], requests]
 
     def as_dict(self) -> dict:
         return {"batches": self.batches, "requests": self.requests, "questions": self.questions,
