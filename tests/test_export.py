@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from qaexp import export
+from qaexp.tools import export
 
 SAMPLE = ["--sample-size", "24"]
 

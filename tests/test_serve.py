@@ -278,7 +278,7 @@ def test_page_in_headless_chromium_asks_and_highlights_the_answer(client, url):
 
 
 def test_a_missing_model_directory_is_one_line(tmp_path, capsys):
-    from qaexp import serve
+    from qaexp.tools import serve
 
     assert serve.main([str(tmp_path / "no-model"), "--port", "0"]) == 2
     err = capsys.readouterr().err

@@ -1,0 +1,176 @@
+"""Writing a QA model as a SavedModel, a TensorFlow Lite file or an ONNX file, and running each of them.
+
+Every format takes int32 input_ids, attention_mask and (where the model takes them) token_type_ids of shape
+(batch, length) and returns float32 start_logits and end_logits.
+"""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+
+import numpy as np
+
+from qaexp.errors import QAExpError, first_line
+
+FORMATS = ("saved_model", "tflite", "onnx")
+ONNX_PACKAGES = ("tf2onnx", "onnxruntime")
+ONNX_OPSET = 17
+def check_format(name: str) -> None:
+    if name not in FORMATS:
+        raise QAExpError(f"unknown format {name!r}: choose saved_model, tflite or onnx")
+    if name == "onnx":
+        missing = [package for package in ONNX_PACKAGES if not _importable(package)]
+        if missing:
+            raise QAExpError(f"--format onnx needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'}"
+                             f" not installed: pip install {' '.join(ONNX_PACKAGES)} (or qaexp[onnx])")
+
+
+def _importable(package: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# ---- the serving function --------------------------------------------------------------------------------
+
+
+def input_names(tokenizer, model) -> list[str]:
+    """The tokenizer's inputs that the model takes, in the tokenizer's order (no token_type_ids for RoBERTa)."""
+    return [name for name in tokenizer.model_input_names if name in model.input_signature]
+
+
+def serving_function(model, names: list[str]):
+    """A tf.function from int32 (batch, length) inputs to float32 start_logits and end_logits."""
+    import tensorflow as tf
+
+    spec = [tf.TensorSpec([None, None], tf.int32, name=name) for name in names]
+
+    @tf.function(input_signature=spec)
+    def serve(*inputs):
+        out = model(dict(zip(names, inputs)), training=False)
+        return {"start_logits": tf.cast(out.start_logits, tf.float32),
+                "end_logits": tf.cast(out.end_logits, tf.float32)}
+
+    return serve
+
+
+def _weights_module(model):
+    """A tf.Module that tracks only the model's variables: saving it needs no tracing of every Keras layer."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.model_variables = list(model.variables)
+    return module
+
+
+# ---- writing each format ---------------------------------------------------------------------------------
+
+
+def write_saved_model(model, names: list[str], output: str) -> None:
+    import tensorflow as tf
+
+    if os.path.isdir(output) and os.listdir(output) and not os.path.exists(os.path.join(output, "saved_model.pb")):
+        raise QAExpError(f"{output} is a directory with other files in it: give a new or empty directory, "
+                         "or an earlier SavedModel export to replace")
+    module = _weights_module(model)
+    module.serve = serving_function(model, names)
+    tf.saved_model.save(module, output, signatures={"serving_default": module.serve})
+
+
+def write_tflite(model, names: list[str], output: str, quantize: bool) -> None:
+    import tensorflow as tf
+
+    module = _weights_module(model)
+    concrete = serving_function(model, names).get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: dynamic-range int8
+    try:
+        flat = converter.convert()
+    except Exception as err:  # ConverterError: "... error: 'tf.X' op is neither a custom op nor a flex op"
+        reason = re.search(r"error: (.+)", str(err))
+        raise QAExpError("TensorFlow Lite cannot convert this model with its built-in ops: "
+                         f"{reason.group(1) if reason else first_line(err)}") from err
+    with open(output, "wb") as f:
+        f.write(flat)
+
+
+def write_onnx(model, names: list[str], output: str) -> None:
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    serve = serving_function(model, names)
+    spec = [tf.TensorSpec([None, None], tf.int32, name=name) for name in names]
+    try:
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=ONNX_OPSET,
+                                                 custom_op_handlers={"Erfc": (_erfc_as_one_minus_erf, ["Erf"])})
+        onnx.checker.check_model(proto, full_check=True)  # tf2onnx only logs the ops it could not convert
+    except Exception as err:
+        raise QAExpError(f"tf2onnx {tf2onnx.__version__} cannot convert this model: {first_line(err)}") from err
+    onnx.save(proto, output)
+
+
+def _erfc_as_one_minus_erf(graph, node, name, args):
+    """tf2onnx 1.17 has no handler for TensorFlow's Erfc (exact GELU): erfc(x) = 1 - erf(x).
+
+    tf2onnx has already turned the node into ONNX Erf (the op name given with the handler); a Sub follows it.
+    """
+    from tf2onnx import utils
+
+    dtype = utils.map_onnx_to_numpy_type(graph.get_dtype(node.output[0]))
+    one = graph.make_const(utils.make_name(f"{name}_one"), np.array(1, dtype=dtype))
+    graph.insert_new_node_on_output("Sub", node.output[0], inputs=[one.output[0], node.output[0]])
+
+
+# ---- running each format ---------------------------------------------------------------------------------
+
+
+def saved_model_runner(path: str, names: list[str]):
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+
+    def run(batch: dict):
+        out = signature(**{name: tf.constant(batch[name]) for name in names})
+        return out["start_logits"].numpy(), out["end_logits"].numpy()
+
+    return run
+
+
+def tflite_runner(path: str, names: list[str]):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # TensorFlow's own, deprecated in favour of ai_edge_litert but still shipped
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = Interpreter(model_path=path)
+    signature = interpreter.get_signature_runner("serving_default")
+
+    def run(batch: dict):
+        out = signature(**{name: batch[name] for name in names})  # resizes the inputs to each batch's shape
+        return out["start_logits"], out["end_logits"]
+
+    return run
+
+
+def onnx_runner(path: str, names: list[str]):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+    def run(batch: dict):
+        start, end = session.run(["start_logits", "end_logits"], {name: batch[name] for name in names})
+        return start, end
+
+    return run
+
+
+RUNNERS = {"saved_model": saved_model_runner, "tflite": tflite_runner, "onnx": onnx_runner}
