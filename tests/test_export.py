@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+from qaexp.evaluation import export_check
 from qaexp.tools import export
 
 SAMPLE = ["--sample-size", "24"]
@@ -122,11 +123,11 @@ def test_nan_logits_fail_the_verification_in_one_line(tmp_path, capsys, monkeypa
     start = np.zeros((3, 4), np.float32)
     end = start.copy()
     end[1, 2] = np.nan
-    with pytest.raises(export.VerificationFailed, match="NaN or infinite logits for 1 of 3 windows"):
-        export.check_finite(start, end, "onnx")
+    with pytest.raises(export_check.VerificationFailed, match="NaN or infinite logits for 1 of 3 windows"):
+        export_check.check_finite(start, end, "onnx")
 
     def broken_export(args):
-        export.check_finite(start, end, args.format)
+        export_check.check_finite(start, end, args.format)
 
     monkeypatch.setattr(export, "export", broken_export)
     assert export.main([str(tmp_path), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 1

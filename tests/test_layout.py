@@ -22,7 +22,8 @@ def test_console_subcommands_are_the_same_tools():
     from qaexp.cli import SUBCOMMANDS
 
     assert SUBCOMMANDS == {"predict": "qaexp.tools.predict", "evaluate": "qaexp.tools.score",
-                           "report": "qaexp.tools.report"}
+                           "report": "qaexp.tools.report", "serve": "qaexp.tools.serve",
+                           "export": "qaexp.tools.export"}
 
 
 def test_no_module_over_400_lines_and_no_function_over_50():
