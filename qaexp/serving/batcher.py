@@ -31,11 +31,13 @@ class _Waiting:
 
 @dataclass
 class BatchStats:
-    batches: int = 0
+    """What GET /health reports about the batching so far."""
+
+    batches: int = 0  # forward passes
     requests: int = 0
     questions: int = 0
     largest_batch_requests: int = 0
-    busy_refusals: int = 0
+    busy_refusals: int = 0  # 503 answers: the queue was full
     model_seconds: float = 0.0
 
     def record(self, requests: int, questions: int, seconds: float) -> None:
