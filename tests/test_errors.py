@@ -327,6 +327,7 @@ def test_trust_remote_code_is_passed_through(monkeypatch, tmp_path, trust):
     monkeypatch.setattr(transformers.TFAutoModelForQuestionAnswering, "from_pretrained",
                         fake_from_pretrained("model"))
     (tmp_path / "tf_model.h5").write_bytes(b"")  # TF weights: the loading rule hands the directory to from_pretrained
+    (tmp_path / "config.json").write_text("{}")
     cfg = OmegaConf.create({"checkpoint": str(tmp_path), "trust_remote_code": trust, "random_init": False,
                             "padding_side": "right"})
     for load in (lambda: build.build_tokenizer(cfg), lambda: build.build_model(cfg, None)):

@@ -144,3 +144,10 @@ def test_missing_model_directory_is_one_line(tmp_path, capsys):
     assert predict.main([str(tmp_path / "no-model"), "--question", "Who?", "--context", "Ada wrote it."]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no-model is not a directory" in err
+
+
+def test_an_empty_model_directory_is_one_line(tmp_path):
+    result = run_cli(["-m", "qaexp.predict", str(tmp_path), "--question", "Who?", "--context", "Ada did."])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("qaexp predict: error: ")
+    assert "has no config.json" in result.stderr

@@ -50,6 +50,9 @@ def resolve_checkpoint(checkpoint: str, revision: str | None = None) -> str:
         return resolve_package_checkpoint(checkpoint)
     local = os.path.expanduser(checkpoint)
     if os.path.isdir(local):
+        if not os.path.exists(os.path.join(local, "config.json")):
+            raise ModelLoadError(f"cannot load a model from local directory {checkpoint!r}: it has no config.json, so "
+                                 "it was not written by save_pretrained (a qaexp run saves one in <run dir>/model)")
         return local
     if looks_like_local_path(checkpoint):
         raise ModelLoadError(f"model.checkpoint={checkpoint!r} is not an existing directory. {OFFLINE_HINT}")

@@ -96,15 +96,17 @@ def _experiment(run: _Run) -> dict:
     cfg = run.cfg
     with run.stage("load_data"):
         splits = _load_data(cfg.data)
+    with run.stage("fetch_checkpoint"):
+        model_cfg = _fetched(cfg.model)
     runtime.prepare(cfg.trainer.threads, cfg.trainer.seed)
     with run.stage("tokenizer"):
-        tokenizer = _tokenizer(run, splits.train)
+        tokenizer = _tokenizer(run, model_cfg, splits.train)
     with run.stage("features"):
         windows = _windows(cfg.data, splits, tokenizer)
     with runtime.precision_policy(cfg.precision.policy):
         strategy = runtime.build_strategy(cfg.trainer.strategy)
         with run.stage("build_model"), strategy.scope():
-            model = _model(cfg, tokenizer)
+            model = _model(cfg, model_cfg, tokenizer)
         trained, final = _train_or_evaluate(run, model, tokenizer, splits, windows, strategy)
     _save_outputs(run, model, tokenizer, final)
     summary = _summary(cfg, splits, windows, trained, final, run.progress.timer.seconds)
@@ -119,18 +121,29 @@ def _load_data(data_cfg: DictConfig) -> Splits:
     return splits
 
 
-def _tokenizer(run: _Run, train_records: Optional[list[dict]]):
-    tokenizer = _saved_or_new_tokenizer(run, train_records)
+def _fetched(model_cfg: DictConfig) -> DictConfig:
+    """model.checkpoint as a local directory. Hub checkpoints are fetched into (or found in) the Hugging Face
+    cache here, before TensorFlow is imported, so that a missing repo or an unreachable hub is reported within
+    seconds. The run's own config keeps the name the user gave."""
+    if not model_cfg.checkpoint:
+        return model_cfg
+    from omegaconf import OmegaConf
+
+    from qaexp.model.pretrained import resolve_checkpoint
+
+    directory = resolve_checkpoint(model_cfg.checkpoint, model_cfg.revision)
+    return OmegaConf.merge(model_cfg, {"checkpoint": directory, "revision": None})
+
+
+def _tokenizer(run: _Run, model_cfg: DictConfig, train_records: Optional[list[dict]]):
+    tokenizer = _saved_or_new_tokenizer(run, model_cfg, train_records)
     _check_tokenizer_limit(run.cfg, tokenizer)
     return tokenizer
 
 
-def _saved_or_new_tokenizer(run: _Run, train_records: Optional[list[dict]]):
-    """A resumed run reuses the tokenizer saved with its checkpoints; a from-scratch one comes from the cache.
-
-    Training a WordPiece vocabulary is not deterministic (`tokenizers` breaks ties between equally frequent
-    pairs in hash order), so runs on the same data share the first one trained, and a sweep compares like with like.
-    """
+def _saved_or_new_tokenizer(run: _Run, model_cfg: DictConfig, train_records: Optional[list[dict]]):
+    """A resumed run reuses the tokenizer saved with its checkpoints; a from-scratch one trained on the same
+    records before is taken from the cache (training it again would give the same vocabulary, only later)."""
     from qaexp.data import cache
     from qaexp.model import build
     from qaexp.training.state import saved_tokenizer
@@ -142,11 +155,11 @@ def _saved_or_new_tokenizer(run: _Run, train_records: Optional[list[dict]]):
 
         log.info("resuming: using the tokenizer saved in %s", saved)
         return AutoTokenizer.from_pretrained(saved)
-    if cfg.model.checkpoint or not train_records:
-        return build.build_tokenizer(cfg.model, _training_texts(train_records) if train_records else None)
+    if model_cfg.checkpoint or not train_records:
+        return build.build_tokenizer(model_cfg, _training_texts(train_records) if train_records else None)
     return cache.trained_tokenizer_for(
-        train_records, cfg.model.tokenizer_vocab_size, cfg.model.lowercase, _cache_dir(cfg.data),
-        lambda: build.build_tokenizer(cfg.model, _training_texts(train_records)))
+        train_records, model_cfg.tokenizer_vocab_size, model_cfg.lowercase, _cache_dir(cfg.data),
+        lambda: build.build_tokenizer(model_cfg, _training_texts(train_records)))
 
 
 def _training_texts(records: list[dict]) -> Iterator[str]:
@@ -182,10 +195,10 @@ def _cache_dir(data_cfg: DictConfig) -> Optional[str]:
     return data_cfg.cache_dir if data_cfg.cache else None
 
 
-def _model(cfg: DictConfig, tokenizer):
+def _model(cfg: DictConfig, model_cfg: DictConfig, tokenizer):
     from qaexp.model import build
 
-    model = build.build_model(cfg.model, tokenizer)
+    model = build.build_model(model_cfg, tokenizer)
     _check_model_limit(cfg, model)
     return model
 
