@@ -112,10 +112,13 @@ def test_a_list_gets_one_reply_per_question_and_top_k_ranked_lists(client):
 
 
 @pytest.mark.slow
-def test_huggingface_hub_inference_client_talks_to_it(url, monkeypatch):
+def test_huggingface_hub_inference_client_talks_to_it(url, monkeypatch, request):
     from huggingface_hub import InferenceClient, constants
+    from huggingface_hub.utils import reset_sessions
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests' offline switch; this URL is local
+    reset_sessions()  # a session made earlier in this process was made offline
+    request.addfinalizer(reset_sessions)
 
     record = synthetic_questions()[3]
     client = InferenceClient(model=f"{url}/predict")
