@@ -1,0 +1,86 @@
+"""The hub pre-flight (qaexp/run/hub_needs.py) through the real CLI: with the hub unreachable (HF_ENDPOINT at a
+closed local port) a run that needs uncached hub files stops at once with one line naming all of them; a run
+whose hub files are cached proceeds from the cache without retry noise."""
+import json
+import time
+
+import pytest
+
+from conftest import run_cli
+from hub_cache import closed_port, hub_build, hub_home  # noqa: F401  (session fixtures)
+from test_hub_checkpoints import SMALL_DATA
+
+OFFLINE_ERROR_SECONDS = 10
+MAX_STDERR_LINES = 3
+RETRY_NOISE = ("Retrying in", "MaxRetryError", "thrown while requesting")
+
+
+def network_down(home) -> dict:
+    """A user whose Hugging Face cache is `home` and whose network cannot reach the hub."""
+    return {"HF_HOME": str(home), "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0",
+            "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
+
+
+def timed_run(overrides, env, tmp_path):
+    started = time.monotonic()
+    result = run_cli(["-m", "qaexp", *overrides, f"hydra.run.dir={tmp_path / 'run'}"], env=env, timeout=120)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize("overrides, named, not_named", [
+    (["model=roberta-base"], ["model 'roberta-base'", "dataset 'squad'", "data=json"], []),
+    (["model=roberta-base", "data=synthetic"], ["model 'roberta-base'"], ["squad", "data=json"]),
+    (["model=tiny", "data=squad"], ["dataset 'squad'", "data=json"], ["model=tiny or"]),
+])
+def test_unreachable_hub_and_nothing_cached_is_one_quick_line(tmp_path, overrides, named, not_named):
+    result, seconds = timed_run(overrides, network_down(tmp_path / "empty_home"), tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert seconds < OFFLINE_ERROR_SECONDS, seconds
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) <= MAX_STDERR_LINES, result.stderr
+    assert lines[-1].startswith("qaexp: error: ") and "hub cannot be reached" in lines[-1], result.stderr
+    for words in [*named, "experiment=quickstart"]:
+        assert words in lines[-1], f"{words!r} not in {lines[-1]}"
+    for words in not_named:
+        assert words not in lines[-1], f"{words!r} in {lines[-1]}"
+    assert not any(noise in result.stderr for noise in RETRY_NOISE)
+
+
+def test_hub_offline_names_every_need_without_probing(tmp_path):
+    env = {"HF_HOME": str(tmp_path / "empty_home"), "HF_HUB_OFFLINE": "1"}
+    result, seconds = timed_run(["model=roberta-base"], env, tmp_path)
+    assert result.returncode == 2 and seconds < OFFLINE_ERROR_SECONDS, (seconds, result.stderr[-3000:])
+    assert "HF_HUB_OFFLINE=1" in result.stderr and "'roberta-base'" in result.stderr and "'squad'" in result.stderr
+
+
+@pytest.mark.slow  # builds the hub cache fixture and trains one epoch of a tiny roberta
+def test_cached_model_and_unreachable_hub_run_from_the_cache(hub_home, tmp_path):
+    result, _ = timed_run(["model=roberta-base", *SMALL_DATA, "trainer.epochs=1"], network_down(hub_home), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not any(noise in result.stderr + result.stdout for noise in RETRY_NOISE), result.stderr[-3000:]
+    assert "cannot be reached" in result.stdout and "using the cached model 'roberta-base'" in result.stdout
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_dataset_cache_lookup_agrees_with_datasets_offline_mode(tmp_path, monkeypatch):
+    """dataset_cached finds exactly the folders `datasets` loads from offline (its packaged `cache` module)."""
+    from datasets.packaged_modules.cache.cache import _find_hash_in_cache
+
+    from qaexp.run.hub_needs import dataset_cached
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path))
+
+    def datasets_finds(name):
+        try:
+            _find_hash_in_cache(name, None, str(tmp_path), {}, None)
+            return True
+        except ValueError:
+            return False
+
+    prepared = tmp_path / "rajpurkar___squad" / "plain_text" / "0.0.0" / "0123abcd"
+    prepared.mkdir(parents=True)
+    (prepared / "dataset_info.json").write_text(json.dumps({"config_name": "plain_text"}))
+    (tmp_path / "squad_v2").mkdir()  # a folder left without a prepared config
+    for name, cached in [("rajpurkar/squad", True), ("squad_v2", False), ("squad", False)]:
+        assert dataset_cached(name, None) is cached is datasets_finds(name), name
+    assert dataset_cached("rajpurkar/squad", "plain_text") and not dataset_cached("rajpurkar/squad", "other")
