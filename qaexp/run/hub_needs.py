@@ -56,9 +56,8 @@ def preflight(cfg: DictConfig) -> None:
     if missing:
         raise HubUnreachable(unreachable_message(missing, unreachable_because))
     go_offline()
-    if unreachable_because != OFFLINE_REASON:
-        log.info("the Hugging Face hub cannot be reached (%s): using the cached %s, as with HF_HUB_OFFLINE=1",
-                 unreachable_because, " and ".join(str(need) for need in needs))
+    log.info("the Hugging Face hub cannot be reached (%s): using the cached %s, as with HF_HUB_OFFLINE=1",
+             unreachable_because, " and ".join(str(need) for need in needs))
 
 
 def hub_needs(cfg: DictConfig) -> list[HubNeed]:
