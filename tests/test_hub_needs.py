@@ -62,6 +62,49 @@ def test_cached_model_and_unreachable_hub_run_from_the_cache(hub_home, tmp_path)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
 
 
+def write_cached_dataset(hf_home, name: str, records: list[dict]) -> None:
+    """A hub dataset as `datasets` leaves it once prepared, where its offline mode finds it:
+    HF_HOME/datasets/<name>/<config>/<version>/<hash>/ with dataset_info.json and <name>-<split>.arrow."""
+    import datasets
+    import pyarrow as pa
+
+    folder = hf_home / "datasets" / name / "plain_text" / "0.0.0" / "0123456789abcdef"
+    folder.mkdir(parents=True)
+    splits = datasets.SplitDict()
+    table = datasets.Dataset.from_list(records).data.table
+    for split in ("train", "validation"):
+        with pa.OSFile(str(folder / f"{name}-{split}.arrow"), "wb") as sink, \
+                pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        splits.add(datasets.SplitInfo(name=split, num_examples=len(records), dataset_name=name))
+    datasets.DatasetInfo(features=datasets.Dataset.from_list(records).features, splits=splits,
+                         config_name="plain_text", dataset_name=name).write_to_directory(str(folder))
+
+
+@pytest.mark.slow  # trains one epoch of the tiny model
+def test_cached_dataset_and_unreachable_hub_run_from_the_cache(tmp_path):
+    from qaexp.data.synthetic import generate_examples
+
+    home = tmp_path / "hf_home"
+    write_cached_dataset(home, "squad", generate_examples(16, seed=1, difficulty="easy", split="train",
+                                                         unanswerable_fraction=0.0))
+    result, _ = timed_run(["model=tiny", "data=squad", "data.max_length=128", "data.doc_stride=48",
+                           "trainer.epochs=1", "trainer.verbose=0"], network_down(home), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "using the cached dataset 'squad'" in result.stdout, result.stdout[-3000:]
+    assert not any(noise in result.stderr + result.stdout for noise in RETRY_NOISE), result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["train_examples"] == 16, metrics
+
+
+@pytest.mark.slow  # the hub_home fixture builds a model of every family once per session
+def test_only_what_is_not_cached_is_named(hub_home, tmp_path):
+    result, seconds = timed_run(["model=roberta-base"], network_down(hub_home), tmp_path)
+    assert result.returncode == 2 and seconds < OFFLINE_ERROR_SECONDS, (seconds, result.stderr[-3000:])
+    last = result.stderr.strip().splitlines()[-1]
+    assert "dataset 'squad'" in last and "roberta-base" not in last, last
+
+
 def test_dataset_cache_lookup_agrees_with_datasets_offline_mode(tmp_path, monkeypatch):
     """dataset_cached finds exactly the folders `datasets` loads from offline (its packaged `cache` module)."""
     from datasets.packaged_modules.cache.cache import _find_hash_in_cache
