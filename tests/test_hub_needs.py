@@ -7,7 +7,7 @@ import time
 import pytest
 
 from conftest import run_cli
-from hub_cache import closed_port, hub_build, hub_home  # noqa: F401  (session fixtures)
+from hub_cache import FakeHub, closed_port, hub_build, hub_home  # noqa: F401  (session fixtures)
 from test_hub_checkpoints import SMALL_DATA
 
 OFFLINE_ERROR_SECONDS = 10
@@ -47,8 +47,10 @@ def test_unreachable_hub_and_nothing_cached_is_one_quick_line(tmp_path, override
 
 
 def test_hub_offline_names_every_need_without_probing(tmp_path):
-    env = {"HF_HOME": str(tmp_path / "empty_home"), "HF_HUB_OFFLINE": "1"}
-    result, seconds = timed_run(["model=roberta-base"], env, tmp_path)
+    with FakeHub(gated={}) as hub:  # answers anything: a probe would find the hub reachable and be recorded
+        env = {"HF_HOME": str(tmp_path / "empty_home"), "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": hub.url}
+        result, seconds = timed_run(["model=roberta-base"], env, tmp_path)
+    assert hub.requests == []
     assert result.returncode == 2 and seconds < OFFLINE_ERROR_SECONDS, (seconds, result.stderr[-3000:])
     assert "HF_HUB_OFFLINE=1" in result.stderr and "'roberta-base'" in result.stderr and "'squad'" in result.stderr
 

@@ -26,6 +26,7 @@ from qaexp.model.locations import is_hub_id
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_SECONDS = 3.0
+OFFLINE_REASON = "HF_HUB_OFFLINE=1 is set"
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 NOISY_LOGGERS = ("huggingface_hub", "datasets", "urllib3", "requests")
 MODEL_OPTIONS = "model=tiny or model.checkpoint=DIR (a saved model)"
@@ -108,9 +109,6 @@ def _snake_case_last(parts: list[str]) -> list[str]:
 def _subfolders(path: str) -> list[str]:
     return [entry for entry in os.listdir(path) if os.path.isdir(os.path.join(path, entry))] \
         if os.path.isdir(path) else []
-
-
-OFFLINE_REASON = "HF_HUB_OFFLINE=1 is set"
 
 
 def why_unreachable() -> Optional[str]:
