@@ -1,5 +1,6 @@
 """`python -m qaexp [overrides]`: compose the config with Hydra, run one experiment (or a sweep with -m)."""
 import logging
+from importlib import resources
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,9 @@ from qaexp.run.outcome import METRICS_FILE
 
 log = logging.getLogger("qaexp")
 
+PACKAGE_CONF = "pkg://"
+HYDRA_ERROR_EXIT = 1  # Hydra's exit status for a config it cannot compose
+
 
 def config_path() -> str:
     """Where Hydra reads qaexp's configs: a source checkout's conf/ (editable install or none), else the copy
@@ -23,7 +27,7 @@ def config_path() -> str:
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "pyproject.toml").is_file() and (checkout / "conf" / "config.yaml").is_file():
         return str(checkout / "conf")
-    return "pkg://qaexp.conf"
+    return PACKAGE_CONF + "qaexp.conf"
 
 
 @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
@@ -54,7 +58,30 @@ def entry() -> None:
     problem = hydra_job.output_root_problem(sys.argv[1:])
     if problem:
         sys.exit(report_error(problem))
-    main()
+    try:
+        main()
+    except SystemExit as stop:
+        if stop.code == HYDRA_ERROR_EXIT:  # Hydra printed its error: add the nearest valid spelling, if any
+            _print_suggestion(sys.argv[1:])
+        raise
+
+
+def _print_suggestion(overrides: list[str]) -> None:
+    from qaexp.suggestions import for_overrides
+
+    hint = for_overrides(overrides, group_options)
+    if hint:
+        print(f"qaexp: {hint}", file=sys.stderr)
+
+
+def group_options(group: str) -> list[str]:
+    """The options of config group `group` (conf/GROUP/*.yaml); [] when there is no such group."""
+    root = config_path()
+    conf = resources.files(root[len(PACKAGE_CONF):]) if root.startswith(PACKAGE_CONF) else Path(root)
+    folder = conf.joinpath(*group.split("/"))
+    if not folder.is_dir():
+        return []
+    return sorted(entry.name[:-len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
 
 
 def _failed_job(err: Exception) -> float:

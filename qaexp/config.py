@@ -13,6 +13,7 @@ them against the enums instead, the one place their values are listed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
@@ -340,7 +341,9 @@ def check_no_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
         if name == "hydra":  # present when composed with return_hydra_config=True
             continue
         if key not in known:
-            raise ConfigError(f"unknown config key {name!r}: {prefix.rstrip('.') or 'the root config'} has "
+            match = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {prefix + match[0]!r}?)" if match else ""
+            raise ConfigError(f"unknown config key {name!r}{hint}: {prefix.rstrip('.') or 'the root config'} has "
                               f"{', '.join(sorted(known))}")
         if isinstance(value, DictConfig):
             check_no_unknown_keys(value, f"{name}.")

@@ -32,6 +32,10 @@ class StorageError(QAExpError):
     """A result or model could not be written (disk full, permissions); the message names the path."""
 
 
+class HubUnreachable(QAExpError):
+    """The run needs files from the Hugging Face hub that are not cached, and the hub cannot be reached."""
+
+
 class HubPushError(QAExpError):
     """The upload failed (no token, hub unreachable, refused); everything stays saved locally."""
 

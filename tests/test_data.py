@@ -244,3 +244,13 @@ def test_short_questions_are_left_alone(tokenizer, caplog):
     with caplog.at_level(logging.WARNING):
         assert truncate_long_questions(examples, tokenizer, 128, 32) is examples
     assert "truncated" not in caplog.text
+
+
+def test_every_missing_data_file_is_named_in_one_line(tmp_path):
+    from conftest import run_cli
+
+    result = run_cli(["-m", "qaexp", "model=tiny", "data=json", f"data.train_file={tmp_path}/train.json",
+                      f"data.validation_file={tmp_path}/dev.json", f"hydra.run.dir={tmp_path / 'run'}"], timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert "not found" in last and f"{tmp_path}/train.json" in last and f"{tmp_path}/dev.json" in last, last

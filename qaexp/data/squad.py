@@ -30,6 +30,7 @@ def load_splits(data_cfg: DictConfig) -> Splits:
     if data_cfg.source == DataSource.synthetic:
         train, validation = _synthetic_splits(data_cfg)
     elif data_cfg.source == DataSource.json:
+        require_files({"data.train_file": data_cfg.train_file, "data.validation_file": data_cfg.validation_file})
         train = read_records(data_cfg.train_file) if data_cfg.train_file else None
         validation = read_records(data_cfg.validation_file) if data_cfg.validation_file else None
     else:
@@ -79,6 +80,13 @@ def _hub_split(loaded: Any, split: str, name: str) -> list[dict]:
 
 
 # ---- local files -------------------------------------------------------------------------------------
+
+
+def require_files(paths_by_key: dict[str, Optional[str]]) -> None:
+    """One DataError naming every given path that does not exist (not the first only)."""
+    missing = [f"{key}={path}" for key, path in paths_by_key.items() if path and not os.path.exists(path)]
+    if missing:
+        raise DataError(f"data file{'s' if len(missing) > 1 else ''} not found: {', '.join(missing)}")
 
 
 def read_records(path: str, answers_optional: bool = False) -> list[dict]:

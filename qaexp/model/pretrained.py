@@ -82,7 +82,7 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> str:
     if listing is None:  # offline or unreachable: what the cache holds
         directory = _cached_snapshot(repo_id, revision)
         weight_files(sorted(os.listdir(directory)), f"{repo_id} (cached at {directory})")
-        log.info("the Hugging Face hub cannot be reached: using the cached snapshot of %s", repo_id)
+        log.debug("offline: using the cached snapshot of %s", repo_id)  # a run's pre-flight said so already
         return directory
     commit, files = listing
     patterns = HUB_SMALL_FILES + weight_files(files, repo_id)

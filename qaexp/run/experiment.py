@@ -17,7 +17,7 @@ from qaexp.config import check_max_length, position_limit, validate
 from qaexp.data.squad import Splits, load_splits
 from qaexp.errors import DataError, HubPushError
 from qaexp.output.files import save_directory_atomic, storage_errors, write_json_atomic
-from qaexp.run import runtime, tracking
+from qaexp.run import hub_needs, runtime, tracking
 from qaexp.run.outcome import (METRICS_FILE, Progress, Status, record_failure, record_interrupted,
                                signals_as_interrupts)
 
@@ -53,6 +53,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
 
 def _run(cfg: DictConfig, run_dir: str, progress: Progress) -> dict:
     validate(cfg)
+    hub_needs.preflight(cfg)  # an unreachable hub is one line here, before anything loads
     with tracking.start(cfg, run_dir) as tracker:
         return _experiment(_Run(cfg, run_dir, progress, tracker))
 

@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 def prepare(threads: int | None, seed: int) -> None:
     """A fresh start for one run: thread limits, malloc tuned for TensorFlow, no Keras state, every seed set."""
+    from qaexp.quiet import import_tensorflow, quiet_python_loggers
+
+    import_tensorflow()  # first here: its libraries' loading notices are dropped
+    quiet_python_loggers()
     import tf_keras
 
     from qaexp.run.malloc import keep_freed_memory

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 from qaexp.cli import report_error
 from qaexp.errors import QAExpError
+from qaexp.quiet import import_tensorflow
 
 
 def parse_args(argv):
@@ -59,6 +60,7 @@ def load_saved(model_dir: str):
         raise QAExpError(f"{model_dir} is not a directory: give the model directory of a qaexp run (RUN_DIR/model) "
                          "or any directory written by save_pretrained")
     model_cfg = OmegaConf.create({"checkpoint": model_dir, "padding_side": "right", "trust_remote_code": False})
+    import_tensorflow()  # before transformers: its libraries' loading notices are dropped
     tokenizer = build.build_tokenizer(model_cfg)
     return tokenizer, build.build_model(model_cfg, tokenizer)
 

@@ -1,0 +1,85 @@
+"""Quiet by default: the libraries' start-up notices are hidden, qaexp's own progress and warnings are not.
+
+Hidden unless QAEXP_VERBOSE=1: TensorFlow's C++ log below FATAL (TF_CPP_MIN_LOG_LEVEL=3: cuInit, oneDNN,
+instruction-set and CUDA notices), the notices its libraries print while loading (before TF_CPP_MIN_LOG_LEVEL
+applies), absl's INFO lines (`Sharding callback duration`), and transformers', datasets' and huggingface_hub's
+warnings below ERROR ("TensorFlow and JAX classes are deprecated", "All model checkpoint layers were used",
+retry warnings). A variable the user sets (TF_CPP_MIN_LOG_LEVEL=2, TRANSFORMERS_VERBOSITY=info, ...) wins.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import tempfile
+
+VERBOSE_ENV = "QAEXP_VERBOSE"
+QUIET_DEFAULTS = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "DATASETS_VERBOSITY": "error",
+    "HF_HUB_VERBOSITY": "error",
+}
+# What TensorFlow's shared libraries print while they load, before TF_CPP_MIN_LOG_LEVEL is read (all INFO-level).
+LOAD_NOTICES = re.compile(r"absl::InitializeLog|oneDNN custom operations|Could not find cuda drivers|cuInit|"
+                          r"optimized to use available CPU instructions|rebuild TensorFlow with the appropriate|"
+                          r"Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning|computation placer")
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def set_quiet_environment() -> None:
+    """The defaults above, before any of the libraries is imported (qaexp/__init__.py calls this)."""
+    if verbose():
+        return
+    for name, value in QUIET_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def quiet_python_loggers() -> None:
+    """absl's INFO lines off (Hydra's logging set-up would print them); call once logging is configured."""
+    if not verbose():
+        logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+def import_tensorflow():
+    """`import tensorflow`, with the notices its libraries print while loading dropped (see the module)."""
+    if "tensorflow" in sys.modules or verbose() or _tf_info_shown():
+        import tensorflow
+        return tensorflow
+    with _stderr_filtered(LOAD_NOTICES):
+        import tensorflow
+    return tensorflow
+
+
+def _tf_info_shown() -> bool:
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip() in {"", "0"}
+
+
+class _stderr_filtered:
+    """Sends file descriptor 2 to a temporary file for the block, then writes back the lines not matching."""
+
+    def __init__(self, pattern: re.Pattern):
+        self.pattern = pattern
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.captured = tempfile.TemporaryFile(mode="w+b")
+        self.saved_fd = os.dup(2)
+        os.dup2(self.captured.fileno(), 2)
+        return self
+
+    def __exit__(self, kind, err, tb):
+        sys.stderr.flush()
+        os.dup2(self.saved_fd, 2)
+        os.close(self.saved_fd)
+        self.captured.seek(0)
+        lines = self.captured.read().decode(errors="replace").splitlines(keepends=True)
+        self.captured.close()
+        kept = lines if err is not None else [line for line in lines if not self.pattern.search(line)]
+        sys.stderr.write("".join(kept))
+        sys.stderr.flush()
+        return False

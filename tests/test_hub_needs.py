@@ -1,0 +1,131 @@
+"""The hub pre-flight (qaexp/run/hub_needs.py) through the real CLI: with the hub unreachable (HF_ENDPOINT at a
+closed local port) a run that needs uncached hub files stops at once with one line naming all of them; a run
+whose hub files are cached proceeds from the cache without retry noise."""
+import json
+import time
+
+import pytest
+
+from conftest import run_cli
+from hub_cache import FakeHub, closed_port, hub_build, hub_home  # noqa: F401  (session fixtures)
+from test_hub_checkpoints import SMALL_DATA
+
+OFFLINE_ERROR_SECONDS = 10
+MAX_STDERR_LINES = 3
+RETRY_NOISE = ("Retrying in", "MaxRetryError", "thrown while requesting")
+
+
+def network_down(home) -> dict:
+    """A user whose Hugging Face cache is `home` and whose network cannot reach the hub."""
+    return {"HF_HOME": str(home), "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0",
+            "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
+
+
+def timed_run(overrides, env, tmp_path):
+    started = time.monotonic()
+    result = run_cli(["-m", "qaexp", *overrides, f"hydra.run.dir={tmp_path / 'run'}"], env=env, timeout=120)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize("overrides, named, not_named", [
+    (["model=roberta-base"], ["model 'roberta-base'", "dataset 'squad'", "data=json"], []),
+    (["model=roberta-base", "data=synthetic"], ["model 'roberta-base'"], ["squad", "data=json"]),
+    (["model=tiny", "data=squad"], ["dataset 'squad'", "data=json"], ["model=tiny or"]),
+])
+def test_unreachable_hub_and_nothing_cached_is_one_quick_line(tmp_path, overrides, named, not_named):
+    result, seconds = timed_run(overrides, network_down(tmp_path / "empty_home"), tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert seconds < OFFLINE_ERROR_SECONDS, seconds
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) <= MAX_STDERR_LINES, result.stderr
+    assert lines[-1].startswith("qaexp: error: ") and "hub cannot be reached" in lines[-1], result.stderr
+    for words in [*named, "experiment=quickstart"]:
+        assert words in lines[-1], f"{words!r} not in {lines[-1]}"
+    for words in not_named:
+        assert words not in lines[-1], f"{words!r} in {lines[-1]}"
+    assert not any(noise in result.stderr for noise in RETRY_NOISE)
+
+
+def test_hub_offline_names_every_need_without_probing(tmp_path):
+    with FakeHub(gated={}) as hub:  # answers anything: a probe would find the hub reachable and be recorded
+        env = {"HF_HOME": str(tmp_path / "empty_home"), "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": hub.url}
+        result, seconds = timed_run(["model=roberta-base"], env, tmp_path)
+    assert hub.requests == []
+    assert result.returncode == 2 and seconds < OFFLINE_ERROR_SECONDS, (seconds, result.stderr[-3000:])
+    assert "HF_HUB_OFFLINE=1" in result.stderr and "'roberta-base'" in result.stderr and "'squad'" in result.stderr
+
+
+@pytest.mark.slow  # builds the hub cache fixture and trains one epoch of a tiny roberta
+def test_cached_model_and_unreachable_hub_run_from_the_cache(hub_home, tmp_path):
+    result, _ = timed_run(["model=roberta-base", *SMALL_DATA, "trainer.epochs=1"], network_down(hub_home), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not any(noise in result.stderr + result.stdout for noise in RETRY_NOISE), result.stderr[-3000:]
+    assert "cannot be reached" in result.stdout and "using the cached model 'roberta-base'" in result.stdout
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
+
+
+def write_cached_dataset(hf_home, name: str, records: list[dict]) -> None:
+    """A hub dataset as `datasets` leaves it once prepared, where its offline mode finds it:
+    HF_HOME/datasets/<name>/<config>/<version>/<hash>/ with dataset_info.json and <name>-<split>.arrow."""
+    import datasets
+    import pyarrow as pa
+
+    folder = hf_home / "datasets" / name / "plain_text" / "0.0.0" / "0123456789abcdef"
+    folder.mkdir(parents=True)
+    splits = datasets.SplitDict()
+    table = datasets.Dataset.from_list(records).data.table
+    for split in ("train", "validation"):
+        with pa.OSFile(str(folder / f"{name}-{split}.arrow"), "wb") as sink, \
+                pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        splits.add(datasets.SplitInfo(name=split, num_examples=len(records), dataset_name=name))
+    datasets.DatasetInfo(features=datasets.Dataset.from_list(records).features, splits=splits,
+                         config_name="plain_text", dataset_name=name).write_to_directory(str(folder))
+
+
+@pytest.mark.slow  # trains one epoch of the tiny model
+def test_cached_dataset_and_unreachable_hub_run_from_the_cache(tmp_path):
+    from qaexp.data.synthetic import generate_examples
+
+    home = tmp_path / "hf_home"
+    write_cached_dataset(home, "squad", generate_examples(16, seed=1, difficulty="easy", split="train",
+                                                         unanswerable_fraction=0.0))
+    result, _ = timed_run(["model=tiny", "data=squad", "data.max_length=128", "data.doc_stride=48",
+                           "trainer.epochs=1", "trainer.verbose=0"], network_down(home), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "using the cached dataset 'squad'" in result.stdout, result.stdout[-3000:]
+    assert not any(noise in result.stderr + result.stdout for noise in RETRY_NOISE), result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["train_examples"] == 16, metrics
+
+
+@pytest.mark.slow  # the hub_home fixture builds a model of every family once per session
+def test_only_what_is_not_cached_is_named(hub_home, tmp_path):
+    result, seconds = timed_run(["model=roberta-base"], network_down(hub_home), tmp_path)
+    assert result.returncode == 2 and seconds < OFFLINE_ERROR_SECONDS, (seconds, result.stderr[-3000:])
+    last = result.stderr.strip().splitlines()[-1]
+    assert "dataset 'squad'" in last and "roberta-base" not in last, last
+
+
+def test_dataset_cache_lookup_agrees_with_datasets_offline_mode(tmp_path, monkeypatch):
+    """dataset_cached finds exactly the folders `datasets` loads from offline (its packaged `cache` module)."""
+    from datasets.packaged_modules.cache.cache import _find_hash_in_cache
+
+    from qaexp.run.hub_needs import dataset_cached
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path))
+
+    def datasets_finds(name):
+        try:
+            _find_hash_in_cache(name, None, str(tmp_path), {}, None)
+            return True
+        except ValueError:
+            return False
+
+    prepared = tmp_path / "rajpurkar___squad" / "plain_text" / "0.0.0" / "0123abcd"
+    prepared.mkdir(parents=True)
+    (prepared / "dataset_info.json").write_text(json.dumps({"config_name": "plain_text"}))
+    (tmp_path / "squad_v2").mkdir()  # a folder left without a prepared config
+    for name, cached in [("rajpurkar/squad", True), ("squad_v2", False), ("squad", False)]:
+        assert dataset_cached(name, None) is cached is datasets_finds(name), name
+    assert dataset_cached("rajpurkar/squad", "plain_text") and not dataset_cached("rajpurkar/squad", "other")
