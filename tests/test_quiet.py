@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from conftest import REPO
+from qaexp.quiet import QUIET_DEFAULTS, VERBOSE_ENV
 
 NOISE = ["cuInit", "absl::InitializeLog", "Sharding callback duration", "oneDNN", "cudart", "cuda drivers",
          "CPU instructions", "TensorFlow and JAX classes are deprecated", "All model checkpoint layers were used",
@@ -15,8 +16,10 @@ SMALL_RUN = ["experiment=quickstart", "data.num_train=64", "data.num_validation=
 
 
 def user_cli(args, extra_env=None):
-    """The CLI in a user's environment: without the TF_CPP_MIN_LOG_LEVEL the test session sets."""
-    env = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "QAEXP_VERBOSE")}
+    """The CLI in a user's environment: without the quiet settings this test process got from conftest and from
+    importing qaexp (which a child would take for the user's own choice)."""
+    unset = {*QUIET_DEFAULTS, VERBOSE_ENV}
+    env = {key: value for key, value in os.environ.items() if key not in unset}
     return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
                           env={**env, **(extra_env or {})})
 
