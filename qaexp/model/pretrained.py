@@ -123,8 +123,9 @@ def _cached_snapshot(repo_id: str, revision: str | None) -> str:
 
 def _cached_repo_folder(repo_id: str) -> str | None:
     from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
 
-    folder = os.path.join(constants.HF_HUB_CACHE, "models--" + repo_id.replace("/", "--"))
+    folder = os.path.join(constants.HF_HUB_CACHE, repo_folder_name(repo_id=repo_id, repo_type="model"))
     return folder if os.path.isdir(os.path.join(folder, "snapshots")) else None
 
 
