@@ -10,7 +10,7 @@ from qaexp.tools.score import read_official_gold
 
 
 def run_cli(*args):
-    return run_python(["-m", "qaexp.evaluate", *map(str, args)], timeout=120)
+    return run_python(["-m", "qaexp.evaluate", *map(str, args)], timeout=300)
 
 
 def result_of(proc) -> dict:
