@@ -43,7 +43,7 @@ def main(cfg: DictConfig) -> float:
         if done is not None:
             return done["f1"]
         with preemption.checkpoint_and_requeue():
-            return run(cfg, job_dir)["f1"]
+            return run(cfg, _output_dir(cfg, job_dir))["f1"]
     except Exception as err:
         if hydra_job.is_multirun():  # sys.exit would end the whole sweep: record the failure and let it go on
             return _failed_job(err)
@@ -68,6 +68,11 @@ def _sweep_job_done(cfg: DictConfig, job_dir: str) -> Optional[dict]:
         return sweep_resume.completed_before(cfg, job_dir)
     sweep_resume.record_job(job_dir)
     return None
+
+
+def _output_dir(cfg: DictConfig, job_dir: str) -> str:
+    """A single run's non-chief workers were sent elsewhere by entry(); a sweep job's are sent here."""
+    return distributed.output_dir(cfg.trainer.strategy, job_dir) if hydra_job.is_multirun() else job_dir
 
 
 def entry() -> None:

@@ -31,8 +31,17 @@ def task() -> Optional[tuple[str, int]]:
     return str(spec.get("type", "worker")), int(spec.get("index", 0))
 
 
+def slurm_tasks() -> int:
+    """The number of tasks of this Slurm job step when TF_CONFIG is not set (then Slurm describes the cluster)."""
+    if os.environ.get("TF_CONFIG"):
+        return 0
+    return int(os.environ.get("SLURM_STEP_NUM_TASKS") or os.environ.get("SLURM_NTASKS") or 0)
+
+
 def is_chief() -> bool:
-    """True unless TF_CONFIG names this process a worker other than the chief."""
+    """True unless TF_CONFIG (or, without it, Slurm's task rank) names this process a worker other than the chief."""
+    if slurm_tasks() > 1:
+        return int(os.environ.get("SLURM_PROCID", "0")) == 0
     role = task()
     if role is None:
         return True
@@ -51,13 +60,29 @@ def _asked(argv: list[str], key: str) -> Optional[str]:
     return None
 
 
+def scratch_dir(name: str) -> str:
+    """A temporary directory for a non-chief worker's outputs, removed when the process exits."""
+    scratch = tempfile.mkdtemp(prefix=f"qaexp-{name}-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return scratch
+
+
+def output_dir(strategy: str, job_dir: str) -> str:
+    """Where a sweep job writes: `job_dir`, or for a non-chief multi-worker task (a Slurm job of several tasks,
+    each running the same job) a temporary directory that reads the chief's checkpoints."""
+    if strategy != "multi_worker" or is_chief():
+        return job_dir
+    scratch = scratch_dir("worker")
+    os.symlink(os.path.abspath(os.path.join(job_dir, CHECKPOINTS)), os.path.join(scratch, CHECKPOINTS))
+    return scratch
+
+
 def worker_argv(argv: list[str]) -> list[str]:
     """`argv` with, for a non-chief multi-worker process, its outputs sent to a temporary directory."""
     if "-m" in argv or "--multirun" in argv or _asked(argv, "trainer.strategy") != "multi_worker" or is_chief():
         return argv
-    kind, index = task()
-    scratch = tempfile.mkdtemp(prefix=f"qaexp-{kind}-{index}-")
-    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    kind, index = task() or ("worker", int(os.environ.get("SLURM_PROCID", "0")))
+    scratch = scratch_dir(f"{kind}-{index}")
     shared = _asked(argv, "hydra.run.dir")
     if shared and str(_asked(argv, "trainer.resume")).lower() == "true":
         # read-only use: state.RunState writes a non-chief's checkpoints elsewhere and never deletes the chief's
