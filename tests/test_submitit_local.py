@@ -66,10 +66,9 @@ def test_submitit_local_sweep_with_a_failing_and_a_preempted_job(tmp_path):
     assert failed["status"] == "failed" and "optimizer.lr=-1.0 must be > 0" in failed["error"]
     requeued = json.loads((sweep_dir / "1" / "metrics.json").read_text())
     assert requeued["status"] == "completed" and requeued["resumed"] is True
-    job_logs = "".join(open(path).read() for path in glob.glob(str(sweep_dir / ".submitit" / "*" / "*.err")))
-    assert "SIGUSR1 received: saving a checkpoint" in job_logs
-    assert "requeued after SIGUSR1: resuming from" in job_logs
-    assert "Requeued job" in job_logs + "".join(open(p).read() for p in glob.glob(str(sweep_dir / ".submitit/*/*.out")))
+    job_logs = "".join(open(path).read() for path in glob.glob(str(sweep_dir / ".submitit" / "*" / "*_log.*")))
+    assert "SIGUSR1 received: saving a checkpoint" in job_logs and "Requeued job" in job_logs
+    assert f"requeued after SIGUSR1: resuming from {sweep_dir / '1' / 'checkpoints'}" in job_logs
 
     assert report.main([str(sweep_dir)]) == 0
     with open(sweep_dir / "results.csv", newline="") as f:

@@ -262,7 +262,7 @@ def report(paths: list[str], out_dir: str, seed_keys: tuple[str, ...] = seed_sta
     write_markdown(table_md, failures, sweep_command(paths), os.path.join(out_dir, "results.md"), configs_md)
     plot_f1_vs_lr(jobs, failures, os.path.join(out_dir, "f1_vs_lr.png"))
     report_plots.plot_seeds(configs, os.path.join(out_dir, "f1_by_configuration.png"))
-    report_plots.plot_cost(jobs, os.path.join(out_dir, "f1_vs_train_time.png"))
+    report_plots.plot_cost(configs, os.path.join(out_dir, "f1_vs_train_time.png"))
     print(configs_md, table_md, sep="\n\n")
     for line in failures:
         print(f"not completed: {line}")

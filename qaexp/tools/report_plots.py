@@ -40,6 +40,7 @@ def plot_seeds(configs: Sequence[Configuration], path: str) -> None:
         if config.n == 1:
             axes.annotate("1 seed", (x, mean), textcoords="offset points", xytext=(8, -12), fontsize=8)
     axes.set_xticks(range(len(scored)), [_wrap(config.label) for config in scored], fontsize=8)
+    axes.set_xlim(-0.7, max(len(scored), 1) - 0.3)
     axes.set_ylabel("validation F1")
     axes.set_title("F1 per configuration over seeds (best mean first)")
     axes.grid(True, axis="y", alpha=0.3)
@@ -67,21 +68,21 @@ def pareto_front(jobs: Sequence[Job]) -> list[Job]:
     return front
 
 
-def plot_cost(jobs: Sequence[Job], path: str) -> None:
-    """F1 against training seconds, one colour per model, the Pareto front drawn as a step line."""
+def plot_cost(configs: Sequence[Configuration], path: str) -> None:
+    """F1 against training seconds, one colour per configuration, the Pareto front drawn as a step line."""
     figure = _figure(7.0, 4.5)
     axes = figure.add_subplot()
-    timed = [job for job in jobs if job.completed and job.train_seconds is not None]
-    for model in sorted({job.model for job in timed}):
-        points = [(job.train_seconds, job.f1) for job in timed if job.model == model]
-        axes.scatter(*zip(*points), s=28, alpha=0.8, label=model)
-    front = pareto_front(jobs)
+    for config in configs:
+        points = [(job.train_seconds, job.f1) for job in config.scored if job.train_seconds is not None]
+        if points:
+            axes.scatter(*zip(*points), s=28, alpha=0.8, label=config.label)
+    front = pareto_front([job for config in configs for job in config.jobs])
     if front:
         axes.step([job.train_seconds for job in front], [job.f1 for job in front], where="post", color="black",
                   linewidth=1, label="Pareto front")
         axes.scatter([job.train_seconds for job in front], [job.f1 for job in front], facecolors="none",
                      edgecolors="black", s=90, linewidths=1.2)
-        axes.legend(title="model", fontsize=8)
+        axes.legend(title="configuration", fontsize=8)
     else:
         axes.text(0.5, 0.5, "no completed jobs with a training time", ha="center", va="center",
                   transform=axes.transAxes)
