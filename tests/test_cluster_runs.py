@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -40,23 +41,42 @@ def wandb_without_a_route(wandb_dir) -> dict:
     return env
 
 
+def two_workers(run_dir) -> list[tuple[list[str], dict]]:
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    return [([*JOB, "trainer.strategy=multi_worker", f"hydra.run.dir={run_dir}"],
+             {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
+            for i in range(2)]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The job without a logger (the baseline) and with logger=wandb and no route to W&B, started together so
-    that both meet the same load on the shared CPUs: (run dir, wall seconds, CompletedProcess) for each."""
+    """The job without a logger (the baseline) and with logger=wandb and no route to W&B, started together so that
+    both meet the same load on the shared CPUs; then the same job as two workers. {name: (run dir, wall seconds,
+    CompletedProcess)}; the workers share one run directory."""
     root = tmp_path_factory.mktemp("runs")
-    commands = {"baseline": ([*JOB], dict(os.environ)),
-                "wandb": ([*JOB, "logger=wandb"], wandb_without_a_route(root / "wandb-files"))}
-    started, processes = time.monotonic(), {}
-    for name, (overrides, env) in commands.items():
-        processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "qaexp", *overrides, f"hydra.run.dir={root / name}"], cwd=REPO, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    results = {}
-    for name, process in processes.items():
-        out, err = process.communicate(timeout=600)
-        results[name] = (root / name, time.monotonic() - started, subprocess.CompletedProcess(
-            process.args, process.returncode, out, err))
+    worker_0, worker_1 = two_workers(root / "two-workers")
+    results = run_together(root, {"baseline": ([*JOB, f"hydra.run.dir={root / 'baseline'}"], dict(os.environ)),
+                                  "wandb": ([*JOB, "logger=wandb", f"hydra.run.dir={root / 'wandb'}"],
+                                            wandb_without_a_route(root / "wandb-files"))})
+    return {**results, **run_together(root, {"worker 0": worker_0, "worker 1": worker_1})}
+
+
+def run_together(root, commands: dict) -> dict:
+    started, results = time.monotonic(), {}
+
+    def run(name, args, env):
+        process = subprocess.Popen([sys.executable, "-m", "qaexp", *args], cwd=REPO, env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = process.communicate(timeout=900)
+        run_dir = root / ("two-workers" if name.startswith("worker") else name)
+        results[name] = (run_dir, time.monotonic() - started,
+                         subprocess.CompletedProcess(process.args, process.returncode, out, err))
+
+    threads = [threading.Thread(target=run, args=(name, *command)) for name, command in commands.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     return results
 
 
@@ -68,32 +88,26 @@ def baseline(runs):
 
 
 @pytest.mark.slow
-def test_two_workers_train_like_one_process_and_only_the_chief_writes(baseline, tmp_path):
-    single_dir = baseline
-    run_dir = tmp_path / "run"
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "qaexp", *JOB, "trainer.strategy=multi_worker", f"hydra.run.dir={run_dir}"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
-        for i in range(2)]
-    outputs = [worker.communicate(timeout=600) for worker in workers]
-    for worker, (_, err) in zip(workers, outputs):
-        assert worker.returncode == 0, err[-3000:]
+def test_two_workers_train_like_one_process_and_only_the_chief_writes(runs, baseline):
+    chief, worker = runs["worker 0"][2], runs["worker 1"][2]
+    for process in (chief, worker):
+        assert process.returncode == 0, process.stderr[-3000:]
+    run_dir = runs["worker 0"][0]
 
-    (scratch_line,) = [line for line in outputs[1][1].splitlines() if "is not the chief" in line]
+    (scratch_line,) = [line for line in worker.stderr.splitlines() if "is not the chief" in line]
     scratch = scratch_line.split("go to ", 1)[1].split(" (", 1)[0]
     assert scratch_line.startswith("qaexp: worker 1 is not the chief") and not os.path.exists(scratch)
-    assert "is not the chief" not in outputs[0][1]
+    assert "is not the chief" not in chief.stderr
     log_lines = (run_dir / "__main__.log").read_text().splitlines()  # written by the chief alone
     assert sum("exact_match" in line and " f1 " in line for line in log_lines) == 1
 
-    two, one = metrics(run_dir), metrics(single_dir)
+    two, one = metrics(run_dir), metrics(baseline)
     assert two["status"] == "completed" and two["optimizer_steps"] == one["optimizer_steps"] == 4
     assert two["history"]["loss"] == pytest.approx(one["history"]["loss"], rel=LOSS_RTOL)
     assert two["history"]["val_loss"] == pytest.approx(one["history"]["val_loss"], rel=LOSS_RTOL)
     assert abs(two["f1"] - one["f1"]) <= F1_TOLERANCE and abs(two["exact_match"] - one["exact_match"]) <= F1_TOLERANCE
+    print("losses, two workers:", two["history"]["loss"], two["history"]["val_loss"], "one process:",
+          one["history"]["loss"], one["history"]["val_loss"], "F1", two["f1"], one["f1"])
 
 
 @pytest.mark.slow
@@ -111,4 +125,4 @@ def test_wandb_with_a_key_but_no_route_trains_and_logs_offline(runs, baseline):
     (run,) = offline_runs(str(wandb_dir))  # WANDB_DIR honoured: the offline run is there, with the results
     assert run.summary["f1"] == pytest.approx(tracked["f1"]) and run.exit_code == 0
     print(f"wall time: {seconds:.1f} s with logger=wandb and no route, {baseline_seconds:.1f} s without a logger")
-    assert seconds - baseline_seconds < 20  # not the 90 s wandb.init waits by itself, nor a lost run
+    assert seconds - baseline_seconds < 30  # not the 90 s wandb.init waits by itself, nor a lost run

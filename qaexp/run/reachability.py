@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from typing import Optional
 from urllib.parse import urlparse
 
@@ -28,6 +29,15 @@ def unreachable(url: str, timeout: float = PROBE_SECONDS) -> Optional[str]:
     port = target.port or (443 if target.scheme == "https" else 80)
     if not host:
         return f"no host in {url!r}"
+    # In a thread: the connect timeout does not bound the name lookup, which can hang on a node without DNS.
+    outcome: list[Optional[str]] = []
+    probe = threading.Thread(target=lambda: outcome.append(_connect(host, port, timeout)), daemon=True)
+    probe.start()
+    probe.join(timeout)
+    return outcome[0] if outcome else f"no answer from {host}:{port} within {timeout:g} s"
+
+
+def _connect(host: str, port: int, timeout: float) -> Optional[str]:
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return None
