@@ -71,7 +71,11 @@ def build_strategy(name: str):
     if name == Strategy.mirrored:
         return tf.distribute.MirroredStrategy()
     if name == Strategy.multi_worker:
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        from qaexp.run.distributed import slurm_tasks
+
+        # TF_CONFIG when set; else, in a Slurm job of several tasks, the cluster Slurm describes (one task per worker)
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver() if slurm_tasks() > 1 else None
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     if name == Strategy.tpu:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
