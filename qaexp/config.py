@@ -152,6 +152,7 @@ class TrainerConfig:
     keep_checkpoints: bool = False  # after a completed run whose model/ is saved, keep <run dir>/checkpoints
     threads: Optional[int] = None  # TensorFlow intra/inter-op threads; null: TF's default (or a share of the
     # CPUs when hydra/launcher=joblib runs several jobs at once)
+    cpu_devices: Optional[int] = None  # the CPU as this many logical devices: strategy=mirrored's replicas without GPUs
 
 
 @dataclass

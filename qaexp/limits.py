@@ -29,6 +29,7 @@ MAX_COUNT = 10 ** 9  # examples taken from a file
 MAX_SYNTHETIC = 1_000_000  # synthetic questions generated in memory
 MAX_SEED = 2 ** 32 - 1  # NumPy's seed range (tf_keras.utils.set_random_seed seeds NumPy with trainer.seed)
 MAX_THREADS = 4096
+MAX_CPU_DEVICES = 64  # logical CPU devices (replicas sharing the same cores)
 INF = math.inf
 
 
@@ -116,6 +117,7 @@ NUMBERS: dict[str, Range] = {
     "trainer.checkpoint_every_steps": _counts(MAX_STEPS, nullable=True),
     "trainer.early_stopping_patience": _counts(MAX_EPOCHS, nullable=True),
     "trainer.threads": _counts(MAX_THREADS, nullable=True, null_means="TensorFlow's default"),
+    "trainer.cpu_devices": _counts(MAX_CPU_DEVICES, nullable=True, null_means="one CPU device"),
 }
 
 # model.architecture is free-form (any transformers config key); these are checked when present.
@@ -146,9 +148,11 @@ def check_numbers(cfg: DictConfig) -> None:
         check_value(key, get_key(cfg, key), rule)
     if cfg.model.from_scratch:
         architecture = cfg.model.architecture
-        for name, rule in ARCHITECTURE.items():
-            if name in architecture:
-                check_value(f"model.architecture.{name}", architecture[name], rule)
+        for name, value in architecture.items():
+            if name in ARCHITECTURE:
+                check_value(f"model.architecture.{name}", value, ARCHITECTURE[name])
+            elif isinstance(value, float):  # any other transformers config number: finite, whatever it means
+                check_value(f"model.architecture.{name}", value, Range())
 
 
 # ---- directories ----------------------------------------------------------------------------------------------
