@@ -30,7 +30,6 @@ MAX_SYNTHETIC = 1_000_000  # synthetic questions generated in memory
 MAX_SEED = 2 ** 32 - 1  # NumPy's seed range (tf_keras.utils.set_random_seed seeds NumPy with trainer.seed)
 MAX_THREADS = 4096
 MAX_CPU_DEVICES = 64  # logical CPU devices (replicas sharing the same cores)
-INF = math.inf
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class Range:
             return "must be an integer" if self.integer else "must be a number"
         if self.integer and not isinstance(value, int):
             return "must be an integer"
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):  # (ints: any size, no float conversion)
             return "must be a finite number"
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return f"must be {'>' if self.low_open else '>='} {_number(self.low)}"
