@@ -10,15 +10,18 @@ A new numeric key in the schema needs a row in NUMBERS (tests/test_limits.py fai
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from omegaconf import DictConfig
 
 from qaexp.config import LoggerName, get_key
 from qaexp.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # Upper limits past which a value means nothing for qaexp; each is far beyond any real use.
 MAX_TOKENS = 131_072  # window lengths: beyond the position table of any encoder qaexp can load
@@ -156,12 +159,23 @@ def check_numbers(cfg: DictConfig) -> None:
 
 # ---- directories ----------------------------------------------------------------------------------------------
 
-# Directory keys a run writes into: key -> (whether the run uses it, what to do instead).
-DIRECTORIES: dict[str, tuple[Callable[[DictConfig], bool], str]] = {
-    "data.cache_dir": (lambda cfg: bool(cfg.data.cache), "set it to a directory, or data.cache=false"),
-    "logger.log_dir": (lambda cfg: cfg.logger.name != LoggerName.none,
-                       "set it to a directory, or leave it null (the run directory)"),
+class DirectoryKey(NamedTuple):
+    used: Callable[[DictConfig], bool]  # whether the run uses the key with this config
+    fix: str  # what to do instead
+    read_only_ok: bool = False  # a directory the run cannot write in is a warning, not an error
+
+
+# Directory keys a run writes into.
+DIRECTORIES: dict[str, DirectoryKey] = {
+    # A read-only cache (e.g. one shared and filled beforehand) is read; only new entries are not written.
+    "data.cache_dir": DirectoryKey(lambda cfg: bool(cfg.data.cache), "set it to a directory, or data.cache=false",
+                                   read_only_ok=True),
+    "logger.log_dir": DirectoryKey(lambda cfg: cfg.logger.name != LoggerName.none,
+                                   "set it to a directory, or leave it null (the run directory)"),
 }
+
+
+NOT_WRITABLE = "is not writable"
 
 
 def directory_problem(path: str) -> Optional[str]:
@@ -178,15 +192,17 @@ def directory_problem(path: str) -> Optional[str]:
             return "is a file, not a directory"
         return f"cannot be created: {existing} is a file, not a directory"
     if not os.access(existing, os.W_OK | os.X_OK):
-        return f"is not writable: permission denied on {existing}"
+        return f"{NOT_WRITABLE}: permission denied on {existing}"
     return None
 
 
 def check_directories(cfg: DictConfig) -> None:
-    for key, (used, fix) in DIRECTORIES.items():
+    for key, rule in DIRECTORIES.items():
         path = get_key(cfg, key)
-        if not path or not used(cfg):
+        if not path or not rule.used(cfg):
             continue
         problem = directory_problem(str(path))
-        if problem:
-            raise ConfigError(f"{key}={path} {problem}: {fix}")
+        if problem and rule.read_only_ok and problem.startswith(NOT_WRITABLE):
+            log.warning("%s=%s %s: entries found there are read, new ones are not written", key, path, problem)
+        elif problem:
+            raise ConfigError(f"{key}={path} {problem}: {rule.fix}")

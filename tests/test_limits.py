@@ -151,7 +151,7 @@ def test_unused_directory_keys_are_not_checked(tmp_path, base):
     config.validate(with_value(base, "logger.log_dir", str(a_file)))  # logger=none writes no logs
 
 
-def test_an_unwritable_directory_is_named(tmp_path):
+def test_an_unwritable_directory_is_named(tmp_path, base, caplog):
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
@@ -159,6 +159,21 @@ def test_an_unwritable_directory_is_named(tmp_path):
         if not permissions_block_writes(locked):
             pytest.skip("this process writes through read-only permissions (running as root): nothing to detect")
         assert directory_problem(str(locked / "cache")) == f"is not writable: permission denied on {locked}"
+        with pytest.raises(ConfigError, match=rf"^logger.log_dir={locked} is not writable"):
+            config.validate(with_value(with_value(base, "logger.name", "tensorboard"), "logger.log_dir", str(locked)))
+        config.validate(with_value(base, "data.cache_dir", str(locked)))  # a read-only cache is still read
+        assert f"data.cache_dir={locked} is not writable" in caplog.text
     finally:
         locked.chmod(0o700)
     assert directory_problem(str(locked / "cache")) is None
+
+
+def test_a_read_only_cache_directory_is_a_warning_not_an_error(base, caplog, monkeypatch):
+    """What the test above checks where permissions do block writes, with os.access answering as for a user."""
+    import qaexp.limits as limits
+
+    monkeypatch.setattr(limits.os, "access", lambda path, mode: False)
+    config.validate(with_value(base, "data.cache_dir", "/tmp"))
+    assert "data.cache_dir=/tmp is not writable: permission denied on /tmp: entries found there are read" in caplog.text
+    with pytest.raises(ConfigError, match=r"^logger.log_dir=/tmp is not writable: permission denied on /tmp: set it"):
+        config.validate(with_value(with_value(base, "logger.name", "tensorboard"), "logger.log_dir", "/tmp"))
