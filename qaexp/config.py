@@ -152,6 +152,7 @@ class TrainerConfig:
     keep_checkpoints: bool = False  # after a completed run whose model/ is saved, keep <run dir>/checkpoints
     threads: Optional[int] = None  # TensorFlow intra/inter-op threads; null: TF's default (or a share of the
     # CPUs when hydra/launcher=joblib runs several jobs at once)
+    cpu_devices: Optional[int] = None  # the CPU as this many logical devices: strategy=mirrored's replicas without GPUs
 
 
 @dataclass
@@ -192,7 +193,7 @@ def register_configs() -> None:
 
 register_configs()
 
-def _get(cfg: DictConfig, dotted: str) -> Any:
+def get_key(cfg: DictConfig, dotted: str) -> Any:
     node: Any = cfg
     for part in dotted.split("."):
         node = node[part]
@@ -200,16 +201,17 @@ def _get(cfg: DictConfig, dotted: str) -> Any:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Range and consistency checks; raises ConfigError naming the key and what is allowed."""
+    """Range and consistency checks; raises ConfigError naming the key and what is allowed.
+
+    The ranges of the numeric keys and what the directory keys must be are tables in qaexp/limits.py."""
     check_no_unknown_keys(cfg)
     for key, choices in KNOWN.items():
-        value, allowed = _get(cfg, key), [choice.value for choice in choices]
+        value, allowed = get_key(cfg, key), [choice.value for choice in choices]
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
-    _check_positive(cfg, ["data.max_length", "data.max_answer_length", "data.n_best_size",
-                          "trainer.batch_size", "trainer.eval_batch_size",
-                          "trainer.steps_per_execution", "trainer.pad_to_multiple_of", "trainer.grad_accum_steps",
-                          "trainer.bucket_window"])
+    from qaexp.limits import check_directories, check_numbers
+
+    check_numbers(cfg)  # every numeric key against its range, in qaexp/limits.py
     data = cfg.data
     _check_window(data)
     if cfg.model.from_scratch:
@@ -217,19 +219,10 @@ def validate(cfg: DictConfig) -> None:
         arch = cfg.model.architecture
         check_max_length(data.max_length, position_limit(arch.get("model_type"), arch.get("max_position_embeddings")),
                          "model.architecture.max_position_embeddings")
-    _check_ranges(cfg)
-    if not cfg.optimizer.lr > 0:
-        raise ConfigError(f"optimizer.lr={cfg.optimizer.lr} must be > 0")
-    if not 0 <= cfg.optimizer.warmup_ratio < 1:
-        raise ConfigError(f"optimizer.warmup_ratio={cfg.optimizer.warmup_ratio} must be in [0, 1)")
     if cfg.trainer.grad_accum_steps > cfg.trainer.batch_size:
         raise ConfigError(f"trainer.grad_accum_steps={cfg.trainer.grad_accum_steps} must be <= trainer.batch_size="
                           f"{cfg.trainer.batch_size} (the batch is split into that many micro-batches)")
-    for key in ("data.max_train_samples", "data.max_eval_samples", "trainer.max_steps",
-                "trainer.checkpoint_every_steps", "trainer.early_stopping_patience", "trainer.threads"):
-        value = _get(cfg, key)
-        if value is not None and value < 1:
-            raise ConfigError(f"{key}={value} must be >= 1 (or null for no limit)")
+    check_directories(cfg)
     if data.source == DataSource.json and not (data.train_file or data.validation_file):
         raise ConfigError("data=json needs data.train_file and/or data.validation_file")
     if data.source == DataSource.hub and not data.name:
@@ -246,46 +239,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("hub.push=true needs trainer.save_model=true (the saved model directory is what is pushed)")
 
 
-def _check_positive(cfg: DictConfig, keys: list[str]) -> None:
-    for key in keys:
-        value = _get(cfg, key)
-        if value < 1:
-            raise ConfigError(f"{key}={value} must be >= 1")
-
-
 # Tokens the window needs besides the context: special tokens (at most 4, RoBERTa's pairs) and a question
 # of at least this many tokens; longer questions are cut at run time (windows.truncate_long_questions).
 SPECIAL_TOKENS_ALLOWANCE = 4
 MIN_QUESTION_TOKENS = 8
-
-# Closed intervals unless marked: (key, low, high, low_open, high_open); None means unbounded.
-RANGES = [
-    ("optimizer.beta_1", 0, 1, False, True),
-    ("optimizer.beta_2", 0, 1, False, True),
-    ("optimizer.epsilon", 0, None, True, False),
-    ("optimizer.weight_decay", 0, None, False, False),
-    ("data.unanswerable_fraction", 0, 1, False, True),
-    ("data.num_train", 1, None, False, False),
-    ("data.num_validation", 1, None, False, False),
-    ("model.tokenizer_vocab_size", 100, None, False, False),
-    ("trainer.verbose", 0, 2, False, False),
-    ("trainer.epochs", 0, None, False, False),  # 0 evaluates without training
-]
-
-
-def _check_ranges(cfg: DictConfig) -> None:
-    for key, low, high, low_open, high_open in RANGES:
-        value = _get(cfg, key)
-        too_low = low is not None and (value <= low if low_open else value < low)
-        too_high = high is not None and (value >= high if high_open else value > high)
-        if too_low or too_high:
-            interval = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}" \
-                       f"{')' if high_open or high is None else ']'}"
-            raise ConfigError(f"{key}={value} must be in {interval}")
-    clipnorm = cfg.optimizer.clipnorm
-    if clipnorm is not None and not clipnorm > 0:
-        raise ConfigError(f"optimizer.clipnorm={clipnorm} must be > 0 (or null for no clipping)")
-
 
 def _check_window(data: DictConfig) -> None:
     if not 0 < data.doc_stride < data.max_length:
@@ -315,15 +272,8 @@ def check_max_length(max_length: int, limit: Optional[int], limit_name: str) -> 
                           f"[1, {limit}] ({limit_name}={limit})")
 
 
-ARCHITECTURE_SIZES = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                      "max_position_embeddings")
-
-
 def _check_architecture(arch: DictConfig) -> None:
-    for name in ARCHITECTURE_SIZES:
-        value = arch.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"model.architecture.{name}={value!r} must be an integer >= 1")
+    """The sizes' ranges are in limits.ARCHITECTURE; here, what relates them."""
     hidden, heads = arch.get("hidden_size"), arch.get("num_attention_heads")
     if hidden is not None and heads is not None and hidden % heads:
         raise ConfigError(f"model.architecture.hidden_size={hidden} must be a multiple of "

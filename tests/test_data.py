@@ -89,7 +89,9 @@ BAD_FILES = [
                                                                  if k != "question"}),
      ["noq.jsonl: line 2", "'question'"]),
     ("record not an object", "list.json", [record("a"), ["not", "a", "record"]], ["record 2", "JSON object"]),
-    ("answer_start not an int", "start.jsonl", jsonl(record("a", start="15")), ["line 1", "answer_start", "integer"]),
+    ("answer_start not an int", "start.jsonl", jsonl(record("a", start="x")), ["line 1", "answer_start", "integer"]),
+    ("answer_start a string", "start.jsonl", jsonl(record("a", start="15")),
+     ["line 1", "answer_start '15' is a string", "number 15", "without quotes"]),
     ("answer_start a float", "float.jsonl", jsonl(record("a", start=15.0)), ["answer_start", "integer"]),
     ("lengths differ", "pairs.jsonl",
      jsonl({**record("a"), "answers": {"text": ["Lyon", "Paris"], "answer_start": [15]}}),
@@ -200,7 +202,7 @@ def test_load_splits_logs_and_counts_repairs(tmp_path, caplog):
     train = write(tmp_path, "train.jsonl", jsonl(record("a", start=12), record("b"), record("c", text="Rome")))
     dev = write(tmp_path, "dev.jsonl", jsonl(record("d")))
     cfg = OmegaConf.create({"source": "json", "train_file": train, "validation_file": dev, "on_bad_answer": "fix",
-                            "max_train_samples": None, "max_eval_samples": None})
+                            "max_train_samples": None, "max_eval_samples": None, "version_2_with_negative": False})
     with caplog.at_level(logging.WARNING, logger="qaexp.data.squad"):
         splits = load_splits(cfg)
     assert [r["id"] for r in splits.train] == ["a", "b"]

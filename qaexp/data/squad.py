@@ -36,13 +36,42 @@ def load_splits(data_cfg: DictConfig) -> Splits:
     else:
         train, validation = _hub_splits(data_cfg)
     repairs: dict[str, int] = {}
-    train = _limit(check_records(train, "train", data_cfg.on_bad_answer, repairs), data_cfg.max_train_samples)
-    validation = _limit(check_records(validation, "validation", data_cfg.on_bad_answer, repairs),
-                        data_cfg.max_eval_samples)
+    train = check_records(train, "train", data_cfg.on_bad_answer, repairs)
+    validation = check_records(validation, "validation", data_cfg.on_bad_answer, repairs)
+    check_squad_version({"train": train, "validation": validation}, data_cfg.version_2_with_negative)
+    warn_shared_ids(train, validation)
+    train, validation = _limit(train, data_cfg.max_train_samples), _limit(validation, data_cfg.max_eval_samples)
     if repairs:
         log.warning("answers not at their answer_start (data.on_bad_answer=%s): %s", data_cfg.on_bad_answer,
                     ", ".join(f"{key} {count}" for key, count in sorted(repairs.items())))
     return Splits(train, validation, repairs)
+
+
+def check_squad_version(splits: dict[str, Optional[list[dict]]], version_2: bool) -> None:
+    """Unanswerable questions need data.version_2_with_negative=true; the flag without any is only a warning."""
+    unanswerable = {split: [r["id"] for r in records if not r["answers"]["text"]]
+                    for split, records in splits.items() if records}
+    if not version_2:
+        for split, ids in unanswerable.items():
+            if ids:
+                raise DataError(
+                    f"the {split} data has {len(ids)} unanswerable question(s) (no answers, SQuAD v2 style, e.g. "
+                    f"{ids[0]!r}) but data.version_2_with_negative=false: set data.version_2_with_negative=true "
+                    "to train and score them as SQuAD v2, or remove them")
+    elif unanswerable and not any(unanswerable.values()):
+        log.warning("data.version_2_with_negative=true but no question in the %s data is unanswerable (SQuAD v1.1 "
+                    "style): the model never learns to abstain; set data.version_2_with_negative=false for v1.1 data",
+                    " or ".join(unanswerable))
+
+
+def warn_shared_ids(train: Optional[list[dict]], validation: Optional[list[dict]]) -> None:
+    if not train or not validation:
+        return
+    shared = {r["id"] for r in train} & {r["id"] for r in validation}
+    if shared:
+        log.warning("%d question id(s) are in both the train and the validation data (e.g. %r): the validation "
+                    "scores then include questions the model trained on; use separate files", len(shared),
+                    min(shared))
 
 
 def _limit(records: Optional[list[dict]], limit: Optional[int]) -> Optional[list[dict]]:
@@ -110,6 +139,7 @@ def read_records(path: str, answers_optional: bool = False) -> list[dict]:
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # several JSON values: JSON lines
             return [normalise(r, f"{path}: line {n}") for n, r in _parse_json_lines(text, path)]
+        _require_json_start(text, path)
         raise DataError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
     if isinstance(document, dict) and "data" in document:
         return list(flatten_squad(document, path))
@@ -126,19 +156,36 @@ def _read_text(path: str) -> str:
     if os.path.isdir(path):
         raise DataError(f"data file is a directory, not a file: {path}")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark at the start is not content
             return f.read()
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8 text (byte {err.start}): re-encode it as UTF-8") from err
+    except OSError as err:  # permissions, a FIFO that fails, an I/O error
+        raise DataError(f"cannot read data file {path} ({err.strerror or err}): check its permissions") from err
+
+
+def _require_json_start(text: str, path: str) -> None:
+    """For a file that does not parse: one that does not even start like JSON (a CSV, plain text) is named so."""
+    start = text.lstrip()[:1]
+    if start in ("{", "["):
+        return
+    first_line = text.lstrip().splitlines()[0][:40]
+    looks_csv = path.lower().endswith((".csv", ".tsv")) or "," in first_line or "\t" in first_line
+    hint = ("; convert a CSV to JSON lines first (one {\"id\", \"context\", \"question\"} object per line)"
+            if looks_csv else "")
+    raise DataError(f"{path} is not JSON (it begins {first_line!r}): expected SQuAD JSON ({{\"data\": [...]}}) or "
+                    f"JSON lines of records{hint}")
 
 
 def _parse_json_lines(text: str, path: str) -> Iterable[tuple[int, Any]]:
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" (and "\r\n"); str.splitlines would also split at U+2028 and others inside a JSON string.
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             yield lineno, json.loads(line)
         except json.JSONDecodeError as err:
+            _require_json_start(text, path)
             raise DataError(f"{path}: invalid JSON at line {lineno}, column {err.colno}: {err.msg}") from err
 
 
@@ -237,6 +284,9 @@ def _checked_answers(texts: Any, starts: Any, where: str) -> dict:
     for text, start in zip(texts, starts):
         if not isinstance(text, str):
             raise DataError(f"{where}: answer text {text!r} must be a string")
+        if isinstance(start, str) and start.strip().isascii() and start.strip().isdigit():
+            raise DataError(f"{where}: answer_start {start!r} is a string: write it as the number {start.strip()} "
+                            "(a character offset, without quotes)")
         if isinstance(start, bool) or not isinstance(start, int):
             raise DataError(f"{where}: answer_start {start!r} must be an integer (a character offset)")
     return {"text": list(texts), "answer_start": list(starts)}

@@ -99,7 +99,7 @@ def _experiment(run: _Run) -> dict:
         splits = _load_data(cfg.data)
     with run.stage("fetch_checkpoint"):
         model_cfg = _fetched(cfg.model)
-    runtime.prepare(cfg.trainer.threads, cfg.trainer.seed)
+    runtime.prepare(cfg.trainer.threads, cfg.trainer.seed, cfg.trainer.cpu_devices)
     with run.stage("tokenizer"):
         tokenizer = _tokenizer(run, model_cfg, splits.train)
     with run.stage("features"):
