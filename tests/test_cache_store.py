@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qaexp.data import cache_store
-from qaexp.data.cache_store import MANIFEST
+from qaexp.output.manifest import MANIFEST, verify_manifest
 
 
 def write_array(value, directory):
@@ -61,7 +61,7 @@ def test_a_damaged_entry_is_rebuilt_with_one_warning(tmp_path, caplog, damage):
     assert builds == [1], "a damaged entry was used instead of rebuilt"
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "ignoring the damaged test cache entry" in warnings[0] and str(entry) in warnings[0]
-    cache_store.verify(str(entry))  # rebuilt whole
+    verify_manifest(str(entry))  # rebuilt whole
     builds.clear()
     np.testing.assert_array_equal(store(entry, None, builds), value)
     assert builds == [], "the rebuilt entry was not used"
@@ -114,5 +114,5 @@ def test_concurrent_processes_build_once_and_agree(tmp_path):
         values = pool.map(build_slowly_and_store, [(entry, n, str(builds)) for n in range(4)])
     assert len(builds.read_text().split()) == 1, "the entry was built more than once"
     assert len(set(values)) == 1
-    cache_store.verify(entry)
+    verify_manifest(entry)
     assert sorted(os.listdir(tmp_path)) == ["builds.log", "key", "key.lock"]  # no temporary directory left

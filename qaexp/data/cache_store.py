@@ -10,24 +10,17 @@ and both use that one; the second waits for the first instead of doing the same 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import shutil
 from typing import Callable, Iterator, Optional, TypeVar
 
-from qaexp.output.files import save_directory_atomic, write_json_atomic
+from qaexp.output.files import save_directory_atomic
+from qaexp.output.manifest import verify_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "qaexp-manifest.json"  # written last: an entry without it is incomplete
-MANIFEST_FORMAT = 1
 T = TypeVar("T")
-
-
-class DamagedEntry(Exception):
-    """An entry whose files do not match its manifest, or that its reader could not use."""
 
 
 def cached(path: str, what: str, build: Callable[[], T], write: Callable[[T, str], None],
@@ -56,7 +49,7 @@ def _read_verified(path: str, what: str, read: Callable[[str], T]) -> Optional[T
             _discard(path, what, "it is not a cache entry directory")
         return None
     try:
-        verify(path)
+        verify_manifest(path)  # the manifest is written last: without it, the entry is incomplete
         return read(path)
     except Exception as err:  # noqa: BLE001  any reader's failure on a damaged entry means: rebuild it
         _discard(path, what, str(err).splitlines()[0] if str(err) else type(err).__name__)
@@ -69,44 +62,9 @@ def _discard(path: str, what: str, reason: str) -> None:
         shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
 
 
-def verify(directory: str) -> None:
-    """Raise DamagedEntry unless every file the manifest lists has its size and SHA-256 (and there is one)."""
-    manifest_path = os.path.join(directory, MANIFEST)
-    try:
-        with open(manifest_path, encoding="utf-8") as f:
-            manifest = json.load(f)
-        files = manifest["files"]
-    except FileNotFoundError:
-        raise DamagedEntry(f"{MANIFEST} is missing: the entry was not written completely") from None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DamagedEntry(f"{MANIFEST} is unreadable: {err}") from err
-    for name, expected in files.items():
-        file_path = os.path.join(directory, name)
-        if not os.path.isfile(file_path):
-            raise DamagedEntry(f"{name} is missing")
-        if os.path.getsize(file_path) != expected["size"]:
-            raise DamagedEntry(f"{name} has {os.path.getsize(file_path)} bytes, not {expected['size']}")
-        if file_digest(file_path) != expected["sha256"]:
-            raise DamagedEntry(f"{name} does not match its checksum")
-
-
 def _write_with_manifest(value, directory: str, write: Callable) -> None:
     write(value, directory)
-    files = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            file_path = os.path.join(root, name)
-            files[os.path.relpath(file_path, directory)] = {"size": os.path.getsize(file_path),
-                                                            "sha256": file_digest(file_path)}
-    write_json_atomic(os.path.join(directory, MANIFEST), {"format": MANIFEST_FORMAT, "files": files})
-
-
-def file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    write_manifest(directory)
 
 
 @contextlib.contextmanager
