@@ -13,7 +13,7 @@ import qaexp.config  # noqa: F401  (registers the config schemas)
 from qaexp.cli import report_error
 from qaexp.errors import QAExpError, RunInterrupted, first_line
 from qaexp.run import hydra_job
-from qaexp.run.outcome import METRICS_FILE
+from qaexp.run.outcome import METRICS_FILE, signals_as_interrupts
 
 log = logging.getLogger("qaexp")
 
@@ -59,11 +59,16 @@ def entry() -> None:
     if problem:
         sys.exit(report_error(problem))
     try:
-        main()
+        with signals_as_interrupts():  # from the start: a signal while Hydra sets up is one line too
+            main()
     except SystemExit as stop:
         if stop.code == HYDRA_ERROR_EXIT:  # Hydra printed its error: add the nearest valid spelling, if any
             _print_suggestion(sys.argv[1:])
         raise
+    except KeyboardInterrupt as err:  # before the run began (main() reports the ones during a run)
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"qaexp: interrupted by {signal.Signals(signum).name} before the run started", file=sys.stderr)
+        sys.exit(128 + signum)
 
 
 def _print_suggestion(overrides: list[str]) -> None:
