@@ -235,7 +235,8 @@ def _refuse_random_encoder(model, missing: list, unexpected: list, directory: st
     """transformers starts any layer the file lacks from random weights with only a warning: for the task head
     that is fine-tuning's start, for the encoder it would silently train (or answer with) a random model."""
     head = {layer.name for layer in model.layers if layer.name != model.base_model_prefix}
-    encoder_missing = [name for name in missing if name not in head]
+    # Layer names ("roformer") or weight names ("roformer/embeddings/.../weight:0"): the first part says whose.
+    encoder_missing = sorted(name for name in missing if name.split("/")[0] not in head)
     if encoder_missing:
         found = f"; found: {', '.join(sorted(unexpected)[:3])}" if unexpected else ""
         raise ModelLoadError(f"{directory}: {weights} holds no weights for the {model.config.model_type} encoder "

@@ -169,7 +169,7 @@ class RunState:
         last_epoch = len(history.get("loss", [])) - 1
         if not self.keep_best or self.best_epoch is None or self.best_epoch == last_epoch:
             return False
-        best = readable_checkpoint(self.best.directory)
+        best = readable_checkpoint(self.best.directory, "load the best epoch's weights from")
         if best is None:
             raise CheckpointError(f"the best epoch's checkpoint in {self.best.directory} is missing: rerun with "
                                   "trainer.keep_best=false, or train again")
@@ -202,18 +202,18 @@ def _start_afresh(directory: str) -> str:
     return f"delete {os.path.dirname(directory)} to train from the start, or rerun without trainer.resume=true"
 
 
-def readable_checkpoint(directory: str) -> Optional[str]:
+def readable_checkpoint(directory: str, action: str = "resume from") -> Optional[str]:
     """The prefix of the last checkpoint in `directory` once every tensor in it has been read back (TensorFlow
     checks each one's CRC32C), so that a damaged file is one clear error now, not a failure mid-training when
     the optimizer's slots are restored. None when the directory holds no checkpoint at all."""
     try:
         last = tf.train.latest_checkpoint(directory)
     except (tf.errors.OpError, ValueError) as err:
-        raise CheckpointError(f"cannot resume from {directory}: its 'checkpoint' file is damaged "
+        raise CheckpointError(f"cannot {action} {directory}: its 'checkpoint' file is damaged "
                               f"({first_line(err, limit=200)}): {_start_afresh(directory)}") from err
     if last is None:
         if glob.glob(os.path.join(directory, "ckpt-*")) or os.path.exists(os.path.join(directory, "checkpoint")):
-            raise CheckpointError(f"cannot resume from {directory}: its 'checkpoint' file is damaged or names a "
+            raise CheckpointError(f"cannot {action} {directory}: its 'checkpoint' file is damaged or names a "
                                   f"checkpoint that is missing: {_start_afresh(directory)}")
         return None
     try:
@@ -221,7 +221,7 @@ def readable_checkpoint(directory: str) -> Optional[str]:
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except (tf.errors.OpError, ValueError, IndexError) as err:
-        raise CheckpointError(f"cannot resume from {last} (.index and .data files): the checkpoint is damaged or "
+        raise CheckpointError(f"cannot {action} {last} (.index and .data files): the checkpoint is damaged or "
                               f"incomplete ({first_line(err, limit=200)}): {_start_afresh(directory)}") from err
     return last
 
