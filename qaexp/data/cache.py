@@ -89,16 +89,10 @@ def tokenizer_fingerprint(tokenizer) -> Optional[str]:
 
 def _serialised_without_call_state(backend) -> str:
     """The backend's JSON without its truncation/padding settings, which each call changes (restored after)."""
-    truncation, padding = backend.truncation, backend.padding
-    backend.no_truncation()
-    backend.no_padding()
-    try:
+    from qaexp.model.build import without_call_state
+
+    with without_call_state(backend):
         return backend.to_str()
-    finally:
-        if truncation is not None:
-            backend.enable_truncation(**truncation)
-        if padding is not None:
-            backend.enable_padding(**padding)
 
 
 def records_fingerprint(records: list[dict]) -> str:

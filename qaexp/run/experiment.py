@@ -278,7 +278,10 @@ def _save_pretrained(model, tokenizer, directory: str) -> None:
     model.save_pretrained(directory)
     write_manifest(directory, weights_in(directory))  # checked whenever the model is loaded
     if tokenizer is not None:
-        tokenizer.save_pretrained(directory)
+        from qaexp.model.build import without_call_state
+
+        with without_call_state(tokenizer):
+            tokenizer.save_pretrained(directory)
 
 
 def _summary(cfg: DictConfig, splits: Splits, windows: _Windows, trained: _Trained, final: Evaluation,

@@ -97,7 +97,10 @@ class RunState:
         elif resume:
             log.warning("trainer.resume=true but %s has no checkpoint: training from the start", self.directory)
         if not self.resumed and self.chief and tokenizer is not None:
-            save_directory_atomic(os.path.join(self.directory, TOKENIZER_DIR), tokenizer.save_pretrained)
+            from qaexp.model.build import without_call_state
+
+            with without_call_state(tokenizer):
+                save_directory_atomic(os.path.join(self.directory, TOKENIZER_DIR), tokenizer.save_pretrained)
         return self.step
 
     @property
