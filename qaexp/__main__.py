@@ -14,7 +14,7 @@ import qaexp.config  # noqa: F401  (registers the config schemas)
 from qaexp.cli import report_error
 from qaexp.errors import QAExpError, RunInterrupted, first_line
 from qaexp.run import distributed, hydra_job, preemption, sweep_resume
-from qaexp.run.outcome import METRICS_FILE
+from qaexp.run.outcome import METRICS_FILE, signals_as_interrupts
 
 log = logging.getLogger("qaexp")
 
@@ -82,11 +82,16 @@ def entry() -> None:
         sys.exit(report_error(problem))
     sys.argv[1:] = distributed.worker_argv(sys.argv[1:])  # multi-worker: only the chief writes the run directory
     try:
-        main()
+        with signals_as_interrupts():  # from the start: a signal while Hydra sets up is one line too
+            main()
     except SystemExit as stop:
         if stop.code == HYDRA_ERROR_EXIT:  # Hydra printed its error: add the nearest valid spelling, if any
             _print_suggestion(sys.argv[1:])
         raise
+    except KeyboardInterrupt as err:  # before the run began (main() reports the ones during a run)
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"qaexp: interrupted by {signal.Signals(signum).name} before the run started", file=sys.stderr)
+        sys.exit(128 + signum)
 
 
 def _print_suggestion(overrides: list[str]) -> None:

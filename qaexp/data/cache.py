@@ -2,8 +2,9 @@
 
 An entry is keyed by the SHA-256 of: the cache format, the tokenizer's full serialised content (vocabulary,
 normaliser, pre-tokeniser, post-processor, special tokens, padding side), the content of the records (after
-sample limits and answer repairs), max_length, doc_stride and the sample limit. Entries are uncompressed .npz
-files written atomically (a temporary file renamed into place), so concurrent runs never read a partial entry.
+sample limits and answer repairs), max_length, doc_stride and the sample limit. Entries are directories stored by
+data/cache_store.py: written once under a lock, verified against a manifest on every read, and rebuilt with one
+warning when damaged, so concurrent runs share one entry and never read a partial or corrupt one.
 A cached Windows' token rows are int32 NumPy arrays (views of one array: building millions of Python ints
 would cost more than a third of tokenising again); they index, slice and pad like the token lists they replace.
 """
@@ -17,14 +18,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from qaexp.data import windows
+from qaexp.data import cache_store, windows
 from qaexp.data.windows import Windows
-from qaexp.output.files import atomic_file, save_directory_atomic
 
 log = logging.getLogger(__name__)
 
 FORMAT = "qaexp-windows-v1"  # change when windows.tokenize_windows' output changes for the same input
 TOKENIZER_FORMAT = "qaexp-tokenizer-2"  # 2: vocabularies learned by model/wordpiece.py (deterministic)
+WINDOWS_FILE = "windows.npz"  # inside an entry's directory
 LABEL_ARRAYS = ("start_positions", "end_positions", "example_index", "cls_index")
 
 
@@ -37,17 +38,14 @@ def windows_for(records: list[dict], tokenizer, max_length: int, doc_stride: int
     key = cache_key(records, tokenizer, max_length, doc_stride, sample_limit) if cache_dir else None
     if key is None:
         return tokenize()
-    path = os.path.join(os.path.expanduser(cache_dir), f"{key}.npz")
-    cached = load(path)
-    if cached is not None:
-        log.info("%s: %d windows from the feature cache %s", desc, len(cached), path)
+    path = os.path.join(os.path.expanduser(cache_dir), key)
+
+    def read(directory: str) -> Windows:
+        cached = load(directory)
+        log.info("%s: %d windows from the feature cache %s", desc, len(cached), directory)
         return cached
-    built = tokenize()
-    try:
-        save(path, built)
-    except OSError as err:  # a read-only or full disk costs only the cache
-        log.warning("could not write the feature cache %s: %s", path, err)
-    return built
+
+    return cache_store.cached(path, "feature cache", tokenize, save, read)
 
 
 def trained_tokenizer_for(records: list[dict], vocab_size: int, lowercase: bool, cache_dir: Optional[str],
@@ -57,20 +55,15 @@ def trained_tokenizer_for(records: list[dict], vocab_size: int, lowercase: bool,
         return train()
     from transformers import AutoTokenizer
 
-    from qaexp.errors import QAExpError
-
     key = hashlib.sha256("\n".join([TOKENIZER_FORMAT, records_fingerprint(records), str(vocab_size),
                                     str(lowercase)]).encode()).hexdigest()
     path = os.path.join(os.path.expanduser(cache_dir), "tokenizers", key)
-    if os.path.isfile(os.path.join(path, "tokenizer.json")):
-        log.info("tokenizer from the cache %s", path)
-        return AutoTokenizer.from_pretrained(path)
-    tokenizer = train()
-    try:
-        save_directory_atomic(path, tokenizer.save_pretrained)
-    except (OSError, QAExpError) as err:
-        log.warning("could not write the tokenizer cache %s: %s", path, err)
-    return tokenizer
+
+    def read(directory: str):
+        log.info("tokenizer from the cache %s", directory)
+        return AutoTokenizer.from_pretrained(directory)
+
+    return cache_store.cached(path, "tokenizer cache", train, lambda tokenizer, d: tokenizer.save_pretrained(d), read)
 
 
 def cache_key(records: list[dict], tokenizer, max_length: int, doc_stride: int,
@@ -96,16 +89,10 @@ def tokenizer_fingerprint(tokenizer) -> Optional[str]:
 
 def _serialised_without_call_state(backend) -> str:
     """The backend's JSON without its truncation/padding settings, which each call changes (restored after)."""
-    truncation, padding = backend.truncation, backend.padding
-    backend.no_truncation()
-    backend.no_padding()
-    try:
+    from qaexp.model.build import without_call_state
+
+    with without_call_state(backend):
         return backend.to_str()
-    finally:
-        if truncation is not None:
-            backend.enable_truncation(**truncation)
-        if padding is not None:
-            backend.enable_padding(**padding)
 
 
 def records_fingerprint(records: list[dict]) -> str:
@@ -118,27 +105,20 @@ def records_fingerprint(records: list[dict]) -> str:
     return digest.hexdigest()
 
 
-def save(path: str, windows: Windows) -> None:
+def save(windows: Windows, directory: str) -> None:
     lengths = windows.lengths
     arrays = {f"input:{name}": np.concatenate([np.asarray(row, dtype=np.int32) for row in rows])
               for name, rows in windows.inputs.items()}
     arrays.update({name: getattr(windows, name) for name in LABEL_ARRAYS})
     arrays["lengths"] = lengths
     arrays["offsets"] = np.concatenate(windows.offsets).astype(np.int32) if len(windows) else np.zeros((0, 2), np.int32)
-    with atomic_file(path, "wb") as f:
-        np.savez(f, **arrays)
+    np.savez(os.path.join(directory, WINDOWS_FILE), **arrays)
 
 
-def load(path: str) -> Optional[Windows]:
-    """The cached windows, or None when the entry is absent or unreadable (then it is rebuilt)."""
-    if not os.path.exists(path):
-        return None
-    try:
-        with np.load(path) as stored:
-            arrays = {name: stored[name] for name in stored.files}
-    except (OSError, ValueError, EOFError) as err:
-        log.warning("ignoring the unreadable feature cache entry %s: %s", path, err)
-        return None
+def load(directory: str) -> Windows:
+    """The windows of a verified cache entry (cache_store rebuilds the entry if this raises)."""
+    with np.load(os.path.join(directory, WINDOWS_FILE), allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
     ends = np.cumsum(arrays["lengths"]).tolist()
     bounds = list(zip([0] + ends[:-1], ends))
     inputs = {name[len("input:"):]: [values[lo:hi] for lo, hi in bounds] for name, values in arrays.items()

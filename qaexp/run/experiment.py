@@ -152,10 +152,7 @@ def _saved_or_new_tokenizer(run: _Run, model_cfg: DictConfig, train_records: Opt
     cfg = run.cfg
     saved = saved_tokenizer(run.directory) if cfg.trainer.resume else None
     if saved is not None:
-        from transformers import AutoTokenizer
-
-        log.info("resuming: using the tokenizer saved in %s", saved)
-        return AutoTokenizer.from_pretrained(saved)
+        return saved
     if model_cfg.checkpoint or not train_records:
         return build.build_tokenizer(model_cfg, _training_texts(train_records) if train_records else None)
     return cache.trained_tokenizer_for(
@@ -275,9 +272,16 @@ def _save_outputs(run: _Run, model, tokenizer, final) -> None:
 
 
 def _save_pretrained(model, tokenizer, directory: str) -> None:
+    from qaexp.model.pretrained import weights_in
+    from qaexp.output.manifest import write_manifest
+
     model.save_pretrained(directory)
+    write_manifest(directory, weights_in(directory))  # checked whenever the model is loaded
     if tokenizer is not None:
-        tokenizer.save_pretrained(directory)
+        from qaexp.model.build import without_call_state
+
+        with without_call_state(tokenizer):
+            tokenizer.save_pretrained(directory)
 
 
 def _summary(cfg: DictConfig, splits: Splits, windows: _Windows, trained: _Trained, final: Evaluation,
