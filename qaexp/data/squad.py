@@ -26,15 +26,17 @@ class Splits:
     repairs: dict[str, int] = field(default_factory=dict)  # answers fixed / skipped by data validation
 
 
-def load_splits(data_cfg: DictConfig) -> Splits:
+def load_splits(data_cfg: DictConfig, with_train: bool = True) -> Splits:
+    """Both splits; with_train=False (an evaluation-only run) neither reads nor needs a training split."""
     if data_cfg.source == DataSource.synthetic:
-        train, validation = _synthetic_splits(data_cfg)
+        train, validation = _synthetic_splits(data_cfg, with_train)
     elif data_cfg.source == DataSource.json:
-        require_files({"data.train_file": data_cfg.train_file, "data.validation_file": data_cfg.validation_file})
-        train = read_records(data_cfg.train_file) if data_cfg.train_file else None
+        train_file = data_cfg.train_file if with_train else None
+        require_files({"data.train_file": train_file, "data.validation_file": data_cfg.validation_file})
+        train = read_records(train_file) if train_file else None
         validation = read_records(data_cfg.validation_file) if data_cfg.validation_file else None
     else:
-        train, validation = _hub_splits(data_cfg)
+        train, validation = _hub_splits(data_cfg, with_train)
     repairs: dict[str, int] = {}
     train = _limit(check_records(train, "train", data_cfg.on_bad_answer, repairs), data_cfg.max_train_samples)
     validation = _limit(check_records(validation, "validation", data_cfg.on_bad_answer, repairs),
@@ -49,28 +51,43 @@ def _limit(records: Optional[list[dict]], limit: Optional[int]) -> Optional[list
     return records if records is None or limit is None else records[:limit]
 
 
-def _synthetic_splits(data_cfg: DictConfig) -> tuple[list[dict], list[dict]]:
+def _synthetic_splits(data_cfg: DictConfig, with_train: bool = True) -> tuple[Optional[list[dict]], list[dict]]:
     from qaexp.data.synthetic import generate_examples
 
     def split(name: str, size: int) -> list[dict]:
         return generate_examples(size, seed=data_cfg.seed, difficulty=data_cfg.difficulty, split=name,
                                  unanswerable_fraction=data_cfg.unanswerable_fraction)
 
-    return split("train", data_cfg.num_train), split("validation", data_cfg.num_validation)
+    return (split("train", data_cfg.num_train) if with_train else None), split("validation", data_cfg.num_validation)
 
 
-def _hub_splits(data_cfg: DictConfig) -> tuple[list[dict], list[dict]]:
+def _hub_splits(data_cfg: DictConfig, with_train: bool = True) -> tuple[Optional[list[dict]], list[dict]]:
+    loaded = load_hub_dataset(data_cfg.name, data_cfg.config_name)
+    train = _hub_split(loaded, data_cfg.train_split, data_cfg.name) if with_train else None
+    return train, _hub_split(loaded, data_cfg.validation_split, data_cfg.name)
+
+
+def load_hub_dataset(name: str, config_name: Optional[str]) -> Any:
     import datasets
 
     try:
-        loaded = datasets.load_dataset(data_cfg.name, data_cfg.config_name)
+        return datasets.load_dataset(name, config_name)
     except (ConnectionError, OSError, FileNotFoundError) as err:
         raise DataError(
-            f"cannot load dataset {data_cfg.name!r} from the Hugging Face hub ({type(err).__name__}): it cannot be "
+            f"cannot load dataset {name!r} from the Hugging Face hub ({type(err).__name__}): it cannot be "
             "downloaded here. Use experiment=quickstart (synthetic data), or data=json "
             "data.train_file=... data.validation_file=... with local SQuAD files") from err
-    return (_hub_split(loaded, data_cfg.train_split, data_cfg.name),
-            _hub_split(loaded, data_cfg.validation_split, data_cfg.name))
+
+
+def load_eval_set(entry: DictConfig, on_bad_answer: str) -> list[dict]:
+    """The records of one data.extra_eval entry (a local file, or a hub dataset's split), checked and limited."""
+    if entry.source == DataSource.json:
+        require_files({f"data.extra_eval.{entry.name}.file": entry.file})
+        records = read_records(entry.file)
+    else:
+        records = _hub_split(load_hub_dataset(entry.dataset, entry.config_name), entry.split, entry.dataset)
+    repairs: dict[str, int] = {}
+    return _limit(check_records(records, f"extra_eval {entry.name}", on_bad_answer, repairs), entry.max_eval_samples)
 
 
 def _hub_split(loaded: Any, split: str, name: str) -> list[dict]:

@@ -39,6 +39,7 @@ class Job:
     val_loss: Optional[float] = None
     train_seconds: Optional[float] = None
     error: Optional[str] = None
+    extra_eval: dict = field(default_factory=dict)  # data.extra_eval: set name -> its metrics.json table
 
     @property
     def completed(self) -> bool:
@@ -79,6 +80,7 @@ def load_job(path: str, root: str) -> Job:
         job.exact_match, job.f1, job.val_loss = metrics.get("exact_match"), metrics.get("f1"), metrics.get("val_loss")
         job.train_seconds = (metrics.get("seconds") or {}).get("train")
         job.error = metrics.get("error")
+        job.extra_eval = metrics.get("extra_eval") or {}
     return job
 
 
@@ -173,9 +175,19 @@ def sweep_command(paths: list[str]) -> Optional[str]:
     return "python -m qaexp -m " + " ".join(overrides) if overrides else None
 
 
-def write_markdown(table_md: str, failures: list[str], command: Optional[str], path: str) -> None:
+def extra_eval_table(jobs: list[Job]) -> str:
+    """One row per job and data.extra_eval set (in-domain figures are the main table's); "" without any."""
+    rows = [[job.name, name, _fmt(scores.get("exact_match"), ".2f"), _fmt(scores.get("f1"), ".2f"),
+             str(scores.get("eval_examples", ""))]
+            for job in jobs for name, scores in job.extra_eval.items()]
+    return markdown_table(["job", "evaluation set", "EM", "F1", "questions"], rows) if rows else ""
+
+
+def write_markdown(table_md: str, failures: list[str], command: Optional[str], path: str, extra_md: str = "") -> None:
     parts = ["# Sweep results", "", *([f"`{command}`", ""] if command else []), "Sorted by validation F1.", "",
              table_md, ""]
+    if extra_md:
+        parts += ["## Other evaluation sets", "", extra_md, ""]
     if failures:
         parts += ["## Failed jobs", "", *(f"- {line}" for line in failures), ""]
     write_text_atomic(path, "\n".join(parts))
@@ -230,9 +242,10 @@ def report(paths: list[str], out_dir: str) -> list[Job]:
     failures = failures_text(jobs, keys)
     os.makedirs(out_dir, exist_ok=True)
     write_csv(jobs, keys, os.path.join(out_dir, "results.csv"))
-    write_markdown(table_md, failures, sweep_command(paths), os.path.join(out_dir, "results.md"))
+    extra_md = extra_eval_table(jobs)
+    write_markdown(table_md, failures, sweep_command(paths), os.path.join(out_dir, "results.md"), extra_md)
     plot_f1_vs_lr(jobs, failures, os.path.join(out_dir, "f1_vs_lr.png"))
-    print(table_md)
+    print(table_md + (f"\n\nOther evaluation sets:\n{extra_md}" if extra_md else ""))
     for line in failures:
         print(f"not completed: {line}")
     print(f"wrote results.csv, results.md and f1_vs_lr.png to {out_dir}")
