@@ -62,3 +62,29 @@ def trained_tiny_model(tmp_path_factory) -> pathlib.Path:
                       "trainer.epochs=1", "trainer.verbose=0", f"hydra.run.dir={run_dir}"])
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def v2_eval_run(trained_tiny_model, tmp_path_factory) -> pathlib.Path:
+    """An evaluation-only SQuAD v2 run of the shared tiny model (no training data: its data.train_file does not
+    exist) with the no-answer threshold tuned on half the questions and one extra evaluation set, `hard`.
+
+    Returns the run directory; its .hydra/config.yaml names the data files (data.validation_file, data.extra_eval)."""
+    import json
+
+    from qaexp.data.synthetic import generate_examples
+
+    data_dir = tmp_path_factory.mktemp("v2_eval_data")
+    sets = {"validation": generate_examples(60, seed=0, split="validation", unanswerable_fraction=0.3),
+            "hard": generate_examples(30, seed=5, difficulty="hard", split="validation")}
+    for name, records in sets.items():
+        (data_dir / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    run_dir = tmp_path_factory.mktemp("v2_eval_run")
+    result = run_cli(["-m", "qaexp", "experiment=quickstart", f"model.checkpoint={trained_tiny_model / 'model'}",
+                      "data=json", f"data.train_file={data_dir / 'missing-train.json'}",
+                      f"data.validation_file={data_dir / 'validation.jsonl'}", "data.max_length=256",
+                      "data.doc_stride=96", "data.version_2_with_negative=true", "data.null_threshold_tuning=split",
+                      f"data.extra_eval=[{{name:hard,file:'{data_dir / 'hard.jsonl'}',version_2_with_negative:false}}]",
+                      "trainer.epochs=0", "trainer.verbose=0", f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir

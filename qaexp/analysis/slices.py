@@ -67,10 +67,11 @@ def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, f
     """Wilson's score interval of a proportion, in percent."""
     if n == 0:
         return 0.0, 100.0
-    p = successes / n
+    p = float(successes) / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+    # min/max with p: rounding can put an end a hair past p (at 0 or 1 successes in n)
+    return 100.0 * max(0.0, min(p, centre - half)), 100.0 * min(1.0, max(p, centre + half))
 
 
 def slice_row(slicing: str, name: str, members: Sequence[Question]) -> SliceRow:
