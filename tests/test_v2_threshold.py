@@ -224,3 +224,20 @@ def test_extra_evaluation_set_in_metrics_report_and_model_card(v2_eval_run, tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     report = (tmp_path / "results.md").read_text()
     assert "## Other evaluation sets" in report and "hard" in report and f"{hard['f1']:.2f}" in report
+
+
+def test_the_models_qaexp_json_wins_over_the_run_config_and_flags_win_over_both(tmp_path):
+    from qaexp.serving.settings import answer_settings, write_inference_settings
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text(
+        "data:\n  max_length: 200\n  doc_stride: 64\n  version_2_with_negative: true\n  null_score_diff_threshold: 0.0\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    data = OmegaConf.create({"max_length": 200, "doc_stride": 64, "max_answer_length": 20,
+                             "version_2_with_negative": True})
+    write_inference_settings(str(model), data, -2.5, "tuned")
+    settings = answer_settings(str(model), {})
+    assert (settings.null_score_diff_threshold, settings.max_answer_length) == (-2.5, 20)
+    assert answer_settings(str(model), {"null_score_diff_threshold": 1.0}).null_score_diff_threshold == 1.0
