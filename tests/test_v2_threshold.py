@@ -197,13 +197,12 @@ def test_predict_gives_the_runs_own_v2_answers_with_the_saved_threshold(v2_eval_
     assert result.returncode == 0, result.stderr[-3000:]
     run_predictions = json.loads((v2_eval_run / "predictions.json").read_text())
     assert json.loads(out.read_text()) == run_predictions
-    # the threshold matters: answering everything (a huge threshold) changes the no-answer predictions
-    assert any(text == "" for text in run_predictions.values())
-    forced = tmp_path / "forced.json"
-    result = run_cli(["-m", "qaexp.predict", str(v2_eval_run / "model"), "--file", config.data.validation_file,
-                      "--official-output", str(forced), "--null-threshold", "1e9"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(forced.read_text()) != run_predictions
+    # the threshold matters: exactly the questions whose null odds exceed the saved one get no answer
+    odds = json.loads((v2_eval_run / "null_odds.json").read_text())
+    threshold = json.loads((v2_eval_run / "model" / "qaexp.json").read_text())["null_score_diff_threshold"]
+    assert 0 < sum(text == "" for text in run_predictions.values()) < len(run_predictions)
+    assert {q for q, text in run_predictions.items() if text == ""} == \
+        {q for q, o in odds.items() if o > threshold}
 
 
 @pytest.mark.slow
@@ -241,3 +240,33 @@ def test_the_models_qaexp_json_wins_over_the_run_config_and_flags_win_over_both(
     settings = answer_settings(str(model), {})
     assert (settings.null_score_diff_threshold, settings.max_answer_length) == (-2.5, 20)
     assert answer_settings(str(model), {"null_score_diff_threshold": 1.0}).null_score_diff_threshold == 1.0
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["data.null_threshold_tuning=eval"], "needs data.version_2_with_negative=true"),
+    (["data.version_2_with_negative=true", "data.null_threshold_tuning=best"], "is not one of off, eval, split"),
+    (["data.version_2_with_negative=true", "data.null_tuning_fraction=1.0"], "must be in (0, 1)"),
+    (["data.extra_eval=[{name:adv}]"], "(adv) needs file=PATH"),
+    (["data.extra_eval=[{name:adv,source:hub}]"], "needs dataset=NAME"),
+    (["data.extra_eval=[{name:a,file:x.json},{name:a,file:y.json}]"], "must be a unique name"),
+])
+def test_bad_evaluation_options_are_one_clear_error(overrides, words):
+    from hydra import compose, initialize_config_dir
+
+    from conftest import REPO
+    from qaexp.config import validate
+    from qaexp.errors import ConfigError
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=quickstart", *overrides])
+    with pytest.raises(ConfigError) as error:
+        validate(cfg)
+    assert words in str(error.value) and "\n" not in str(error.value)
+
+
+def test_trackers_get_each_extra_sets_scores_as_eval_name_f1():
+    from qaexp.run.tracking import summary_scalars
+
+    scalars = summary_scalars({"status": "completed", "exact_match": 50.0, "f1": 60.0,
+                               "extra_eval": {"adv": {"exact_match": 20.0, "f1": 30.5, "eval_examples": 9}}})
+    assert scalars["eval/adv/f1"] == 30.5 and scalars["eval/adv/exact_match"] == 20.0 and scalars["f1"] == 60.0
