@@ -104,8 +104,8 @@ def test_paired_bootstrap_is_seeded_and_its_interval_shrinks_as_questions_are_ad
 
 
 @pytest.mark.slow
-def test_analyze_and_compare_cli(v2_eval_run, tmp_path):
-    result = run_cli(["-m", "qaexp.analyze", str(v2_eval_run), "--output", str(tmp_path / "analysis")])
+def test_analyze_and_compare_cli(v2_run, tmp_path):
+    result = run_cli(["-m", "qaexp.analyze", str(v2_run), "--output", str(tmp_path / "analysis")])
     assert result.returncode == 0, result.stderr[-3000:]
     text = (tmp_path / "analysis" / "analysis.md").read_text()
     for heading in ("By question word", "By answer type", "By context length (tokens)", "By answer position",
@@ -114,16 +114,15 @@ def test_analyze_and_compare_cli(v2_eval_run, tmp_path):
     assert (tmp_path / "analysis" / "analysis_slices.png").stat().st_size > 1000
     # run B: the same run with 5 of its wrong answers replaced by the gold answer
     run_b = tmp_path / "run_b"
-    shutil.copytree(v2_eval_run, run_b, ignore=shutil.ignore_patterns("model", "extra_eval"))
-    shutil.copytree(v2_eval_run / "model", run_b / "model")
-    predictions = json.loads((v2_eval_run / "predictions.json").read_text())
-    examples = [json.loads(line) for line in open(
-        __import__("omegaconf").OmegaConf.load(v2_eval_run / ".hydra" / "config.yaml").data.validation_file)]
+    shutil.copytree(v2_run, run_b, ignore=shutil.ignore_patterns("model", "extra_eval"))
+    shutil.copytree(v2_run / "model", run_b / "model")
+    predictions = json.loads((v2_run / "predictions.json").read_text())
+    examples = [json.loads(line) for line in (v2_run / "validation.jsonl").read_text().splitlines()]
     fixed = [e["id"] for e in examples if e["answers"]["text"] and predictions[e["id"]] != e["answers"]["text"][0]][:5]
     assert len(fixed) == 5
     changed = {**predictions, **{e["id"]: e["answers"]["text"][0] for e in examples if e["id"] in fixed}}
     (run_b / "predictions.json").write_text(json.dumps(changed))
-    result = run_cli(["-m", "qaexp.analyze", "--compare", str(v2_eval_run), str(run_b), "--output",
+    result = run_cli(["-m", "qaexp.analyze", "--compare", str(v2_run), str(run_b), "--output",
                       str(tmp_path / "cmp"), "--samples", "300"])
     assert result.returncode == 0, result.stderr[-3000:]
     compare = (tmp_path / "cmp" / "compare.md").read_text()

@@ -173,53 +173,67 @@ def test_load_splits_of_a_hub_dataset_without_a_training_split(tmp_path):
 # ---- the user's path: an evaluation-only v2 run of a saved model, then predict ------------------------------
 
 @pytest.mark.slow
-def test_evaluation_only_run_tunes_saves_the_threshold_and_needs_no_training_data(v2_eval_run):
-    metrics = json.loads((v2_eval_run / "metrics.json").read_text())
-    assert metrics["status"] == "completed" and metrics["train_examples"] == 0 and metrics["train_windows"] == 0
-    assert "tokenising train" not in (v2_eval_run / "__main__.log").read_text()
+def test_a_v2_run_records_best_thresholds_every_evaluation_and_saves_the_tuned_threshold(v2_run):
+    metrics = json.loads((v2_run / "metrics.json").read_text())
+    history = metrics["history"]
+    assert {"val_best_f1", "val_best_f1_thresh", "val_HasAns_f1", "val_NoAns_f1"} <= set(history)
     threshold = metrics["null_threshold"]
     assert threshold["source"] == "tuned" and threshold["tuned_on"].startswith("30 of 60")
     assert threshold["held_out"]["questions"] == 30
     v2 = metrics["squad_v2"]
     assert {"best_exact", "best_f1", "best_f1_thresh", "HasAns_f1", "NoAns_f1"} <= set(v2)
-    saved = json.loads((v2_eval_run / "model" / "qaexp.json").read_text())
+    saved = json.loads((v2_run / "model" / "qaexp.json").read_text())
     assert saved["null_score_diff_threshold"] == threshold["value"] and saved["version_2_with_negative"] is True
     assert (saved["max_length"], saved["doc_stride"]) == (256, 96)
-    assert (v2_eval_run / "analysis.md").exists() and (v2_eval_run / "analysis_confusion.png").exists()
+    assert (v2_run / "analysis.md").exists() and (v2_run / "analysis_confusion.png").exists()
 
 
 @pytest.mark.slow
-def test_predict_gives_the_runs_own_v2_answers_with_the_saved_threshold(v2_eval_run, tmp_path):
-    config = OmegaConf.load(v2_eval_run / ".hydra" / "config.yaml")
+def test_evaluation_only_run_needs_no_training_data(v2_run, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(["-m", "qaexp", "experiment=quickstart", f"model.checkpoint={v2_run / 'model'}", "data=json",
+                      f"data.train_file={tmp_path / 'missing-train.json'}",
+                      f"data.validation_file={v2_run / 'validation.jsonl'}", "data.max_length=256",
+                      "data.doc_stride=96", "data.version_2_with_negative=true", "trainer.epochs=0",
+                      "trainer.verbose=0", "trainer.analyze=false", f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["train_examples"] == 0 and metrics["train_windows"] == 0
+    assert metrics["eval_examples"] == 60 and "tokenising train" not in (run_dir / "__main__.log").read_text()
+    assert not (run_dir / "analysis.md").exists()  # trainer.analyze=false
+
+
+@pytest.mark.slow
+def test_predict_gives_the_runs_own_v2_answers_with_the_saved_threshold(v2_run, tmp_path):
     out = tmp_path / "pred.json"
-    result = run_cli(["-m", "qaexp.predict", str(v2_eval_run / "model"), "--file", config.data.validation_file,
+    result = run_cli(["-m", "qaexp.predict", str(v2_run / "model"), "--file", str(v2_run / "validation.jsonl"),
                       "--official-output", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
-    run_predictions = json.loads((v2_eval_run / "predictions.json").read_text())
+    run_predictions = json.loads((v2_run / "predictions.json").read_text())
     assert json.loads(out.read_text()) == run_predictions
     # the threshold matters: exactly the questions whose null odds exceed the saved one get no answer
-    odds = json.loads((v2_eval_run / "null_odds.json").read_text())
-    threshold = json.loads((v2_eval_run / "model" / "qaexp.json").read_text())["null_score_diff_threshold"]
+    odds = json.loads((v2_run / "null_odds.json").read_text())
+    threshold = json.loads((v2_run / "model" / "qaexp.json").read_text())["null_score_diff_threshold"]
     assert 0 < sum(text == "" for text in run_predictions.values()) < len(run_predictions)
     assert {q for q, text in run_predictions.items() if text == ""} == \
         {q for q, o in odds.items() if o > threshold}
 
 
 @pytest.mark.slow
-def test_extra_evaluation_set_in_metrics_report_and_model_card(v2_eval_run, tmp_path):
+def test_extra_evaluation_set_in_metrics_report_and_model_card(v2_run, tmp_path):
     from qaexp.evaluation.metrics import evaluate_v1, gold_answers
     from qaexp.data.squad import read_records
 
-    metrics = json.loads((v2_eval_run / "metrics.json").read_text())
+    metrics = json.loads((v2_run / "metrics.json").read_text())
     hard = metrics["extra_eval"]["hard"]
     assert hard["eval_examples"] == 30 and hard["version_2_with_negative"] is False
-    predictions = json.loads((v2_eval_run / "extra_eval" / "hard" / "predictions.json").read_text())
-    records = read_records(OmegaConf.load(v2_eval_run / ".hydra" / "config.yaml").data.extra_eval[0].file)
+    predictions = json.loads((v2_run / "extra_eval" / "hard" / "predictions.json").read_text())
+    records = read_records(OmegaConf.load(v2_run / ".hydra" / "config.yaml").data.extra_eval[0].file)
     assert evaluate_v1(gold_answers(records), predictions)["f1"] == pytest.approx(hard["f1"])
-    card = (v2_eval_run / "model" / "README.md").read_text()
+    card = (v2_run / "model" / "README.md").read_text()
     assert "## Other evaluation sets" in card and f"| hard | 30 | {hard['exact_match']:.2f} | {hard['f1']:.2f} |" in card
     assert f"THRESHOLD = {metrics['null_threshold']['value']!r}" in card and "handle_impossible_answer=True" in card
-    result = run_cli(["-m", "qaexp.report", str(v2_eval_run), "--out", str(tmp_path)])
+    result = run_cli(["-m", "qaexp.report", str(v2_run), "--out", str(tmp_path)])
     assert result.returncode == 0, result.stderr[-3000:]
     report = (tmp_path / "results.md").read_text()
     assert "## Other evaluation sets" in report and "hard" in report and f"{hard['f1']:.2f}" in report

@@ -76,11 +76,14 @@ def confusion_markdown(matrix: dict) -> str:
 
 
 def snippet(question: Question) -> str:
-    """The context around the gold answer (its start for answerable questions), on one line."""
-    centre = question.answer_start if question.answer_start is not None else 0
-    lo, hi = max(0, centre - SNIPPET), min(len(question.context), centre + SNIPPET)
-    text = " ".join(question.context[lo:hi].split())
-    return f"{'...' if lo else ''}{text}{'...' if hi < len(question.context) else ''}"
+    """The context around the gold answer (bold), or its start for unanswerable questions, on one line."""
+    context, start = question.context, question.answer_start
+    if start is None:
+        return " ".join(context[:2 * SNIPPET].split()) + ("..." if len(context) > 2 * SNIPPET else "")
+    end = start + len(question.gold[0])
+    lo, hi = max(0, start - SNIPPET), min(len(context), end + SNIPPET)
+    text = " ".join(f"{context[lo:start]}**{context[start:end].strip()}**{context[end:hi]}".split())
+    return f"{'...' if lo else ''}{text}{'...' if hi < len(context) else ''}"
 
 
 def table_cell(text: str) -> str:
