@@ -112,15 +112,20 @@ def _experiment(run: _Run) -> dict:
             model = _model(cfg, model_cfg, tokenizer)
         trained, final = _train_or_evaluate(run, model, tokenizer, splits, windows, strategy)
         final, threshold = settle_threshold(splits.validation, final, cfg.data, cfg.trainer.seed)
-        with run.stage("extra_eval"):
-            extra = evaluation_sets.evaluate_extra_sets(cfg, run.directory, model, tokenizer, extra_sets,
-                                                        _threshold_value(cfg, threshold))
+        extra = _extra_evaluations(run, model, tokenizer, extra_sets, _threshold_value(cfg, threshold))
     _save_outputs(run, model, tokenizer, final, threshold)
     summary = _summary(cfg, splits, windows, trained, final, run.progress.timer.seconds)
     summary.update({"null_threshold": threshold} if threshold else {}, **({"extra_eval": extra} if extra else {}))
     record = _publish(run, summary)
     _write_analysis(run, splits.validation, windows.validation, final)
     return record
+
+
+def _extra_evaluations(run: _Run, model, tokenizer, extra_sets: dict, threshold: float) -> dict:
+    if not extra_sets:
+        return {}
+    with run.stage("extra_eval"):
+        return evaluation_sets.evaluate_extra_sets(run.cfg, run.directory, model, tokenizer, extra_sets, threshold)
 
 
 def _threshold_value(cfg: DictConfig, threshold: dict) -> float:
