@@ -25,13 +25,18 @@ def _length_bucket(words: Optional[int]) -> str:
     return "1" if words == 1 else "2-3" if words <= 3 else "4-6" if words <= 6 else "7+"
 
 
+CONTEXT_LIMITS = (128, 256, 384, 512)
+
+
 def _context_bucket(tokens: Optional[int]) -> Optional[str]:
     if tokens is None:
         return None
-    for limit in (128, 256, 384, 512):
+    low = 1
+    for limit in CONTEXT_LIMITS:
         if tokens <= limit:
-            return f"<= {limit}"
-    return "> 512"
+            return f"{low}-{limit}"
+        low = limit + 1
+    return f"> {CONTEXT_LIMITS[-1]}"
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ SLICINGS = (
     Slicing("answer type", lambda q: q.answer_type, ("number", "date", "person-like", "other", NO_ANSWER)),
     Slicing("answer length (words)", lambda q: _length_bucket(q.answer_length), ("1", "2-3", "4-6", "7+", NO_ANSWER)),
     Slicing("context length (tokens)", lambda q: _context_bucket(q.context_tokens),
-            ("<= 128", "<= 256", "<= 384", "<= 512", "> 512")),
+            ("1-128", "129-256", "257-384", "385-512", "> 512")),
     Slicing("answer position", lambda q: q.boundary,
             ("one window", "inside a window", "crosses a boundary", NO_ANSWER)),
 )
