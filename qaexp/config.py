@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
@@ -47,6 +48,8 @@ Strategy = _choices("Strategy", "default mirrored multi_worker tpu")
 LoggerName = _choices("LoggerName", "none wandb tensorboard")
 LoggerMode = _choices("LoggerMode", "online offline disabled")
 PaddingSide = _choices("PaddingSide", "left right")
+NullTuning = _choices("NullTuning", "off eval split")  # SQuAD v2 no-answer threshold: configured / tuned
+EvalSource = _choices("EvalSource", "json hub")  # where an extra evaluation set comes from
 
 
 KNOWN: dict[str, type[Choice]] = {
@@ -61,6 +64,7 @@ KNOWN: dict[str, type[Choice]] = {
     "logger.name": LoggerName,
     "logger.mode": LoggerMode,
     "model.padding_side": PaddingSide,
+    "data.null_threshold_tuning": NullTuning,
 }
 
 
@@ -83,6 +87,20 @@ class ModelConfig:
 
 
 @dataclass
+class ExtraEvalConfig:
+    """One more evaluation set, scored after training: a local file or a hub dataset's split."""
+
+    name: str = MISSING  # its key in metrics.json and eval/<name>/f1 in the trackers
+    source: str = EvalSource.json.value
+    file: Optional[str] = None  # source=json: SQuAD JSON or JSON lines
+    dataset: Optional[str] = None  # source=hub: the dataset's hub name
+    config_name: Optional[str] = None
+    split: str = "validation"
+    version_2_with_negative: Optional[bool] = None  # null: as data.version_2_with_negative
+    max_eval_samples: Optional[int] = None
+
+
+@dataclass
 class DataConfig:
     source: str = MISSING
     name: Optional[str] = None  # hub dataset name
@@ -99,6 +117,11 @@ class DataConfig:
     max_answer_length: int = 30
     n_best_size: int = 20
     null_score_diff_threshold: float = 0.0
+    # SQuAD v2: off uses null_score_diff_threshold; eval tunes it on the evaluation set (best F1, optimistic
+    # figures); split tunes it on a seeded part of it and reports on the rest. The model keeps it (model/qaexp.json).
+    null_threshold_tuning: str = NullTuning.off.value
+    null_tuning_fraction: float = 0.5  # split: the share of evaluation questions the threshold is tuned on
+    extra_eval: list[ExtraEvalConfig] = field(default_factory=list)  # more sets scored after training
     on_bad_answer: str = BadAnswerPolicy.fix.value
     # tokenised windows cached on disk, keyed by tokenizer, data content, max_length, doc_stride, sample limits
     cache: bool = True
@@ -149,6 +172,7 @@ class TrainerConfig:
     resume: bool = False  # continue from the last checkpoint in the run directory (hydra.run.dir=<dir>)
     keep_best: bool = True  # end with the weights of the epoch with the best validation F1, not the last
     early_stopping_patience: Optional[int] = None  # stop after this many epochs without a better F1; null: off
+    analyze: bool = True  # write analysis.md + plots at the end of a run (python -m qaexp.analyze RUN_DIR)
     keep_checkpoints: bool = False  # after a completed run whose model/ is saved, keep <run dir>/checkpoints
     threads: Optional[int] = None  # TensorFlow intra/inter-op threads; null: TF's default (or a share of the
     # CPUs when hydra/launcher=joblib runs several jobs at once)
@@ -233,10 +257,32 @@ def validate(cfg: DictConfig) -> None:
         from qaexp.model.pretrained import resolve_package_checkpoint
 
         resolve_package_checkpoint(cfg.model.checkpoint)  # a missing package is reported before TensorFlow loads
+    _check_evaluation_options(data)
     if cfg.hub.push and not cfg.hub.repo_id:
         raise ConfigError("hub.push=true needs hub.repo_id=USER/NAME (the hub repository to upload to)")
     if cfg.hub.push and not cfg.trainer.save_model:
         raise ConfigError("hub.push=true needs trainer.save_model=true (the saved model directory is what is pushed)")
+
+
+def _check_evaluation_options(data: DictConfig) -> None:
+    from qaexp.limits import NUMBERS, check_value
+
+    if data.null_threshold_tuning != NullTuning.off and not data.version_2_with_negative:
+        raise ConfigError(f"data.null_threshold_tuning={data.null_threshold_tuning} needs "
+                          "data.version_2_with_negative=true (only SQuAD v2 predicts no-answer)")
+    seen: set[str] = set()
+    for number, entry in enumerate(data.extra_eval):
+        where = f"data.extra_eval[{number}]"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", entry.name or "") or entry.name in seen:
+            raise ConfigError(f"{where}.name={entry.name!r} must be a unique name of letters, digits, '_', '.', '-'")
+        seen.add(entry.name)
+        if entry.source not in [choice.value for choice in EvalSource]:
+            raise ConfigError(f"{where}.source={entry.source!r} is not one of json, hub")
+        if entry.source == EvalSource.json and not entry.file:
+            raise ConfigError(f"{where} ({entry.name}) needs file=PATH (a SQuAD JSON or JSON-lines file)")
+        if entry.source == EvalSource.hub and not entry.dataset:
+            raise ConfigError(f"{where} ({entry.name}) with source=hub needs dataset=NAME (a hub dataset)")
+        check_value(f"{where}.max_eval_samples", entry.max_eval_samples, NUMBERS["data.max_eval_samples"])
 
 
 # Tokens the window needs besides the context: special tokens (at most 4, RoBERTa's pairs) and a question

@@ -98,6 +98,7 @@ NUMBERS: dict[str, Range] = {
     "data.num_train": _counts(MAX_SYNTHETIC),
     "data.num_validation": _counts(MAX_SYNTHETIC),
     "data.unanswerable_fraction": FRACTION,
+    "data.null_tuning_fraction": Range(0, 1, low_open=True, high_open=True),  # data.null_threshold_tuning=split
     "data.seed": Range(),  # any integer: it only names the synthetic generator's stream
     "optimizer.lr": POSITIVE,  # no upper limit: a huge one is stopped by the divergence check
     "optimizer.weight_decay": Range(0, None),

@@ -5,7 +5,8 @@ import logging
 import pytest
 from omegaconf import OmegaConf
 
-from qaexp.data.squad import check_records, load_splits, read_records
+from qaexp.data.checks import check_records
+from qaexp.data.squad import load_splits, read_records
 from qaexp.errors import DataError
 
 CONTEXT = "Ada grew up in Lyon. She moved to Paris in 1990."

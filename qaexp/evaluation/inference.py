@@ -53,12 +53,22 @@ class Evaluation:
 
 def evaluate(model, examples: list[dict], windows: Windows, batch_size: int, pad_id: int, data_cfg) -> Evaluation:
     """The validation loss, the answers and their SQuAD scores."""
-    from qaexp.evaluation.metrics import squad_metrics
-
     start, end, loss = predict_logits(model, windows, batch_size, pad_id, with_loss=True)
     answers = answer(examples, windows, start, end, data_cfg)
-    scores = squad_metrics(examples, answers.predictions, version_2=data_cfg.version_2_with_negative)
+    scores = score_answers(examples, answers, data_cfg.version_2_with_negative, data_cfg.null_score_diff_threshold)
     return Evaluation(loss, scores, answers)
+
+
+def score_answers(examples: list[dict], answers: "Predictions", version_2: bool, threshold: float) -> dict:
+    """SQuAD v1.1 scores, or the official v2 script's: its figures at `threshold` (no answer where the null odds
+    exceed it) and, from the null odds as its na-prob file, best_exact / best_f1 and their thresholds."""
+    from qaexp.evaluation.metrics import evaluate_v2, gold_answers, squad_metrics
+
+    if not version_2:
+        return squad_metrics(examples, answers.predictions)
+    scores = evaluate_v2(gold_answers(examples), answers.span_answers, na_probs=answers.null_odds,
+                         na_prob_thresh=threshold)
+    return {"exact_match": scores["exact"], **scores}
 
 
 def answer(examples: list[dict], windows: Windows, start: np.ndarray, end: np.ndarray, data_cfg) -> "Predictions":

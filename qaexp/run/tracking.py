@@ -120,7 +120,8 @@ class TensorBoardTracker(KerasLoggingTracker):
                 tf.summary.scalar(name, value, step=step)
 
     def log_results(self, summary: dict, model_dir: Optional[str]) -> None:
-        scalars = {f"final/{k}": v for k, v in summary_scalars(summary).items() if isinstance(v, (int, float))}
+        scalars = {k if k.startswith("eval/") else f"final/{k}": v for k, v in summary_scalars(summary).items()
+                   if isinstance(v, (int, float))}
         self.log(scalars, self._last_step)
 
     def finish(self, error: Optional[BaseException]) -> None:
@@ -262,6 +263,8 @@ def summary_scalars(summary: dict) -> dict:
     train_seconds = (summary.get("seconds") or {}).get("train")
     if train_seconds is not None:
         scalars["train_seconds"] = train_seconds
+    for name, scores in (summary.get("extra_eval") or {}).items():  # data.extra_eval: eval/<name>/f1 and /exact_match
+        scalars.update({f"eval/{name}/{key}": scores[key] for key in ("f1", "exact_match")})
     return scalars
 
 

@@ -44,6 +44,7 @@ class Job:
     train_windows: Optional[int] = None
     epochs: Optional[int] = None
     error: Optional[str] = None
+    extra_eval: dict = field(default_factory=dict)  # data.extra_eval: set name -> its metrics.json table
 
     @property
     def windows_per_second(self) -> Optional[float]:
@@ -92,6 +93,7 @@ def load_job(path: str, root: str) -> Job:
         job.train_seconds = (metrics.get("seconds") or {}).get("train")
         job.train_windows, job.epochs = metrics.get("train_windows"), metrics.get("epochs")
         job.error = metrics.get("error")
+        job.extra_eval = metrics.get("extra_eval") or {}
     return job
 
 
@@ -194,14 +196,24 @@ def sweep_command(paths: list[str]) -> Optional[str]:
     return "python -m qaexp -m " + " ".join(overrides) if overrides else None
 
 
+def extra_eval_table(jobs: list[Job]) -> str:
+    """One row per job and data.extra_eval set (in-domain figures are the main table's); "" without any."""
+    rows = [[job.name, name, _fmt(scores.get("exact_match"), ".2f"), _fmt(scores.get("f1"), ".2f"),
+             str(scores.get("eval_examples", ""))]
+            for job in jobs for name, scores in job.extra_eval.items()]
+    return markdown_table(["job", "evaluation set", "EM", "F1", "questions"], rows) if rows else ""
+
+
 def write_markdown(table_md: str, failures: list[str], command: Optional[str], path: str,
-                   configs_md: str = "") -> None:
+                   configs_md: str = "", extra_md: str = "") -> None:
     parts = ["# Sweep results", "", *([f"`{command}`", ""] if command else [])]
     if configs_md:
         parts += ["## Configurations over seeds", "", "Ranked by mean validation F1; CI: 95% interval of the mean "
                   "(Student's t). ![F1 per configuration](f1_by_configuration.png)", "", configs_md, "",
                   "## Jobs", "", "![F1 against training time](f1_vs_train_time.png)", ""]
     parts += ["Sorted by validation F1.", "", table_md, ""]
+    if extra_md:
+        parts += ["## Other evaluation sets", "", extra_md, ""]
     if failures:
         parts += ["## Failed jobs", "", *(f"- {line}" for line in failures), ""]
     write_text_atomic(path, "\n".join(parts))
@@ -259,11 +271,15 @@ def report(paths: list[str], out_dir: str, seed_keys: tuple[str, ...] = seed_sta
     os.makedirs(out_dir, exist_ok=True)
     write_csv(jobs, keys, os.path.join(out_dir, "results.csv"))
     write_rows(*seed_stats.csv_rows(configs), os.path.join(out_dir, "configurations.csv"))
-    write_markdown(table_md, failures, sweep_command(paths), os.path.join(out_dir, "results.md"), configs_md)
+    extra_md = extra_eval_table(jobs)
+    write_markdown(table_md, failures, sweep_command(paths), os.path.join(out_dir, "results.md"), configs_md,
+                   extra_md)
     plot_f1_vs_lr(jobs, failures, os.path.join(out_dir, "f1_vs_lr.png"))
     report_plots.plot_seeds(configs, os.path.join(out_dir, "f1_by_configuration.png"))
     report_plots.plot_cost(configs, os.path.join(out_dir, "f1_vs_train_time.png"))
     print(configs_md, table_md, sep="\n\n")
+    if extra_md:
+        print(f"\nOther evaluation sets:\n{extra_md}")
     for line in failures:
         print(f"not completed: {line}")
     print(f"wrote results.csv, configurations.csv, results.md, f1_vs_lr.png, f1_by_configuration.png and "
