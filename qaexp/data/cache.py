@@ -18,7 +18,7 @@ import logging
 import mmap
 import os
 import shutil
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -47,7 +47,7 @@ def windows_for(records: list[dict], tokenizer, max_length: int, doc_stride: int
         return cached
     chunks = windows.window_chunks(records, tokenizer, max_length, doc_stride, desc=desc)
     try:
-        save_directory_atomic(path, lambda tmp: _write_columns(tmp, chunks, tokenizer.model_input_names))
+        write_entry(path, chunks, tokenizer.model_input_names)
     except (OSError, QAExpError) as err:  # a read-only or full disk costs only the cache
         log.warning("could not write the feature cache %s: %s; tokenising in memory", path, err)
         return windows.tokenize_windows(records, tokenizer, max_length, doc_stride, desc=desc)
@@ -122,7 +122,12 @@ def records_fingerprint(records: list[dict]) -> str:
 
 def save(path: str, windows_: Windows) -> None:
     """Write `windows_` as a cache entry (a directory) at `path`, atomically."""
-    save_directory_atomic(path, lambda tmp: _write_columns(tmp, [windows_], list(windows_.inputs)))
+    write_entry(path, [windows_], list(windows_.inputs))
+
+
+def write_entry(path: str, chunks: Iterable[Windows], input_names) -> None:
+    """Write the windows of consecutive chunks as one entry at `path`, atomically, holding one chunk at a time."""
+    save_directory_atomic(path, lambda tmp: _write_columns(tmp, chunks, input_names))
 
 
 def _write_columns(directory: str, chunks, input_names) -> None:
