@@ -1,6 +1,9 @@
 """Peak memory and throughput as the number of windows grows: 40k, 160k and 640k windows (SQuAD dev replicated).
 
-Each size runs in its own process, so its peak RSS (getrusage ru_maxrss) is its own. In each process:
+Each size runs in its own process, so its peak RSS (getrusage ru_maxrss) is its own: `rss_mb` is the peak
+once the windows are cached, loaded and one training epoch's input has been pulled (what grows with training
+data); `eval_rss_mb` the peak after evaluating every window too (it adds per-question Python objects: one
+record, one prediction and its n-best list per question). In each process:
 
 1. SQuAD v1.1 dev is tokenised once (MiniLM's uncased vocabulary, max_length 384, stride 128), and its windows
    repeated, chunk by chunk, into a feature-cache entry (`qaexp.data.cache.write_entry`, the writer a run
@@ -43,6 +46,10 @@ def parse_args():
     parser.add_argument("--questions", type=int, default=None, help="use only the first N dev questions")
     parser.add_argument("--one-size", type=int, default=None, help=argparse.SUPPRESS)  # the child process
     return parser.parse_args()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cpu_seconds() -> float:
@@ -93,7 +100,6 @@ def one_size(args, target: int) -> dict:
     dev = read_records(args.data)[: args.questions]
     dev_windows = tokenize_windows(dev, tokenizer, 384, 128, progress=False)
     copies = -(-target // len(dev_windows))
-    records = [dict(r, id=f"{r['id']}-{c}") for c in range(copies) for r in dev]
     settings = OmegaConf.create({"n_best_size": 1, "max_answer_length": 30, "version_2_with_negative": False,
                                  "null_score_diff_threshold": 0.0})
     model = TokenLogits(tokenizer.vocab_size)
@@ -112,11 +118,13 @@ def one_size(args, target: int) -> dict:
             expected = pad_batch(dev_windows, order[n] % len(dev_windows), batch["input_ids"].shape[1],
                                  tokenizer.pad_token_id, True)
             identical &= all(np.array_equal(batch[name].numpy(), expected[name]) for name in expected)
+    train_rss = peak_rss_mb()  # the windows and the training input: what grows with the training data
+    records = [dict(r, id=f"{r['id']}-{c}") for c in range(copies) for r in dev]
     answers, _ = inference.predict_answers(model, records, windows, EVAL_BATCH, tokenizer.pad_token_id, settings)
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     identical &= all(answers.predictions[f"{r['id']}-{c}"] == reference.predictions[r["id"]]
                      for c in range(copies) for r in dev)
-    return {"windows": len(windows), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    return {"windows": len(windows), "rss_mb": train_rss, "eval_rss_mb": peak_rss_mb(),
             "s_per_100k": 1e5 * seconds / len(windows), "cpu_s_per_100k": 1e5 * cpu / len(windows), "identical": bool(identical), "batches": len(batcher),
             "questions": len(records), "load": os.getloadavg()[0]}
 
@@ -138,12 +146,14 @@ def main() -> None:
             sys.exit(f"memory_scaling: the {size}-window run failed:\n{done.stderr[-3000:]}")
         results[size] = json.loads(done.stdout.strip().splitlines()[-1])
         r = results[size]
-        print(f"{size:>7} target: {r['windows']} windows, peak RSS {r['rss_mb']:.0f} MB, "
+        print(f"{size:>7} target: {r['windows']} windows, peak RSS {r['rss_mb']:.0f} MB (training input), "
+              f"{r['eval_rss_mb']:.0f} MB (after evaluating all), "
               f"{r['cpu_s_per_100k']:.1f} CPU s ({r['s_per_100k']:.1f} wall s) per 100k windows, identical {r['identical']}, load {r['load']:.1f}", flush=True)
     sizes = list(results)
     print(json.dumps({"rss_mb": {str(s): round(results[s]["rss_mb"]) for s in sizes},
                       "rss_growth_mb": round(results[sizes[-1]]["rss_mb"] - results[sizes[0]]["rss_mb"]),
                       "identical": all(r["identical"] for r in results.values()),
+                      "eval_rss_mb": {str(s): round(results[s]["eval_rss_mb"]) for s in sizes},
                       "cpu_s_per_100k": {str(s): round(results[s]["cpu_s_per_100k"], 2) for s in sizes},
                       "wall_s_per_100k": {str(s): round(results[s]["s_per_100k"], 2) for s in sizes},
                       "windows": {str(s): results[s]["windows"] for s in sizes}}))
