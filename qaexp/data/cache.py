@@ -205,4 +205,6 @@ def _mapped(path: str) -> np.ndarray:
         if count == 0:
             return np.zeros(shape, dtype)
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        if hasattr(mmap, "MADV_RANDOM"):  # batches read scattered rows: no read-ahead around each one
+            mapped.madvise(mmap.MADV_RANDOM)
         return np.frombuffer(mapped, dtype=dtype, count=count, offset=f.tell()).reshape(shape)
