@@ -161,7 +161,7 @@ def main() -> None:
     for r, text, ok in zip(records, pipeline_answers, agree):
         if not ok:
             print(f"differs: {r['id']} ({windows_per_question[r['id']]} windows) qaexp {cli[r['id']]!r} "
-                  f"pipeline {text!r}")
+                  f"pipeline {text!r}: {why_different(cli[r['id']], text, windows_per_question[r['id']])}")
     print(f"{len(records)} questions, batch {args.batch_size}: qaexp {qaexp_seconds:.2f} s (whole process "
           f"{cli_seconds:.1f} s), forward-pass floor {floor:.2f} s, pipeline {pipeline_seconds:.2f} s; "
           f"in-process answers equal the CLI's: {same_in_process}; load {os.getloadavg()[0]:.1f}")
@@ -171,6 +171,16 @@ def main() -> None:
     print(json.dumps({"vs_pipeline": round(pipeline_seconds / qaexp_seconds, 2),
                       "vs_floor": round(qaexp_seconds / floor, 3),
                       "answer_agreement": round(sum(agree) / len(records), 4), "questions": len(records)}))
+
+
+def why_different(ours: str, theirs: str, windows: int) -> str:
+    """The cause of a disagreement, from what distinguishes the two post-processings."""
+    if ours and ours in theirs:
+        return "the pipeline widened the span to whole words (align_to_words=True); qaexp keeps token offsets"
+    if windows > 1:
+        return ("several windows: the pipeline ranks spans by probabilities normalised per window (softmax over "
+                "each window), qaexp by raw start + end logits across windows (the SQuAD reference rule)")
+    return "one window, different span: not explained by the known differences"
 
 
 def _windows_per_question(tokenizer, records: list[dict]) -> dict:

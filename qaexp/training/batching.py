@@ -91,7 +91,7 @@ class Batcher:
             yield from self.order(epoch)[skip:]
             epoch, skip = epoch + 1, 0
 
-    def dataset(self, start_batch: int, count: int, release_every: int = 32):
+    def dataset(self, start_batch: int, count: int, release_every: int = 1):
         """A tf.data.Dataset of the `count` batches from global batch `start_batch` on, exactly as `pad` pads them.
 
         Only the batches' window indices become tensors; each batch is gathered from the columnar windows (a
