@@ -49,7 +49,7 @@ def test_memory_scaling_reports_flat_memory_and_identical_results(squad_v1_dev):
     assert figures["rss_growth_mb"] == pytest.approx(figures["rss_mb"]["600"] - figures["rss_mb"]["150"], abs=1)
     assert set(figures["eval_rss_mb"]) == {"150", "600"}
     assert figures["identical"] is True
-    assert figures["windows"]["600"] >= 600 and figures["windows"]["600"] % figures["windows"]["150"] == 0
+    assert figures["windows"]["600"] >= 600 and figures["windows"]["150"] >= 150
 
 
 @pytest.mark.slow
