@@ -3,7 +3,7 @@
 Model: a randomly initialised distilbert-sized BERT (6 layers, hidden 768, 12 heads, FFN 3072), trained by
 qaexp's train step (Adam). Windows are SQuAD-like: random token ids whose lengths follow the window lengths
 of SQuAD v1.1 dev at max_length 384 / doc_stride 128 (quantiles below, measured with the uncased BERT vocab),
-so the benchmark needs no data files on the GPU machine. Warm-up runs one batch of every padded width (XLA
+so the benchmark needs no data files on the GPU machine. Warm-up runs one batch of every padded width the timed steps use (XLA
 compiles one program per shape) and is not timed; then --steps batches of the epoch's shuffled order are.
 The projected epoch is SQuAD v1.1 train's 88.7k windows at the fast configuration's rate.
 
@@ -90,10 +90,11 @@ def throughput(config: str, windows: Windows, args) -> float:
         trainable = QATrainingModel(build_model(model_cfg, _Tokenizer()))
         trainable.compile(optimizer=tf_keras.optimizers.Adam(1e-4), jit_compile=xla)
         order = batcher.order(epoch=0)
+        timed = order[: args.steps]
         by_width = {}
-        for idx in order:
+        for idx in timed:  # every shape the timed steps use (all 6 widths in a full run)
             by_width.setdefault(batcher.pad(idx)["input_ids"].shape[1], idx)
-        warmup, timed = list(by_width.values()), order[: args.steps]
+        warmup = list(by_width.values())
         signature = {name: tf.TensorSpec((None,) if name.endswith("positions") else (None, None), tf.int32)
                      for name in batcher.pad(order[0])}
 
@@ -126,13 +127,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--model", choices=sorted(ARCHITECTURES), default="distilbert_sized")
     parser.add_argument("--allow-cpu", action="store_true", help="run without a GPU (a smoke test)")
+    parser.add_argument("--smoke", action="store_true", help="only --steps x --batch-size windows (a smoke test)")
     args = parser.parse_args()
     gpu = gpu_name()
     if gpu is None and not args.allow_cpu:
         print("gpu_epoch: no GPU is visible, so there is nothing to measure (run it on a GPU machine)")
         print(json.dumps({"gpu": None, "skipped": "no GPU visible"}))
         return
-    windows = squad_like_windows(max(args.steps * args.batch_size, 4096))
+    windows = squad_like_windows(args.steps * args.batch_size if args.smoke else max(args.steps * args.batch_size, 4096))
     fp32 = throughput("fp32_fixed", windows, args)
     fast = throughput("fast", windows, args)
     print(json.dumps({"fp32_fixed_ex_s": round(fp32, 2), "fast_ex_s": round(fast, 2),

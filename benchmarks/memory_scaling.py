@@ -44,6 +44,8 @@ def parse_args():
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="SQuAD v1.1 dev file")
     parser.add_argument("--sizes", default="40000,160000,640000", help="comma-separated window counts")
     parser.add_argument("--questions", type=int, default=None, help="use only the first N dev questions")
+    parser.add_argument("--smoke", action="store_true",
+                        help="smoke test: every size in this one process (quicker; the peaks are then cumulative)")
     parser.add_argument("--one-size", type=int, default=None, help=argparse.SUPPRESS)  # the child process
     return parser.parse_args()
 
@@ -129,6 +131,16 @@ def one_size(args, target: int) -> dict:
             "questions": len(records), "load": os.getloadavg()[0]}
 
 
+def in_own_process(args, size: int) -> dict:
+    command = [sys.executable, __file__, "--data", args.data, "--one-size", str(size)]
+    if args.questions:
+        command += ["--questions", str(args.questions)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"memory_scaling: the {size}-window run failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     args = parse_args()
     if args.one_size is not None:
@@ -138,13 +150,7 @@ def main() -> None:
         sys.exit(f"memory_scaling: {args.data} not found (pass --data PATH to SQuAD v1.1 dev)")
     results = {}
     for size in [int(s) for s in args.sizes.split(",")]:
-        command = [sys.executable, __file__, "--data", args.data, "--one-size", str(size)]
-        if args.questions:
-            command += ["--questions", str(args.questions)]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.exit(f"memory_scaling: the {size}-window run failed:\n{done.stderr[-3000:]}")
-        results[size] = json.loads(done.stdout.strip().splitlines()[-1])
+        results[size] = one_size(args, size) if args.smoke else in_own_process(args, size)
         r = results[size]
         print(f"{size:>7} target: {r['windows']} windows, peak RSS {r['rss_mb']:.0f} MB (training input), "
               f"{r['eval_rss_mb']:.0f} MB (after evaluating all), "

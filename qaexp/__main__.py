@@ -4,6 +4,7 @@ from importlib import resources
 import signal
 import sys
 from pathlib import Path
+from typing import Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -12,8 +13,8 @@ from omegaconf import DictConfig
 import qaexp.config  # noqa: F401  (registers the config schemas)
 from qaexp.cli import report_error
 from qaexp.errors import QAExpError, RunInterrupted, first_line
-from qaexp.run import hydra_job
-from qaexp.run.outcome import METRICS_FILE
+from qaexp.run import distributed, hydra_job, preemption, sweep_resume
+from qaexp.run.outcome import METRICS_FILE, signals_as_interrupts
 
 log = logging.getLogger("qaexp")
 
@@ -36,8 +37,13 @@ def main(cfg: DictConfig) -> float:
 
     if cfg.trainer.threads is None:
         cfg.trainer.threads = hydra_job.threads_per_job()
+    job_dir = HydraConfig.get().runtime.output_dir
     try:
-        return run(cfg, HydraConfig.get().runtime.output_dir)["f1"]
+        done = _sweep_job_done(cfg, job_dir)
+        if done is not None:
+            return done["f1"]
+        with preemption.checkpoint_and_requeue():
+            return run(cfg, _output_dir(cfg, job_dir))["f1"]
     except Exception as err:
         if hydra_job.is_multirun():  # sys.exit would end the whole sweep: record the failure and let it go on
             return _failed_job(err)
@@ -53,17 +59,39 @@ def main(cfg: DictConfig) -> float:
         sys.exit(interrupted.exit_code)
 
 
+def _sweep_job_done(cfg: DictConfig, job_dir: str) -> Optional[dict]:
+    """A sweep job's earlier metrics when a resumed sweep (trainer.resume=true) has nothing left to do for it."""
+    preemption.resume_if_requeued(cfg, job_dir)
+    if not hydra_job.is_multirun():
+        return None
+    if cfg.trainer.resume:
+        return sweep_resume.completed_before(cfg, job_dir)
+    sweep_resume.record_job(job_dir)
+    return None
+
+
+def _output_dir(cfg: DictConfig, job_dir: str) -> str:
+    """A single run's non-chief workers were sent elsewhere by entry(); a sweep job's are sent here."""
+    return distributed.output_dir(cfg.trainer.strategy, job_dir) if hydra_job.is_multirun() else job_dir
+
+
 def entry() -> None:
     """`python -m qaexp` and the `qaexp` console script: a one-line error for an unusable output directory."""
     problem = hydra_job.output_root_problem(sys.argv[1:])
     if problem:
         sys.exit(report_error(problem))
+    sys.argv[1:] = distributed.worker_argv(sys.argv[1:])  # multi-worker: only the chief writes the run directory
     try:
-        main()
+        with signals_as_interrupts():  # from the start: a signal while Hydra sets up is one line too
+            main()
     except SystemExit as stop:
         if stop.code == HYDRA_ERROR_EXIT:  # Hydra printed its error: add the nearest valid spelling, if any
             _print_suggestion(sys.argv[1:])
         raise
+    except KeyboardInterrupt as err:  # before the run began (main() reports the ones during a run)
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"qaexp: interrupted by {signal.Signals(signum).name} before the run started", file=sys.stderr)
+        sys.exit(128 + signum)
 
 
 def _print_suggestion(overrides: list[str]) -> None:

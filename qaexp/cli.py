@@ -1,4 +1,4 @@
-"""The `qaexp` console script: `qaexp [overrides]` trains; `qaexp predict|evaluate|report|serve|export ...` run the other tools."""
+"""The `qaexp` console script: `qaexp [overrides]` trains; `qaexp predict|evaluate|report|serve|export|analyze ...` run the other tools."""
 from __future__ import annotations
 
 import importlib
@@ -6,7 +6,7 @@ import sys
 
 EXIT_BAD_INPUT = 2  # a bad input: config, data, paths (Hydra's own config errors exit with 1)
 SUBCOMMANDS = {"predict": "qaexp.tools.predict", "evaluate": "qaexp.tools.score", "report": "qaexp.tools.report",
-               "serve": "qaexp.tools.serve", "export": "qaexp.tools.export"}
+               "serve": "qaexp.tools.serve", "export": "qaexp.tools.export", "analyze": "qaexp.tools.analyze"}
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
@@ -47,6 +48,8 @@ Strategy = _choices("Strategy", "default mirrored multi_worker tpu")
 LoggerName = _choices("LoggerName", "none wandb tensorboard")
 LoggerMode = _choices("LoggerMode", "online offline disabled")
 PaddingSide = _choices("PaddingSide", "left right")
+NullTuning = _choices("NullTuning", "off eval split")  # SQuAD v2 no-answer threshold: configured / tuned
+EvalSource = _choices("EvalSource", "json hub")  # where an extra evaluation set comes from
 
 
 KNOWN: dict[str, type[Choice]] = {
@@ -61,6 +64,7 @@ KNOWN: dict[str, type[Choice]] = {
     "logger.name": LoggerName,
     "logger.mode": LoggerMode,
     "model.padding_side": PaddingSide,
+    "data.null_threshold_tuning": NullTuning,
 }
 
 
@@ -83,6 +87,20 @@ class ModelConfig:
 
 
 @dataclass
+class ExtraEvalConfig:
+    """One more evaluation set, scored after training: a local file or a hub dataset's split."""
+
+    name: str = MISSING  # its key in metrics.json and eval/<name>/f1 in the trackers
+    source: str = EvalSource.json.value
+    file: Optional[str] = None  # source=json: SQuAD JSON or JSON lines
+    dataset: Optional[str] = None  # source=hub: the dataset's hub name
+    config_name: Optional[str] = None
+    split: str = "validation"
+    version_2_with_negative: Optional[bool] = None  # null: as data.version_2_with_negative
+    max_eval_samples: Optional[int] = None
+
+
+@dataclass
 class DataConfig:
     source: str = MISSING
     name: Optional[str] = None  # hub dataset name
@@ -99,6 +117,11 @@ class DataConfig:
     max_answer_length: int = 30
     n_best_size: int = 20
     null_score_diff_threshold: float = 0.0
+    # SQuAD v2: off uses null_score_diff_threshold; eval tunes it on the evaluation set (best F1, optimistic
+    # figures); split tunes it on a seeded part of it and reports on the rest. The model keeps it (model/qaexp.json).
+    null_threshold_tuning: str = NullTuning.off.value
+    null_tuning_fraction: float = 0.5  # split: the share of evaluation questions the threshold is tuned on
+    extra_eval: list[ExtraEvalConfig] = field(default_factory=list)  # more sets scored after training
     on_bad_answer: str = BadAnswerPolicy.fix.value
     # tokenised windows cached on disk, keyed by tokenizer, data content, max_length, doc_stride, sample limits
     cache: bool = True
@@ -149,9 +172,11 @@ class TrainerConfig:
     resume: bool = False  # continue from the last checkpoint in the run directory (hydra.run.dir=<dir>)
     keep_best: bool = True  # end with the weights of the epoch with the best validation F1, not the last
     early_stopping_patience: Optional[int] = None  # stop after this many epochs without a better F1; null: off
+    analyze: bool = True  # write analysis.md + plots at the end of a run (python -m qaexp.analyze RUN_DIR)
     keep_checkpoints: bool = False  # after a completed run whose model/ is saved, keep <run dir>/checkpoints
     threads: Optional[int] = None  # TensorFlow intra/inter-op threads; null: TF's default (or a share of the
     # CPUs when hydra/launcher=joblib runs several jobs at once)
+    cpu_devices: Optional[int] = None  # the CPU as this many logical devices: strategy=mirrored's replicas without GPUs
 
 
 @dataclass
@@ -192,7 +217,7 @@ def register_configs() -> None:
 
 register_configs()
 
-def _get(cfg: DictConfig, dotted: str) -> Any:
+def get_key(cfg: DictConfig, dotted: str) -> Any:
     node: Any = cfg
     for part in dotted.split("."):
         node = node[part]
@@ -200,16 +225,17 @@ def _get(cfg: DictConfig, dotted: str) -> Any:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Range and consistency checks; raises ConfigError naming the key and what is allowed."""
+    """Range and consistency checks; raises ConfigError naming the key and what is allowed.
+
+    The ranges of the numeric keys and what the directory keys must be are tables in qaexp/limits.py."""
     check_no_unknown_keys(cfg)
     for key, choices in KNOWN.items():
-        value, allowed = _get(cfg, key), [choice.value for choice in choices]
+        value, allowed = get_key(cfg, key), [choice.value for choice in choices]
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
-    _check_positive(cfg, ["data.max_length", "data.max_answer_length", "data.n_best_size",
-                          "trainer.batch_size", "trainer.eval_batch_size",
-                          "trainer.steps_per_execution", "trainer.pad_to_multiple_of", "trainer.grad_accum_steps",
-                          "trainer.bucket_window"])
+    from qaexp.limits import check_directories, check_numbers
+
+    check_numbers(cfg)  # every numeric key against its range, in qaexp/limits.py
     data = cfg.data
     _check_window(data)
     if cfg.model.from_scratch:
@@ -217,19 +243,10 @@ def validate(cfg: DictConfig) -> None:
         arch = cfg.model.architecture
         check_max_length(data.max_length, position_limit(arch.get("model_type"), arch.get("max_position_embeddings")),
                          "model.architecture.max_position_embeddings")
-    _check_ranges(cfg)
-    if not cfg.optimizer.lr > 0:
-        raise ConfigError(f"optimizer.lr={cfg.optimizer.lr} must be > 0")
-    if not 0 <= cfg.optimizer.warmup_ratio < 1:
-        raise ConfigError(f"optimizer.warmup_ratio={cfg.optimizer.warmup_ratio} must be in [0, 1)")
     if cfg.trainer.grad_accum_steps > cfg.trainer.batch_size:
         raise ConfigError(f"trainer.grad_accum_steps={cfg.trainer.grad_accum_steps} must be <= trainer.batch_size="
                           f"{cfg.trainer.batch_size} (the batch is split into that many micro-batches)")
-    for key in ("data.max_train_samples", "data.max_eval_samples", "trainer.max_steps",
-                "trainer.checkpoint_every_steps", "trainer.early_stopping_patience", "trainer.threads"):
-        value = _get(cfg, key)
-        if value is not None and value < 1:
-            raise ConfigError(f"{key}={value} must be >= 1 (or null for no limit)")
+    check_directories(cfg)
     if data.source == DataSource.json and not (data.train_file or data.validation_file):
         raise ConfigError("data=json needs data.train_file and/or data.validation_file")
     if data.source == DataSource.hub and not data.name:
@@ -240,52 +257,38 @@ def validate(cfg: DictConfig) -> None:
         from qaexp.model.pretrained import resolve_package_checkpoint
 
         resolve_package_checkpoint(cfg.model.checkpoint)  # a missing package is reported before TensorFlow loads
+    _check_evaluation_options(data)
     if cfg.hub.push and not cfg.hub.repo_id:
         raise ConfigError("hub.push=true needs hub.repo_id=USER/NAME (the hub repository to upload to)")
     if cfg.hub.push and not cfg.trainer.save_model:
         raise ConfigError("hub.push=true needs trainer.save_model=true (the saved model directory is what is pushed)")
 
 
-def _check_positive(cfg: DictConfig, keys: list[str]) -> None:
-    for key in keys:
-        value = _get(cfg, key)
-        if value < 1:
-            raise ConfigError(f"{key}={value} must be >= 1")
+def _check_evaluation_options(data: DictConfig) -> None:
+    from qaexp.limits import NUMBERS, check_value
+
+    if data.null_threshold_tuning != NullTuning.off and not data.version_2_with_negative:
+        raise ConfigError(f"data.null_threshold_tuning={data.null_threshold_tuning} needs "
+                          "data.version_2_with_negative=true (only SQuAD v2 predicts no-answer)")
+    seen: set[str] = set()
+    for number, entry in enumerate(data.extra_eval):
+        where = f"data.extra_eval[{number}]"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", entry.name or "") or entry.name in seen:
+            raise ConfigError(f"{where}.name={entry.name!r} must be a unique name of letters, digits, '_', '.', '-'")
+        seen.add(entry.name)
+        if entry.source not in [choice.value for choice in EvalSource]:
+            raise ConfigError(f"{where}.source={entry.source!r} is not one of json, hub")
+        if entry.source == EvalSource.json and not entry.file:
+            raise ConfigError(f"{where} ({entry.name}) needs file=PATH (a SQuAD JSON or JSON-lines file)")
+        if entry.source == EvalSource.hub and not entry.dataset:
+            raise ConfigError(f"{where} ({entry.name}) with source=hub needs dataset=NAME (a hub dataset)")
+        check_value(f"{where}.max_eval_samples", entry.max_eval_samples, NUMBERS["data.max_eval_samples"])
 
 
 # Tokens the window needs besides the context: special tokens (at most 4, RoBERTa's pairs) and a question
 # of at least this many tokens; longer questions are cut at run time (windows.truncate_long_questions).
 SPECIAL_TOKENS_ALLOWANCE = 4
 MIN_QUESTION_TOKENS = 8
-
-# Closed intervals unless marked: (key, low, high, low_open, high_open); None means unbounded.
-RANGES = [
-    ("optimizer.beta_1", 0, 1, False, True),
-    ("optimizer.beta_2", 0, 1, False, True),
-    ("optimizer.epsilon", 0, None, True, False),
-    ("optimizer.weight_decay", 0, None, False, False),
-    ("data.unanswerable_fraction", 0, 1, False, True),
-    ("data.num_train", 1, None, False, False),
-    ("data.num_validation", 1, None, False, False),
-    ("model.tokenizer_vocab_size", 100, None, False, False),
-    ("trainer.verbose", 0, 2, False, False),
-    ("trainer.epochs", 0, None, False, False),  # 0 evaluates without training
-]
-
-
-def _check_ranges(cfg: DictConfig) -> None:
-    for key, low, high, low_open, high_open in RANGES:
-        value = _get(cfg, key)
-        too_low = low is not None and (value <= low if low_open else value < low)
-        too_high = high is not None and (value >= high if high_open else value > high)
-        if too_low or too_high:
-            interval = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}" \
-                       f"{')' if high_open or high is None else ']'}"
-            raise ConfigError(f"{key}={value} must be in {interval}")
-    clipnorm = cfg.optimizer.clipnorm
-    if clipnorm is not None and not clipnorm > 0:
-        raise ConfigError(f"optimizer.clipnorm={clipnorm} must be > 0 (or null for no clipping)")
-
 
 def _check_window(data: DictConfig) -> None:
     if not 0 < data.doc_stride < data.max_length:
@@ -315,15 +318,8 @@ def check_max_length(max_length: int, limit: Optional[int], limit_name: str) -> 
                           f"[1, {limit}] ({limit_name}={limit})")
 
 
-ARCHITECTURE_SIZES = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                      "max_position_embeddings")
-
-
 def _check_architecture(arch: DictConfig) -> None:
-    for name in ARCHITECTURE_SIZES:
-        value = arch.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"model.architecture.{name}={value!r} must be an integer >= 1")
+    """The sizes' ranges are in limits.ARCHITECTURE; here, what relates them."""
     hidden, heads = arch.get("hidden_size"), arch.get("num_attention_heads")
     if hidden is not None and heads is not None and hidden % heads:
         raise ConfigError(f"model.architecture.hidden_size={hidden} must be a multiple of "

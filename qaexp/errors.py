@@ -24,6 +24,10 @@ class ModelLoadError(QAExpError):
     pass
 
 
+class CheckpointError(QAExpError):
+    """A run's checkpoints/ (or the tokenizer saved beside them) cannot be resumed from: damaged, or another model's."""
+
+
 class TrainingDiverged(QAExpError):
     """The training loss became NaN or infinite; the run stops and records `status: diverged`."""
 

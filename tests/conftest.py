@@ -62,3 +62,32 @@ def trained_tiny_model(tmp_path_factory) -> pathlib.Path:
                       "trainer.epochs=1", "trainer.verbose=0", f"hydra.run.dir={run_dir}"])
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def v2_run(tmp_path_factory) -> pathlib.Path:
+    """A quick tiny-model SQuAD v2 run (30% unanswerable synthetic questions) whose no-answer threshold is tuned
+    on half its evaluation questions, with one extra evaluation set, `hard` (v1, a JSON-lines file).
+
+    Returns the run directory; `<run dir>/validation.jsonl` holds its evaluation questions as a file."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from qaexp.data.squad import load_splits
+    from qaexp.data.synthetic import generate_examples
+
+    data_dir = tmp_path_factory.mktemp("v2_data")
+    hard = generate_examples(30, seed=5, difficulty="hard", split="validation")
+    (data_dir / "hard.jsonl").write_text("".join(json.dumps(r) + "\n" for r in hard))
+    run_dir = tmp_path_factory.mktemp("v2_run")
+    result = run_cli(["-m", "qaexp", "experiment=quickstart", "data.num_train=400", "data.num_validation=60",
+                      "data.unanswerable_fraction=0.3", "data.version_2_with_negative=true",
+                      "data.null_threshold_tuning=split",
+                      f"data.extra_eval=[{{name:hard,file:'{data_dir / 'hard.jsonl'}',version_2_with_negative:false}}]",
+                      "trainer.epochs=1", "trainer.verbose=0", f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    validation = load_splits(config.data, with_train=False).validation
+    (run_dir / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in validation))
+    return run_dir

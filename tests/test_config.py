@@ -78,7 +78,7 @@ RANGE_CASES = [
     (["optimizer.beta_1=1.0"], ["optimizer.beta_1=1.0", "[0, 1)"]),
     (["optimizer.epsilon=0"], ["optimizer.epsilon=0", "(0, inf)"]),
     (["optimizer.clipnorm=0"], ["optimizer.clipnorm=0", "> 0"]),
-    (["trainer.epochs=-1"], ["trainer.epochs=-1", "[0, inf)"]),
+    (["trainer.epochs=-1"], ["trainer.epochs=-1", ">= 0", "[0, 10000]"]),
     (["trainer.batch_size=0"], ["trainer.batch_size=0", ">= 1"]),
     (["trainer.eval_batch_size=-2"], ["trainer.eval_batch_size=-2", ">= 1"]),
     (["trainer.max_steps=0"], ["trainer.max_steps=0", ">= 1"]),
@@ -90,7 +90,7 @@ RANGE_CASES = [
     (["data.max_train_samples=0"], ["data.max_train_samples=0", ">= 1"]),
     (["model.architecture.num_attention_heads=3"], ["num_attention_heads=3", "multiple"]),
     (["model.architecture.hidden_size=0"], ["model.architecture.hidden_size=0", ">= 1"]),
-    (["model.tokenizer_vocab_size=10"], ["model.tokenizer_vocab_size=10", "[100, inf"]),
+    (["model.tokenizer_vocab_size=10"], ["model.tokenizer_vocab_size=10", "[100, 1000000]"]),
     (["data=json"], ["data.train_file"]),
     (["model=bert-base-cased", "model.checkpoint=null"], ["model.checkpoint"]),
 ]

@@ -5,7 +5,8 @@ import logging
 import pytest
 from omegaconf import OmegaConf
 
-from qaexp.data.squad import check_records, load_splits, read_records
+from qaexp.data.checks import check_records
+from qaexp.data.squad import load_splits, read_records
 from qaexp.errors import DataError
 
 CONTEXT = "Ada grew up in Lyon. She moved to Paris in 1990."
@@ -89,7 +90,9 @@ BAD_FILES = [
                                                                  if k != "question"}),
      ["noq.jsonl: line 2", "'question'"]),
     ("record not an object", "list.json", [record("a"), ["not", "a", "record"]], ["record 2", "JSON object"]),
-    ("answer_start not an int", "start.jsonl", jsonl(record("a", start="15")), ["line 1", "answer_start", "integer"]),
+    ("answer_start not an int", "start.jsonl", jsonl(record("a", start="x")), ["line 1", "answer_start", "integer"]),
+    ("answer_start a string", "start.jsonl", jsonl(record("a", start="15")),
+     ["line 1", "answer_start '15' is a string", "number 15", "without quotes"]),
     ("answer_start a float", "float.jsonl", jsonl(record("a", start=15.0)), ["answer_start", "integer"]),
     ("lengths differ", "pairs.jsonl",
      jsonl({**record("a"), "answers": {"text": ["Lyon", "Paris"], "answer_start": [15]}}),
@@ -200,7 +203,7 @@ def test_load_splits_logs_and_counts_repairs(tmp_path, caplog):
     train = write(tmp_path, "train.jsonl", jsonl(record("a", start=12), record("b"), record("c", text="Rome")))
     dev = write(tmp_path, "dev.jsonl", jsonl(record("d")))
     cfg = OmegaConf.create({"source": "json", "train_file": train, "validation_file": dev, "on_bad_answer": "fix",
-                            "max_train_samples": None, "max_eval_samples": None})
+                            "max_train_samples": None, "max_eval_samples": None, "version_2_with_negative": False})
     with caplog.at_level(logging.WARNING, logger="qaexp.data.squad"):
         splits = load_splits(cfg)
     assert [r["id"] for r in splits.train] == ["a", "b"]
@@ -250,7 +253,7 @@ def test_every_missing_data_file_is_named_in_one_line(tmp_path):
     from conftest import run_cli
 
     result = run_cli(["-m", "qaexp", "model=tiny", "data=json", f"data.train_file={tmp_path}/train.json",
-                      f"data.validation_file={tmp_path}/dev.json", f"hydra.run.dir={tmp_path / 'run'}"], timeout=120)
+                      f"data.validation_file={tmp_path}/dev.json", f"hydra.run.dir={tmp_path / 'run'}"], timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert "not found" in last and f"{tmp_path}/train.json" in last and f"{tmp_path}/dev.json" in last, last

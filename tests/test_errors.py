@@ -65,7 +65,7 @@ CASES = [
     ("added unknown key", ["+trainer.foo=1"], None, 2, ["unknown config key", "trainer.foo", "epochs"]),
     ("unknown group option", ["model=nope"], None, 1, ["model/nope", "Available options", "tiny", "roberta-base"]),
     ("lr zero", ["optimizer.lr=0"], None, 2, ["optimizer.lr=0", "> 0"]),
-    ("negative epochs", ["trainer.epochs=-1"], None, 2, ["trainer.epochs=-1", "[0, inf)"]),
+    ("negative epochs", ["trainer.epochs=-1"], None, 2, ["trainer.epochs=-1", ">= 0"]),
     ("batch size zero", ["trainer.batch_size=0"], None, 2, ["trainer.batch_size=0", ">= 1"]),
     ("warmup ratio one", ["optimizer=adamw", "optimizer.warmup_ratio=1"], None, 2,
      ["optimizer.warmup_ratio=1", "[0, 1)"]),
@@ -101,7 +101,47 @@ CASES = [
      ["data.on_bad_answer='maybe'", "error, skip, fix"]),
     ("bad architecture", ["model.architecture.num_attention_heads=3"], None, 2,
      ["num_attention_heads=3", "multiple"]),
+    # ---- numbers at their edges (every key's range: tests/test_limits.py) ----
+    ("lr NaN", ["optimizer.lr=nan"], None, 2, ["optimizer.lr=nan", "finite", "(valid: (0, inf))"]),
+    ("threshold infinite", ["data.null_score_diff_threshold=inf"], None, 2,
+     ["data.null_score_diff_threshold=inf", "finite"]),
+    ("absurd batch size", ["trainer.batch_size=1000000000000"], None, 2,
+     ["trainer.batch_size=1000000000000", "<= 65536", "[1, 65536]"]),
+    ("negative seed", ["trainer.seed=-1"], None, 2, ["trainer.seed=-1", ">= 0", "[0, 4294967295]"]),
+    ("architecture size not a number", ["model.architecture.hidden_size=big"], None, 2,
+     ["model.architecture.hidden_size='big'", "must be an integer"]),
+    # ---- path keys at a directory, a file, an empty directory ----
+    ("cache dir is a file", ["data.cache=true", "data.cache_dir={data}"], "", 2,
+     ["data.cache_dir=", "is a file, not a directory", "data.cache=false"]),
+    ("log dir is a file", ["logger=tensorboard", "logger.log_dir={data}"], "", 2,
+     ["logger.log_dir=", "is a file, not a directory"]),
+    ("data file is a directory", [*JSON_DATA[:2], "data.validation_file={tmp}"], GOOD, 2,
+     ["data file is a directory", "{tmp}"]),
+    ("checkpoint is an empty directory", ["model.from_scratch=false", "model.checkpoint={tmp}/empty"], None, 2,
+     ["{tmp}/empty", "no config.json"]),
+    ("checkpoint is a file", ["model.from_scratch=false", "model.checkpoint={data}"], "{}", 2,
+     ["model.checkpoint=", "is not an existing directory"]),
+    # ---- data at its edges (more in tests/test_data_edges.py) ----
+    ("unanswerable without the v2 flag", JSON_DATA, jsonl([record(0), record(1, answers={"text": [],
+                                                                                        "answer_start": []})]),
+     2, ["1 unanswerable question(s)", "'q1'", "data.version_2_with_negative=true"]),
+    ("answer_start a string", JSON_DATA, jsonl([record(0, answers={"text": ["Lyon"], "answer_start": ["26"]})]),
+     2, ["answer_start '26' is a string", "without quotes"]),
+    ("predict a CSV file", ["qaexp.predict", "{tmp}", "--file", "{data}"], "id,context,question\nq0,Ada.,Who?\n",
+     2, ["is not JSON (it begins 'id,context,question')", "convert a CSV to JSON lines"]),
+    ("predict a directory", ["qaexp.predict", "{tmp}", "--file", "{tmp}"], None, 2,
+     ["data file is a directory", "{tmp}"]),
 ]
+
+
+def run_case(overrides, data, tmp_path, run_dir):
+    """The case's command: `python -m qaexp` with the tiny model, or the tool its first word names."""
+    args = [o.format(data=data, tmp=tmp_path) for o in overrides]
+    if args[0].startswith("qaexp."):
+        return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                              env=cli_env())
+    dataset = [] if any(o.startswith("data=") for o in overrides) else ["data=synthetic"]
+    return qaexp([*TINY, *dataset, *args], run_dir)
 
 
 @pytest.mark.parametrize("case, overrides, content, status, words", CASES, ids=[c[0] for c in CASES])
@@ -109,16 +149,20 @@ def test_bad_input_gives_one_clear_error(tmp_path, case, overrides, content, sta
     data = tmp_path / "data.json"
     if content is not None:
         data.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    (tmp_path / "empty").mkdir()
     run_dir = tmp_path / "run"
     started = time.monotonic()
-    dataset = [] if any(o.startswith("data=") for o in overrides) else ["data=synthetic"]
-    result = qaexp([*TINY, *dataset, *(o.format(data=data) for o in overrides)], run_dir)
+    result = run_case(overrides, data, tmp_path, run_dir)
+    words = [word.format(tmp=tmp_path) for word in words]
     assert result.returncode == status, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     for word in words:
         assert word in result.stderr, f"{word!r} not in: {result.stderr[-2000:]}"
     assert "tensorflow" not in result.stderr.lower(), "failed only after importing TensorFlow"
     assert time.monotonic() - started < 60
+    if overrides[0].startswith("qaexp."):  # a tool: one line, and no run directory
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        return
     outcome = metrics(run_dir)
     assert outcome is None or outcome["status"] == "failed"
     if status == 2:  # a qaexp error, raised once Hydra had made the run directory: recorded there
@@ -158,7 +202,26 @@ def test_validation_and_data_loading_do_not_import_tensorflow(tmp_path):
 
 
 def test_the_table_is_large_enough():
-    assert len(CASES) >= 20 and len({c[0] for c in CASES}) == len(CASES)
+    assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
+
+
+def test_an_unreadable_data_file_is_one_line(tmp_path):
+    data = tmp_path / "data.jsonl"
+    data.write_text(GOOD)
+    data.chmod(0)
+    try:
+        try:
+            data.read_text()
+        except PermissionError:
+            pass
+        else:
+            pytest.skip("this process reads files whatever their permissions (running as root): nothing to detect")
+        result = qaexp([*TINY, "data=json", f"data.train_file={data}", f"data.validation_file={data}"],
+                       tmp_path / "run")
+    finally:
+        data.chmod(0o600)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"qaexp: error: cannot read data file {data} (Permission denied): check its permissions" in result.stderr
 
 
 # ---- outcome recording and signals (in-process, with the experiment itself replaced) ---------------------------

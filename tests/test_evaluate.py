@@ -10,7 +10,7 @@ from qaexp.tools.score import read_official_gold
 
 
 def run_cli(*args):
-    return run_python(["-m", "qaexp.evaluate", *map(str, args)], timeout=120)
+    return run_python(["-m", "qaexp.evaluate", *map(str, args)], timeout=300)
 
 
 def result_of(proc) -> dict:
@@ -37,10 +37,17 @@ def qa(qid, *answers, impossible=None):
     return item
 
 
+def plain_gold(path: Path) -> dict[str, list[str]]:
+    """Question id -> gold answer texts, read with nothing but json: independent of the parser the CLI scores with."""
+    with open(path, encoding="utf-8") as f:
+        document = json.load(f)
+    return {qa["id"]: [answer["text"] for answer in qa["answers"]]
+            for article in document["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
+
+
 def gold_predictions(path: Path) -> dict:
     """First gold answer per question, "" for unanswerable ones."""
-    _, gold = read_official_gold(str(path))
-    return {qid: answers[0] if answers else "" for qid, answers in gold.items()}
+    return {qid: answers[0] if answers else "" for qid, answers in plain_gold(path).items()}
 
 
 # --- small files made here ---------------------------------------------------------
@@ -105,7 +112,14 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
 
 def test_gold_answers_score_100_on_squad_v1(tmp_path, squad_v1_dev):
     preds = write_json(tmp_path / "p.json", gold_predictions(squad_v1_dev))
+    assert len(json.loads(preds.read_text())) == 10570  # the dev set's question count, as published
     assert result_of(run_cli(squad_v1_dev, preds)) == {"exact_match": 100.0, "f1": 100.0}
+
+
+def test_the_cli_reads_the_gold_answers_the_file_holds(tmp_path, squad_v1_dev):
+    """The parser the CLI scores with agrees with a plain reading of the file, answer for answer."""
+    _, parsed = read_official_gold(str(squad_v1_dev))
+    assert parsed == plain_gold(squad_v1_dev)
 
 
 def test_gold_answers_score_100_on_squad_v2_part(tmp_path, squad_v2_dev):
@@ -130,7 +144,7 @@ def single_plain_gold(gold: dict) -> tuple[str, str]:
 
 
 def test_perturbed_predictions_on_squad_v1(tmp_path, squad_v1_dev):
-    _, gold = read_official_gold(str(squad_v1_dev))
+    gold = plain_gold(squad_v1_dev)
     preds = gold_predictions(squad_v1_dev)
     ids = list(preds)
     for qid in ids[10:13]:  # removed: score 0
@@ -149,7 +163,7 @@ def test_perturbed_predictions_on_squad_v1(tmp_path, squad_v1_dev):
 
 
 def test_perturbed_predictions_on_squad_v2_part(tmp_path, squad_v2_dev):
-    _, gold = read_official_gold(str(squad_v2_dev))
+    gold = plain_gold(squad_v2_dev)
     preds = gold_predictions(squad_v2_dev)
     answerable = [q for q, a in gold.items() if a]
     unanswerable = [q for q, a in gold.items() if not a]

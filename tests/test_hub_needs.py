@@ -23,7 +23,7 @@ def network_down(home) -> dict:
 
 def timed_run(overrides, env, tmp_path):
     started = time.monotonic()
-    result = run_cli(["-m", "qaexp", *overrides, f"hydra.run.dir={tmp_path / 'run'}"], env=env, timeout=120)
+    result = run_cli(["-m", "qaexp", *overrides, f"hydra.run.dir={tmp_path / 'run'}"], env=env, timeout=300)
     return result, time.monotonic() - started
 
 

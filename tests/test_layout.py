@@ -10,7 +10,8 @@ PACKAGE = REPO / "qaexp"
 
 
 ALIASES = [("qaexp.predict", "qaexp.tools.predict"), ("qaexp.evaluate", "qaexp.tools.score"),
-           ("qaexp.report", "qaexp.tools.report"), ("qaexp.hub", "qaexp.tools.push")]
+           ("qaexp.report", "qaexp.tools.report"), ("qaexp.hub", "qaexp.tools.push"),
+           ("qaexp.analyze", "qaexp.tools.analyze")]
 
 
 @pytest.mark.parametrize("alias, tool", ALIASES)
@@ -23,7 +24,7 @@ def test_console_subcommands_are_the_same_tools():
 
     assert SUBCOMMANDS == {"predict": "qaexp.tools.predict", "evaluate": "qaexp.tools.score",
                            "report": "qaexp.tools.report", "serve": "qaexp.tools.serve",
-                           "export": "qaexp.tools.export"}
+                           "export": "qaexp.tools.export", "analyze": "qaexp.tools.analyze"}
 
 
 def test_no_module_over_400_lines_and_no_function_over_50():

@@ -59,7 +59,8 @@ def test_report_tables_every_job_sorted_by_f1_with_failures_last(sweep, capsys):
 
     markdown = (sweep / "results.md").read_text()
     assert "`python -m qaexp -m model=tiny,small optimizer.lr=1e-4,1e-3,1e-2,-1 trainer.seed=1,2`" in markdown
-    table_lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    jobs_section = markdown.split("## Jobs", 1)[1]
+    table_lines = [line for line in jobs_section.splitlines() if line.startswith("| ")]
     assert len(table_lines) == 2 + 8  # header, rule, one row per job
     assert "## Failed jobs" in markdown and "job 6 (" in markdown and "must be > 0" in markdown
     assert "job 7 (" in markdown and "incomplete" in markdown

@@ -166,7 +166,10 @@ def v2_run(tmp_path, trained_tiny_model, threshold: float):
 
     run = tmp_path / "v2-run"
     (run / ".hydra").mkdir(parents=True)
-    (run / "model").symlink_to(trained_tiny_model / "model", target_is_directory=True)
+    (run / "model").mkdir()
+    for path in (trained_tiny_model / "model").iterdir():
+        if path.name != "qaexp.json":  # the model's own settings file would win over the run config written here
+            (run / "model" / path.name).symlink_to(path)
     config = OmegaConf.load(trained_tiny_model / ".hydra" / "config.yaml")
     config.data.version_2_with_negative = True
     config.data.null_score_diff_threshold = threshold

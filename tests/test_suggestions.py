@@ -14,7 +14,7 @@ from qaexp.suggestions import for_overrides, nearest_key
 ])
 def test_a_typo_names_the_nearest_key_or_option(tmp_path, override, suggestion):
     result = run_cli(["-m", "qaexp", "model=tiny", "data=synthetic", override, f"hydra.run.dir={tmp_path}"],
-                     timeout=120)
+                     timeout=300)
     assert result.returncode != 0
     assert suggestion in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
 

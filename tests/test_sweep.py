@@ -112,7 +112,7 @@ def test_run_name_is_the_jobs_overrides_and_group_the_sweep(hydra_job, tmp_path)
 def test_single_runs_started_together_get_their_own_directories():
     command = [sys.executable, "-m", "qaexp", "data=synthetic", "--cfg", "hydra", "--resolve"]
     processes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    run_dirs = [yaml.safe_load(p.communicate(timeout=120)[0])["hydra"]["run"]["dir"] for p in processes]
+    run_dirs = [yaml.safe_load(p.communicate(timeout=300)[0])["hydra"]["run"]["dir"] for p in processes]
     assert run_dirs[0] != run_dirs[1]
 
 

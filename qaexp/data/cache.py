@@ -6,8 +6,9 @@ sample limits and answer repairs), max_length, doc_stride and the sample limit.
 
 An entry is a directory of columnar .npy files (never pickles): each token column (input ids, attention mask,
 token types, offsets) flat, one row-bounds array, and the per-window label arrays. It is written chunk by chunk
-while tokenising and renamed into place when complete, so concurrent runs never read a partial entry, and it is
-read back memory-mapped: however many windows a data set has, neither tokenising nor training holds them all
+while tokenising and stored by data/cache_store.py: written once under a lock, its manifest (each file's size
+and SHA-256) written last, verified on every read and rebuilt with one warning when damaged, so concurrent runs
+share one entry and never read a partial or corrupt one. It is read back memory-mapped: however many windows a data set has, neither tokenising nor training holds them all
 in memory.
 """
 from __future__ import annotations
@@ -22,10 +23,8 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from qaexp.data import windows
+from qaexp.data import cache_store, windows
 from qaexp.data.windows import Rows, Windows
-from qaexp.errors import QAExpError
-from qaexp.output.files import atomic_file, save_directory_atomic
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +40,20 @@ def windows_for(records: list[dict], tokenizer, max_length: int, doc_stride: int
     if key is None:
         return windows.tokenize_windows(records, tokenizer, max_length, doc_stride, desc=desc)
     path = os.path.join(os.path.expanduser(cache_dir), key)
-    cached = load(path)
-    if cached is not None:
-        log.info("%s: %d windows from the feature cache %s", desc, len(cached), path)
+
+    def write(directory: str) -> None:
+        chunks = windows.window_chunks(records, tokenizer, max_length, doc_stride, desc=desc)
+        _write_columns(directory, chunks, tokenizer.model_input_names)
+
+    def read(directory: str) -> Windows:
+        cached = load(directory)
+        log.info("%s: %d windows from the feature cache %s", desc, len(cached), directory)
         return cached
-    chunks = windows.window_chunks(records, tokenizer, max_length, doc_stride, desc=desc)
-    try:
-        write_entry(path, chunks, tokenizer.model_input_names)
-    except (OSError, QAExpError) as err:  # a read-only or full disk costs only the cache
-        log.warning("could not write the feature cache %s: %s; tokenising in memory", path, err)
+
+    def in_memory() -> Windows:  # the cache could not be written: it costs only the cache
         return windows.tokenize_windows(records, tokenizer, max_length, doc_stride, desc=desc)
-    return load(path)
+
+    return cache_store.written_in_place(path, "feature cache", write, read, in_memory)
 
 
 def trained_tokenizer_for(records: list[dict], vocab_size: int, lowercase: bool, cache_dir: Optional[str],
@@ -64,15 +66,12 @@ def trained_tokenizer_for(records: list[dict], vocab_size: int, lowercase: bool,
     key = hashlib.sha256("\n".join([TOKENIZER_FORMAT, records_fingerprint(records), str(vocab_size),
                                     str(lowercase)]).encode()).hexdigest()
     path = os.path.join(os.path.expanduser(cache_dir), "tokenizers", key)
-    if os.path.isfile(os.path.join(path, "tokenizer.json")):
-        log.info("tokenizer from the cache %s", path)
-        return AutoTokenizer.from_pretrained(path)
-    tokenizer = train()
-    try:
-        save_directory_atomic(path, tokenizer.save_pretrained)
-    except (OSError, QAExpError) as err:
-        log.warning("could not write the tokenizer cache %s: %s", path, err)
-    return tokenizer
+
+    def read(directory: str):
+        log.info("tokenizer from the cache %s", directory)
+        return AutoTokenizer.from_pretrained(directory)
+
+    return cache_store.cached(path, "tokenizer cache", train, lambda tokenizer, d: tokenizer.save_pretrained(d), read)
 
 
 def cache_key(records: list[dict], tokenizer, max_length: int, doc_stride: int,
@@ -98,16 +97,10 @@ def tokenizer_fingerprint(tokenizer) -> Optional[str]:
 
 def _serialised_without_call_state(backend) -> str:
     """The backend's JSON without its truncation/padding settings, which each call changes (restored after)."""
-    truncation, padding = backend.truncation, backend.padding
-    backend.no_truncation()
-    backend.no_padding()
-    try:
+    from qaexp.model.build import without_call_state
+
+    with without_call_state(backend):
         return backend.to_str()
-    finally:
-        if truncation is not None:
-            backend.enable_truncation(**truncation)
-        if padding is not None:
-            backend.enable_padding(**padding)
 
 
 def records_fingerprint(records: list[dict]) -> str:
@@ -120,14 +113,9 @@ def records_fingerprint(records: list[dict]) -> str:
     return digest.hexdigest()
 
 
-def save(path: str, windows_: Windows) -> None:
-    """Write `windows_` as a cache entry (a directory) at `path`, atomically."""
-    write_entry(path, [windows_], list(windows_.inputs))
-
-
 def write_entry(path: str, chunks: Iterable[Windows], input_names) -> None:
-    """Write the windows of consecutive chunks as one entry at `path`, atomically, holding one chunk at a time."""
-    save_directory_atomic(path, lambda tmp: _write_columns(tmp, chunks, input_names))
+    """Write the windows of consecutive chunks as one entry at `path` (no lock: for benchmarks and tests)."""
+    cache_store.publish(path, lambda directory: _write_columns(directory, chunks, input_names))
 
 
 def _write_columns(directory: str, chunks, input_names) -> None:
@@ -176,35 +164,22 @@ def _column_dtype(name: str):
     return np.int64 if name in LABEL_ARRAYS or name == "bounds" else np.int32
 
 
-def load(path: str) -> Optional[Windows]:
-    """The cached windows, memory-mapped, or None when the entry is absent or unreadable (then it is rebuilt)."""
-    if not os.path.isdir(path):
-        return None
-    try:
-        arrays = {name[:-len(".npy")]: _mapped(os.path.join(path, name)) for name in os.listdir(path)
-                  if name.endswith(".npy")}
-        bounds = np.concatenate([[0], arrays["bounds"]]).astype(np.int64)
-        inputs = {name[len("input_"):]: Rows(values, bounds) for name, values in arrays.items()
-                  if name.startswith("input_")}
-        return Windows(inputs=inputs, offsets=Rows(arrays["offsets"], bounds),
-                       **{name: np.array(arrays[name]) for name in LABEL_ARRAYS})
-    except (OSError, ValueError, KeyError) as err:
-        log.warning("ignoring the unreadable feature cache entry %s: %s", path, err)
-        return None
+def load(path: str) -> Windows:
+    """The windows of the entry at `path`, memory-mapped (cache_store verifies it first, and rebuilds it if this
+    raises)."""
+    arrays = {name[:-len(".npy")]: _mapped(os.path.join(path, name)) for name in os.listdir(path)
+              if name.endswith(".npy")}
+    bounds = np.concatenate([[0], arrays["bounds"]]).astype(np.int64)
+    inputs = {name[len("input_"):]: Rows(values, bounds) for name, values in arrays.items()
+              if name.startswith("input_")}
+    return Windows(inputs=inputs, offsets=Rows(arrays["offsets"], bounds),
+                   **{name: np.array(arrays[name]) for name in LABEL_ARRAYS})
 
 
 def _mapped(path: str) -> np.ndarray:
-    """The .npy file's array on a read-only memory map (no pickles: object arrays are refused)."""
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran_order, dtype = read_header(f)
-        if dtype.hasobject or fortran_order:
-            raise ValueError(f"{path}: not a plain numeric array")
-        count = int(np.prod(shape))
-        if count == 0:
-            return np.zeros(shape, dtype)
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        if hasattr(mmap, "MADV_RANDOM"):  # batches read scattered rows: no read-ahead around each one
-            mapped.madvise(mmap.MADV_RANDOM)
-        return np.frombuffer(mapped, dtype=dtype, count=count, offset=f.tell()).reshape(shape)
+    """The .npy file's array on a read-only memory map (allow_pickle=False: object arrays are refused)."""
+    array = np.load(path, mmap_mode="r", allow_pickle=False)
+    mapped = getattr(array, "_mmap", None)
+    if mapped is not None and hasattr(mmap, "MADV_RANDOM"):  # batches read scattered rows: no read-ahead
+        mapped.madvise(mmap.MADV_RANDOM)
+    return np.asarray(array)

@@ -13,7 +13,8 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
 from omegaconf import DictConfig
 
-from qaexp.config import BadAnswerPolicy, DataSource
+from qaexp.config import DataSource
+from qaexp.data.checks import check_records, check_squad_version, warn_shared_ids
 from qaexp.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -26,19 +27,23 @@ class Splits:
     repairs: dict[str, int] = field(default_factory=dict)  # answers fixed / skipped by data validation
 
 
-def load_splits(data_cfg: DictConfig) -> Splits:
+def load_splits(data_cfg: DictConfig, with_train: bool = True) -> Splits:
+    """Both splits; with_train=False (an evaluation-only run) neither reads nor needs a training split."""
     if data_cfg.source == DataSource.synthetic:
-        train, validation = _synthetic_splits(data_cfg)
+        train, validation = _synthetic_splits(data_cfg, with_train)
     elif data_cfg.source == DataSource.json:
-        require_files({"data.train_file": data_cfg.train_file, "data.validation_file": data_cfg.validation_file})
-        train = read_records(data_cfg.train_file) if data_cfg.train_file else None
+        train_file = data_cfg.train_file if with_train else None
+        require_files({"data.train_file": train_file, "data.validation_file": data_cfg.validation_file})
+        train = read_records(train_file) if train_file else None
         validation = read_records(data_cfg.validation_file) if data_cfg.validation_file else None
     else:
-        train, validation = _hub_splits(data_cfg)
+        train, validation = _hub_splits(data_cfg, with_train)
     repairs: dict[str, int] = {}
-    train = _limit(check_records(train, "train", data_cfg.on_bad_answer, repairs), data_cfg.max_train_samples)
-    validation = _limit(check_records(validation, "validation", data_cfg.on_bad_answer, repairs),
-                        data_cfg.max_eval_samples)
+    train = check_records(train, "train", data_cfg.on_bad_answer, repairs)
+    validation = check_records(validation, "validation", data_cfg.on_bad_answer, repairs)
+    check_squad_version({"train": train, "validation": validation}, data_cfg.version_2_with_negative)
+    warn_shared_ids(train, validation)
+    train, validation = _limit(train, data_cfg.max_train_samples), _limit(validation, data_cfg.max_eval_samples)
     if repairs:
         log.warning("answers not at their answer_start (data.on_bad_answer=%s): %s", data_cfg.on_bad_answer,
                     ", ".join(f"{key} {count}" for key, count in sorted(repairs.items())))
@@ -49,28 +54,43 @@ def _limit(records: Optional[list[dict]], limit: Optional[int]) -> Optional[list
     return records if records is None or limit is None else records[:limit]
 
 
-def _synthetic_splits(data_cfg: DictConfig) -> tuple[list[dict], list[dict]]:
+def _synthetic_splits(data_cfg: DictConfig, with_train: bool = True) -> tuple[Optional[list[dict]], list[dict]]:
     from qaexp.data.synthetic import generate_examples
 
     def split(name: str, size: int) -> list[dict]:
         return generate_examples(size, seed=data_cfg.seed, difficulty=data_cfg.difficulty, split=name,
                                  unanswerable_fraction=data_cfg.unanswerable_fraction)
 
-    return split("train", data_cfg.num_train), split("validation", data_cfg.num_validation)
+    return (split("train", data_cfg.num_train) if with_train else None), split("validation", data_cfg.num_validation)
 
 
-def _hub_splits(data_cfg: DictConfig) -> tuple[list[dict], list[dict]]:
+def _hub_splits(data_cfg: DictConfig, with_train: bool = True) -> tuple[Optional[list[dict]], list[dict]]:
+    loaded = load_hub_dataset(data_cfg.name, data_cfg.config_name)
+    train = _hub_split(loaded, data_cfg.train_split, data_cfg.name) if with_train else None
+    return train, _hub_split(loaded, data_cfg.validation_split, data_cfg.name)
+
+
+def load_hub_dataset(name: str, config_name: Optional[str]) -> Any:
     import datasets
 
     try:
-        loaded = datasets.load_dataset(data_cfg.name, data_cfg.config_name)
+        return datasets.load_dataset(name, config_name)
     except (ConnectionError, OSError, FileNotFoundError) as err:
         raise DataError(
-            f"cannot load dataset {data_cfg.name!r} from the Hugging Face hub ({type(err).__name__}): it cannot be "
+            f"cannot load dataset {name!r} from the Hugging Face hub ({type(err).__name__}): it cannot be "
             "downloaded here. Use experiment=quickstart (synthetic data), or data=json "
             "data.train_file=... data.validation_file=... with local SQuAD files") from err
-    return (_hub_split(loaded, data_cfg.train_split, data_cfg.name),
-            _hub_split(loaded, data_cfg.validation_split, data_cfg.name))
+
+
+def load_eval_set(entry: DictConfig, on_bad_answer: str) -> list[dict]:
+    """The records of one data.extra_eval entry (a local file, or a hub dataset's split), checked and limited."""
+    if entry.source == DataSource.json:
+        require_files({f"data.extra_eval.{entry.name}.file": entry.file})
+        records = read_records(entry.file)
+    else:
+        records = _hub_split(load_hub_dataset(entry.dataset, entry.config_name), entry.split, entry.dataset)
+    repairs: dict[str, int] = {}
+    return _limit(check_records(records, f"extra_eval {entry.name}", on_bad_answer, repairs), entry.max_eval_samples)
 
 
 def _hub_split(loaded: Any, split: str, name: str) -> list[dict]:
@@ -110,6 +130,7 @@ def read_records(path: str, answers_optional: bool = False) -> list[dict]:
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # several JSON values: JSON lines
             return [normalise(r, f"{path}: line {n}") for n, r in _parse_json_lines(text, path)]
+        _require_json_start(text, path)
         raise DataError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
     if isinstance(document, dict) and "data" in document:
         return list(flatten_squad(document, path))
@@ -126,19 +147,36 @@ def _read_text(path: str) -> str:
     if os.path.isdir(path):
         raise DataError(f"data file is a directory, not a file: {path}")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark at the start is not content
             return f.read()
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8 text (byte {err.start}): re-encode it as UTF-8") from err
+    except OSError as err:  # permissions, a FIFO that fails, an I/O error
+        raise DataError(f"cannot read data file {path} ({err.strerror or err}): check its permissions") from err
+
+
+def _require_json_start(text: str, path: str) -> None:
+    """For a file that does not parse: one that does not even start like JSON (a CSV, plain text) is named so."""
+    start = text.lstrip()[:1]
+    if start in ("{", "["):
+        return
+    first_line = text.lstrip().splitlines()[0][:40]
+    looks_csv = path.lower().endswith((".csv", ".tsv")) or "," in first_line or "\t" in first_line
+    hint = ("; convert a CSV to JSON lines first (one {\"id\", \"context\", \"question\"} object per line)"
+            if looks_csv else "")
+    raise DataError(f"{path} is not JSON (it begins {first_line!r}): expected SQuAD JSON ({{\"data\": [...]}}) or "
+                    f"JSON lines of records{hint}")
 
 
 def _parse_json_lines(text: str, path: str) -> Iterable[tuple[int, Any]]:
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" (and "\r\n"); str.splitlines would also split at U+2028 and others inside a JSON string.
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             yield lineno, json.loads(line)
         except json.JSONDecodeError as err:
+            _require_json_start(text, path)
             raise DataError(f"{path}: invalid JSON at line {lineno}, column {err.colno}: {err.msg}") from err
 
 
@@ -237,6 +275,9 @@ def _checked_answers(texts: Any, starts: Any, where: str) -> dict:
     for text, start in zip(texts, starts):
         if not isinstance(text, str):
             raise DataError(f"{where}: answer text {text!r} must be a string")
+        if isinstance(start, str) and start.strip().isascii() and start.strip().isdigit():
+            raise DataError(f"{where}: answer_start {start!r} is a string: write it as the number {start.strip()} "
+                            "(a character offset, without quotes)")
         if isinstance(start, bool) or not isinstance(start, int):
             raise DataError(f"{where}: answer_start {start!r} must be an integer (a character offset)")
     return {"text": list(texts), "answer_start": list(starts)}
@@ -275,62 +316,3 @@ def to_squad_json(records: Iterable[dict], version: str = "1.1") -> dict:
                       "paragraphs": [{"context": context, "qas": qas}
                                      for context, qas in paragraphs.items()]}
                      for title, paragraphs in articles.items()]}
-
-
-# ---- validation ----------------------------------------------------------------------------------------
-
-
-def check_records(records: Optional[list[dict]], split: str, on_bad_answer: str,
-                  repairs: dict[str, int]) -> Optional[list[dict]]:
-    """Reject empty and duplicate records; apply the bad-answer policy (error | skip | fix)."""
-    if records is None:
-        return None
-    if not records:
-        raise DataError(f"the {split} data has no records")
-    seen: set[str] = set()
-    kept = []
-    for record in records:
-        if not record["context"].strip() or not record["question"].strip():
-            raise DataError(f"{split} record {record['id']!r} has an empty context or question")
-        if record["id"] in seen:
-            raise DataError(f"{split} data has duplicate id {record['id']!r}: ids must be unique")
-        seen.add(record["id"])
-        fixed = _check_answers(record, split, on_bad_answer, repairs)
-        if fixed is not None:
-            kept.append(fixed)
-    if not kept:
-        raise DataError(f"the {split} data is empty after validation: all {len(records)} records were skipped "
-                        f"(data.on_bad_answer={on_bad_answer}: their answers are not at answer_start)")
-    return kept
-
-
-def _check_answers(record: dict, split: str, policy: str, repairs: dict[str, int]) -> Optional[dict]:
-    context, answers = record["context"], record["answers"]
-    starts = []
-    for text, start in zip(answers["text"], answers["answer_start"]):
-        if text and 0 <= start and context[start:start + len(text)] == text:
-            starts.append(start)
-            continue
-        if policy == BadAnswerPolicy.error:
-            raise DataError(f"{split} record {record['id']!r}: answer {text!r} is not at answer_start={start} "
-                            "(set data.on_bad_answer=fix or skip to repair or drop such answers)")
-        nearest = _nearest_occurrence(context, text, start) if policy == BadAnswerPolicy.fix else None
-        if nearest is None:
-            repairs[f"{split}_skipped"] = repairs.get(f"{split}_skipped", 0) + 1
-            return None
-        repairs[f"{split}_fixed"] = repairs.get(f"{split}_fixed", 0) + 1
-        starts.append(nearest)
-    return {**record, "answers": {"text": list(answers["text"]), "answer_start": starts}}
-
-
-def _nearest_occurrence(context: str, text: str, start: int, window: int = 50) -> Optional[int]:
-    """The answer's offset when it occurs exactly once within `window` characters of the stated start."""
-    if not text:
-        return None
-    lo = max(0, start - window)
-    hits = []
-    found = context.find(text, lo)
-    while found != -1 and found <= start + window:
-        hits.append(found)
-        found = context.find(text, found + 1)
-    return hits[0] if len(hits) == 1 else None

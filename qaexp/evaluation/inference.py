@@ -59,10 +59,8 @@ class Evaluation:
 
 def evaluate(model, examples: list[dict], windows: Windows, batch_size: int, pad_id: int, data_cfg) -> Evaluation:
     """The validation loss, the answers and their SQuAD scores."""
-    from qaexp.evaluation.metrics import squad_metrics
-
     answers, loss = predict_answers(model, examples, windows, batch_size, pad_id, data_cfg, with_loss=True)
-    scores = squad_metrics(examples, answers.predictions, version_2=data_cfg.version_2_with_negative)
+    scores = score_answers(examples, answers, data_cfg.version_2_with_negative, data_cfg.null_score_diff_threshold)
     return Evaluation(loss, scores, answers)
 
 
@@ -84,6 +82,7 @@ def predict_answers(model, examples: list[dict], windows: Windows, batch_size: i
         merged.predictions.update(part.predictions)
         merged.nbest.update(part.nbest)
         merged.null_odds.update(part.null_odds)
+        merged.span_answers.update(part.span_answers)
         windows.release_pages()
     return merged, (float(np.mean(np.concatenate(losses))) if with_loss and losses else None)
 
@@ -98,6 +97,18 @@ def example_blocks(example_index: np.ndarray, n_examples: int, block_windows: in
         end_example = n_examples if hi == len(example_index) else int(example_index[hi - 1]) + 1
         yield first_example, end_example, lo, hi
         lo, first_example = hi, end_example
+
+
+def score_answers(examples: list[dict], answers: "Predictions", version_2: bool, threshold: float) -> dict:
+    """SQuAD v1.1 scores, or the official v2 script's: its figures at `threshold` (no answer where the null odds
+    exceed it) and, from the null odds as its na-prob file, best_exact / best_f1 and their thresholds."""
+    from qaexp.evaluation.metrics import evaluate_v2, gold_answers, squad_metrics
+
+    if not version_2:
+        return squad_metrics(examples, answers.predictions)
+    scores = evaluate_v2(gold_answers(examples), answers.span_answers, na_probs=answers.null_odds,
+                         na_prob_thresh=threshold)
+    return {"exact_match": scores["exact"], **scores}
 
 
 def answer(examples: list[dict], windows: Windows, start: np.ndarray, end: np.ndarray, data_cfg) -> "Predictions":

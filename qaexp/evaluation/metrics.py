@@ -192,3 +192,17 @@ def squad_metrics(
     result = evaluate_v2(gold, predictions, na_probs=na_probs)
     result["exact_match"] = result["exact"]
     return result
+
+
+def question_scores(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str],
+                    version_2: bool) -> tuple[dict, dict]:
+    """(question id -> EM, question id -> F1), each 0 or 1 / in [0, 1]: the per-question terms whose mean x 100
+    is the official figure (v1.1 or v2.0 rules; with v2, `predictions` are the final answers, "" for none)."""
+    if version_2:
+        return _raw_scores_v2(gold, predictions)
+    exact, f1_scores = {}, {}
+    for qid, answers in gold.items():
+        prediction = predictions.get(qid)
+        exact[qid] = 0.0 if prediction is None else max((exact_match(prediction, a) for a in answers), default=0.0)
+        f1_scores[qid] = 0.0 if prediction is None else max((_f1_v1(prediction, a) for a in answers), default=0.0)
+    return exact, f1_scores

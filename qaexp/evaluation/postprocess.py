@@ -7,6 +7,7 @@ of the end logits. No valid span is missed and no per-span Python code runs.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -25,6 +26,14 @@ class Predictions:
     predictions: dict[str, str]
     nbest: dict[str, list[dict]]
     null_odds: dict[str, float] = field(default_factory=dict)
+    # The best non-null answer of each question (SQuAD v2: before the no-answer threshold; v1: = predictions)
+    span_answers: dict[str, str] = field(default_factory=dict)
+
+    def at_threshold(self, threshold: float) -> "Predictions":
+        """The same answers with the no-answer threshold moved: "" where the null odds exceed `threshold`."""
+        answers = {qid: "" if self.null_odds.get(qid, -math.inf) > threshold else text
+                   for qid, text in self.span_answers.items()}
+        return Predictions(answers, self.nbest, self.null_odds, self.span_answers)
 
     def write(self, run_dir: str | os.PathLike) -> list[str]:
         """Write predictions.json, nbest_predictions.json and (v2) null_odds.json atomically.
@@ -261,7 +270,7 @@ def postprocess_predictions(
     span_texts = _texts(spans, contexts)
     answers = [span_texts[r] if r >= 0 else "" for r in best_row.tolist()]
 
-    odds = np.zeros(0)
+    odds, span_answers = np.zeros(0), dict(zip(ids, answers))
     if version_2:
         nulls = _null_spans(example_index, start, end, cls)
         odds = _null_odds(nulls, best_score)
@@ -271,7 +280,7 @@ def postprocess_predictions(
         span_texts = _texts(spans, contexts)
 
     nbest = _nbest_lists(spans, span_texts, len(examples))
-    return Predictions(dict(zip(ids, answers)), dict(zip(ids, nbest)), dict(zip(ids, odds.tolist())))
+    return Predictions(dict(zip(ids, answers)), dict(zip(ids, nbest)), dict(zip(ids, odds.tolist())), span_answers)
 
 
 def _null_odds(nulls: _Spans, best_score: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ run once elsewhere.
 """
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import json
 import logging
@@ -168,10 +169,29 @@ def weight_files(files: list[str], where: str) -> list[str]:
 
 # ---- loading -----------------------------------------------------------------------------------------------------
 
+def weights_in(directory: str) -> list[str]:
+    """The weight files (and shard indexes) in a saved model's directory."""
+    return [name for name in sorted(os.listdir(directory))
+            if fnmatch.fnmatch(name, "tf_model*.h5") or fnmatch.fnmatch(name, "model*.safetensors")
+            or name in (TF_WEIGHTS_INDEX, SAFE_WEIGHTS_INDEX)]
+
+
+def _check_saved_weights(directory: str) -> None:
+    """A model qaexp saved lists its weights' sizes and checksums: a damaged file is refused, never loaded."""
+    from qaexp.output.manifest import ManifestMismatch, verify_manifest
+
+    try:
+        verify_manifest(directory, required=False)
+    except ManifestMismatch as err:
+        raise ModelLoadError(f"{directory}: {err}: the saved model is damaged (an interrupted copy or a failing "
+                             "disk?): copy it again from where it came from, or train it again") from err
+
+
 def load_qa_model(directory: str, trust_remote_code: bool = False, random_init: bool = False):
     """A TF question-answering model from the checkpoint directory, by the loading rule above."""
     if random_init:
         return load_pytorch_safetensors(directory, random_init=True)[0]
+    _check_saved_weights(directory)
     names = sorted(os.listdir(directory))
     weight_files(names, directory)  # refuses pytorch_model.bin-only and weightless directories
     if TF_WEIGHTS in names or TF_WEIGHTS_INDEX in names:
@@ -184,16 +204,45 @@ def load_qa_model(directory: str, trust_remote_code: bool = False, random_init: 
 def _load_tf_weights(directory: str, trust_remote_code: bool, use_safetensors: bool):
     from transformers import TFAutoModelForQuestionAnswering
 
-    weights = SAFE_WEIGHTS if use_safetensors else TF_WEIGHTS
+    weights = _tf_weights_named(directory, use_safetensors)
     try:
-        return TFAutoModelForQuestionAnswering.from_pretrained(
-            directory, trust_remote_code=trust_remote_code, use_safetensors=use_safetensors)
+        model, info = TFAutoModelForQuestionAnswering.from_pretrained(
+            directory, trust_remote_code=trust_remote_code, use_safetensors=use_safetensors, output_loading_info=True)
     except OSError as err:  # h5py cannot open a truncated or damaged file; transformers' hint names from_pt
         raise ModelLoadError(f"cannot read {weights} in {directory}: the file is damaged or incomplete (an "
-                             "interrupted download?): delete it and download again") from err
+                             "interrupted download or copy?): delete it and download or copy it again") from err
     except (ValueError, KeyError) as err:  # NumPy cannot reshape a stored weight to the model's shape
         raise ModelLoadError(f"{directory}: the weights in {weights} do not match config.json's architecture, "
                              f"a weight's shape differs ({first_line(err, limit=300)})") from err
+    _refuse_random_encoder(model, info["missing_keys"], info["unexpected_keys"], directory, weights)
+    return model
+
+
+def _tf_weights_named(directory: str, use_safetensors: bool) -> str:
+    """The weights file from_pretrained will read, for messages; a sharded checkpoint's shards must all exist."""
+    single, index = (SAFE_WEIGHTS, SAFE_WEIGHTS_INDEX) if use_safetensors else (TF_WEIGHTS, TF_WEIGHTS_INDEX)
+    if os.path.exists(os.path.join(directory, single)):
+        return single
+    shards = _index_shards(os.path.join(directory, index))
+    missing = [name for name in shards if not os.path.exists(os.path.join(directory, name))]
+    if missing:
+        raise ModelLoadError(f"{directory}: the shard {missing[0]} listed in {index} is missing (an incomplete "
+                             "download or copy): download or copy the whole checkpoint again")
+    return f"the shards listed in {index}"
+
+
+def _refuse_random_encoder(model, missing: list, unexpected: list, directory: str, weights: str) -> None:
+    """transformers starts any layer the file lacks from random weights with only a warning: for the task head
+    that is fine-tuning's start, for the encoder it would silently train (or answer with) a random model."""
+    head = {layer.name for layer in model.layers if layer.name != model.base_model_prefix}
+    # Layer names ("roformer") or weight names ("roformer/embeddings/.../weight:0"): the first part says whose.
+    encoder_missing = sorted(name for name in missing if name.split("/")[0] not in head)
+    if encoder_missing:
+        found = f"; found: {', '.join(sorted(unexpected)[:3])}" if unexpected else ""
+        raise ModelLoadError(f"{directory}: {weights} holds no weights for the {model.config.model_type} encoder "
+                             f"that config.json describes (missing: {', '.join(encoder_missing[:3])}{found}): the "
+                             "weights belong to another architecture; keep a checkpoint's config.json with its own "
+                             "weights")
 
 
 def _safetensors_format(directory: str) -> str:
@@ -212,12 +261,17 @@ def _safetensors_format(directory: str) -> str:
 def _safetensors_files(directory: str) -> list[str]:
     if os.path.exists(os.path.join(directory, SAFE_WEIGHTS)):
         return [SAFE_WEIGHTS]
-    index_path = os.path.join(directory, SAFE_WEIGHTS_INDEX)
+    return _index_shards(os.path.join(directory, SAFE_WEIGHTS_INDEX))
+
+
+def _index_shards(index_path: str) -> list[str]:
+    """The shard files a sharded checkpoint's index (`*.index.json`) lists."""
     try:
         with open(index_path, encoding="utf-8") as f:
             return sorted(set(json.load(f)["weight_map"].values()))
-    except (OSError, ValueError, KeyError, AttributeError) as err:
-        raise ModelLoadError(f"cannot read {index_path}: {first_line(err, limit=300)}") from err
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as err:
+        raise ModelLoadError(f"cannot read {index_path}: {first_line(err, limit=300)} (damaged or incomplete: "
+                             "download or copy the checkpoint again)") from err
 
 
 def read_safetensors(directory: str) -> dict:

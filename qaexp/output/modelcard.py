@@ -32,7 +32,8 @@ def write_model_card(model_dir: str, cfg: DictConfig, summary: dict) -> str:
 
 def render_model_card(cfg: DictConfig, summary: dict) -> str:
     header = card_metadata(cfg, summary).to_yaml()
-    sections = [f"# {model_name(cfg)}", _description(cfg), _results(cfg, summary), _usage(),
+    sections = [f"# {model_name(cfg)}", _description(cfg), _results(cfg, summary), _extra_results(summary),
+                _usage(cfg, summary),
                 _hyperparameters(cfg, summary), _epoch_table(summary.get("history") or {}), _versions()]
     return f"---\n{header}\n---\n\n" + "\n\n".join(s for s in sections if s) + "\n"
 
@@ -93,18 +94,64 @@ def _description(cfg: DictConfig) -> str:
 
 def _results(cfg: DictConfig, summary: dict) -> str:
     data = dataset_info(cfg.data)
-    return (f"## Evaluation results\n\nOn {data['dataset_name']} ({data['dataset_split']} split, "
-            f"{summary.get('eval_examples', '?')} questions):\n\n"
-            f"| Exact match | F1 |\n|---|---|\n| {summary['exact_match']:.2f} | {summary['f1']:.2f} |")
+    table = (f"## Evaluation results\n\nOn {data['dataset_name']} ({data['dataset_split']} split, "
+             f"{summary.get('eval_examples', '?')} questions):\n\n"
+             f"| Exact match | F1 |\n|---|---|\n| {summary['exact_match']:.2f} | {summary['f1']:.2f} |")
+    return table + _threshold_note(summary)
 
 
-def _usage() -> str:
-    return ("## How to use\n\n```python\nfrom transformers import pipeline\n\n"
-            "# dtype=None: transformers 4.57's pipeline() needs torch otherwise\n"
-            "qa = pipeline(\"question-answering\", model=MODEL_DIR, tokenizer=MODEL_DIR, framework=\"tf\", dtype=None)\n"
-            "qa(question=\"Who wrote it?\", context=\"It was written by Ada.\", align_to_words=False)\n```\n\n"
+def _threshold_note(summary: dict) -> str:
+    """SQuAD v2: the no-answer threshold these figures use, how it was chosen, the best-threshold figures."""
+    threshold, v2 = summary.get("null_threshold"), summary.get("squad_v2")
+    if not threshold or not v2:
+        return ""
+    how = f"tuned on {threshold['tuned_on']}" if threshold["source"] == "tuned" else "configured"
+    note = (f"\n\nSQuAD v2: no answer when the null score exceeds the best span's by more than "
+            f"{threshold['value']:.4g} ({how}). Has-answer F1 {v2.get('HasAns_f1', float('nan')):.2f}, "
+            f"no-answer F1 {v2.get('NoAns_f1', float('nan')):.2f}; at the best threshold (official script): "
+            f"EM {v2['best_exact']:.2f}, F1 {v2['best_f1']:.2f}.")
+    held_out = threshold.get("held_out")
+    if held_out:
+        note += (f" On the {held_out['questions']} held-out questions the threshold was not tuned on: "
+                 f"EM {held_out['exact_match']:.2f}, F1 {held_out['f1']:.2f}.")
+    return note
+
+
+def _extra_results(summary: dict) -> str:
+    """data.extra_eval: one row per further evaluation set."""
+    extra = summary.get("extra_eval") or {}
+    if not extra:
+        return ""
+    rows = [f"| {name} | {scores['eval_examples']} | {scores['exact_match']:.2f} | {scores['f1']:.2f} |"
+            for name, scores in extra.items()]
+    return ("## Other evaluation sets\n\n| Set | Questions | Exact match | F1 |\n|---|---|---|---|\n"
+            + "\n".join(rows))
+
+
+def _usage(cfg: DictConfig, summary: dict) -> str:
+    data = cfg.data
+    settings = (f"max_seq_len={data.max_length}, doc_stride={data.doc_stride}, "
+                f"max_answer_len={data.max_answer_length}, align_to_words=False")
+    lines = ["from transformers import pipeline", "",
+             "# dtype=None: transformers 4.57's pipeline() needs torch otherwise",
+             'qa = pipeline("question-answering", model=MODEL_DIR, tokenizer=MODEL_DIR, framework="tf", dtype=None)']
+    if data.version_2_with_negative:
+        threshold = (summary.get("null_threshold") or {}).get("value", data.null_score_diff_threshold)
+        lines += ["", "import math", "",
+                  f"THRESHOLD = {threshold!r}  # the no-answer threshold this model carries (MODEL_DIR/qaexp.json)",
+                  f'answers = qa(question="Who wrote it?", context="It was written by Ada.", {settings},',
+                  "             handle_impossible_answer=True, top_k=20)",
+                  'null = [a["score"] for a in answers if a["answer"] == ""]',
+                  'best = next((a for a in answers if a["answer"]), None)',
+                  "# no answer when log(null score / best span score) exceeds the threshold (qaexp's rule; the same",
+                  "# figure for a context that fits one window)",
+                  'answer = "" if best is None or (null and math.log(null[0] / best["score"]) > THRESHOLD) '
+                  'else best["answer"]']
+    else:
+        lines.append(f'qa(question="Who wrote it?", context="It was written by Ada.", {settings})')
+    return ("## How to use\n\n```python\n" + "\n".join(lines) + "\n```\n\n"
             "or `python -m qaexp.predict MODEL_DIR --question Q --context C` "
-            "(`--file F --output OUT` for a whole file).")
+            "(`--file F --output OUT` for a whole file), which reads the settings above from MODEL_DIR/qaexp.json.")
 
 
 def _hyperparameters(cfg: DictConfig, summary: dict) -> str:

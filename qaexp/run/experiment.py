@@ -17,7 +17,8 @@ from qaexp.config import check_max_length, position_limit, validate
 from qaexp.data.squad import Splits, load_splits
 from qaexp.errors import DataError, HubPushError
 from qaexp.output.files import save_directory_atomic, storage_errors, write_json_atomic
-from qaexp.run import hub_needs, runtime, tracking
+from qaexp.evaluation.threshold import settle_threshold
+from qaexp.run import evaluation_sets, hub_needs, runtime, tracking
 from qaexp.run.outcome import (METRICS_FILE, Progress, Status, record_failure, record_interrupted,
                                signals_as_interrupts)
 
@@ -96,10 +97,11 @@ class _Trained:
 def _experiment(run: _Run) -> dict:
     cfg = run.cfg
     with run.stage("load_data"):
-        splits = _load_data(cfg.data)
+        splits = _load_data(cfg.data, with_train=cfg.trainer.epochs > 0 or not cfg.model.checkpoint)
+        extra_sets = evaluation_sets.load_extra_sets(cfg.data)
     with run.stage("fetch_checkpoint"):
         model_cfg = _fetched(cfg.model)
-    runtime.prepare(cfg.trainer.threads, cfg.trainer.seed)
+    runtime.prepare(cfg.trainer.threads, cfg.trainer.seed, cfg.trainer.cpu_devices)
     with run.stage("tokenizer"):
         tokenizer = _tokenizer(run, model_cfg, splits.train)
     with run.stage("features"):
@@ -109,14 +111,30 @@ def _experiment(run: _Run) -> dict:
         with run.stage("build_model"), strategy.scope():
             model = _model(cfg, model_cfg, tokenizer)
         trained, final = _train_or_evaluate(run, model, tokenizer, splits, windows, strategy)
-    _save_outputs(run, model, tokenizer, final)
+        final, threshold = settle_threshold(splits.validation, final, cfg.data, cfg.trainer.seed)
+        extra = _extra_evaluations(run, model, tokenizer, extra_sets, _threshold_value(cfg, threshold))
+    _save_outputs(run, model, tokenizer, final, threshold)
     summary = _summary(cfg, splits, windows, trained, final, run.progress.timer.seconds)
-    return _publish(run, summary)
+    summary.update({"null_threshold": threshold} if threshold else {}, **({"extra_eval": extra} if extra else {}))
+    record = _publish(run, summary)
+    _write_analysis(run, splits.validation, windows.validation, final)
+    return record
 
 
-def _load_data(data_cfg: DictConfig) -> Splits:
+def _extra_evaluations(run: _Run, model, tokenizer, extra_sets: dict, threshold: float) -> dict:
+    if not extra_sets:
+        return {}
+    with run.stage("extra_eval"):
+        return evaluation_sets.evaluate_extra_sets(run.cfg, run.directory, model, tokenizer, extra_sets, threshold)
+
+
+def _threshold_value(cfg: DictConfig, threshold: dict) -> float:
+    return threshold["value"] if threshold else cfg.data.null_score_diff_threshold
+
+
+def _load_data(data_cfg: DictConfig, with_train: bool) -> Splits:
     # Data errors are user errors too: found before the seconds TensorFlow takes to import.
-    splits = load_splits(data_cfg)
+    splits = load_splits(data_cfg, with_train)
     if splits.validation is None:
         raise DataError("no validation data: set data.validation_file (or a hub split) to evaluate on")
     return splits
@@ -152,10 +170,7 @@ def _saved_or_new_tokenizer(run: _Run, model_cfg: DictConfig, train_records: Opt
     cfg = run.cfg
     saved = saved_tokenizer(run.directory) if cfg.trainer.resume else None
     if saved is not None:
-        from transformers import AutoTokenizer
-
-        log.info("resuming: using the tokenizer saved in %s", saved)
-        return AutoTokenizer.from_pretrained(saved)
+        return saved
     if model_cfg.checkpoint or not train_records:
         return build.build_tokenizer(model_cfg, _training_texts(train_records) if train_records else None)
     return cache.trained_tokenizer_for(
@@ -262,22 +277,49 @@ def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Train
     return _Trained(state.history, final, state.summary())
 
 
-def _save_outputs(run: _Run, model, tokenizer, final) -> None:
+def _save_outputs(run: _Run, model, tokenizer, final, threshold: dict) -> None:
     """predictions.json & co.; with trainer.save_model, model/ (then the checkpoints are no longer needed)."""
     with storage_errors(run.directory):
         final.answers.write(run.directory)
     if not run.cfg.trainer.save_model:
         return
     with run.stage("save_model"):
-        save_directory_atomic(run.model_dir, lambda directory: _save_pretrained(model, tokenizer, directory))
+        save_directory_atomic(run.model_dir, lambda directory: _save_pretrained(run.cfg, model, tokenizer, directory,
+                                                                                threshold))
     if run.progress.run_state is not None and not run.cfg.trainer.keep_checkpoints:
         run.progress.run_state.remove()
 
 
-def _save_pretrained(model, tokenizer, directory: str) -> None:
+def _save_pretrained(cfg: DictConfig, model, tokenizer, directory: str, threshold: dict) -> None:
+    from qaexp.model.pretrained import weights_in
+    from qaexp.output.manifest import write_manifest
+    from qaexp.serving.settings import write_inference_settings
+
     model.save_pretrained(directory)
+    write_manifest(directory, weights_in(directory))  # checked whenever the model is loaded
     if tokenizer is not None:
-        tokenizer.save_pretrained(directory)
+        from qaexp.model.build import without_call_state
+
+        with without_call_state(tokenizer):
+            tokenizer.save_pretrained(directory)
+    write_inference_settings(directory, cfg.data, _threshold_value(cfg, threshold),
+                             threshold.get("source", "configured") if threshold else "configured")
+
+
+def _write_analysis(run: _Run, examples: list[dict], windows, final) -> None:
+    """analysis.md and its plots (trainer.analyze); a failure here costs only the analysis, not the run."""
+    if not run.cfg.trainer.analyze:
+        return
+    from qaexp.analysis.questions import build_questions
+    from qaexp.analysis.report import write_analysis
+
+    try:
+        questions = build_questions(examples, final.answers.predictions, run.cfg.data.version_2_with_negative, windows)
+        write_analysis(run.directory, questions, run.cfg.data.version_2_with_negative,
+                       os.path.basename(os.path.normpath(run.directory)))
+    except Exception as err:  # noqa: BLE001 (the run itself is complete and recorded)
+        log.warning("the error analysis could not be written (%s); run python -m qaexp.analyze %s", err,
+                    run.directory)
 
 
 def _summary(cfg: DictConfig, splits: Splits, windows: _Windows, trained: _Trained, final: Evaluation,

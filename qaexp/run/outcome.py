@@ -5,6 +5,7 @@ failed one keeps its timings (and its results, if only a later step failed).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -89,6 +90,15 @@ def record_failure(run_dir: str, progress: Progress, err: Exception) -> None:
     message = str(err) if isinstance(err, QAExpError) else f"{type(err).__name__}: {err}"
     write_outcome(run_dir, {**(progress.summary or {}), "status": status_of(err).value, "error": message,
                              "seconds": progress.timer.seconds})
+
+
+def read_outcome(run_dir: str) -> Optional[dict]:
+    """What metrics.json in `run_dir` holds; None when it is absent or unreadable (a run killed while writing)."""
+    try:
+        with open(os.path.join(run_dir, METRICS_FILE), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def write_outcome(run_dir: str, outcome: dict) -> None:

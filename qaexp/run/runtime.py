@@ -15,8 +15,9 @@ from qaexp.config import PrecisionPolicy, Strategy
 log = logging.getLogger(__name__)
 
 
-def prepare(threads: int | None, seed: int) -> None:
-    """A fresh start for one run: thread limits, malloc tuned for TensorFlow, no Keras state, every seed set."""
+def prepare(threads: int | None, seed: int, cpu_devices: int | None = None) -> None:
+    """A fresh start for one run: thread limits, CPU devices, malloc tuned for TensorFlow, no Keras state, every
+    seed set."""
     from qaexp.quiet import import_tensorflow, quiet_python_loggers
 
     import_tensorflow()  # first here: its libraries' loading notices are dropped
@@ -26,6 +27,7 @@ def prepare(threads: int | None, seed: int) -> None:
     from qaexp.run.malloc import keep_freed_memory
 
     limit_threads(threads)
+    split_cpu(cpu_devices)
     keep_freed_memory()
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(seed)
@@ -76,13 +78,43 @@ def limit_threads(threads: int | None) -> None:
                     threads)
 
 
+def split_cpu(devices: int | None) -> None:
+    """Make the CPU `devices` logical devices (trainer.cpu_devices), so that trainer.strategy=mirrored has that
+    many replicas on a machine without GPUs: the multi-replica code path on a laptop or in CI. No speed-up: the
+    replicas share the same cores. TensorFlow fixes its devices once it has started."""
+    if devices is None:
+        return
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == devices:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+    except RuntimeError:  # an earlier job in this process already started TensorFlow
+        log.warning("trainer.cpu_devices=%d ignored: TensorFlow already started in this process with %d CPU "
+                    "device(s)", devices, len(tf.config.list_logical_devices("CPU")))
+
+
 def build_strategy(name: str):
     import tensorflow as tf
 
     if name == Strategy.mirrored:
-        return tf.distribute.MirroredStrategy()
+        # Without GPUs MirroredStrategy() takes only CPU:0; the CPU's logical devices (trainer.cpu_devices) are
+        # the replicas then.
+        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+        gpus = tf.config.list_logical_devices("GPU")
+        strategy = tf.distribute.MirroredStrategy(None if gpus or len(cpus) < 2 else cpus)
+        log.info("trainer.strategy=mirrored: %d replica(s) on %s", strategy.num_replicas_in_sync,
+                 ", ".join(strategy.extended.worker_devices))
+        return strategy
     if name == Strategy.multi_worker:
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        from qaexp.run.distributed import slurm_tasks
+
+        # TF_CONFIG when set; else, in a Slurm job of several tasks, the cluster Slurm describes (one task per worker)
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver() if slurm_tasks() > 1 else None
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     if name == Strategy.tpu:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)

@@ -1,12 +1,20 @@
-"""How long each stage of a run took: metrics.json's `seconds`."""
+"""How long each stage of a run took: metrics.json's `seconds`.
+
+QAEXP_STAGE_HOOK=STAGE:PATH is for tests of interruption: on entering STAGE the run writes PATH and waits (up
+to a minute) so that a signal sent then arrives in that stage, without guessing its timing with a sleep.
+"""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
 log = logging.getLogger(__name__)
+
+STAGE_HOOK_ENV = "QAEXP_STAGE_HOOK"
+HOOK_WAIT_SECONDS = 60
 
 
 class StageTimer:
@@ -16,6 +24,18 @@ class StageTimer:
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
         started = time.perf_counter()
+        _stage_hook(stage)
         yield
         self.seconds[stage] = round(time.perf_counter() - started, 3)
         log.info("%s: %.1fs", stage, self.seconds[stage])
+
+
+def _stage_hook(stage: str) -> None:
+    hooked, _, path = os.environ.get(STAGE_HOOK_ENV, "").partition(":")
+    if hooked != stage or not path:
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(stage)
+    deadline = time.monotonic() + HOOK_WAIT_SECONDS
+    while time.monotonic() < deadline:  # the test's signal interrupts this wait
+        time.sleep(0.05)

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
-from qaexp.run import hydra_job
+from qaexp.run import hydra_job, reachability
 from qaexp.run.outcome import status_of
 from qaexp.config import LoggerMode, LoggerName
 from qaexp.errors import ConfigError, first_line
@@ -59,10 +59,22 @@ class WandbTracker(KerasLoggingTracker):
 
         logger = cfg.logger
         directory = _log_dir(logger, run_dir)
-        self._run = wandb.init(
+        settings = dict(
             project=logger.project, entity=logger.entity, group=logger.group or hydra_job.sweep_group(cfg.experiment_name),
             job_type=logger.job_type, tags=list(logger.tags), name=hydra_job.run_name(cfg.experiment_name),
-            config=plain_config(cfg), dir=directory, mode=wandb_mode(logger.mode, directory), reinit="finish_previous")
+            config=plain_config(cfg), dir=directory, reinit="finish_previous")
+        mode = wandb_mode(logger.mode, directory)
+        problem = reachability.unreachable(reachability.wandb_url()) if mode == LoggerMode.online else None
+        try:
+            self._run = wandb.init(**settings, mode=LoggerMode.offline.value if problem else mode)
+        except wandb.errors.Error as err:  # e.g. the service accepted the connection but never answered
+            if mode != LoggerMode.online:
+                raise
+            problem = first_line(err, named=True)
+            self._run = wandb.init(**settings, mode=LoggerMode.offline.value)
+        if problem:
+            log.warning("W&B unreachable (%s): logging offline; upload later with `wandb sync %s`", problem,
+                        getattr(self._run.settings, "sync_dir", None) or os.path.join(directory, "wandb"))
         self._log_model = logger.log_model
 
     def log(self, metrics: dict[str, float], step: int) -> None:
@@ -108,7 +120,8 @@ class TensorBoardTracker(KerasLoggingTracker):
                 tf.summary.scalar(name, value, step=step)
 
     def log_results(self, summary: dict, model_dir: Optional[str]) -> None:
-        scalars = {f"final/{k}": v for k, v in summary_scalars(summary).items() if isinstance(v, (int, float))}
+        scalars = {k if k.startswith("eval/") else f"final/{k}": v for k, v in summary_scalars(summary).items()
+                   if isinstance(v, (int, float))}
         self.log(scalars, self._last_step)
 
     def finish(self, error: Optional[BaseException]) -> None:
@@ -127,13 +140,42 @@ def start(cfg: DictConfig, run_dir: str) -> Iterator[Tracker]:
     backend = BACKENDS.get(cfg.logger.name)
     if backend is None:
         raise ConfigError(f"logger.name={cfg.logger.name!r} is not one of {', '.join(BACKENDS)}")
-    tracker = backend() if backend is Tracker else backend(cfg, run_dir)
+    tracker = FailSafe(backend() if backend is Tracker else backend(cfg, run_dir))
     try:
         yield tracker
     except BaseException as err:
         tracker.finish(err)
         raise
     tracker.finish(None)
+
+
+class FailSafe(Tracker):
+    """A tracker whose failures never cost the run: the first one is logged in one line, then it records nothing."""
+
+    def __init__(self, inner: Tracker):
+        self._inner = inner
+
+    def _call(self, method: str, *args) -> None:
+        if self._inner is None:
+            return
+        try:
+            getattr(self._inner, method)(*args)
+        except Exception as err:
+            log.warning("%s failed (%s): tracking stops, the run goes on", type(self._inner).__name__,
+                        first_line(err, named=True))
+            self._inner = None
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        self._call("log", metrics, step)
+
+    def log_results(self, summary: dict, model_dir: Optional[str]) -> None:
+        self._call("log_results", summary, model_dir)
+
+    def finish(self, error: Optional[BaseException]) -> None:
+        self._call("finish", error)
+
+    def callbacks(self) -> list:
+        return [make_metrics_callback(self)] if isinstance(self._inner, KerasLoggingTracker) else []
 
 
 def make_metrics_callback(tracker: Tracker):
@@ -221,6 +263,8 @@ def summary_scalars(summary: dict) -> dict:
     train_seconds = (summary.get("seconds") or {}).get("train")
     if train_seconds is not None:
         scalars["train_seconds"] = train_seconds
+    for name, scores in (summary.get("extra_eval") or {}).items():  # data.extra_eval: eval/<name>/f1 and /exact_match
+        scalars.update({f"eval/{name}/{key}": scores[key] for key in ("f1", "exact_match")})
     return scalars
 
 
@@ -233,6 +277,6 @@ def _is_number(value: Any) -> bool:
 
 
 def _log_dir(logger: DictConfig, run_dir: str) -> str:
-    directory = logger.log_dir or run_dir
+    directory = logger.log_dir or os.environ.get("WANDB_DIR") or run_dir  # WANDB_DIR: W&B's own convention
     os.makedirs(directory, exist_ok=True)
     return directory

@@ -1,8 +1,9 @@
 """The window and answer settings a saved model is used with: its run's own, else defaults, else flags.
 
-A qaexp run keeps its composed config in RUN_DIR/.hydra/config.yaml beside RUN_DIR/model; the data settings there
-(max_length, doc_stride, version_2_with_negative, null_score_diff_threshold, max_answer_length) are the ones the
-model was trained and evaluated with. `trained_settings` is the one place that reads them.
+A qaexp run writes RUN_DIR/model/qaexp.json with the settings inference needs, the (possibly tuned) SQuAD v2
+no-answer threshold included (`saved_settings` reads it). Its composed config in RUN_DIR/.hydra/config.yaml
+beside RUN_DIR/model holds the same data settings (max_length, doc_stride, version_2_with_negative,
+null_score_diff_threshold, max_answer_length) before any tuning; `trained_settings` reads them, for older runs.
 """
 from __future__ import annotations
 
@@ -26,6 +27,37 @@ def check_model_dir(model_dir: str) -> None:
                          "of a qaexp run (RUN_DIR/model) or any directory written by save_pretrained")
 
 
+SETTINGS_FILE = "qaexp.json"  # beside the weights: the settings inference needs, written by the run
+
+
+def write_inference_settings(model_dir: str, data_cfg, threshold: float, threshold_source: str) -> str:
+    """model_dir/qaexp.json: the window and answer settings the model was evaluated with, its no-answer threshold."""
+    from qaexp.output.files import write_json_atomic
+
+    path = os.path.join(model_dir, SETTINGS_FILE)
+    write_json_atomic(path, {"max_length": int(data_cfg.max_length), "doc_stride": int(data_cfg.doc_stride),
+                             "max_answer_length": int(data_cfg.max_answer_length),
+                             "version_2_with_negative": bool(data_cfg.version_2_with_negative),
+                             "null_score_diff_threshold": float(threshold),
+                             "null_threshold_source": threshold_source})
+    return path
+
+
+def saved_settings(model_dir: str) -> dict:
+    """The DEFAULTS keys of model_dir/qaexp.json; {} when the model has none (older runs, other tools' models)."""
+    import json
+
+    path = os.path.join(model_dir, SETTINGS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as err:
+        raise QAExpError(f"cannot read {path}: {err}; delete it to fall back to the run config") from None
+    return {key: saved[key] for key in DEFAULTS if saved.get(key) is not None}
+
+
 def run_config_path(model_dir: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(model_dir)), ".hydra", "config.yaml")
 
@@ -45,9 +77,10 @@ def trained_settings(model_dir: str) -> dict:
 
 
 def answer_settings(model_dir: str, overrides: dict) -> SimpleNamespace:
-    """DEFAULTS, then the run's own settings, then the overrides that are not None (command-line flags)."""
+    """DEFAULTS, then the run's own settings (its config, then model/qaexp.json), then the overrides that are not
+    None (command-line flags)."""
     check_model_dir(model_dir)
-    chosen = {**DEFAULTS, **trained_settings(model_dir),
+    chosen = {**DEFAULTS, **trained_settings(model_dir), **saved_settings(model_dir),
               **{key: value for key, value in overrides.items() if value is not None}}
     for key in ("max_length", "doc_stride", "max_answer_length"):
         if int(chosen[key]) < 1:

@@ -7,6 +7,11 @@ File mode reads SQuAD JSON ({"data": [...]}), a JSON list or JSON lines of flat 
 question, and optionally answers) and answers them in batches; long contexts are split into
 overlapping windows. --output gets {id: {"answer", "answers": [{"text", "score"}...], "no_answer"}};
 --official-output gets {id: answer text}, which `python -m qaexp.evaluate DATA PRED` scores.
+
+The window and answer settings are the model's own: RUN_DIR/model/qaexp.json, which a run writes with its
+max_length, doc_stride, max_answer_length and, for SQuAD v2, the no-answer threshold it used or tuned
+(data.null_threshold_tuning); else the run's .hydra/config.yaml; else 384 / 128 / 30, v1. Flags override them.
+A SQuAD v2 model's answer ("" for no answer) is decided by that threshold and listed first.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from types import SimpleNamespace
 from qaexp.cli import report_error
 from qaexp.errors import QAExpError
 from qaexp.quiet import import_tensorflow
+from qaexp.serving.settings import add_setting_flags, answer_settings, setting_overrides
 
 
 def parse_args(argv):
@@ -32,10 +38,7 @@ def parse_args(argv):
     parser.add_argument("--official-output", help="file mode: write {id: answer text} here (for qaexp.evaluate)")
     parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
     parser.add_argument("--top-k", type=int, default=1, help="how many answers to print (or keep per question)")
-    parser.add_argument("--max-length", type=int, default=384)
-    parser.add_argument("--doc-stride", type=int, default=128)
-    parser.add_argument("--max-answer-length", type=int, default=30)
-    parser.add_argument("--version-2", action="store_true", help="allow the empty (no-answer) prediction")
+    add_setting_flags(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args(argv)
     if args.file is None and (args.question is None or args.context is None):
@@ -85,9 +88,11 @@ def file_predictions(answers, top_k: int) -> dict:
 
 
 def _settings(args) -> SimpleNamespace:
-    return SimpleNamespace(max_length=args.max_length, doc_stride=args.doc_stride,
-                           n_best_size=max(20, args.top_k), max_answer_length=args.max_answer_length,
-                           version_2_with_negative=args.version_2, null_score_diff_threshold=0.0)
+    """The model's own settings (model/qaexp.json: its tuned no-answer threshold too; else its run config), then
+    the flags given."""
+    settings = answer_settings(args.model_dir, setting_overrides(args))
+    settings.n_best_size = max(settings.n_best_size, args.top_k)
+    return settings
 
 
 def _predict_file(args) -> int:
@@ -96,8 +101,9 @@ def _predict_file(args) -> int:
 
     records = read_records(args.file, answers_optional=True)
     _check_unique_ids(records, args.file)
+    settings = _settings(args)
     tokenizer, model = load_saved(args.model_dir)
-    answers = answer_questions(tokenizer, model, records, _settings(args), args.batch_size, progress=True)
+    answers = answer_questions(tokenizer, model, records, settings, args.batch_size, progress=True)
     detailed = file_predictions(answers, args.top_k)
     if args.output:
         write_json_atomic(args.output, detailed)
@@ -126,10 +132,12 @@ def main(argv=None) -> int:
         context = _read_context(args.context)
         if not context.strip():
             raise QAExpError("the context is empty: give the passage to answer from with --context TEXT or @FILE")
+        settings = _settings(args)
         tokenizer, model = load_saved(args.model_dir)
         record = {"id": "q0", "title": "", "context": context, "question": args.question,
                   "answers": {"text": [], "answer_start": []}}
-        best = answer_questions(tokenizer, model, [record], _settings(args)).nbest["q0"][: args.top_k]
+        answers = answer_questions(tokenizer, model, [record], settings)
+        best = decided_first(answers.nbest["q0"], answers.predictions["q0"])[: args.top_k]
     except QAExpError as err:
         return report_error(err, "predict")
     if args.json:
@@ -138,6 +146,12 @@ def main(argv=None) -> int:
         for candidate in best:
             print(f"{candidate['text']}\t{candidate['probability']:.4f}")
     return 0
+
+
+def decided_first(nbest: list[dict], decided: str) -> list[dict]:
+    """The n-best list with the answer the threshold decided on first (v2: "" can win with a lower score)."""
+    chosen = next((i for i, candidate in enumerate(nbest) if candidate["text"] == decided), 0)
+    return [nbest[chosen], *nbest[:chosen], *nbest[chosen + 1:]]
 
 
 def _read_context(value: str) -> str:

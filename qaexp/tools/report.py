@@ -2,7 +2,9 @@
 
 DIR is a multirun directory (its job directories are found below it) or a run directory. Each job is read from
 its `.hydra/config.yaml`, `.hydra/overrides.yaml` and `metrics.json`; a job without metrics.json is `incomplete`
-(still running, or killed). Writes results.csv, results.md and f1_vs_lr.png, and prints the table.
+(still running, or killed). Jobs that differ only in their seed form one configuration (seed_stats). Writes
+results.csv, results.md, configurations.csv, f1_vs_lr.png, f1_by_configuration.png and f1_vs_train_time.png, and
+prints the tables.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from qaexp.cli import report_error
 from qaexp.errors import QAExpError, ReportError
 from qaexp.output.files import atomic_file, storage_errors, write_text_atomic
 from qaexp.run.outcome import METRICS_FILE, Status
+from qaexp.tools import report_plots, seed_stats
 
 OWN_COLUMNS = ("model", "optimizer.lr")  # overrides shown in their own columns
 
@@ -38,7 +41,17 @@ class Job:
     f1: Optional[float] = None
     val_loss: Optional[float] = None
     train_seconds: Optional[float] = None
+    train_windows: Optional[int] = None
+    epochs: Optional[int] = None
     error: Optional[str] = None
+    extra_eval: dict = field(default_factory=dict)  # data.extra_eval: set name -> its metrics.json table
+
+    @property
+    def windows_per_second(self) -> Optional[float]:
+        """Training throughput: windows trained on (per epoch, times epochs) per second of training."""
+        if not self.train_seconds or not self.train_windows or not self.epochs:
+            return None
+        return self.train_windows * self.epochs / self.train_seconds
 
     @property
     def completed(self) -> bool:
@@ -78,7 +91,9 @@ def load_job(path: str, root: str) -> Job:
         job.status = metrics.get("status", Status.COMPLETED)
         job.exact_match, job.f1, job.val_loss = metrics.get("exact_match"), metrics.get("f1"), metrics.get("val_loss")
         job.train_seconds = (metrics.get("seconds") or {}).get("train")
+        job.train_windows, job.epochs = metrics.get("train_windows"), metrics.get("epochs")
         job.error = metrics.get("error")
+        job.extra_eval = metrics.get("extra_eval") or {}
     return job
 
 
@@ -114,10 +129,10 @@ def sort_by_f1(jobs: list[Job]) -> list[Job]:
 
 
 def table(jobs: list[Job], keys: list[str]) -> tuple[list[str], list[list[str]]]:
-    header = ["job", "model", "lr", *keys, "EM", "F1", "val loss", "train s", "status"]
+    header = ["job", "model", "lr", *keys, "EM", "F1", "val loss", "train s", "windows/s", "status"]
     rows = [[job.name, job.model, _fmt(job.lr, ".3g"), *(_short(job.overrides.get(k, "")) for k in keys),
              _fmt(job.exact_match, ".2f"), _fmt(job.f1, ".2f"), _fmt(job.val_loss, ".4f"),
-             _fmt(job.train_seconds, ".1f"), job.status] for job in jobs]
+             _fmt(job.train_seconds, ".1f"), _fmt(job.windows_per_second, ".1f"), job.status] for job in jobs]
     return header, rows
 
 
@@ -157,11 +172,19 @@ def _label(job: Job, keys: list[str]) -> str:
 def write_csv(jobs: list[Job], keys: list[str], path: str) -> None:
     with storage_errors(path), atomic_file(path, "w") as f:
         writer = csv.writer(f)
-        writer.writerow(["job", "model", "lr", *keys, "exact_match", "f1", "val_loss", "train_seconds", "status",
-                         "error", "path"])
+        writer.writerow(["job", "model", "lr", *keys, "exact_match", "f1", "val_loss", "train_seconds",
+                         "windows_per_second", "status", "error", "path"])
         for job in jobs:
             writer.writerow([job.name, job.model, job.lr, *(job.overrides.get(k, "") for k in keys), job.exact_match,
-                             job.f1, job.val_loss, job.train_seconds, job.status, job.error or "", job.path])
+                             job.f1, job.val_loss, job.train_seconds, job.windows_per_second, job.status,
+                             job.error or "", job.path])
+
+
+def write_rows(header: list[str], rows: list[list], path: str) -> None:
+    with storage_errors(path), atomic_file(path, "w") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
 
 
 def sweep_command(paths: list[str]) -> Optional[str]:
@@ -173,9 +196,24 @@ def sweep_command(paths: list[str]) -> Optional[str]:
     return "python -m qaexp -m " + " ".join(overrides) if overrides else None
 
 
-def write_markdown(table_md: str, failures: list[str], command: Optional[str], path: str) -> None:
-    parts = ["# Sweep results", "", *([f"`{command}`", ""] if command else []), "Sorted by validation F1.", "",
-             table_md, ""]
+def extra_eval_table(jobs: list[Job]) -> str:
+    """One row per job and data.extra_eval set (in-domain figures are the main table's); "" without any."""
+    rows = [[job.name, name, _fmt(scores.get("exact_match"), ".2f"), _fmt(scores.get("f1"), ".2f"),
+             str(scores.get("eval_examples", ""))]
+            for job in jobs for name, scores in job.extra_eval.items()]
+    return markdown_table(["job", "evaluation set", "EM", "F1", "questions"], rows) if rows else ""
+
+
+def write_markdown(table_md: str, failures: list[str], command: Optional[str], path: str,
+                   configs_md: str = "", extra_md: str = "") -> None:
+    parts = ["# Sweep results", "", *([f"`{command}`", ""] if command else [])]
+    if configs_md:
+        parts += ["## Configurations over seeds", "", "Ranked by mean validation F1; CI: 95% interval of the mean "
+                  "(Student's t). ![F1 per configuration](f1_by_configuration.png)", "", configs_md, "",
+                  "## Jobs", "", "![F1 against training time](f1_vs_train_time.png)", ""]
+    parts += ["Sorted by validation F1.", "", table_md, ""]
+    if extra_md:
+        parts += ["## Other evaluation sets", "", extra_md, ""]
     if failures:
         parts += ["## Failed jobs", "", *(f"- {line}" for line in failures), ""]
     write_text_atomic(path, "\n".join(parts))
@@ -220,7 +258,7 @@ def _shorten(text: str, limit: int = 110) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def report(paths: list[str], out_dir: str) -> list[Job]:
+def report(paths: list[str], out_dir: str, seed_keys: tuple[str, ...] = seed_stats.DEFAULT_SEED_KEYS) -> list[Job]:
     job_dirs = find_job_dirs(paths)
     root = paths[0] if len(paths) == 1 else os.path.commonpath([os.path.abspath(p) for p in paths])
     jobs = sort_by_f1([load_job(path, root) for path in job_dirs])
@@ -228,14 +266,24 @@ def report(paths: list[str], out_dir: str) -> list[Job]:
     header, rows = table(jobs, keys)
     table_md = markdown_table(header, rows)
     failures = failures_text(jobs, keys)
+    configs = seed_stats.group(jobs, seed_keys)
+    configs_md = markdown_table(*seed_stats.table(configs))
     os.makedirs(out_dir, exist_ok=True)
     write_csv(jobs, keys, os.path.join(out_dir, "results.csv"))
-    write_markdown(table_md, failures, sweep_command(paths), os.path.join(out_dir, "results.md"))
+    write_rows(*seed_stats.csv_rows(configs), os.path.join(out_dir, "configurations.csv"))
+    extra_md = extra_eval_table(jobs)
+    write_markdown(table_md, failures, sweep_command(paths), os.path.join(out_dir, "results.md"), configs_md,
+                   extra_md)
     plot_f1_vs_lr(jobs, failures, os.path.join(out_dir, "f1_vs_lr.png"))
-    print(table_md)
+    report_plots.plot_seeds(configs, os.path.join(out_dir, "f1_by_configuration.png"))
+    report_plots.plot_cost(configs, os.path.join(out_dir, "f1_vs_train_time.png"))
+    print(configs_md, table_md, sep="\n\n")
+    if extra_md:
+        print(f"\nOther evaluation sets:\n{extra_md}")
     for line in failures:
         print(f"not completed: {line}")
-    print(f"wrote results.csv, results.md and f1_vs_lr.png to {out_dir}")
+    print(f"wrote results.csv, configurations.csv, results.md, f1_vs_lr.png, f1_by_configuration.png and "
+          f"f1_vs_train_time.png to {out_dir}")
     return jobs
 
 
@@ -243,6 +291,9 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="qaexp report", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="a multirun directory, or run directories")
     parser.add_argument("--out", help="where to write the report (default: DIR, or the DIRs' common parent)")
+    parser.add_argument("--seed-keys", default=",".join(seed_stats.DEFAULT_SEED_KEYS), metavar="KEYS",
+                        help="comma-separated override keys whose jobs are seeds of one configuration "
+                             "(default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -251,7 +302,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     out_dir = args.out or (args.dirs[0] if len(args.dirs) == 1 else os.path.commonpath(
         [os.path.abspath(p) for p in args.dirs]))
     try:
-        report(args.dirs, out_dir)
+        report(args.dirs, out_dir, tuple(key.strip() for key in args.seed_keys.split(",") if key.strip()))
     except (QAExpError, OSError, ValueError) as err:
         return report_error(err, "report")
     return 0

@@ -10,6 +10,7 @@ so a resumed run continues with the batch it would have trained on next.
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import numbers
@@ -21,6 +22,7 @@ from typing import Optional
 import tensorflow as tf
 import tf_keras
 
+from qaexp.errors import CheckpointError, first_line
 from qaexp.output.files import save_directory_atomic, storage_errors
 
 log = logging.getLogger(__name__)
@@ -29,10 +31,19 @@ CHECKPOINT_DIR = "checkpoints"
 TOKENIZER_DIR = "tokenizer"  # inside CHECKPOINT_DIR: what a resumed run tokenises with
 
 
-def saved_tokenizer(run_dir: str) -> Optional[str]:
-    """The directory of the tokenizer saved with the run's checkpoints, if there is one."""
+def saved_tokenizer(run_dir: str):
+    """The tokenizer saved with the run's checkpoints, if there is one (a damaged one is a CheckpointError)."""
     path = os.path.join(run_dir, CHECKPOINT_DIR, TOKENIZER_DIR)
-    return path if os.path.isdir(path) else None
+    if not os.path.isdir(path):
+        return None
+    from transformers import AutoTokenizer
+
+    log.info("resuming: using the tokenizer saved in %s", path)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as err:  # noqa: BLE001  tokenizers' own Exception for a damaged tokenizer.json, OSError, ...
+        raise CheckpointError(f"cannot resume with the tokenizer saved in {path}: it is damaged or incomplete "
+                              f"({first_line(err, limit=200)}): {_start_afresh(path)}") from err
 
 
 class _Records(tf.Module):
@@ -78,15 +89,18 @@ class RunState:
             os.path.join(written, "latest"), max_to_keep=1)
         self.best = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.qa_model),
                                                os.path.join(written, "best"), max_to_keep=1)
-        last = tf.train.latest_checkpoint(os.path.join(self.directory, "latest")) if resume else None
+        last = readable_checkpoint(os.path.join(self.directory, "latest")) if resume else None
         if last:
-            self.latest.checkpoint.restore(last).assert_existing_objects_matched()
+            restore_matching(self.latest.checkpoint, last)
             self.resumed = True
             log.info("resuming from %s at step %d of %d", last, self.step, self.total_steps)
         elif resume:
             log.warning("trainer.resume=true but %s has no checkpoint: training from the start", self.directory)
         if not self.resumed and self.chief and tokenizer is not None:
-            save_directory_atomic(os.path.join(self.directory, TOKENIZER_DIR), tokenizer.save_pretrained)
+            from qaexp.model.build import without_call_state
+
+            with without_call_state(tokenizer):
+                save_directory_atomic(os.path.join(self.directory, TOKENIZER_DIR), tokenizer.save_pretrained)
         return self.step
 
     @property
@@ -158,7 +172,11 @@ class RunState:
         last_epoch = len(history.get("loss", [])) - 1
         if not self.keep_best or self.best_epoch is None or self.best_epoch == last_epoch:
             return False
-        tf.train.Checkpoint(model=self.qa_model).restore(self.best.latest_checkpoint).assert_existing_objects_matched()
+        best = readable_checkpoint(self.best.directory, "load the best epoch's weights from")
+        if best is None:
+            raise CheckpointError(f"the best epoch's checkpoint in {self.best.directory} is missing: rerun with "
+                                  "trainer.keep_best=false, or train again")
+        restore_matching(tf.train.Checkpoint(model=self.qa_model), best)
         log.info("keeping the weights of epoch %d (best validation F1 %.2f), not of the last epoch %d",
                  self.best_epoch + 1, float(self.records.best_f1.numpy()), last_epoch + 1)
         return True
@@ -180,6 +198,45 @@ class RunState:
         best = self.best_epoch
         return {"resumed": self.resumed, "optimizer_steps": self.step, "early_stopped": self.early_stopped,
                 "best_epoch": None if best is None else best + 1}
+
+
+def _start_afresh(directory: str) -> str:
+    """What to do about damaged checkpoints in `directory` (checkpoints/latest or checkpoints/best)."""
+    return f"delete {os.path.dirname(directory)} to train from the start, or rerun without trainer.resume=true"
+
+
+def readable_checkpoint(directory: str, action: str = "resume from") -> Optional[str]:
+    """The prefix of the last checkpoint in `directory` once every tensor in it has been read back (TensorFlow
+    checks each one's CRC32C), so that a damaged file is one clear error now, not a failure mid-training when
+    the optimizer's slots are restored. None when the directory holds no checkpoint at all."""
+    try:
+        last = tf.train.latest_checkpoint(directory)
+    except (tf.errors.OpError, ValueError) as err:
+        raise CheckpointError(f"cannot {action} {directory}: its 'checkpoint' file is damaged "
+                              f"({first_line(err, limit=200)}): {_start_afresh(directory)}") from err
+    if last is None:
+        if glob.glob(os.path.join(directory, "ckpt-*")) or os.path.exists(os.path.join(directory, "checkpoint")):
+            raise CheckpointError(f"cannot {action} {directory}: its 'checkpoint' file is damaged or names a "
+                                  f"checkpoint that is missing: {_start_afresh(directory)}")
+        return None
+    try:
+        reader = tf.train.load_checkpoint(last)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, IndexError) as err:
+        raise CheckpointError(f"cannot {action} {last} (.index and .data files): the checkpoint is damaged or "
+                              f"incomplete ({first_line(err, limit=200)}): {_start_afresh(directory)}") from err
+    return last
+
+
+def restore_matching(checkpoint: tf.train.Checkpoint, path: str) -> None:
+    """Restore `path` into `checkpoint`'s objects, which must all be in it with the same shapes."""
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as err:
+        raise CheckpointError(f"cannot resume from {path}: it was saved by a different model or optimizer (another "
+                              "architecture or trainer settings than this run's .hydra/config.yaml): resume with "
+                              f"the run's own settings, or {_start_afresh(os.path.dirname(path))}") from err
 
 
 class _Checkpointing(tf_keras.callbacks.Callback):

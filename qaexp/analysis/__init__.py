@@ -1,0 +1,1 @@
+"""Error analysis of a run and comparison of two runs: per-question features, slices, bootstrap, plots."""

@@ -1,0 +1,75 @@
+"""Slurm time limits and preemption, through submitit (`hydra/launcher=slurm` or `submitit_local`).
+
+Before a job's time limit (`signal_delay_s` ahead) or when it is preempted, submitit sends the job its
+preemption signal: SIGUSR2 by default, SUBMITIT_PREEMPT_SIGNAL=USR1 makes it SIGUSR1. While a run lasts, that
+signal interrupts it like SIGTERM does: the training state is saved as a checkpoint and metrics.json says
+`status: interrupted`. Then submitit's own handler runs: the hydra-submitit launcher's `checkpoint` hands
+submitit the same job again, which requeues it (on Slurm with `scontrol requeue`; `submitit_local` starts it
+again). The requeued job finds that metrics.json and resumes from the checkpoint (`trainer.resume`) by itself.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from omegaconf import DictConfig
+
+from qaexp.errors import RunInterrupted
+from qaexp.run.outcome import Status, read_outcome
+
+log = logging.getLogger(__name__)
+
+
+def in_submitit_job() -> bool:
+    """True in a job that submitit started (it sets both variables before running the job)."""
+    return bool(os.environ.get("SUBMITIT_EXECUTOR")) and "SUBMITIT_FOLDER" in os.environ
+
+
+def preemption_signal() -> signal.Signals:
+    """The signal submitit sends before a time limit or on preemption (its JobEnvironment.USR_SIG)."""
+    import submitit
+
+    return signal.Signals[f"SIG{submitit.JobEnvironment.USR_SIG}"]
+
+
+@contextmanager
+def checkpoint_and_requeue() -> Iterator[None]:
+    """In a submitit job: the preemption signal interrupts the run (which saves a checkpoint), then submitit
+    requeues the job (its handler exits the process). Elsewhere: nothing changes."""
+    if not in_submitit_job() or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signum = preemption_signal()
+
+    def interrupt(received, frame):
+        raise RunInterrupted(received)
+
+    submitits_handler = signal.signal(signum, interrupt)
+    try:
+        yield
+    except RunInterrupted as err:
+        if err.signum != signum or not callable(submitits_handler):
+            raise
+        log.warning("%s: the checkpoint is saved; asking submitit to requeue the job", signum.name)
+        submitits_handler(signum, None)  # requeues and exits; returns only on a task other than the first
+        raise
+    finally:
+        signal.signal(signum, submitits_handler)
+
+
+def resume_if_requeued(cfg: DictConfig, job_dir: str) -> None:
+    """A job that submitit requeued after its preemption signal continues from its checkpoint."""
+    if cfg.trainer.resume or not in_submitit_job():
+        return
+    metrics = read_outcome(job_dir)
+    if not metrics or metrics.get("status") != Status.INTERRUPTED:
+        return
+    if metrics.get("signal") != preemption_signal().name:
+        return
+    cfg.trainer.resume = True
+    log.warning("requeued after %s: resuming from %s", metrics["signal"], metrics.get("checkpoint") or
+                "the start (no checkpoint was saved)")

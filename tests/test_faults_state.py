@@ -1,0 +1,238 @@
+"""Damaged stored state, through the real CLIs: a damaged cache entry is rebuilt with one warning and the run gets
+the results of a clean one; a damaged checkpoint or saved model stops with one line naming the file and what to
+do. Never a traceback, never a run that goes on with random or damaged weights.
+
+One reference run (trained, checkpoints kept, its own cache) is copied for each case and the copy damaged; the
+cases run two at a time.
+"""
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from helpers.state_runs import RUN, metrics, qaexp, results
+
+pytestmark = pytest.mark.slow  # each case is a CLI process that imports TensorFlow
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """A completed run that kept its checkpoints; its feature and tokenizer cache is `<root>/cache`."""
+    root = tmp_path_factory.mktemp("reference")
+    result = qaexp([*RUN, "trainer.keep_checkpoints=true", f"data.cache_dir={root / 'cache'}",
+                    f"hydra.run.dir={root / 'run'}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root
+
+
+# ---- ways to damage a file --------------------------------------------------------------------------------------
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def feature_entries(cache: Path) -> list[Path]:
+    return [entry for entry in cache.iterdir() if entry.is_dir() and entry.name != "tokenizers"]
+
+
+def tokenizer_entry(cache: Path) -> Path:
+    (entry,) = [e for e in (cache / "tokenizers").iterdir() if e.is_dir()]
+    return entry
+
+
+# ---- model directories that qaexp did not save (no checksums): the loader's own checks ----------------------------
+
+@pytest.fixture(scope="module")
+def other_models(reference, tmp_path_factory) -> Path:
+    """Variants of the reference model written by transformers itself: TF safetensors, sharded h5, and a
+    tf_model.h5 of another architecture (DistilBERT) beside the reference's config.json."""
+    from transformers import DistilBertConfig, TFDistilBertForQuestionAnswering
+
+    from qaexp.model.pretrained import load_qa_model
+
+    root, source = tmp_path_factory.mktemp("other_models"), reference / "run" / "model"
+    model = load_qa_model(str(source))
+    small_files = [p for p in source.iterdir() if p.suffix in (".json", ".txt") and p.name != "qaexp-manifest.json"]
+    for name, save in {"safetensors": lambda d: model.save_pretrained(d, safe_serialization=True),
+                       "sharded": lambda d: model.save_pretrained(d, max_shard_size="40KB"),
+                       "other_arch": lambda d: None}.items():
+        directory = root / name
+        directory.mkdir()
+        save(directory)
+        for path in small_files:
+            shutil.copy(path, directory / path.name)
+    distil = TFDistilBertForQuestionAnswering(DistilBertConfig(vocab_size=1000, dim=32, hidden_dim=64, n_layers=1,
+                                                               n_heads=2))
+    distil(distil.dummy_inputs)
+    distil.save_pretrained(root / "distil")
+    shutil.copy(root / "distil" / "tf_model.h5", root / "other_arch" / "tf_model.h5")
+    assert len(list((root / "sharded").glob("tf_model-*.h5"))) > 1, "the model was not sharded"
+    return root
+
+
+# ---- the table --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    damage: Callable[["Workspace"], None]
+    kind: str  # "resume" (trainer.resume=true in the copied run), "evaluate" (epochs=0 on a model directory),
+    #            "scratch" (epochs=0, tokenizer trained from scratch), "predict" (qaexp.predict on a model)
+    words: list[str]  # the one line (or, for rebuilt entries, the warning) must contain each
+    rebuilt: bool = False  # True: the run completes with one warning; False: exit 2 with one line
+    model: str = "run/model"  # for evaluate/predict: the model directory, relative to the workspace
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Workspace:
+    root: Path
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.run / "checkpoints"
+
+
+LATEST_DATA = "latest/ckpt-13.data-00000-of-00001"  # 200 questions -> 13 steps of 16
+CASES = {
+    "feature cache entry truncated": Case(
+        lambda ws: [truncate(e / "input_input_ids.npy") for e in feature_entries(ws.cache)], "evaluate",
+        ["ignoring the damaged feature cache entry", "input_input_ids.npy"], rebuilt=True),
+    "feature cache entry corrupted": Case(
+        lambda ws: [flip_byte(e / "offsets.npy") for e in feature_entries(ws.cache)], "evaluate",
+        ["ignoring the damaged feature cache entry", "SHA-256"], rebuilt=True),
+    "feature cache entry half-written": Case(
+        lambda ws: [(e / "qaexp-manifest.json").unlink() for e in feature_entries(ws.cache)], "evaluate",
+        ["ignoring the damaged feature cache entry", "not written completely"], rebuilt=True),
+    "tokenizer cache entry truncated": Case(
+        lambda ws: truncate(tokenizer_entry(ws.cache) / "tokenizer.json"), "scratch",
+        ["ignoring the damaged tokenizer cache entry", "tokenizer.json"], rebuilt=True),
+    "checkpoint data truncated": Case(
+        lambda ws: truncate(ws.checkpoints / LATEST_DATA), "resume",
+        ["cannot resume from", "ckpt-13", "damaged", "to train from the start"]),
+    "checkpoint data corrupted": Case(
+        lambda ws: flip_byte(ws.checkpoints / LATEST_DATA), "resume",
+        ["cannot resume from", "ckpt-13", "Checksum does not match", "to train from the start"]),
+    "checkpoint index missing": Case(
+        lambda ws: (ws.checkpoints / "latest" / "ckpt-13.index").unlink(), "resume",
+        ["latest", "names a checkpoint that is missing", "trainer.resume=true"]),
+    "checkpoint state file garbage": Case(
+        lambda ws: (ws.checkpoints / "latest" / "checkpoint").write_text("model_checkpoint_path: {{{"), "resume",
+        ["latest", "'checkpoint' file is damaged", "trainer.resume=true"]),
+    "saved tokenizer damaged": Case(
+        lambda ws: truncate(ws.checkpoints / "tokenizer" / "tokenizer.json"), "resume",
+        ["tokenizer saved in", "checkpoints/tokenizer", "damaged", "to train from the start"]),
+    "checkpoint of another architecture": Case(
+        lambda ws: None, "resume", ["cannot resume from", "different model", ".hydra/config.yaml"],
+        overrides=["model.architecture.hidden_size=64", "model.architecture.intermediate_size=128"]),
+    "tf_model.h5 truncated": Case(
+        lambda ws: truncate(ws.run / "model" / "tf_model.h5"), "evaluate", ["tf_model.h5", "bytes", "damaged"]),
+    "tf_model.h5 corrupted (predict)": Case(
+        lambda ws: flip_byte(ws.run / "model" / "tf_model.h5"), "predict", ["tf_model.h5", "SHA-256", "damaged"]),
+    "model.safetensors truncated": Case(
+        lambda ws: truncate(ws.root / "models" / "safetensors" / "model.safetensors"), "evaluate",
+        ["model.safetensors", "damaged"], model="models/safetensors"),
+    "weight shard missing": Case(
+        lambda ws: sorted((ws.root / "models" / "sharded").glob("tf_model-*.h5"))[-1].unlink(), "evaluate",
+        ["tf_model-", "listed in tf_model.h5.index.json is missing"], model="models/sharded"),
+    "weight shard index damaged": Case(
+        lambda ws: truncate(ws.root / "models" / "sharded" / "tf_model.h5.index.json"), "evaluate",
+        ["tf_model.h5.index.json", "damaged"], model="models/sharded"),
+    "weights of another architecture": Case(
+        lambda ws: None, "evaluate", ["tf_model.h5", "roformer encoder", "distilbert", "another architecture"],
+        model="models/other_arch"),
+}
+
+
+def command(case: Case, ws: Workspace) -> tuple[str, list[str]]:
+    """(module, arguments) of the case's CLI call."""
+    if case.kind == "predict":
+        return "qaexp.predict", [str(ws.root / case.model), "--question", "Where did Ada grow up?",
+                                 "--context", "Ada grew up in Lyon."]
+    common = [*RUN, f"data.cache_dir={ws.cache}", *case.overrides]
+    if case.kind == "resume":
+        return "qaexp", [*common, "trainer.resume=true", "trainer.epochs=2", f"hydra.run.dir={ws.run}"]
+    model = [f"model.checkpoint={ws.root / case.model}"] if case.kind == "evaluate" else []
+    return "qaexp", [*common, *model, "trainer.epochs=0", f"hydra.run.dir={ws.root / 'out'}"]
+
+
+@pytest.fixture(scope="module")
+def fault_runs(reference, other_models, tmp_path_factory):
+    """{case: (workspace, CompletedProcess)}, every case run on its own damaged copy, two at a time."""
+    def run(name):
+        ws = Workspace(tmp_path_factory.mktemp("case"))
+        shutil.copytree(reference / "run", ws.run)
+        shutil.copytree(reference / "cache", ws.cache)
+        shutil.copytree(other_models, ws.root / "models")
+        CASES[name].damage(ws)
+        module, args = command(CASES[name], ws)
+        return ws, qaexp(args, module=module)
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(CASES, pool.map(run, CASES)))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_damaged_state_is_detected(fault_runs, reference, name):
+    case, (ws, result) = CASES[name], fault_runs[name]
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output[-3000:]
+    if case.rebuilt:
+        assert result.returncode == 0, output[-3000:]
+        warnings = [line for line in output.splitlines() if "ignoring the damaged" in line]
+        entries = feature_entries(ws.cache) if name.startswith("feature") else [tokenizer_entry(ws.cache)]
+        read = [entry for entry in entries if any(str(entry) in line for line in warnings)]
+        # Every entry is damaged; each one the run read is rebuilt with exactly one warning (an evaluation with
+        # trainer.epochs=0 does not read the training split's entry).
+        assert len(read) >= 1 and len(warnings) == len(read), warnings
+        for word in case.words:
+            assert word in warnings[0], f"{word!r} not in: {warnings[0]}"
+        assert_same_as_the_clean_run(case, ws, reference, read)
+        return
+    assert result.returncode == 2, output[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(("qaexp: error: ", "qaexp predict: error: ")), result.stderr[-3000:]
+    for word in case.words:
+        assert word in last, f"{word!r} not in: {last}"
+    if case.kind != "predict":
+        run_dir = ws.run if case.kind == "resume" else ws.root / "out"
+        assert metrics(run_dir)["status"] == "failed" and metrics(run_dir)["error"] in last
+        assert not (ws.root / "out" / "predictions.json").exists()
+
+
+def assert_same_as_the_clean_run(case: Case, ws: Workspace, reference: Path, rebuilt: list[Path]) -> None:
+    out = ws.root / "out"
+    if case.kind == "scratch":  # the rebuilt tokenizer is the one the clean run trained, byte for byte
+        assert (out / "model" / "tokenizer.json").read_bytes() == \
+            (reference / "run" / "model" / "tokenizer.json").read_bytes()
+    else:  # the reference model on rebuilt windows answers as it did in its own run
+        assert results(out)["predictions"] == results(reference / "run")["predictions"]
+        assert results(out)["eval_windows"] == results(reference / "run")["eval_windows"]
+    from qaexp.output.manifest import verify_manifest
+
+    for entry in rebuilt:
+        verify_manifest(str(entry))  # the damaged entry was replaced by a whole one
+
+
+def test_the_table_covers_every_kind_of_stored_state():
+    kinds = {name.split(" ")[0] for name in CASES}
+    assert {"feature", "tokenizer", "checkpoint", "saved", "tf_model.h5", "model.safetensors", "weight",
+            "weights"} <= kinds

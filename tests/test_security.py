@@ -1,0 +1,113 @@
+"""No pickle where user data, models or caches are read; trust_remote_code off unless set; tokens and keys in the
+environment reach no file or log that the tools write (the run itself: tests/test_errors.py's sentinel test)."""
+from __future__ import annotations
+
+import ast
+import re
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import qaexp.config  # noqa: F401  (registers the config schemas)
+from conftest import REPO
+from helpers.state_runs import env, qaexp
+from test_errors import SECRETS
+
+SOURCES = sorted((REPO / "qaexp").rglob("*.py"))
+UNSAFE_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "shelve", "marshal", "torch"}
+
+
+def calls(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value.id if isinstance(node.func.value, ast.Name) else None
+            yield owner, node.func.attr, node
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[str(p.relative_to(REPO)) for p in SOURCES])
+def test_no_pickle_when_reading(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            assert not {name.split(".")[0] for name in names} & UNSAFE_MODULES, f"{path}:{node.lineno} imports {names}"
+    for owner, attr, node in calls(tree):
+        if owner in ("np", "numpy") and attr == "load":
+            keywords = {k.arg: k.value for k in node.keywords}
+            flag = keywords.get("allow_pickle")
+            assert isinstance(flag, ast.Constant) and flag.value is False, \
+                f"{path}:{node.lineno}: np.load without allow_pickle=False"
+        assert attr not in ("read_pickle", "load_model") or owner not in ("pd", "tf_keras", "keras"), \
+            f"{path}:{node.lineno}: {owner}.{attr} may unpickle"
+
+
+def model_options() -> list[str]:
+    return sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
+
+
+def test_trust_remote_code_is_off_unless_set():
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        for option in model_options():
+            assert compose("config", overrides=[f"model={option}"]).model.trust_remote_code is False, option
+        for experiment in sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")):
+            cfg = compose("config", overrides=[f"experiment={experiment}"])
+            assert cfg.model.trust_remote_code is False, experiment
+    # The tools that load a saved model (predict, serve, export) never pass it on as true.
+    for path in (REPO / "qaexp" / "tools").glob("*.py"):
+        assert not re.search(r"trust_remote_code\W+True", path.read_text()), path
+
+
+# ---- the secret sentinels against the tools' outputs -----------------------------------------------------------
+
+def serve_once(model_dir: Path) -> str:
+    """Start `qaexp serve` with request logging, ask one question, stop it; returns everything it printed."""
+    process = subprocess.Popen([sys.executable, "-m", "qaexp.serve", str(model_dir), "--port", "0", "--access-log",
+                                "--log-level", "debug"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=env(SECRETS))
+    printed = []
+    try:
+        for line in process.stdout:
+            printed.append(line)
+            found = re.search(r"listening on (http://\S+?)/ ", line)
+            if found:
+                import httpx
+
+                reply = httpx.post(f"{found.group(1)}/predict", timeout=60,
+                                   json={"inputs": {"question": "Where?", "context": "Ada grew up in Lyon."}})
+                assert reply.status_code == 200, reply.text
+                process.send_signal(signal.SIGTERM)
+                break
+        printed.append(process.communicate(timeout=60)[0])
+    finally:
+        process.kill()
+    assert process.returncode == 0, "".join(printed)[-2000:]
+    return "".join(printed)
+
+
+@pytest.mark.slow
+def test_secrets_reach_no_report_export_or_serve_log(trained_tiny_model, tmp_path):
+    pytest.importorskip("uvicorn")
+    model_dir = trained_tiny_model / "model"
+    exported, report = tmp_path / "exported", tmp_path / "report"
+    with ThreadPoolExecutor(3) as pool:
+        jobs = [pool.submit(qaexp, [str(trained_tiny_model), "--out", str(report)], module="qaexp.report",
+                            extra_env=SECRETS),
+                pool.submit(qaexp, [str(model_dir), "--format", "saved_model", "--output", str(exported),
+                                    "--sample-size", "8"], module="qaexp.export", extra_env=SECRETS),
+                pool.submit(serve_once, model_dir)]
+        report_run, export_run, serve_log = [job.result() for job in jobs]
+    for run in (report_run, export_run):
+        assert run.returncode == 0, run.stderr[-3000:]
+    written = [p for p in [*report.rglob("*"), *exported.rglob("*")] if p.is_file()]
+    assert (report / "results.csv") in written and any(p.name == "saved_model.pb" for p in written), written
+    assert "POST /predict" in serve_log  # the access log was on: the check sees what a request logs
+    texts = [report_run.stdout, report_run.stderr, export_run.stdout, export_run.stderr, serve_log]
+    for secret in SECRETS.values():
+        assert not any(secret in text for text in texts), secret
+        for path in written:
+            assert secret.encode() not in path.read_bytes(), f"{secret} leaked into {path}"
