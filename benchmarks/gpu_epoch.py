@@ -16,6 +16,7 @@ is one JSON line.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -28,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from qaexp.data.windows import Windows  # noqa: E402
+from qaexp.data.windows import Rows, Windows  # noqa: E402
 from qaexp.training.batching import Batcher  # noqa: E402
 
 MAX_LENGTH = 384
@@ -55,11 +56,14 @@ def squad_like_windows(n: int, seed: int = 0) -> Windows:
     lengths = np.interp(rng.uniform(0, 20, n), np.arange(21), LENGTH_QUANTILES).round().astype(int)
     ids = [np.concatenate([[101], rng.integers(1000, VOCAB_SIZE, length - 2), [102]]) for length in lengths]
     starts = np.array([rng.integers(1, length - 1) for length in lengths])
-    return Windows(inputs={"input_ids": ids, "token_type_ids": [np.zeros(len(x), int) for x in ids],
-                           "attention_mask": [np.ones(len(x), int) for x in ids]},
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    total = int(bounds[-1])
+    return Windows(inputs={"input_ids": Rows(np.concatenate(ids).astype(np.int32), bounds),
+                           "token_type_ids": Rows(np.zeros(total, np.int32), bounds),
+                           "attention_mask": Rows(np.ones(total, np.int32), bounds)},
                    start_positions=starts, end_positions=np.minimum(starts + 3, lengths - 2),
                    example_index=np.arange(n), cls_index=np.zeros(n, int),
-                   offsets=[np.zeros((len(x), 2), np.int32) for x in ids])
+                   offsets=Rows(np.zeros((total, 2), np.int32), bounds))
 
 
 class _Tokenizer:
@@ -113,6 +117,8 @@ def throughput(config: str, windows: Windows, args) -> float:
 
 
 def gpu_name() -> str | None:
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1") or not glob.glob("/dev/nvidia[0-9]*"):
+        return None  # no GPU device: known without the seconds TensorFlow takes to import
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")

