@@ -85,6 +85,7 @@ def throughput(config: str, windows: Windows, args) -> float:
     from qaexp.training.qa_model import QATrainingModel
 
     policy, padding, xla = CONFIGS[config]
+    xla = xla and not args.smoke  # XLA's compilation alone takes minutes on a busy CPU
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(0)
     batcher = Batcher(windows, args.batch_size, padding=padding, max_length=MAX_LENGTH, pad_id=0,
@@ -133,7 +134,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--model", choices=sorted(ARCHITECTURES), default="distilbert_sized")
     parser.add_argument("--allow-cpu", action="store_true", help="run without a GPU (a smoke test)")
-    parser.add_argument("--smoke", action="store_true", help="only --steps x --batch-size windows (a smoke test)")
+    parser.add_argument("--smoke", action="store_true", help="smoke test: only --steps x --batch-size windows, no XLA")
     args = parser.parse_args()
     gpu = gpu_name()
     if gpu is None and not args.allow_cpu:
