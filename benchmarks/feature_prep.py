@@ -116,6 +116,70 @@ def transformers_recovery(examples, features) -> tuple[int, int]:
     return hits, total
 
 
+def _encode(records, tokenizer, padding):
+    return tokenizer([r["question"].lstrip() for r in records], [r["context"] for r in records],
+                     truncation="only_second", max_length=MAX_LENGTH, stride=DOC_STRIDE,
+                     return_overflowing_tokens=True, return_offsets_mapping=True, padding=padding)
+
+
+def bare_tokenizer_calls(records, tokenizer):
+    """The floor: the fast tokenizer's call with overflow and offsets alone, once per split (train + eval)."""
+    return [_encode(records, tokenizer, False) for _ in range(2)]
+
+
+def run_qa_features(records, tokenizer):
+    """The preprocessing users run today: transformers' run_qa.py and the Keras QA example.
+
+    Their algorithm, re-implemented: one fast-tokenizer call padded to max_length per split; train labels by a
+    Python loop over each window's tokens (walk in from the context's ends to the answer's characters); eval
+    features by a Python loop that blanks the offsets outside the context. Returns (train encoding, starts, ends).
+    """
+    train = _encode(records, tokenizer, "max_length")
+    starts, ends = [], []
+    for i, offsets in enumerate(train["offset_mapping"]):
+        start, end = _run_qa_label(offsets, train.sequence_ids(i), train["input_ids"][i].index(tokenizer.cls_token_id),
+                                   records[train["overflow_to_sample_mapping"][i]]["answers"])
+        starts.append(start)
+        ends.append(end)
+    evaluation = _encode(records, tokenizer, "max_length")
+    evaluation["offset_mapping"] = [[o if k == 1 else None for k, o in zip(evaluation.sequence_ids(i), offsets)]
+                                    for i, offsets in enumerate(evaluation["offset_mapping"])]
+    return train, starts, ends
+
+
+def _run_qa_label(offsets, sequence_ids, cls: int, answers) -> tuple[int, int]:
+    if not answers["answer_start"]:
+        return cls, cls
+    start_char = answers["answer_start"][0]
+    end_char = start_char + len(answers["text"][0])
+    first = 0
+    while sequence_ids[first] != 1:
+        first += 1
+    last = len(offsets) - 1
+    while sequence_ids[last] != 1:
+        last -= 1
+    if not (offsets[first][0] <= start_char and offsets[last][1] >= end_char):
+        return cls, cls
+    while first < len(offsets) and offsets[first][0] <= start_char:
+        first += 1
+    while offsets[last][1] >= end_char:
+        last -= 1
+    return first - 1, last + 1
+
+
+def run_qa_recovery(records, encoding, starts, ends, cls_token_id) -> tuple[int, int]:
+    hits = total = 0
+    for i, (start, end) in enumerate(zip(starts, ends)):
+        if start == encoding["input_ids"][i].index(cls_token_id):
+            continue
+        record = records[encoding["overflow_to_sample_mapping"][i]]
+        offsets = encoding["offset_mapping"][i]
+        total += 1
+        hits += normalize_answer(record["context"][offsets[start][0]: offsets[end][1]]) == normalize_answer(
+            record["answers"]["text"][0])
+    return hits, total
+
+
 def cache_runs(records, tokenizer) -> tuple[tuple, tuple]:
     """(wall, CPU) seconds of preparing the windows into an empty cache, then again from it."""
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -152,6 +216,7 @@ def main() -> None:
     full_windows, full_wall, full_cpu = timed(lambda: tokenize_windows(records, fast, MAX_LENGTH, DOC_STRIDE,
                                                                        progress=False))
     full_hits, full_total = qaexp_recovery(records, full_windows)
+    baselines = users_baselines(records, subset, fast)
     print(f"full dev set: {len(records)} questions -> {len(full_windows)} windows in {full_cpu:.2f} CPU s "
           f"({full_wall:.2f} wall s; one split)")
     print(f"label recovery: qaexp {full_hits}/{full_total} answerable windows (full set), "
@@ -172,7 +237,33 @@ def main() -> None:
         "qaexp_wall_s": round(qaexp_wall, 3), "transformers_wall_s": round(hf_wall, 3),
         "cache_first_cpu_s": round(first_cpu, 3), "cache_second_cpu_s": round(second_cpu, 3),
         "subset_questions": len(subset), "full_questions": len(records), "transformers_processes": args.threads,
+        **baselines, "load": round(os.getloadavg()[0], 1),
     }))
+
+
+def users_baselines(records, subset, fast) -> dict:
+    """qaexp vs run_qa.py's preprocessing and vs the bare tokenizer call: train + eval, full set, alternating."""
+    timings = {"qaexp": [], "run_qa": [], "floor": []}
+    for _ in range(3):  # alternating, the median of three each
+        timings["floor"].append(timed(lambda: bare_tokenizer_calls(records, fast))[1:])
+        timings["qaexp"].append(timed(lambda: qaexp_features(records, fast))[1:])
+        (encoding, starts, ends), *times = timed(lambda: run_qa_features(records, fast))
+        timings["run_qa"].append(times)
+    cpu = {name: sorted(t[1] for t in runs)[1] for name, runs in timings.items()}
+    wall = {name: sorted(t[0] for t in runs)[1] for name, runs in timings.items()}
+    hits, total = run_qa_recovery(records, encoding, starts, ends, fast.cls_token_id)
+    subset_windows = sum(1 for i in encoding["overflow_to_sample_mapping"] if i < len(subset))
+    sub_hits, sub_total = run_qa_recovery(subset, {k: encoding[k][:subset_windows] for k in
+                                                   ("input_ids", "offset_mapping", "overflow_to_sample_mapping")},
+                                          starts[:subset_windows], ends[:subset_windows], fast.cls_token_id)
+    print(f"full dev set, train + eval features (median of 3, CPU s): qaexp {cpu['qaexp']:.2f}, run_qa.py's "
+          f"preprocessing {cpu['run_qa']:.2f}, bare tokenizer calls {cpu['floor']:.2f}; label recovery run_qa "
+          f"{hits}/{total} (full set), {sub_hits}/{sub_total} (subset)")
+    return {"speedup_vs_run_qa": round(cpu["run_qa"] / cpu["qaexp"], 2),
+            "vs_tokenizer_floor": round(cpu["qaexp"] / cpu["floor"], 3),
+            "label_recovery_run_qa": round(hits / total, 5), "label_recovery_run_qa_subset": round(sub_hits / sub_total, 5),
+            "full_cpu_s": {name: round(v, 3) for name, v in cpu.items()},
+            "full_wall_s": {name: round(v, 3) for name, v in wall.items()}}
 
 
 if __name__ == "__main__":

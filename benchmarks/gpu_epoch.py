@@ -3,7 +3,7 @@
 Model: a randomly initialised distilbert-sized BERT (6 layers, hidden 768, 12 heads, FFN 3072), trained by
 qaexp's train step (Adam). Windows are SQuAD-like: random token ids whose lengths follow the window lengths
 of SQuAD v1.1 dev at max_length 384 / doc_stride 128 (quantiles below, measured with the uncased BERT vocab),
-so the benchmark needs no data files on the GPU machine. Warm-up runs one batch of every padded width (XLA
+so the benchmark needs no data files on the GPU machine. Warm-up runs one batch of every padded width the timed steps use (XLA
 compiles one program per shape) and is not timed; then --steps batches of the epoch's shuffled order are.
 The projected epoch is SQuAD v1.1 train's 88.7k windows at the fast configuration's rate.
 
@@ -16,6 +16,7 @@ is one JSON line.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -28,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from qaexp.data.windows import Windows  # noqa: E402
+from qaexp.data.windows import Rows, Windows  # noqa: E402
 from qaexp.training.batching import Batcher  # noqa: E402
 
 MAX_LENGTH = 384
@@ -55,11 +56,14 @@ def squad_like_windows(n: int, seed: int = 0) -> Windows:
     lengths = np.interp(rng.uniform(0, 20, n), np.arange(21), LENGTH_QUANTILES).round().astype(int)
     ids = [np.concatenate([[101], rng.integers(1000, VOCAB_SIZE, length - 2), [102]]) for length in lengths]
     starts = np.array([rng.integers(1, length - 1) for length in lengths])
-    return Windows(inputs={"input_ids": ids, "token_type_ids": [np.zeros(len(x), int) for x in ids],
-                           "attention_mask": [np.ones(len(x), int) for x in ids]},
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    total = int(bounds[-1])
+    return Windows(inputs={"input_ids": Rows(np.concatenate(ids).astype(np.int32), bounds),
+                           "token_type_ids": Rows(np.zeros(total, np.int32), bounds),
+                           "attention_mask": Rows(np.ones(total, np.int32), bounds)},
                    start_positions=starts, end_positions=np.minimum(starts + 3, lengths - 2),
                    example_index=np.arange(n), cls_index=np.zeros(n, int),
-                   offsets=[np.zeros((len(x), 2), np.int32) for x in ids])
+                   offsets=Rows(np.zeros((total, 2), np.int32), bounds))
 
 
 class _Tokenizer:
@@ -81,6 +85,7 @@ def throughput(config: str, windows: Windows, args) -> float:
     from qaexp.training.qa_model import QATrainingModel
 
     policy, padding, xla = CONFIGS[config]
+    xla = xla and not args.smoke  # XLA's compilation alone takes minutes on a busy CPU
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(0)
     batcher = Batcher(windows, args.batch_size, padding=padding, max_length=MAX_LENGTH, pad_id=0,
@@ -90,10 +95,11 @@ def throughput(config: str, windows: Windows, args) -> float:
         trainable = QATrainingModel(build_model(model_cfg, _Tokenizer()))
         trainable.compile(optimizer=tf_keras.optimizers.Adam(1e-4), jit_compile=xla)
         order = batcher.order(epoch=0)
+        timed = order[: args.steps]
         by_width = {}
-        for idx in order:
+        for idx in timed:  # every shape the timed steps use (all 6 widths in a full run)
             by_width.setdefault(batcher.pad(idx)["input_ids"].shape[1], idx)
-        warmup, timed = list(by_width.values()), order[: args.steps]
+        warmup = list(by_width.values())
         signature = {name: tf.TensorSpec((None,) if name.endswith("positions") else (None, None), tf.int32)
                      for name in batcher.pad(order[0])}
 
@@ -112,6 +118,8 @@ def throughput(config: str, windows: Windows, args) -> float:
 
 
 def gpu_name() -> str | None:
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1") or not glob.glob("/dev/nvidia[0-9]*"):
+        return None  # no GPU device: known without the seconds TensorFlow takes to import
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -126,13 +134,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--model", choices=sorted(ARCHITECTURES), default="distilbert_sized")
     parser.add_argument("--allow-cpu", action="store_true", help="run without a GPU (a smoke test)")
+    parser.add_argument("--smoke", action="store_true", help="smoke test: only --steps x --batch-size windows, no XLA")
     args = parser.parse_args()
     gpu = gpu_name()
     if gpu is None and not args.allow_cpu:
         print("gpu_epoch: no GPU is visible, so there is nothing to measure (run it on a GPU machine)")
         print(json.dumps({"gpu": None, "skipped": "no GPU visible"}))
         return
-    windows = squad_like_windows(max(args.steps * args.batch_size, 4096))
+    windows = squad_like_windows(args.steps * args.batch_size if args.smoke else max(args.steps * args.batch_size, 4096))
     fp32 = throughput("fp32_fixed", windows, args)
     fast = throughput("fast", windows, args)
     print(json.dumps({"fp32_fixed_ex_s": round(fp32, 2), "fast_ex_s": round(fast, 2),

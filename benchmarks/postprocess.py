@@ -175,6 +175,12 @@ def timed(function, *args, **kwargs):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def median_run(runs: list[tuple]) -> tuple:
+    """(the result of the run with the median CPU time, median wall seconds, median CPU seconds)."""
+    by_cpu = sorted(runs, key=lambda run: run[2])
+    return by_cpu[len(runs) // 2][0], float(np.median([r[1] for r in runs])), float(np.median([r[2] for r in runs]))
+
+
 def explain_difference(ours: str, ref: str) -> str:
     if " ".join(ours.split()) == " ".join(ref.split()):
         return "whitespace only"
@@ -188,6 +194,7 @@ def explain_difference(ours: str, ref: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each side; the median is reported")
     args = parser.parse_args()
     if not args.data.exists():
         sys.exit(f"data file not found: {args.data}")
@@ -216,16 +223,18 @@ def main() -> None:
     features, results = reference_features(slow, squad_examples, input_ids, example_index, offsets, start, end)
     log(f"[3/5] built reference SquadFeatures ({time.perf_counter() - t0:.1f}s)")
 
-    ours_runs = [timed(postprocess_predictions, examples, example_index, offsets, start, end,
-                       n_best_size=N_BEST, max_answer_length=MAX_ANSWER_LENGTH) for _ in range(3)]
-    ours, ours_wall, ours_cpu = min(ours_runs, key=lambda run: run[2])
-    log(f"[4/5] qaexp postprocess_predictions: {ours_cpu:.3f}s CPU, {ours_wall:.3f}s wall (best of 3)")
-
-    log("[5/5] transformers compute_predictions_logits (a minute or two) ...")
-    ref_preds, ref_wall, ref_cpu = timed(
-        reference.compute_predictions_logits, squad_examples, features, results, N_BEST, MAX_ANSWER_LENGTH,
-        True, None, None, None, False, False, 0.0, slow)
-    log(f"      done: {ref_cpu:.1f}s CPU, {ref_wall:.1f}s wall")
+    # The same treatment for both sides: `repeats` timed runs each, alternating, and the median of each.
+    ours_runs, ref_runs = [], []
+    log(f"[4/5] {args.repeats} runs of each side, alternating (transformers takes a minute or two per run) ...")
+    for _ in range(args.repeats):
+        ours_runs.append(timed(postprocess_predictions, examples, example_index, offsets, start, end,
+                               n_best_size=N_BEST, max_answer_length=MAX_ANSWER_LENGTH))
+        ref_runs.append(timed(reference.compute_predictions_logits, squad_examples, features, results, N_BEST,
+                              MAX_ANSWER_LENGTH, True, None, None, None, False, False, 0.0, slow))
+    ours, ours_wall, ours_cpu = median_run(ours_runs)
+    ref_preds, ref_wall, ref_cpu = median_run(ref_runs)
+    log(f"[5/5] medians of {args.repeats}: qaexp {ours_cpu:.3f}s CPU ({ours_wall:.3f}s wall), "
+        f"transformers {ref_cpu:.1f}s CPU ({ref_wall:.1f}s wall)")
 
     ids = [e["id"] for e in examples]
     same = [ours.predictions[q] == ref_preds[q] for q in ids]
@@ -261,7 +270,8 @@ def main() -> None:
     for name, (mine, theirs) in metric_pairs.items():
         print(f"metrics on {name} predictions: qaexp {mine} | squad_evaluate {theirs}")
     print(json.dumps({"speedup": round(speedup, 1), "text_agreement": round(float(np.mean(same)), 6),
-                      "metrics_equal": metrics_equal, "questions": len(ids)}))
+                      "metrics_equal": metrics_equal, "questions": len(ids), "repeats": args.repeats,
+                      "wall_speedup": round(ref_wall / ours_wall, 1), "load": round(os.getloadavg()[0], 1)}))
 
 
 if __name__ == "__main__":

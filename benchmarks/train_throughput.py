@@ -7,18 +7,20 @@ trained by qaexp's train step (fp32, Adam, no XLA, qaexp's malloc settings) at t
 every padding.
 
 A CPU runs only a few steps of the large model, so the steps are a stratified sample of the epoch: the
-epoch's batches in the padding's own shuffled order, sorted by padded width, taken at evenly spaced ranks.
-Their mean cost estimates the epoch's; warm-up steps (the sample's narrowest and widest batch, which also
-settle tf.function's retracing on a shape with unknown width) are not timed. Examples are windows.
+epoch's batches in the padding's own shuffled order, sorted by padded width, taken at evenly spaced ranks
+from the narrowest to the widest batch inclusive (both ends of the width distribution are in the sample).
+Their mean cost estimates the epoch's; two warm-up steps (the epoch's narrowest and widest batch, which also
+settle tf.function's retracing on a shape with unknown width) are not timed. The batches reach `fit` through
+`Batcher.dataset`, the tf.data pipeline runs use. Examples are windows.
 
 Throughput is measured in process CPU time, which other jobs on a shared machine distort far less than wall
 time: `*_ex_s` are examples per CPU second (all threads of the process), and the ratios compare those;
 wall-clock rates and ratios are reported too (`wall_*`).
 
-    python benchmarks/train_throughput.py [--batch-size 8] [--steps-tiny 30] [--steps-large 3]
+    python benchmarks/train_throughput.py [--batch-size 8] [--steps-tiny 60] [--steps-large 5]
 
 Prints the figures, then exactly one JSON line as the last line of output (the headline ratios are the
-distilbert-sized model's).
+distilbert-sized model's; with --tiny-only, the tiny model's).
 """
 from __future__ import annotations
 
@@ -70,8 +72,22 @@ def width(batcher: Batcher, idx: np.ndarray) -> int:
 def stratified(batcher: Batcher, steps: int) -> tuple[list, list]:
     """(timed batch indices, warm-up batch indices) as described in the module docstring."""
     order = sorted(batcher.order(epoch=0), key=lambda idx: width(batcher, idx))
-    ranks = np.linspace(0, len(order) - 1, steps + 2).round().astype(int)[1:-1]
-    return [order[r] for r in ranks], [order[ranks[0]], order[ranks[-1]]]
+    ranks = np.linspace(0, len(order) - 1, steps).round().astype(int)
+    return [order[r] for r in ranks], [order[0], order[-1]]
+
+
+class SampledBatcher(Batcher):
+    """A Batcher whose every pass is the given batches, so `Batcher.dataset` (what runs use) feeds the sample."""
+
+    def __init__(self, batcher: Batcher, batches: list):
+        self.__dict__.update(batcher.__dict__)
+        self.sample = batches
+
+    def __len__(self) -> int:
+        return len(self.sample)
+
+    def order(self, epoch: int = 0) -> list:
+        return self.sample
 
 
 class StepTimer:
@@ -96,13 +112,8 @@ class StepTimer:
 
 
 def train_on(trainable, batcher: Batcher, batches: list) -> list[tuple[float, float]]:
-    """(wall, CPU) seconds of each step on `batches`, fed through a prefetched tf.data pipeline as in a run."""
-    import tensorflow as tf
-
-    signature = {name: tf.TensorSpec((None,) if name.endswith("positions") else (None, None), tf.int32)
-                 for name in batcher.pad(batches[0])}
-    dataset = tf.data.Dataset.from_generator(lambda: (batcher.pad(idx) for idx in batches),
-                                             output_signature=signature).prefetch(2)
+    """(wall, CPU) seconds of each step on `batches`, fed through Batcher.dataset as in a run."""
+    dataset = SampledBatcher(batcher, batches).dataset(0, len(batches))
     timer = StepTimer()
     trainable.fit(dataset, steps_per_epoch=len(batches), epochs=1, verbose=0, callbacks=[timer.callback])
     return timer.seconds
@@ -148,8 +159,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--steps-tiny", type=int, default=30)
-    parser.add_argument("--steps-large", type=int, default=3)
+    parser.add_argument("--steps-tiny", type=int, default=60)
+    parser.add_argument("--steps-large", type=int, default=5)
+    parser.add_argument("--cache-dir", default=cache_dir(), help="qaexp's feature cache (default: the user's)")
+    parser.add_argument("--tiny-only", action="store_true", help="smoke test: skip the distilbert-sized model")
     args = parser.parse_args()
     if min(args.batch_size, args.steps_tiny, args.steps_large) < 1:
         sys.exit("train_throughput: --batch-size, --steps-tiny and --steps-large must be >= 1")
@@ -158,15 +171,15 @@ def main() -> None:
     keep_freed_memory()  # as every qaexp run does
     tok = tokenizer()
     records = read_records(str(args.data))
-    windows = cache.windows_for(records, tok, MAX_LENGTH, DOC_STRIDE, cache_dir(), desc="tokenising dev")
+    windows = cache.windows_for(records, tok, MAX_LENGTH, DOC_STRIDE, args.cache_dir, desc="tokenising dev")
     print(f"{len(records)} questions -> {len(windows)} windows, mean length {windows.lengths.mean():.0f} tokens")
     tiny = measure("tiny", windows, tok, args.batch_size, args.steps_tiny)
-    large = measure("distilbert_sized", windows, tok, args.batch_size, args.steps_large)
+    large = tiny if args.tiny_only else measure("distilbert_sized", windows, tok, args.batch_size, args.steps_large)
     print(json.dumps({"bucketed_vs_fixed": large["bucketed_vs_fixed"], "dynamic_vs_fixed": large["dynamic_vs_fixed"],
                       "fixed_ex_s": large["fixed_ex_s"], "dynamic_ex_s": large["dynamic_ex_s"],
                       "bucketed_ex_s": large["bucketed_ex_s"], "distilbert_sized": large, "tiny": tiny,
                       "batch_size": args.batch_size, "steps": {"tiny": args.steps_tiny, "large": args.steps_large},
-                      "windows": len(windows), "cores": os.cpu_count()}))
+                      "windows": len(windows), "cores": os.cpu_count(), "load": round(os.getloadavg()[0], 1)}))
 
 
 if __name__ == "__main__":

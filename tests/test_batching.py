@@ -5,7 +5,7 @@ import pytest
 
 from helpers import tiny_qa
 from helpers.batching_oracle import padded_stream
-from qaexp.data.windows import Windows
+from qaexp.data.windows import Rows, Windows
 from qaexp.training.batching import Batcher, batch_order
 
 PADDINGS = ("max_length", "dynamic", "bucketed")
@@ -17,10 +17,12 @@ def random_windows(n: int = 203, seed: int = 0, longest: int = 60) -> Windows:
     rng = np.random.default_rng(seed)
     lengths = rng.integers(5, longest + 1, size=n)
     ids = [[1000 * w + i + 1 for i in range(length)] for w, length in enumerate(lengths)]
-    return Windows(inputs={"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]},
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    return Windows(inputs={"input_ids": Rows.from_lists(ids), "attention_mask": Rows(np.ones(bounds[-1], np.int32),
+                                                                                     bounds)},
                    start_positions=rng.integers(0, 5, size=n), end_positions=rng.integers(5, 10, size=n),
                    example_index=np.arange(n), cls_index=np.zeros(n, np.int64),
-                   offsets=[np.zeros((len(row), 2), np.int32) for row in ids])
+                   offsets=Rows(np.zeros((bounds[-1], 2), np.int32), bounds))
 
 
 def batcher(windows, padding, batch_size=16, **kwargs):
@@ -36,7 +38,7 @@ def test_every_window_once_per_pass_with_its_own_tokens_and_labels(padding):
         assert width == 64 if padding == "max_length" else width % 8 == 0
         for row, i in enumerate(idx):
             length = len(windows.inputs["input_ids"][i])
-            assert batch["input_ids"][row, :length].tolist() == windows.inputs["input_ids"][i]
+            assert batch["input_ids"][row, :length].tolist() == windows.inputs["input_ids"][i].tolist()
             assert (batch["input_ids"][row, length:] == PAD_ID).all()
             assert batch["attention_mask"][row].sum() == length
             assert batch["start_positions"][row] == windows.start_positions[i]

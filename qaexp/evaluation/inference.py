@@ -14,6 +14,7 @@ from qaexp.training.batching import Batcher
 if TYPE_CHECKING:
     from qaexp.evaluation.postprocess import Predictions
 
+BLOCK_WINDOWS = 16384  # windows whose logits are held at once; a set this small is evaluated in one block
 FILL_LOGIT = -1e4  # beyond a window's end; offsets there are -1, so no span can use it anyway
 # One traced forward pass per model (and loss setting), reused by every evaluation of a run: tracing anew
 # each epoch costs seconds and makes TensorFlow warn about retracing.
@@ -23,6 +24,12 @@ _FORWARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_loss: bool = False,
                    progress: bool = False):
     """Start/end logits of shape (n_windows, longest window) and, with labels, the mean loss."""
+    start, end, losses = _block_logits(model, windows, batch_size, pad_id, with_loss, progress)
+    return start, end, (float(np.mean(np.concatenate(losses))) if with_loss else None)
+
+
+def _block_logits(model, windows: Windows, batch_size: int, pad_id: int, with_loss: bool, progress: bool):
+    """Start/end logits over `windows` and the per-batch losses."""
     from tqdm.auto import tqdm
 
     forward = _forward_function(model, with_loss)
@@ -38,8 +45,7 @@ def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_l
         start[idx, : s.shape[1]] = s.numpy()
         end[idx, : e.shape[1]] = e.numpy()
         losses.append(np.atleast_1d(loss.numpy()))
-    mean_loss = float(np.mean(np.concatenate(losses))) if with_loss else None
-    return start, end, mean_loss
+    return start, end, losses
 
 
 @dataclass(frozen=True)
@@ -53,10 +59,44 @@ class Evaluation:
 
 def evaluate(model, examples: list[dict], windows: Windows, batch_size: int, pad_id: int, data_cfg) -> Evaluation:
     """The validation loss, the answers and their SQuAD scores."""
-    start, end, loss = predict_logits(model, windows, batch_size, pad_id, with_loss=True)
-    answers = answer(examples, windows, start, end, data_cfg)
+    answers, loss = predict_answers(model, examples, windows, batch_size, pad_id, data_cfg, with_loss=True)
     scores = score_answers(examples, answers, data_cfg.version_2_with_negative, data_cfg.null_score_diff_threshold)
     return Evaluation(loss, scores, answers)
+
+
+def predict_answers(model, examples: list[dict], windows: Windows, batch_size: int, pad_id: int, data_cfg,
+                    with_loss: bool = False, block_windows: int = BLOCK_WINDOWS, progress: bool = False):
+    """(answers, mean loss or None), the logits computed and post-processed a block of whole examples at a time.
+
+    Memory holds one block's logits and offsets, whatever the number of windows. A set of at most
+    `block_windows` windows is one block: exactly `predict_logits` + `answer` over the whole set.
+    """
+    from qaexp.evaluation.postprocess import Predictions
+
+    merged, losses = Predictions({}, {}, {}), []
+    for first_example, last_example, lo, hi in example_blocks(windows.example_index, len(examples), block_windows):
+        block = windows.slice(lo, hi, first_example)
+        start, end, batch_losses = _block_logits(model, block, batch_size, pad_id, with_loss, progress)
+        losses.extend(batch_losses)
+        part = answer(examples[first_example:last_example], block, start, end, data_cfg)
+        merged.predictions.update(part.predictions)
+        merged.nbest.update(part.nbest)
+        merged.null_odds.update(part.null_odds)
+        merged.span_answers.update(part.span_answers)
+        windows.release_pages()
+    return merged, (float(np.mean(np.concatenate(losses))) if with_loss and losses else None)
+
+
+def example_blocks(example_index: np.ndarray, n_examples: int, block_windows: int):
+    """(first example, end example, first window, end window) of consecutive blocks of whole examples."""
+    lo, first_example = 0, 0
+    while lo < len(example_index) or first_example < n_examples:
+        hi = min(lo + block_windows, len(example_index))
+        if hi < len(example_index):  # extend to the end of the last example's windows
+            hi = int(np.searchsorted(example_index, example_index[hi - 1], side="right"))
+        end_example = n_examples if hi == len(example_index) else int(example_index[hi - 1]) + 1
+        yield first_example, end_example, lo, hi
+        lo, first_example = hi, end_example
 
 
 def score_answers(examples: list[dict], answers: "Predictions", version_2: bool, threshold: float) -> dict:

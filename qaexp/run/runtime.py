@@ -41,12 +41,23 @@ def precision_policy(name: str) -> Iterator[None]:
 
     previous = tf_keras.mixed_precision.global_policy()
     if name != PrecisionPolicy.float32 and not tf.config.list_physical_devices("GPU"):
-        log.warning("precision=%s requested but no GPU is visible: it will run, slowly, on the CPU", name)
+        _warn_if_slow_on_cpu(name)
     tf_keras.mixed_precision.set_global_policy(name)
     try:
         yield
     finally:
         tf_keras.mixed_precision.set_global_policy(previous)
+
+
+def _warn_if_slow_on_cpu(name: str) -> None:
+    from qaexp.run.cpu import supports_bf16
+
+    if name == PrecisionPolicy.mixed_bfloat16 and supports_bf16():
+        log.info("precision=%s on a CPU with native bfloat16 instructions (no GPU visible)", name)
+        return
+    fix = ("use precision=fp32 (this CPU has no native bfloat16 instructions)"
+           if name == PrecisionPolicy.mixed_bfloat16 else "use precision=fp32, or mixed_bfloat16 on a CPU with bf16")
+    log.warning("precision=%s requested but no GPU is visible: it will run, slowly, on the CPU: %s", name, fix)
 
 
 def limit_threads(threads: int | None) -> None:

@@ -73,10 +73,10 @@ def answer_questions(tokenizer, model, records: list[dict], settings, batch_size
     from qaexp.data.windows import tokenize_windows
     from qaexp.evaluation import inference
 
-    windows = tokenize_windows(records, tokenizer, settings.max_length, settings.doc_stride,
-                                        progress=progress)
-    start, end, _ = inference.predict_logits(model, windows, batch_size, tokenizer.pad_token_id, progress=progress)
-    return inference.answer(records, windows, start, end, settings)
+    windows = tokenize_windows(records, tokenizer, settings.max_length, settings.doc_stride, progress=progress)
+    answers, _ = inference.predict_answers(model, records, windows, batch_size, tokenizer.pad_token_id, settings,
+                                           progress=progress)
+    return answers
 
 
 def file_predictions(answers, top_k: int) -> dict:

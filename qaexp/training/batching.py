@@ -32,14 +32,8 @@ def batch_order(lengths: np.ndarray, batch_size: int, padding: str, rng: Optiona
 
 
 def pad_batch(windows: Windows, idx: np.ndarray, width: int, pad_id: int, with_labels: bool) -> dict:
-    batch = {}
-    for name, rows in windows.inputs.items():
-        fill = pad_id if name == "input_ids" else 0
-        out = np.full((len(idx), width), fill, dtype=np.int32)
-        for row, i in enumerate(idx):
-            seq = rows[i][:width]
-            out[row, : len(seq)] = seq
-        batch[name] = out
+    batch = {name: rows.padded(np.asarray(idx, np.int64), width, pad_id if name == "input_ids" else 0)
+             for name, rows in windows.inputs.items()}
     if with_labels:
         batch["start_positions"] = windows.start_positions[idx].astype(np.int32)
         batch["end_positions"] = windows.end_positions[idx].astype(np.int32)
@@ -97,43 +91,33 @@ class Batcher:
             yield from self.order(epoch)[skip:]
             epoch, skip = epoch + 1, 0
 
-    def dataset(self, start_batch: int, count: int):
-        """A tf.data.Dataset of the `count` batches from global batch `start_batch` on, padded as `pad` pads them.
+    def dataset(self, start_batch: int, count: int, release_every: int = 1):
+        """A tf.data.Dataset of the `count` batches from global batch `start_batch` on, exactly as `pad` pads them.
 
-        Built from tensors, not a Python generator: no input thread needs the GIL, so the end of `fit` (also an
-        early stop or an error) does not wait for one, and the batches are assembled in parallel.
+        Only the batches' window indices become tensors; each batch is gathered from the columnar windows (a
+        memory map for cached ones) when tf.data asks for it, so memory does not grow with the data set. Every
+        `release_every` batches the mapped pages read so far are given back. Built from index tensors, not a
+        Python generator: no generator thread outlives `fit` (also after an early stop or an error).
         """
         import tensorflow as tf
 
         batches = self.indices(start_batch, count)
         index = tf.RaggedTensor.from_row_lengths(np.concatenate(batches).astype(np.int64),
                                                  np.array([len(b) for b in batches], np.int64))
-        rows = {name: tf.RaggedTensor.from_row_lengths(
-                    np.concatenate([np.asarray(seq, np.int32) for seq in seqs]), self.lengths)
-                for name, seqs in self.windows.inputs.items()}
-        lengths = tf.constant(self.lengths, tf.int64)
-        labels = {name: tf.constant(getattr(self.windows, name), tf.int32) for name in LABELS}
+        names = list(self.windows.inputs) + (list(LABELS) if self.with_labels else [])
+        served = itertools.count(1)
+
+        def gather(idx: np.ndarray) -> list[np.ndarray]:
+            if next(served) % release_every == 0:
+                self.windows.release_pages()
+            batch = self.pad(idx)
+            return [batch[name] for name in names]
 
         def assemble(idx):
-            shape = tf.stack([tf.size(idx, out_type=tf.int64), self._width(tf.gather(lengths, idx))])
-            batch = {name: tf.gather(ragged, idx).to_tensor(default_value=self.pad_id if name == "input_ids" else 0,
-                                                            shape=shape)
-                     for name, ragged in rows.items()}
-            if self.with_labels:
-                batch.update({name: tf.gather(values, idx) for name, values in labels.items()})
-            return batch
+            tensors = tf.numpy_function(gather, [idx], [tf.int32] * len(names), stateful=False)
+            for name, tensor in zip(names, tensors):
+                tensor.set_shape([None] if name in LABELS else [None, None])
+            return dict(zip(names, tensors))
 
         slices = tf.data.Dataset.from_tensor_slices(index)
         return slices.map(assemble, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
-
-    def _width(self, lengths):
-        """batch_width, in TensorFlow ops."""
-        import tensorflow as tf
-
-        if self.padding == Padding.max_length:
-            return tf.constant(self.max_length, tf.int64)
-        longest = tf.reduce_max(lengths)
-        if self.multiple > 1:
-            longest = -(-longest // self.multiple) * self.multiple
-            return tf.minimum(tf.constant(self.max_length, tf.int64), longest)
-        return longest
