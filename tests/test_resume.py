@@ -1,16 +1,10 @@
 """A run killed with SIGKILL mid-epoch and resumed (trainer.resume=true, same hydra.run.dir) ends with the optimizer
 steps of an uninterrupted run, and says so in metrics.json."""
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
-from conftest import REPO
+from helpers.kill_at_checkpoint import kill_at_first_checkpoint, saved_step
 
 BATCH, EPOCHS = 8, 2
 
@@ -22,36 +16,10 @@ def overrides(run_dir, cache_dir):
             f"data.cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
 
 
-def saved_step(run_dir) -> int:
-    """The step of the last checkpoint (checkpoints are numbered by optimizer step), 0 if there is none."""
-    state = run_dir / "checkpoints" / "latest" / "checkpoint"
-    if not state.exists():
-        return 0
-    match = re.search(r'model_checkpoint_path: "ckpt-(\d+)"', state.read_text())
-    return int(match.group(1)) if match else 0
-
-
-def kill_after_first_checkpoint(args, run_dir, timeout=300) -> int:
-    process = subprocess.Popen([sys.executable, "-m", "qaexp", *args], cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + timeout
-        while saved_step(run_dir) == 0:
-            assert process.poll() is None, "the run ended before its first step checkpoint"
-            assert time.monotonic() < deadline, "no step checkpoint appeared"
-            time.sleep(0.05)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-    return saved_step(run_dir)
-
-
 @pytest.mark.slow
 def test_run_killed_mid_epoch_resumes_to_the_same_number_of_steps(tmp_path, cli):
     run_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
-    killed_at = kill_after_first_checkpoint(overrides(run_dir, cache_dir), run_dir)
+    killed_at = kill_at_first_checkpoint(["-m", "qaexp", *overrides(run_dir, cache_dir)], run_dir, timeout=300)
     assert not (run_dir / "metrics.json").exists()
 
     done = cli(["-m", "qaexp", *overrides(run_dir, cache_dir), "trainer.resume=true"])

@@ -15,7 +15,7 @@ import yaml
 
 from conftest import REPO
 from qaexp.tools import report
-from test_resume import saved_step
+from helpers.kill_at_checkpoint import saved_step
 
 JOB = ["model=tiny", "data=synthetic", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
        "model.architecture.num_hidden_layers=1", "data.num_train=16", "data.num_validation=8", "data.max_length=64",

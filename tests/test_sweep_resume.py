@@ -6,17 +6,12 @@ The sweep's second key, trainer.verbose=0,2, changes nothing that is trained: jo
 never started) are twins of jobs 0 and 1 (uninterrupted), and must end with exactly their scores and losses.
 """
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import run_cli
+from helpers.kill_at_checkpoint import kill_at_first_checkpoint
 from qaexp.tools import report
-from test_resume import saved_step
 
 JOB = ["model=tiny", "data=synthetic", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
        "model.architecture.num_hidden_layers=1", "data.num_train=16", "data.num_validation=8", "data.max_length=64",
@@ -29,20 +24,8 @@ def command(sweep_dir, *extra):
     return ["-m", "qaexp", "-m", *JOB, *SWEEP, f"hydra.sweep.dir={sweep_dir}", *extra]
 
 
-def kill_group_during_job(sweep_dir, job: int, timeout=400) -> None:
-    process = subprocess.Popen([sys.executable, *command(sweep_dir)], cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while saved_step(sweep_dir / str(job)) == 0:
-            assert process.poll() is None, "the sweep ended before the job's first checkpoint"
-            assert time.monotonic() < deadline, "the job saved no checkpoint in time"
-            time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+def kill_group_during_job(sweep_dir, job: int) -> None:
+    kill_at_first_checkpoint(command(sweep_dir), sweep_dir / str(job), timeout=400, process_group=True)
 
 
 def metrics(job_dir):
