@@ -10,7 +10,8 @@ best starts and 20 best ends, as the SQuAD reference code), so the answers' span
 The floor is the model's traced forward pass alone over exactly the padded batches qaexp feeds it. Timings are
 in-process (model loading and start-up excluded); `qaexp.predict --file` also runs once as a whole process
 (its answers are the ones compared; its wall time includes start-up). Every disagreement is printed with
-both answers and whether the question has several windows.
+both answers and its cause, found by asking the pipeline the same question again with align_to_words=False
+(token offsets kept, one candidate per window): if it then agrees, its word alignment made the difference.
 
     python benchmarks/inference.py [--articles 1] [--batch-size 32]
 """
@@ -124,20 +125,22 @@ def floor_seconds(tokenizer, model, records: list[dict], settings: SimpleNamespa
 
 
 def pipeline_side(model_dir: str, records: list[dict], settings: SimpleNamespace, args):
+    """(the pipeline's answers with its defaults, their wall seconds, the answering function)."""
     from transformers import AutoTokenizer, TFAutoModelForQuestionAnswering, pipeline
 
     qa = pipeline("question-answering", model=TFAutoModelForQuestionAnswering.from_pretrained(model_dir),
                   tokenizer=AutoTokenizer.from_pretrained(model_dir), framework="tf",
                   dtype=None)  # the default "auto" makes transformers 4.57 look up torch, absent here
-    inputs = [{"question": r["question"], "context": r["context"]} for r in records]
 
-    def answer(batch):
-        out = qa(batch, batch_size=args.batch_size, max_seq_len=settings.max_length, doc_stride=settings.doc_stride,
-                 max_answer_len=settings.max_answer_length, top_k=1, handle_impossible_answer=False)
+    def answer(batch, align_to_words=True):
+        inputs = [{"question": r["question"], "context": r["context"]} for r in batch]
+        out = qa(inputs, batch_size=args.batch_size, max_seq_len=settings.max_length, doc_stride=settings.doc_stride,
+                 max_answer_len=settings.max_answer_length, top_k=1, handle_impossible_answer=False,
+                 align_to_words=align_to_words)
         return [out] if isinstance(out, dict) else out
-    answer(inputs[: args.warmup])
-    outputs, seconds = timed(lambda: answer(inputs), "pipeline")
-    return [o["answer"] for o in outputs], seconds
+    answer(records[: args.warmup])
+    outputs, seconds = timed(lambda: answer(records), "pipeline")
+    return outputs, seconds, answer
 
 
 def cli_answers(model_dir: str, path: str, directory: str, batch_size: int) -> tuple[dict, float]:
@@ -164,14 +167,12 @@ def main() -> None:
     cli, cli_seconds = cli_answers(model_dir, path, directory, args.batch_size)
     tokenizer, model, answers, qaexp_seconds = qaexp_side(model_dir, records, settings, args)
     floor = floor_seconds(tokenizer, model, records, settings, args.batch_size)
-    pipeline_answers, pipeline_seconds = pipeline_side(model_dir, records, settings, args)
+    pipeline_outputs, pipeline_seconds, pipeline_answer = pipeline_side(model_dir, records, settings, args)
+    pipeline_answers = [o["answer"] for o in pipeline_outputs]
     same_in_process = all(answers.predictions[r["id"]] == cli[r["id"]] for r in records)
     agree = [cli[r["id"]] == text for r, text in zip(records, pipeline_answers)]
-    windows_per_question = _windows_per_question(tokenizer, records, settings)
-    for r, text, ok in zip(records, pipeline_answers, agree):
-        if not ok:
-            print(f"differs: {r['id']} ({windows_per_question[r['id']]} windows) qaexp {cli[r['id']]!r} "
-                  f"pipeline {text!r}: {why_different(cli[r['id']], text, windows_per_question[r['id']])}")
+    explain_disagreements(records, cli, pipeline_outputs, pipeline_answer,
+                          _windows_per_question(tokenizer, records, settings))
     print(f"{len(records)} questions, batch {args.batch_size}: qaexp {qaexp_seconds:.2f} s (whole process "
           f"{cli_seconds:.1f} s), forward-pass floor {floor:.2f} s, pipeline {pipeline_seconds:.2f} s; "
           f"in-process answers equal the CLI's: {same_in_process}; load {os.getloadavg()[0]:.1f}")
@@ -183,14 +184,39 @@ def main() -> None:
                       "answer_agreement": round(sum(agree) / len(records), 4), "questions": len(records)}))
 
 
-def why_different(ours: str, theirs: str, windows: int) -> str:
-    """The cause of a disagreement, from what distinguishes the two post-processings."""
-    if ours and ours in theirs:
-        return "the pipeline widened the span to whole words (align_to_words=True); qaexp keeps token offsets"
-    if windows > 1:
-        return ("several windows: the pipeline ranks spans by probabilities normalised per window (softmax over "
-                "each window), qaexp by raw start + end logits across windows (the SQuAD reference rule)")
-    return "one window, different span: not explained by the known differences"
+def explain_disagreements(records, cli: dict, pipeline_outputs: list[dict], pipeline_answer, windows: dict) -> None:
+    """Print every question whose answers differ, with its cause, then the count of each cause."""
+    differing = [i for i, (r, out) in enumerate(zip(records, pipeline_outputs)) if cli[r["id"]] != out["answer"]]
+    # The same questions again with the pipeline keeping token offsets: what its word alignment changed.
+    offsets_mode = pipeline_answer([records[i] for i in differing], align_to_words=False) if differing else []
+    causes: dict[str, int] = {}
+    for i, off in zip(differing, offsets_mode):
+        qid = records[i]["id"]
+        cause = why_different(cli[qid], pipeline_outputs[i], off, windows[qid])
+        causes[cause] = causes.get(cause, 0) + 1
+        print(f"differs: {qid} ({windows[qid]} windows) qaexp {cli[qid]!r} pipeline "
+              f"{pipeline_outputs[i]['answer']!r}: {CAUSES[cause]}")
+    print(f"disagreements by cause: {causes or 'none'}")
+
+
+CAUSES = {
+    "widened": "the pipeline widened the same span to whole words (align_to_words=True, its default)",
+    "merged": ("the pipeline added up the scores of its candidate spans whose texts are equal ignoring case "
+               "(its top 12 per window under align_to_words), so a text found in several places outranked the best "
+               "single span"),
+    "windows": ("several windows: the pipeline ranks spans by probabilities normalised within each window (a softmax "
+                "per window), qaexp by raw start + end logits across windows (the SQuAD reference rule)"),
+    "unexplained": "one window, a different span even with token offsets kept: not explained",
+}
+
+
+def why_different(ours: str, default: dict, offsets_mode: dict, windows: int) -> str:
+    """The key in CAUSES of a disagreement: `default` and `offsets_mode` are the pipeline's answers (text and
+    character span) to the same question with align_to_words on (its default) and off."""
+    if offsets_mode["answer"] == ours:  # the same best span: the difference is made by the word alignment
+        same_span_widened = default["start"] <= offsets_mode["start"] and default["end"] >= offsets_mode["end"]
+        return "widened" if same_span_widened else "merged"
+    return "windows" if windows > 1 else "unexplained"
 
 
 def _windows_per_question(tokenizer, records: list[dict], settings: SimpleNamespace) -> dict:

@@ -66,6 +66,7 @@ def test_inference_compares_qaexp_with_the_pipeline_and_the_floor(squad_v1_dev):
     assert figures["questions"] == 4 and figures["vs_pipeline"] > 0 and figures["vs_floor"] > 0
     differing = [line for line in done.stdout.splitlines() if line.startswith("differs:")]
     assert round(1 - len(differing) / 4, 4) == figures["answer_agreement"]  # every disagreement is printed
+    assert not [line for line in differing if "not explained" in line], differing
     assert "in-process answers equal the CLI's: True" in done.stdout
 
 
