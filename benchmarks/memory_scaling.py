@@ -111,6 +111,7 @@ def one_size(args, target: int) -> dict:
     path = os.path.join(tempfile.mkdtemp(prefix="memory_scaling-"), "entry")
     cache.write_entry(path, repeated_chunks(dev_windows, copies, len(dev)), tokenizer.model_input_names)
     windows = cache.load(path)
+    stage_cpu = {"cache_write": cpu_seconds() - cpu_started}
     batcher = Batcher(windows, BATCH, padding="bucketed", max_length=384, pad_id=tokenizer.pad_token_id,
                       shuffle_seed=42)
     order = batcher.order(0)
@@ -121,13 +122,17 @@ def one_size(args, target: int) -> dict:
                                  tokenizer.pad_token_id, True)
             identical &= all(np.array_equal(batch[name].numpy(), expected[name]) for name in expected)
     train_rss = peak_rss_mb()  # the windows and the training input: what grows with the training data
+    stage_cpu["epoch"] = cpu_seconds() - cpu_started - sum(stage_cpu.values())
     records = [dict(r, id=f"{r['id']}-{c}") for c in range(copies) for r in dev]
     answers, _ = inference.predict_answers(model, records, windows, EVAL_BATCH, tokenizer.pad_token_id, settings)
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
+    stage_cpu["evaluation"] = cpu - sum(stage_cpu.values())
     identical &= all(answers.predictions[f"{r['id']}-{c}"] == reference.predictions[r["id"]]
                      for c in range(copies) for r in dev)
     return {"windows": len(windows), "rss_mb": train_rss, "eval_rss_mb": peak_rss_mb(),
-            "s_per_100k": 1e5 * seconds / len(windows), "cpu_s_per_100k": 1e5 * cpu / len(windows), "identical": bool(identical), "batches": len(batcher),
+            "s_per_100k": 1e5 * seconds / len(windows), "cpu_s_per_100k": 1e5 * cpu / len(windows),
+            "stage_cpu_s_per_100k": {stage: round(1e5 * value / len(windows), 2) for stage, value in stage_cpu.items()},
+            "identical": bool(identical), "batches": len(batcher),
             "questions": len(records), "load": os.getloadavg()[0]}
 
 
@@ -154,7 +159,8 @@ def main() -> None:
         r = results[size]
         print(f"{size:>7} target: {r['windows']} windows, peak RSS {r['rss_mb']:.0f} MB (training input), "
               f"{r['eval_rss_mb']:.0f} MB (after evaluating all), "
-              f"{r['cpu_s_per_100k']:.1f} CPU s ({r['s_per_100k']:.1f} wall s) per 100k windows, identical {r['identical']}, load {r['load']:.1f}", flush=True)
+              f"{r['cpu_s_per_100k']:.1f} CPU s ({r['s_per_100k']:.1f} wall s) per 100k windows "
+              f"{r['stage_cpu_s_per_100k']}, identical {r['identical']}, load {r['load']:.1f}", flush=True)
     sizes = list(results)
     print(json.dumps({"rss_mb": {str(s): round(results[s]["rss_mb"]) for s in sizes},
                       "rss_growth_mb": round(results[sizes[-1]]["rss_mb"] - results[sizes[0]]["rss_mb"]),
@@ -162,6 +168,7 @@ def main() -> None:
                       "eval_rss_mb": {str(s): round(results[s]["eval_rss_mb"]) for s in sizes},
                       "cpu_s_per_100k": {str(s): round(results[s]["cpu_s_per_100k"], 2) for s in sizes},
                       "wall_s_per_100k": {str(s): round(results[s]["s_per_100k"], 2) for s in sizes},
+                      "stage_cpu_s_per_100k": {str(s): results[s]["stage_cpu_s_per_100k"] for s in sizes},
                       "windows": {str(s): results[s]["windows"] for s in sizes}}))
 
 

@@ -105,35 +105,3 @@ def test_no_cache_dir_means_no_cache(examples_and_tokenizer, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     cache.windows_for(examples, tokenizer, 96, 32, None)
     assert os.listdir(tmp_path) == []
-
-
-def _resident_kb(path) -> int:
-    """Resident kB of this process's mappings of `path` (/proc/self/smaps)."""
-    resident, inside = 0, False
-    with open("/proc/self/smaps", encoding="utf-8") as f:
-        for line in f:
-            fields = line.split()
-            if "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
-                inside = line.rstrip().endswith(str(path))
-            elif inside and fields[0] == "Rss:":
-                resident += int(fields[1])
-    return resident
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs /proc/self/smaps to see resident pages")
-def test_releasing_a_batchs_rows_gives_back_only_the_pages_around_them(tmp_path):
-    path = tmp_path / "values.npy"
-    values = np.arange(4_000_000, dtype=np.int32)  # 16 MB: 1,000 rows of 16 kB
-    np.save(path, values)
-    rows = windows.Rows(np.load(path, mmap_mode="r"), np.arange(0, 4_000_001, 4_000, dtype=np.int64))
-    assert int(np.asarray(rows.values).sum(dtype=np.int64)) == int(values.sum(dtype=np.int64))  # all pages read
-    assert _resident_kb(path) >= 15_000
-    rows.release_rows(np.arange(0, 1_000, 2))  # every other row: each 16 kB row shares its 64 kB window
-    assert _resident_kb(path) < 1_000
-    assert rows[3].sum() == values[12_000:16_000].sum()  # reads the same afterwards
-    np.asarray(rows.values[:800_000]).sum()  # the first 3.2 MB again
-    resident = _resident_kb(path)
-    rows.release_rows(np.array([900, 950]))  # rows beyond what was read: nothing of the first 3.2 MB goes
-    assert _resident_kb(path) == resident >= 3_000
-    rows.release_rows(np.array([0]))  # the first row's 64 kB window only
-    assert resident - 64 - 8 <= _resident_kb(path) <= resident - 56

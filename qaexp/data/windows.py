@@ -63,18 +63,6 @@ class Rows:
         """Give back the resident pages of a memory-mapped file (they are read again from the page cache if used)."""
         release_mapped_pages(self.values)
 
-    def release_rows(self, idx: np.ndarray) -> None:
-        """Give back the mapped pages around rows `idx` only: the cost follows the rows, not the file's size."""
-        mapping = _mapping_of(self.values)
-        if mapping is None or not len(idx):
-            return
-        mapped, origin = mapping
-        row_bytes = self.values.itemsize * int(np.prod(self.values.shape[1:]))
-        lo = (origin + self.bounds[idx] * row_bytes) // RELEASE_ALIGN * RELEASE_ALIGN
-        hi = np.minimum(-(-(origin + self.bounds[idx + 1] * row_bytes) // RELEASE_ALIGN) * RELEASE_ALIGN, len(mapped))
-        for start, end in _merged_ranges(lo, hi):
-            mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
-
     @staticmethod
     def concat(parts: list["Rows"]) -> "Rows":
         lengths = np.concatenate([part.lengths for part in parts])
@@ -87,44 +75,13 @@ class Rows:
         return Rows(values, np.concatenate([[0], np.cumsum(lengths)]))
 
 
-# Reading one page maps the kernel's fault-around window (fault_around_bytes, 64 KiB by default) around it, so
-# row releases cover whole aligned windows of that size.
-RELEASE_ALIGN = 64 * 1024
-
-
-def _mmap_under(array: np.ndarray) -> mmap.mmap | None:
+def release_mapped_pages(array: np.ndarray) -> None:
+    """madvise(DONTNEED) on the mmap under `array`, if any: the process's resident set stays flat on big files."""
     base = array
     while base is not None and not isinstance(base, mmap.mmap):
         base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
-    return base if base is not None and hasattr(mmap, "MADV_DONTNEED") else None
-
-
-def _mapping_of(array: np.ndarray) -> tuple[mmap.mmap, int] | None:
-    """(the mmap under `array`, the byte offset of array[0] in it), or None for an array in memory."""
-    mapped = _mmap_under(array)
-    if mapped is None or len(mapped) == 0:
-        return None
-    start = np.frombuffer(mapped, np.uint8).__array_interface__["data"][0]
-    return mapped, array.__array_interface__["data"][0] - start
-
-
-def _merged_ranges(lo: np.ndarray, hi: np.ndarray) -> list[tuple[int, int]]:
-    """The union of the byte ranges [lo, hi), as few sorted ranges as possible."""
-    order = np.argsort(lo, kind="stable")
-    ranges: list[list[int]] = []
-    for start, end in zip(lo[order].tolist(), hi[order].tolist()):
-        if ranges and start <= ranges[-1][1]:
-            ranges[-1][1] = max(ranges[-1][1], end)
-        elif end > start:
-            ranges.append([start, end])
-    return [(start, end) for start, end in ranges]
-
-
-def release_mapped_pages(array: np.ndarray) -> None:
-    """madvise(DONTNEED) on the mmap under `array`, if any: the process's resident set stays flat on big files."""
-    mapped = _mmap_under(array)
-    if mapped is not None:
-        mapped.madvise(mmap.MADV_DONTNEED)
+    if base is not None and hasattr(mmap, "MADV_DONTNEED"):
+        base.madvise(mmap.MADV_DONTNEED)
 
 
 @dataclass
@@ -157,11 +114,6 @@ class Windows:
     def release_pages(self) -> None:
         for rows in (*self.inputs.values(), self.offsets):
             rows.release_pages()
-
-    def release_rows(self, idx: np.ndarray) -> None:
-        """Give back the mapped pages a batch of windows `idx` read (its inputs; labels are small, offsets unread)."""
-        for rows in self.inputs.values():
-            rows.release_rows(idx)
 
 
 _LABEL_COLUMNS = ("start_positions", "end_positions", "example_index", "cls_index")

@@ -91,12 +91,12 @@ class Batcher:
             yield from self.order(epoch)[skip:]
             epoch, skip = epoch + 1, 0
 
-    def dataset(self, start_batch: int, count: int):
+    def dataset(self, start_batch: int, count: int, release_every: int = 1):
         """A tf.data.Dataset of the `count` batches from global batch `start_batch` on, exactly as `pad` pads them.
 
         Only the batches' window indices become tensors; each batch is gathered from the columnar windows (a
-        memory map for cached ones) when tf.data asks for it, and the mapped pages it read are given back, so memory
-        does not grow with the data set. Built from index tensors, not a
+        memory map for cached ones) when tf.data asks for it, so memory does not grow with the data set. Every
+        `release_every` batches the mapped pages read so far are given back. Built from index tensors, not a
         Python generator: no generator thread outlives `fit` (also after an early stop or an error).
         """
         import tensorflow as tf
@@ -105,10 +105,12 @@ class Batcher:
         index = tf.RaggedTensor.from_row_lengths(np.concatenate(batches).astype(np.int64),
                                                  np.array([len(b) for b in batches], np.int64))
         names = list(self.windows.inputs) + (list(LABELS) if self.with_labels else [])
+        served = itertools.count(1)
 
         def gather(idx: np.ndarray) -> list[np.ndarray]:
+            if next(served) % release_every == 0:
+                self.windows.release_pages()
             batch = self.pad(idx)
-            self.windows.release_rows(idx)
             return [batch[name] for name in names]
 
         def assemble(idx):
