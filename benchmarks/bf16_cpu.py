@@ -5,7 +5,7 @@ the two policies alternating. Speed is the training stage's wall time and the wh
 (the better measure on a shared machine); quality is EM/F1 of the run's own evaluation. The CPU's bf16 support (qaexp.run.cpu.supports_bf16) and the load average are recorded.
 Prints one line per run, then one JSON line.
 
-    python benchmarks/bf16_cpu.py [--minilm-steps 60] [--minilm-eval 400] [--quick]
+    python benchmarks/bf16_cpu.py [--minilm-steps 30] [--minilm-eval 200] [--quick]
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ POLICIES = ("fp32", "mixed_bfloat16")
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="SQuAD v1.1 dev file (48 articles)")
-    parser.add_argument("--minilm-steps", type=int, default=60, help="MiniLM training steps per policy")
-    parser.add_argument("--minilm-eval", type=int, default=400, help="held-out questions the MiniLM runs answer")
+    parser.add_argument("--minilm-steps", type=int, default=30, help="MiniLM training steps per policy")
+    parser.add_argument("--minilm-eval", type=int, default=200, help="held-out questions the MiniLM runs answer")
     parser.add_argument("--out", default=None, help="directory for the runs (default: a temporary one)")
     parser.add_argument("--tasks", default="quickstart,minilm", help="comma-separated: quickstart, minilm")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 steps of each, no warm-up run")
