@@ -18,7 +18,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Optional
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
 
 from qaexp.cli import report_error
 from qaexp.errors import QAExpError, ReportError
@@ -78,16 +79,42 @@ def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+def _damaged(path: str, err: Exception) -> ReportError:
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ReportError(f"{path} is damaged ({reason}): restore it, or move its job directory out of the report's "
+                       "directories")
+
+
+def _read_config(path: str):
+    try:
+        config = OmegaConf.load(path)
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        raise _damaged(path, err) from None
+    if not isinstance(config, DictConfig):
+        raise _damaged(path, TypeError("not a mapping of settings"))
+    return config
+
+
+def _read_metrics(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            metrics = json.load(f)
+    except (OSError, ValueError) as err:
+        raise _damaged(path, err) from None
+    if not isinstance(metrics, dict):
+        raise _damaged(path, TypeError("not a JSON object"))
+    return metrics
+
+
 def load_job(path: str, root: str) -> Job:
-    config = OmegaConf.load(os.path.join(path, ".hydra", "config.yaml"))
+    config = _read_config(os.path.join(path, ".hydra", "config.yaml"))
     lr = OmegaConf.select(config, "optimizer.lr", throw_on_resolution_failure=False)
     job = Job(path=path, name=os.path.relpath(path, root) if path != root else os.path.basename(path),
               model=_model_name(path, config), lr=float(lr) if lr is not None else None,
               overrides=_read_overrides(os.path.join(path, ".hydra", "overrides.yaml")))
     metrics_path = os.path.join(path, METRICS_FILE)
     if os.path.isfile(metrics_path):
-        with open(metrics_path, encoding="utf-8") as f:
-            metrics = json.load(f)
+        metrics = _read_metrics(metrics_path)
         job.status = metrics.get("status", Status.COMPLETED)
         job.exact_match, job.f1, job.val_loss = metrics.get("exact_match"), metrics.get("f1"), metrics.get("val_loss")
         job.train_seconds = (metrics.get("seconds") or {}).get("train")
