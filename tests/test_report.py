@@ -94,14 +94,17 @@ def test_report_of_a_directory_without_jobs_fails_with_one_line(tmp_path, capsys
 
 
 @pytest.mark.parametrize("name, content, reason", [
-    ("metrics.json", '{"status": "compl', "Unterminated string"),
-    ("metrics.json", "[1, 2]", "not a JSON object"),
-    (".hydra/config.yaml", "model: [unclosed", "while parsing"),
-    (".hydra/config.yaml", "- a list\n- not settings", "not a mapping of settings"),
+    ("3/metrics.json", '{"status": "compl', "Unterminated string"),
+    ("3/metrics.json", "[1, 2]", "not a JSON object"),
+    ("3/.hydra/config.yaml", "model: [unclosed", "while parsing"),
+    ("3/.hydra/config.yaml", "- a list\n- not settings", "not a mapping of settings"),
+    ("3/.hydra/hydra.yaml", "hydra: {runtime: [", "while parsing"),
+    ("3/.hydra/overrides.yaml", "model: tiny", "not a list"),
+    ("multirun.yaml", "- not settings", "not a mapping of settings"),
 ])
 def test_a_damaged_job_file_is_named_in_one_line(sweep, capsys, name, content, reason):
-    (sweep / "3" / name).write_text(content)
+    (sweep / name).write_text(content)
     assert report.main([str(sweep)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(f"qaexp report: error: {sweep / '3' / name} is damaged (") and reason in line, line
+    assert line.startswith(f"qaexp report: error: {sweep / name} is damaged (") and reason in line, line
     assert not (sweep / "results.csv").exists()  # no report that looks complete

@@ -92,11 +92,19 @@ def record_failure(run_dir: str, progress: Progress, err: Exception) -> None:
                              "seconds": progress.timer.seconds})
 
 
+def load_outcome(run_dir: str) -> dict:
+    """What metrics.json in `run_dir` holds; OSError or ValueError (with the reason) when it cannot be read."""
+    with open(os.path.join(run_dir, METRICS_FILE), encoding="utf-8") as f:
+        outcome = json.load(f)
+    if not isinstance(outcome, dict):
+        raise ValueError("not a JSON object")
+    return outcome
+
+
 def read_outcome(run_dir: str) -> Optional[dict]:
     """What metrics.json in `run_dir` holds; None when it is absent or unreadable (a run killed while writing)."""
     try:
-        with open(os.path.join(run_dir, METRICS_FILE), encoding="utf-8") as f:
-            return json.load(f)
+        return load_outcome(run_dir)
     except (OSError, ValueError):
         return None
 

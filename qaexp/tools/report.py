@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from qaexp.cli import report_error
 from qaexp.errors import QAExpError, ReportError
 from qaexp.output.files import atomic_file, storage_errors, write_text_atomic
-from qaexp.run.outcome import METRICS_FILE, Status
+from qaexp.run.outcome import METRICS_FILE, Status, load_outcome
 from qaexp.tools import report_plots, seed_stats
 
 OWN_COLUMNS = ("model", "optimizer.lr")  # overrides shown in their own columns
@@ -85,36 +85,29 @@ def _damaged(path: str, err: Exception) -> ReportError:
                        "directories")
 
 
-def _read_config(path: str):
+def _read_yaml(path: str, kind: type):
+    """A job's or sweep's YAML file as `kind` (DictConfig or ListConfig), or one line naming the damaged file."""
     try:
-        config = OmegaConf.load(path)
+        content = OmegaConf.load(path)
     except (OSError, ValueError, yaml.YAMLError) as err:
         raise _damaged(path, err) from None
-    if not isinstance(config, DictConfig):
-        raise _damaged(path, TypeError("not a mapping of settings"))
-    return config
-
-
-def _read_metrics(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            metrics = json.load(f)
-    except (OSError, ValueError) as err:
-        raise _damaged(path, err) from None
-    if not isinstance(metrics, dict):
-        raise _damaged(path, TypeError("not a JSON object"))
-    return metrics
+    if not isinstance(content, kind):
+        raise _damaged(path, TypeError("not a mapping of settings" if kind is DictConfig else "not a list"))
+    return content
 
 
 def load_job(path: str, root: str) -> Job:
-    config = _read_config(os.path.join(path, ".hydra", "config.yaml"))
+    config = _read_yaml(os.path.join(path, ".hydra", "config.yaml"), DictConfig)
     lr = OmegaConf.select(config, "optimizer.lr", throw_on_resolution_failure=False)
     job = Job(path=path, name=os.path.relpath(path, root) if path != root else os.path.basename(path),
               model=_model_name(path, config), lr=float(lr) if lr is not None else None,
               overrides=_read_overrides(os.path.join(path, ".hydra", "overrides.yaml")))
     metrics_path = os.path.join(path, METRICS_FILE)
     if os.path.isfile(metrics_path):
-        metrics = _read_metrics(metrics_path)
+        try:
+            metrics = load_outcome(path)
+        except (OSError, ValueError) as err:
+            raise _damaged(metrics_path, err) from None
         job.status = metrics.get("status", Status.COMPLETED)
         job.exact_match, job.f1, job.val_loss = metrics.get("exact_match"), metrics.get("f1"), metrics.get("val_loss")
         job.train_seconds = (metrics.get("seconds") or {}).get("train")
@@ -128,7 +121,7 @@ def _model_name(path: str, config) -> str:
     """The model config group chosen (hydra.yaml), else the checkpoint."""
     hydra_yaml = os.path.join(path, ".hydra", "hydra.yaml")
     if os.path.isfile(hydra_yaml):
-        choice = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.choices.model",
+        choice = OmegaConf.select(_read_yaml(hydra_yaml, DictConfig), "hydra.runtime.choices.model",
                                   throw_on_resolution_failure=False)
         if choice:
             return str(choice)
@@ -141,7 +134,7 @@ def _read_overrides(path: str) -> dict[str, str]:
 
     if not os.path.isfile(path):
         return {}
-    parsed = OverridesParser.create().parse_overrides(list(OmegaConf.load(path)))
+    parsed = OverridesParser.create().parse_overrides(list(_read_yaml(path, ListConfig)))
     return {o.key_or_group: o.get_value_element_as_str() if not o.is_delete() else "~" for o in parsed}
 
 
@@ -219,7 +212,7 @@ def sweep_command(paths: list[str]) -> Optional[str]:
     multirun = os.path.join(paths[0], "multirun.yaml")
     if len(paths) != 1 or not os.path.isfile(multirun):
         return None
-    overrides = OmegaConf.select(OmegaConf.load(multirun), "hydra.overrides.task", default=None)
+    overrides = OmegaConf.select(_read_yaml(multirun, DictConfig), "hydra.overrides.task", default=None)
     return "python -m qaexp -m " + " ".join(overrides) if overrides else None
 
 
@@ -295,12 +288,12 @@ def report(paths: list[str], out_dir: str, seed_keys: tuple[str, ...] = seed_sta
     failures = failures_text(jobs, keys)
     configs = seed_stats.group(jobs, seed_keys)
     configs_md = markdown_table(*seed_stats.table(configs))
+    command = sweep_command(paths)  # read before anything is written: a damaged multirun.yaml leaves no report
     os.makedirs(out_dir, exist_ok=True)
     write_csv(jobs, keys, os.path.join(out_dir, "results.csv"))
     write_rows(*seed_stats.csv_rows(configs), os.path.join(out_dir, "configurations.csv"))
     extra_md = extra_eval_table(jobs)
-    write_markdown(table_md, failures, sweep_command(paths), os.path.join(out_dir, "results.md"), configs_md,
-                   extra_md)
+    write_markdown(table_md, failures, command, os.path.join(out_dir, "results.md"), configs_md, extra_md)
     plot_f1_vs_lr(jobs, failures, os.path.join(out_dir, "f1_vs_lr.png"))
     report_plots.plot_seeds(configs, os.path.join(out_dir, "f1_by_configuration.png"))
     report_plots.plot_cost(configs, os.path.join(out_dir, "f1_vs_train_time.png"))
