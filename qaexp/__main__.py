@@ -49,7 +49,7 @@ def main(cfg: DictConfig) -> float:
             return _failed_job(err)
         if not isinstance(err, QAExpError):
             raise
-        log.error("%s", err)
+        _log_to_file_only(str(err))
         sys.exit(report_error(err))
     except KeyboardInterrupt as err:  # RunInterrupted for SIGTERM too; metrics.json says status: interrupted
         interrupted = err if isinstance(err, RunInterrupted) else RunInterrupted(signal.SIGINT)
@@ -57,6 +57,14 @@ def main(cfg: DictConfig) -> float:
               "says status: interrupted and, once training had started, how to resume from its checkpoint",
               file=sys.stderr)
         sys.exit(interrupted.exit_code)
+
+
+def _log_to_file_only(message: str) -> None:
+    """An error line for the run's log file (__main__.log) only: the terminal gets it once, as the stderr line."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, (), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
+            handler.handle(record)
 
 
 def _sweep_job_done(cfg: DictConfig, job_dir: str) -> Optional[dict]:
@@ -120,7 +128,7 @@ def _failed_job(err: Exception) -> float:
     hydra_cfg = HydraConfig.get()
     job = hydra_cfg.job.num
     if isinstance(err, QAExpError):
-        log.error("job %s failed: %s", job, err)
+        _log_to_file_only(f"job {job} failed: {err}")
     else:  # a bug, not a user error: keep the traceback in the job's log
         log.exception("job %s failed", job)
     print(f"qaexp: job {job} failed ({hydra_cfg.runtime.output_dir}/{METRICS_FILE}): {first_line(err)}",

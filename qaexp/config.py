@@ -165,7 +165,10 @@ class TrainerConfig:
     steps_per_execution: int = 1
     jit_compile: bool = False
     strategy: str = Strategy.default.value
-    verbose: int = 1  # Keras progress bar: 0 silent, 1 bar, 2 one line per epoch
+    # Training progress: 0 silent, 1 Keras' live bar, 2 Keras' line per epoch; null (default): the live bar on a
+    # terminal, else (a Slurm log, `> run.log`) qaexp's timestamped lines: each epoch's (and within a long epoch,
+    # one a minute) with loss, steps/s, elapsed time and ETA, without the bar's backspaces.
+    verbose: Optional[int] = None
     save_model: bool = True
     grad_accum_steps: int = 1  # micro-batches per optimizer step; trainer.batch_size is the whole (global) batch
     checkpoint_every_steps: Optional[int] = None  # besides each epoch's end; in <run dir>/checkpoints

@@ -115,7 +115,7 @@ NUMBERS: dict[str, Range] = {
     "trainer.bucket_window": _counts(MAX_STEPS),
     "trainer.max_steps": _counts(MAX_STEPS, nullable=True),
     "trainer.steps_per_execution": _counts(MAX_STEPS),
-    "trainer.verbose": _counts(2, low=0),
+    "trainer.verbose": _counts(2, low=0, nullable=True, null_means="the live bar on a terminal, lines elsewhere"),
     "trainer.grad_accum_steps": _counts(MAX_BATCH),
     "trainer.checkpoint_every_steps": _counts(MAX_STEPS, nullable=True),
     "trainer.early_stopping_patience": _counts(MAX_EPOCHS, nullable=True),

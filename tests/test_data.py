@@ -78,7 +78,7 @@ BAD_FILES = [
     ("empty file", "empty.json", "  \n", ["empty.json", "is empty"]),
     ("not UTF-8", "latin1.json", json.dumps([record("a", question="Où est né Ada?")], ensure_ascii=False).encode("latin-1"),
      ["latin1.json", "not UTF-8"]),
-    ("scalar document", "number.json", "42", ["number.json", "not SQuAD data"]),
+    ("scalar document", "number.json", "42", ["number.json", "not in SQuAD format", "a JSON int"]),
     ("article without paragraphs", "noparas.json", {"data": [{"title": "x"}]}, ["data[0]", "'paragraphs'"]),
     ("paragraph without context", "noctx.json", {"data": [{"paragraphs": [{"qas": []}]}]},
      ["data[0].paragraphs[0]", "'context'"]),

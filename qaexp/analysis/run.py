@@ -74,4 +74,4 @@ def _windows(run_dir: str, cfg, examples: list[dict]) -> Optional[object]:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     cache_dir = os.path.expanduser(cfg.data.cache_dir) if cfg.data.cache else None
     return cache.windows_for(examples, tokenizer, cfg.data.max_length, cfg.data.doc_stride, cache_dir,
-                             sample_limit=cfg.data.max_eval_samples, desc="tokenising evaluation")
+                             sample_limit=cfg.data.max_eval_samples, split="evaluation")

@@ -34,20 +34,28 @@ LABEL_ARRAYS = ("start_positions", "end_positions", "example_index", "cls_index"
 
 
 def windows_for(records: list[dict], tokenizer, max_length: int, doc_stride: int, cache_dir: Optional[str], *,
-                sample_limit: Optional[int] = None, desc: str = "tokenising") -> Windows:
-    """windows.tokenize_windows' result, read from `cache_dir` when present there (no cache if it is None)."""
+                sample_limit: Optional[int] = None, split: str = "windows") -> Windows:
+    """windows.tokenize_windows' result, read from `cache_dir` when present there (no cache if it is None).
+
+    `split` names the records in the progress bar and the log ("train")."""
+    desc = f"tokenising {split}"
     key = cache_key(records, tokenizer, max_length, doc_stride, sample_limit) if cache_dir else None
     if key is None:
         return windows.tokenize_windows(records, tokenizer, max_length, doc_stride, desc=desc)
     path = os.path.join(os.path.expanduser(cache_dir), key)
+    built = []
 
     def write(directory: str) -> None:
+        built.append(directory)
         chunks = windows.window_chunks(records, tokenizer, max_length, doc_stride, desc=desc)
         _write_columns(directory, chunks, tokenizer.model_input_names)
 
     def read(directory: str) -> Windows:
         cached = load(directory)
-        log.info("%s: %d windows from the feature cache %s", desc, len(cached), directory)
+        if built:  # read back right after this run tokenised them: not a cache hit
+            log.info("%s: %d windows, built and written to the feature cache %s", desc, len(cached), directory)
+        else:
+            log.info("%s: %d windows read from the feature cache %s (no tokenising)", split, len(cached), directory)
         return cached
 
     def in_memory() -> Windows:  # the cache could not be written: it costs only the cache

@@ -109,6 +109,22 @@ def require_files(paths_by_key: dict[str, Optional[str]]) -> None:
         raise DataError(f"data file{'s' if len(missing) > 1 else ''} not found: {', '.join(missing)}")
 
 
+# The two layouts read_records accepts, named in the error for a file of another shape.
+SQUAD_SHAPES = ('the official nested SQuAD format {"data": [{"title", "paragraphs": [{"context", "qas": [{"id", '
+                '"question", "answers": [{"text", "answer_start"}]}]}]}]}, or flat records {"id", "title", "context", '
+                '"question", "answers": {"text": [...], "answer_start": [...]}} as a JSON list or JSON lines')
+RECORD_KEYS = ("id", "context", "question", "answers")  # a JSON object with none of them is no flat record
+
+
+def _not_squad(path: str, detail: str) -> DataError:
+    return DataError(f"{path} is not in SQuAD format: {detail}. The accepted shapes: {SQUAD_SHAPES}")
+
+
+def _keys(node: dict) -> str:
+    names = [repr(str(key)) for key in list(node)[:5]]
+    return ", ".join(names) + (", ..." if len(node) > 5 else "") if names else "none"
+
+
 def read_records(path: str, answers_optional: bool = False) -> list[dict]:
     """Read an official nested SQuAD file, a JSON list of flat records, or a JSON-lines file of them.
 
@@ -119,6 +135,9 @@ def read_records(path: str, answers_optional: bool = False) -> list[dict]:
         raise DataError(f"{path} is empty: expected SQuAD JSON ({{\"data\": [...]}}) or JSON lines of records")
 
     def normalise(record: Any, where: str) -> dict:
+        if isinstance(record, dict) and not any(key in record for key in RECORD_KEYS):
+            place = where[len(path) + 2:] if where.startswith(f"{path}: ") else where  # "record 2", "line 3"
+            raise _not_squad(path, f"{place} is a JSON object with none of a record's keys (it has {_keys(record)})")
         if answers_optional and isinstance(record, dict) and "answers" not in record:
             record = {**record, "answers": []}
         return _normalise_record(record, where)
@@ -135,10 +154,13 @@ def read_records(path: str, answers_optional: bool = False) -> list[dict]:
     if isinstance(document, dict) and "data" in document:
         return list(flatten_squad(document, path))
     if isinstance(document, dict):
+        if not any(key in document for key in RECORD_KEYS):  # valid JSON of another shape, e.g. {"foo": 1}
+            raise _not_squad(path, f"it holds a JSON object with neither 'data' nor a record's keys (it has "
+                                   f"{_keys(document)})")
         return [normalise(document, f"{path}: record 1")]
     if isinstance(document, list):
         return [normalise(r, f"{path}: record {n}") for n, r in enumerate(document, 1)]
-    raise DataError(f"{path}: not SQuAD data: expected {{\"data\": [...]}} or flat records")
+    raise _not_squad(path, f"it holds a JSON {type(document).__name__}, not an object or a list")
 
 
 def _read_text(path: str) -> str:

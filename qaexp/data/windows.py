@@ -131,7 +131,8 @@ def window_chunks(examples: list[dict], tokenizer, max_length: int, doc_stride: 
     question_first = tokenizer.padding_side == "right"
     examples = truncate_long_questions(examples, tokenizer, max_length, doc_stride)
     chunks = range(0, len(examples), chunk_size)
-    for lo in tqdm(chunks, desc=desc, unit="chunk", disable=not progress or len(chunks) < 2):
+    # disable=None: the bar only on a terminal (in a log file its carriage returns pile up on one line).
+    for lo in tqdm(chunks, desc=desc, unit="chunk", disable=True if not progress or len(chunks) < 2 else None):
         yield _tokenize_chunk(examples[lo: lo + chunk_size], lo, tokenizer, max_length, doc_stride, question_first)
 
 

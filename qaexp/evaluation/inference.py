@@ -40,7 +40,7 @@ def _block_logits(model, windows: Windows, batch_size: int, pad_id: int, with_lo
     batcher = Batcher(windows, batch_size, padding=Padding.bucketed, max_length=width, pad_id=pad_id,
                       with_labels=with_loss, bucket_window=10**9)
     for idx, batch in tqdm(batcher.batches(), total=len(batcher), desc="predicting", unit="batch",
-                           disable=not progress):
+                           disable=None if progress else True):  # None: only on a terminal
         s, e, loss = forward(batch)
         start[idx, : s.shape[1]] = s.numpy()
         end[idx, : e.shape[1]] = e.numpy()

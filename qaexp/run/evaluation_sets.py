@@ -40,7 +40,7 @@ def evaluate_extra_sets(cfg: DictConfig, run_dir: str, model, tokenizer, sets: d
                                    version_2_with_negative=version_2, null_score_diff_threshold=threshold)
         windows = cache.windows_for(records, tokenizer, cfg.data.max_length, cfg.data.doc_stride,
                                     cfg.data.cache_dir if cfg.data.cache else None,
-                                    sample_limit=entry.max_eval_samples, desc=f"tokenising {entry.name}")
+                                    sample_limit=entry.max_eval_samples, split=entry.name)
         evaluation = evaluate(model, records, windows, cfg.trainer.eval_batch_size, tokenizer.pad_token_id, settings)
         with storage_errors(run_dir):
             evaluation.answers.write(os.path.join(run_dir, EXTRA_DIR, entry.name))

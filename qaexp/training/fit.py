@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -56,6 +57,89 @@ def make_epoch_evaluator(evaluate: Callable[[], "Evaluation"]):
                      time.perf_counter() - started)
 
     return EpochEvaluation()
+
+
+LINE_EVERY_SECONDS = 60.0  # progress lines within a long epoch: at most this often (and one at each epoch's end)
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 epoch', '3 epochs'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def progress_display(verbose: Optional[int]) -> tuple[int, bool]:
+    """(Keras' fit verbose, whether qaexp logs its own progress lines) for trainer.verbose.
+
+    0, 1 and 2 are Keras' own (silent, live bar, a line per epoch). null, the default, is the live bar on a
+    terminal; elsewhere (a Slurm log, `> run.log`) the bar's backspaces and carriage returns would fill the
+    file, so Keras is silent and make_progress_lines writes timestamped lines instead.
+    """
+    if verbose is not None:
+        return verbose, False
+    on_terminal = sys.stdout.isatty()
+    return (1 if on_terminal else 0), not on_terminal
+
+
+def make_progress_lines(steps_per_epoch: int, epochs: int, start_step: int = 0,
+                        every_seconds: float = LINE_EVERY_SECONDS):
+    """A callback that logs one line per epoch (and, within an epoch, one at most every `every_seconds`): epoch
+    n/N, loss, speed, time elapsed and the estimated time left, for logs written to a file."""
+    import tf_keras
+
+    total = steps_per_epoch * epochs
+
+    class ProgressLines(tf_keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = self.last_line = time.monotonic()
+            self.done = 0  # steps run by this process (a resumed run starts at start_step)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.epoch_started = epoch, time.monotonic()
+            # A run resumed mid-epoch continues its first epoch at the restored step.
+            self.position = start_step % steps_per_epoch if epoch == start_step // steps_per_epoch else 0
+            self.epoch_steps = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            # Keras numbers the epoch's steps from 0 and, with steps_per_execution > 1, reports only the last one
+            # of each execution: count what was run since the last report.
+            self.done += batch + 1 - self.position
+            self.epoch_steps += batch + 1 - self.position
+            self.position = batch + 1
+            now = time.monotonic()
+            if now - self.last_line >= every_seconds and self.position < steps_per_epoch:
+                self._line(f"epoch {self.epoch + 1}/{epochs}, step {self.position}/{steps_per_epoch}", logs, now)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._line(f"epoch {epoch + 1}/{epochs}", logs, time.monotonic())
+
+        def _line(self, where: str, logs: Optional[dict], now: float) -> None:
+            self.last_line = now
+            elapsed = now - self.started
+            loss = (logs or {}).get("loss")
+            left = total - start_step - self.done
+            eta = left * elapsed / self.done if self.done else float("nan")
+            log.info("%s: loss %s, %s, elapsed %s, ETA %s", where,
+                     "n/a" if loss is None else f"{float(loss):.4f}",
+                     _speed(self.epoch_steps, now - self.epoch_started), _clock(elapsed), _clock(eta))
+
+    return ProgressLines()
+
+
+def _speed(steps: int, seconds: float) -> str:
+    """'3.65 steps/s', or '2.40 s/step' when steps take longer than a second."""
+    if steps <= 0 or seconds <= 0:
+        return "speed n/a"
+    rate = steps / seconds
+    return f"{rate:.2f} steps/s" if rate >= 1 else f"{seconds / steps:.2f} s/step"
+
+
+def _clock(seconds: float) -> str:
+    """H:MM:SS."""
+    if not math.isfinite(seconds):
+        return "n/a"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 def make_divergence_guard(hint: str):
