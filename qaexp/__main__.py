@@ -84,8 +84,9 @@ def _output_dir(cfg: DictConfig, job_dir: str) -> str:
 
 
 def entry() -> None:
-    """`python -m qaexp` and the `qaexp` console script: a one-line error for an unusable output directory."""
-    problem = hydra_job.output_root_problem(sys.argv[1:])
+    """`python -m qaexp` and the `qaexp` console script: a one-line error for a mistyped key or group option and
+    for an unusable output directory, before Hydra makes a run directory."""
+    problem = _override_problem(sys.argv[1:]) or hydra_job.output_root_problem(sys.argv[1:])
     if problem:
         sys.exit(report_error(problem))
     sys.argv[1:] = distributed.worker_argv(sys.argv[1:])  # multi-worker: only the chief writes the run directory
@@ -105,19 +106,68 @@ def entry() -> None:
 def _print_suggestion(overrides: list[str]) -> None:
     from qaexp.suggestions import for_overrides
 
-    hint = for_overrides(overrides, group_options)
+    hint = for_overrides(overrides, group_options, config_groups())
     if hint:
         print(f"qaexp: {hint}", file=sys.stderr)
 
 
-def group_options(group: str) -> list[str]:
-    """The options of config group `group` (conf/GROUP/*.yaml); [] when there is no such group."""
+# Flags after which nothing is composed or run: Hydra answers them whatever the overrides.
+NOT_RUNNING = ("--help", "-h", "--hydra-help", "--info", "-i", "--version", "--shell-completion", "-sc")
+# Flags that choose another primary config: its schema and groups are not qaexp's to check here.
+OTHER_PRIMARY = ("--config-name", "-cn", "--config-path", "-cp")
+
+
+def _override_problem(argv: list[str]) -> Optional[str]:
+    """The one line for an override naming a key qaexp's closed schema lacks or a group option that no config
+    folder holds (suggestions.override_problem), found before Hydra composes the config or makes a directory."""
+    flags = {arg.split("=", 1)[0] for arg in argv if arg.startswith("-")}
+    if flags & {*NOT_RUNNING, *OTHER_PRIMARY}:
+        return None
+    from qaexp.suggestions import override_problem
+
+    extra = _user_config_dirs(argv)
+    return override_problem(argv, lambda group: group_options(group, extra or []), config_groups(),
+                            check_options=extra is not None)
+
+
+def _user_config_dirs(argv: list[str]) -> Optional[list[Path]]:
+    """The folders the command line adds to the config search path (--config-dir/-cd, hydra.searchpath's file://
+    entries); None when one of them is not a folder this check can list (pkg://), leaving the options to Hydra."""
+    folders: list[Path] = []
+    for n, arg in enumerate(argv):
+        name, sep, value = arg.partition("=")
+        if name in ("--config-dir", "-cd"):
+            value = value if sep else (argv[n + 1] if n + 1 < len(argv) else "")
+            folders.append(Path(value).expanduser())
+        elif name.lstrip("+") == "hydra.searchpath":
+            for entry in value.strip("[]").split(","):
+                entry = entry.strip().strip("'\"")
+                if not entry.startswith("file://"):
+                    return None
+                folders.append(Path(entry[len("file://"):]).expanduser())
+    return folders
+
+
+def _conf_root():
     root = config_path()
-    conf = resources.files(root[len(PACKAGE_CONF):]) if root.startswith(PACKAGE_CONF) else Path(root)
-    folder = conf.joinpath(*group.split("/"))
-    if not folder.is_dir():
-        return []
-    return sorted(entry.name[:-len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+    return resources.files(root[len(PACKAGE_CONF):]) if root.startswith(PACKAGE_CONF) else Path(root)
+
+
+def config_groups() -> list[str]:
+    """The root config groups qaexp ships (model, data, ..., experiment, hparams_search); Hydra's own not included."""
+    return sorted(entry.name for entry in _conf_root().iterdir()
+                  if entry.is_dir() and entry.name != "hydra" and any(f.name.endswith(".yaml") for f in entry.iterdir()))
+
+
+def group_options(group: str, extra_dirs: list[Path] = ()) -> list[str]:
+    """The options of config group `group` (conf/GROUP/*.yaml, and GROUP/*.yaml in `extra_dirs`); [] when there
+    is no such group."""
+    options: set[str] = set()
+    for conf in [_conf_root(), *extra_dirs]:
+        folder = conf.joinpath(*group.split("/"))
+        if folder.is_dir():
+            options.update(entry.name[:-len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+    return sorted(options)
 
 
 def _failed_job(err: Exception) -> float:

@@ -13,7 +13,6 @@ them against the enums instead, the one place their values are listed.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -339,10 +338,10 @@ def check_no_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
         name = f"{prefix}{key}"
         if name == "hydra":  # present when composed with return_hydra_config=True
             continue
-        if key not in known:
-            match = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" (did you mean {prefix + match[0]!r}?)" if match else ""
-            raise ConfigError(f"unknown config key {name!r}{hint}: {prefix.rstrip('.') or 'the root config'} has "
-                              f"{', '.join(sorted(known))}")
+        if key not in known:  # python -m qaexp refuses the command line's before Hydra runs; compose() calls do not
+            from qaexp.suggestions import nearest, unknown_key_message
+
+            match = nearest(str(key), known)
+            raise ConfigError(unknown_key_message(name, known, prefix + match if match else None))
         if isinstance(value, DictConfig):
             check_no_unknown_keys(value, f"{name}.")

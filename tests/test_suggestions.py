@@ -6,8 +6,8 @@ from qaexp.suggestions import for_overrides, nearest_key
 
 
 @pytest.mark.parametrize("override, suggestion", [
-    ("trainer.epoch=1", "did you mean trainer.epochs=1?"),  # Hydra's error, then qaexp's line
-    ("+trainer.epoch=1", "did you mean 'trainer.epochs'?"),  # qaexp's own unknown-key error
+    ("trainer.epoch=1", "did you mean trainer.epochs=1?"),
+    ("+trainer.epoch=1", "did you mean trainer.epochs=1?"),  # not Hydra's advice to add the key with +
     ("model=robeta-base", "did you mean model=roberta-base?"),
     ("experiment=quickstrt", "did you mean experiment=quickstart?"),
     ("modle=tiny", "did you mean model=tiny?"),
