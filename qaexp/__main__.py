@@ -31,10 +31,15 @@ def config_path() -> str:
     return PACKAGE_CONF + "qaexp.conf"
 
 
+_started = False  # whether Hydra got as far as running main() (a job of the sweep, or the single run)
+
+
 @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
 def main(cfg: DictConfig) -> float:
     from qaexp.run.experiment import run
 
+    global _started
+    _started = True
     if cfg.trainer.threads is None:
         cfg.trainer.threads = hydra_job.threads_per_job()
     job_dir = HydraConfig.get().runtime.output_dir
@@ -86,8 +91,12 @@ def _output_dir(cfg: DictConfig, job_dir: str) -> str:
 def entry() -> None:
     """`python -m qaexp` and the `qaexp` console script: a one-line error for a mistyped key or group option and
     for an unusable output directory, before Hydra makes a run directory."""
-    problem = _override_problem(sys.argv[1:]) or hydra_job.output_root_problem(sys.argv[1:])
+    problem = _override_problem(sys.argv[1:])
+    created = None
+    if problem is None:
+        problem, created = hydra_job.make_output_root(sys.argv[1:])
     if problem:
+        hydra_job.remove_if_empty(created)
         sys.exit(report_error(problem))
     sys.argv[1:] = distributed.worker_argv(sys.argv[1:])  # multi-worker: only the chief writes the run directory
     try:
@@ -101,6 +110,9 @@ def entry() -> None:
         signum = getattr(err, "signum", signal.SIGINT)
         print(f"qaexp: interrupted by {signal.Signals(signum).name} before the run started", file=sys.stderr)
         sys.exit(128 + signum)
+    finally:
+        if not _started:  # Hydra stopped before the run began (e.g. a value of the wrong type): leave no directory
+            hydra_job.remove_if_empty(created)
 
 
 def _print_suggestion(overrides: list[str]) -> None:

@@ -140,6 +140,17 @@ def test_a_mistyped_key_or_option_is_one_line_that_leads_with_the_fix_and_leaves
     assert sorted(os.listdir(mine)) == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep"
 
 
+def test_a_value_hydra_refuses_leaves_no_empty_run_directory_and_the_users_own_directory_as_it_was(tmp_path):
+    result = qaexp(["trainer.epochs=abc", f"hydra.run.dir={tmp_path / 'new' / 'run'}"], capture_output=True)
+    assert result.returncode == 1 and "could not be converted to Integer" in result.stderr  # Hydra's own error
+    assert not (tmp_path / "new").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "empty_subfolder").mkdir()
+    result = qaexp(["trainer.epochs=abc", f"hydra.run.dir={mine}"], capture_output=True)
+    assert result.returncode == 1 and sorted(os.listdir(mine)) == ["empty_subfolder"]
+
+
 def test_the_pre_check_passes_valid_command_lines_and_sees_the_users_own_config_folders(tmp_path):
     from qaexp.__main__ import _override_problem
 

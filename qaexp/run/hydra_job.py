@@ -5,6 +5,7 @@ Every function also works outside a Hydra app (tests, notebooks), where a run is
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Optional
 
@@ -71,13 +72,19 @@ DEFAULT_OUTPUT_ROOT = "outputs"
 
 
 def output_root_problem(argv: list[str]) -> str | None:
-    """Why the run (or sweep) directory that the command line asks for cannot be created, or None.
+    """Why the run (or sweep) directory that the command line asks for cannot be created, or None."""
+    return make_output_root(argv)[0]
+
+
+def make_output_root(argv: list[str]) -> tuple[Optional[str], Optional[str]]:
+    """(why the run or sweep directory the command line asks for cannot be created, or None; the topmost
+    directory this call created, or None when it created none).
 
     Hydra creates it before qaexp runs and reports a failure with a traceback; checked first, it gets one line.
     Only the part before the first ${...} interpolation is created here (Hydra creates the rest).
     """
     if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i")):
-        return None
+        return None, None
     key = OUTPUT_DIR_KEYS["sweep" if ("-m" in argv or "--multirun" in argv) else "run"]
     value = DEFAULT_OUTPUT_ROOT
     for arg in argv:
@@ -85,11 +92,35 @@ def output_root_problem(argv: list[str]) -> str | None:
         if sep and name == key:
             value = given
     root = os.path.expanduser(value.split("${", 1)[0]) or "."
+    created = _topmost_missing(root)
     try:
         os.makedirs(root, exist_ok=True)
     except OSError as err:
         reason = err.strerror or str(err)
-        return f"cannot create the output directory {root} ({reason}): set {key} to a writable directory"
+        return f"cannot create the output directory {root} ({reason}): set {key} to a writable directory", None
     if not os.access(root, os.W_OK):
-        return f"cannot write in the output directory {root} (permission denied): set {key} to a writable directory"
-    return None
+        return (f"cannot write in the output directory {root} (permission denied): set {key} to a writable "
+                "directory", created)
+    return None, created
+
+
+def _topmost_missing(path: str) -> Optional[str]:
+    """The highest directory on `path` that does not exist yet (what makedirs would create first), or None."""
+    path = os.path.abspath(path)
+    missing = None
+    while not os.path.exists(path):
+        missing, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
+
+
+def remove_if_empty(directory: Optional[str]) -> None:
+    """Remove `directory` (one make_output_root created) if nothing was written in it: a run that Hydra stopped
+    before it began leaves no empty run directory. Only empty directories are removed (os.rmdir)."""
+    if directory is None:
+        return
+    for path, _, _ in os.walk(directory, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
