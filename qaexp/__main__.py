@@ -4,7 +4,7 @@ from importlib import resources
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -171,7 +171,7 @@ def config_groups() -> list[str]:
                   if entry.is_dir() and entry.name != "hydra" and any(f.name.endswith(".yaml") for f in entry.iterdir()))
 
 
-def group_options(group: str, extra_dirs: list[Path] = ()) -> list[str]:
+def group_options(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
     """The options of config group `group` (conf/GROUP/*.yaml, and GROUP/*.yaml in `extra_dirs`); [] when there
     is no such group."""
     options: set[str] = set()
