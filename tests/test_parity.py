@@ -1,0 +1,101 @@
+"""qaexp's Keras 3 question-answering models give transformers 5's (PyTorch) logits on each family's small random
+checkpoint, and every checkpoint tensor goes in and comes back out unchanged.
+
+The reference logits are committed fixtures written by tests/fixtures/parity/make_fixtures.py (run in a torch
+environment; its docstring says how), so this suite needs no torch.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from qaexp.model.families import build_qa_model
+from qaexp.model.families.weights import export_weights, load_checkpoint, load_weights, missing_encoder
+from qaexp.model.pretrained import read_safetensors
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parity")
+FAMILIES = ["bert", "roformer", "distilbert", "roberta", "xlm-roberta", "electra"]
+
+
+def _fixture(family):
+    folder = os.path.join(FIXTURES, family)
+    data = np.load(os.path.join(folder, "inputs_logits.npz"))
+    return folder, data
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_keras_logits_equal_transformers_on_the_unpadded_positions(family):
+    folder, data = _fixture(family)
+    model, report = load_checkpoint(folder)
+    assert report.new == [] and report.unused == []
+    inputs = model.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask",
+                                                                       "token_type_ids") if k in data})
+    out = model(inputs)
+    real = data["attention_mask"].astype(bool)
+    for name in ("start_logits", "end_logits"):
+        got = np.asarray(out[name])
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got[real], data[name][real], atol=1e-4, rtol=0, err_msg=f"{family} {name}")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_checkpoint_tensor_is_loaded_and_saved_back_bit_for_bit(family):
+    folder, _ = _fixture(family)
+    tensors = read_safetensors(folder)
+    model, report = load_checkpoint(folder)
+    assert sorted(report.loaded) == sorted(tensors)
+    exported = export_weights(model)
+    assert sorted(exported) == sorted(tensors)
+    for name, value in tensors.items():
+        assert exported[name].shape == value.shape, name
+        assert np.array_equal(exported[name], value), name
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_model_takes_token_type_ids_only_where_the_family_has_them(family):
+    folder, data = _fixture(family)
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        model = build_qa_model(json.load(f))
+    assert ("token_type_ids" in model.input_names) == ("token_type_ids" in data)
+    batch = {k: data[k].astype("int32") for k in ("input_ids", "attention_mask")}
+    batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
+    assert set(model.select_inputs(batch)) == set(model.input_names)
+    if "token_type_ids" not in model.input_names:
+        with pytest.raises(ValueError, match="token_type_ids"):
+            model(batch)
+
+
+def test_an_encoder_checkpoint_without_a_head_gets_a_new_head_and_nothing_else_missing():
+    folder, _ = _fixture("bert")
+    encoder_only = {name.removeprefix("bert."): value for name, value in read_safetensors(folder).items()
+                    if not name.startswith("qa_outputs.")}
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        model = build_qa_model(json.load(f))
+    report = load_weights(model, encoder_only)
+    assert sorted(report.new) == ["qa_outputs.bias", "qa_outputs.weight"]
+    assert missing_encoder(report) == [] and report.unused == []
+
+
+def test_missing_and_unexpected_encoder_tensors_are_reported():
+    folder, _ = _fixture("bert")
+    tensors = read_safetensors(folder)
+    del tensors["bert.encoder.layer.1.output.dense.weight"]
+    tensors["cls.predictions.bias"] = np.zeros(99, dtype=np.float32)
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        model = build_qa_model(json.load(f))
+    report = load_weights(model, tensors)
+    assert missing_encoder(report) == ["bert.encoder.layer.1.output.dense.weight"]
+    assert report.unused == ["cls.predictions.bias"]
+
+
+def test_a_tensor_of_the_wrong_shape_is_refused_by_name():
+    folder, _ = _fixture("bert")
+    tensors = read_safetensors(folder)
+    tensors["bert.embeddings.word_embeddings.weight"] = np.zeros((98, 32), dtype=np.float32)
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        model = build_qa_model(json.load(f))
+    with pytest.raises(ValueError, match="word_embeddings.weight has shape \\(98, 32\\)"):
+        load_weights(model, tensors)
