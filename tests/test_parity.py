@@ -17,7 +17,7 @@ from qaexp.model.families.weights import export_weights, load_checkpoint, load_w
 from qaexp.model.pretrained import read_safetensors
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parity")
-FAMILIES = ["bert", "roformer", "distilbert", "roberta", "xlm-roberta", "electra", "albert"]
+FAMILIES = ["bert", "roformer", "distilbert", "roberta", "xlm-roberta", "electra", "albert", "deberta-v2"]
 
 
 def _fixture(family):

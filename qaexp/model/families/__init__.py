@@ -1,7 +1,7 @@
 """Keras 3 question-answering models, one module per architecture, chosen by the checkpoint's `model_type`.
 
 A family module defines MODEL_TYPES, PREFIX (the PyTorch name prefix of the encoder, e.g. `bert`), INPUTS (the
-inputs the architecture takes), ARCHITECTURE (transformers' `...ForQuestionAnswering` class name, or {model_type: name}) and
+inputs the architecture takes, or a function of the config giving them), ARCHITECTURE (transformers' `...ForQuestionAnswering` class name, or {model_type: name}) and
 `build_backbone(config)`, whose layer has `hf_weights()` -> {PyTorch name without the prefix: (variable,
 transpose)}. A new architecture is one new module plus one line in `_MODULES`.
 """
@@ -46,8 +46,9 @@ def build_qa_model(config):
     model_type = config.get("model_type")
     module = family_module(model_type)
     architecture = module.ARCHITECTURE if isinstance(module.ARCHITECTURE, str) else module.ARCHITECTURE[model_type]
+    input_names = module.INPUTS(config) if callable(module.INPUTS) else module.INPUTS
     model = QuestionAnsweringModel(module.build_backbone(config), family=model_type, prefix=module.PREFIX,
-                                   input_names=module.INPUTS, architecture=architecture, config=config)
+                                   input_names=input_names, architecture=architecture, config=config)
     # One call on a tiny batch creates every variable, so the weight map can name them.
     dummy = np.ones((1, 4), dtype="int32")
     model({name: (dummy if name != "token_type_ids" else np.zeros_like(dummy)) for name in model.input_names})
