@@ -6,7 +6,7 @@ The checkpoint has no QA head, so the old loader initialises one at random (seed
 same head through the PyTorch-name converter (qa_outputs.weight / qa_outputs.bias), so any difference in the
 logits comes from the encoders. Windows are qaexp's own (qaexp.data.windows.tokenize_windows, max_length 384,
 doc_stride 128), right-padded per batch; only real (non-padded) positions are compared. Prints the max abs
-difference of start and end logits (target: within 1e-3) and each side's forward time.
+difference of start and end logits (target: within 1e-3) and each side's forward time, then one JSON line.
 
 Measure this while the old TF classes still exist (issue #23):
 
@@ -15,6 +15,7 @@ Measure this while the old TF classes still exist (issue #23):
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -105,6 +106,8 @@ def main() -> None:
           "(first call of each includes tracing/build; not a speed benchmark)")
     verdict = "within" if max(worst.values()) <= 1e-3 else "NOT within"
     print(f"{verdict} the 1e-3 target")
+    print(json.dumps({"questions": len(records), "windows": len(windows), "max_abs_diff_start": worst["start_logits"],
+                      "max_abs_diff_end": worst["end_logits"], "within_1e-3": verdict == "within"}))
 
 
 if __name__ == "__main__":
