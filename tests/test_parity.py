@@ -91,6 +91,58 @@ def test_missing_and_unexpected_encoder_tensors_are_reported():
     assert report.unused == ["cls.predictions.bias"]
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_a_half_precision_checkpoint_loads_widened_to_float32(tmp_path, dtype):
+    import ml_dtypes
+    from safetensors.numpy import save_file
+
+    folder, _ = _fixture("bert")
+    tensors = read_safetensors(folder)
+    narrow = {name: value.astype(np.float16 if dtype == "float16" else ml_dtypes.bfloat16)
+              for name, value in tensors.items()}
+    save_file(narrow, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(open(os.path.join(folder, "config.json"), encoding="utf-8").read())
+    model, report = load_checkpoint(str(tmp_path))
+    assert sorted(report.loaded) == sorted(tensors)
+    exported = export_weights(model)
+    for name, value in narrow.items():
+        assert exported[name].dtype == np.float32
+        assert np.array_equal(exported[name], value.astype(np.float32)), name
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_transformers_config_object_builds_the_same_model_as_the_json(family):
+    from transformers import AutoConfig
+
+    folder, _ = _fixture(family)
+    from_object = build_qa_model(AutoConfig.from_pretrained(folder))
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        from_json = build_qa_model(json.load(f))
+    assert from_object.input_names == from_json.input_names
+    shapes = {name: tuple(var.shape) for name, (var, _) in from_json.hf_weights().items()}
+    assert {name: tuple(var.shape) for name, (var, _) in from_object.hf_weights().items()} == shapes
+
+
+def test_weights_that_do_not_fit_the_config_are_one_error_line(tmp_path):
+    from qaexp.errors import ModelLoadError
+
+    folder, _ = _fixture("bert")
+    config = json.load(open(os.path.join(folder, "config.json"), encoding="utf-8"))
+    (tmp_path / "config.json").write_text(json.dumps(dict(config, hidden_size=64)))
+    (tmp_path / "model.safetensors").write_bytes(open(os.path.join(folder, "model.safetensors"), "rb").read())
+    with pytest.raises(ModelLoadError, match="has shape .* expects") as err:
+        load_checkpoint(str(tmp_path))
+    assert "\n" not in str(err.value)
+
+
+def test_an_unsupported_model_type_names_the_supported_ones(tmp_path):
+    from qaexp.errors import ModelLoadError
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(ModelLoadError, match="model_type 'gpt2' has no Keras 3 model.*supported: bert"):
+        load_checkpoint(str(tmp_path))
+
+
 def test_a_tensor_of_the_wrong_shape_is_refused_by_name():
     folder, _ = _fixture("bert")
     tensors = read_safetensors(folder)

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from qaexp.errors import ModelLoadError, first_line
 from qaexp.model.pretrained import LoadReport, read_safetensors
 
 HEAD_PREFIX = "qa_outputs."
@@ -70,10 +71,20 @@ def export_weights(model) -> dict:
 
 
 def load_checkpoint(directory: str):
-    """(model, LoadReport) for a directory with `config.json` and PyTorch-named safetensors."""
+    """(model, LoadReport) for a directory with `config.json` and PyTorch-named safetensors (sharded or not, fp32,
+    fp16 or bf16). A config qaexp cannot build, or weights that do not fit it, is a one-line ModelLoadError."""
     from qaexp.model.families import build_qa_model
 
-    with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
-        config = json.load(f)
-    model = build_qa_model(config)
-    return model, load_weights(model, read_safetensors(directory))
+    path = os.path.join(directory, "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"cannot read {path}: {first_line(err, limit=300)} (a checkpoint directory needs the "
+                             "config.json its weights were saved with)") from err
+    try:
+        model = build_qa_model(config)
+        return model, load_weights(model, read_safetensors(directory))
+    except (ValueError, KeyError) as err:
+        what = f"missing key {err}" if isinstance(err, KeyError) else first_line(err, limit=300)
+        raise ModelLoadError(f"{directory}: {what}") from err
