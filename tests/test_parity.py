@@ -151,3 +151,60 @@ def test_a_tensor_of_the_wrong_shape_is_refused_by_name():
         model = build_qa_model(json.load(f))
     with pytest.raises(ValueError, match="word_embeddings.weight has shape \\(98, 32\\)"):
         load_weights(model, tensors)
+
+
+@pytest.mark.parametrize("policy, atol", [("mixed_float16", 0.02), ("mixed_bfloat16", 0.2)])
+def test_under_mixed_precision_the_logits_stay_float32_and_finite(policy, atol):
+    import keras
+
+    folder, data = _fixture("deberta-v2")  # the family with the most arithmetic between mask and softmax
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        model, _ = load_checkpoint(folder)
+        out = model(model.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask")}))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    real = data["attention_mask"].astype(bool)
+    for name in ("start_logits", "end_logits"):
+        got = np.asarray(out[name])
+        assert got.dtype == np.float32 and np.isfinite(got).all()
+        # Half precision costs ~3e-3 (float16) and ~5e-2 (bfloat16) here; a mask fill that overflows gives NaN/inf.
+        np.testing.assert_allclose(got[real], data[name][real], atol=atol, rtol=0)
+
+
+def test_the_model_modules_import_neither_tensorflow_nor_tf_keras():
+    # Backend-neutral by construction: keras.ops only, so the models run on JAX (next test).
+    import re
+
+    folder = os.path.join(os.path.dirname(__file__), "..", "qaexp", "model", "families")
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            source = open(os.path.join(folder, name), encoding="utf-8").read()
+            assert not re.search(r"^\s*(import|from)\s+(tensorflow|tf_keras)\b", source, re.M), name
+
+
+def test_every_family_matches_transformers_on_the_jax_backend_without_tensorflow():
+    pytest.importorskip("jax")
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np, keras\n"
+        "from qaexp.model.families.weights import load_checkpoint\n"
+        "assert keras.backend.backend() == 'jax'\n"
+        f"for family in {FAMILIES!r}:\n"
+        f"    folder = {FIXTURES!r} + '/' + family\n"
+        "    data = np.load(folder + '/inputs_logits.npz')\n"
+        "    model, _ = load_checkpoint(folder)\n"
+        "    names = ('input_ids', 'attention_mask', 'token_type_ids')\n"
+        "    out = model(model.select_inputs({k: data[k].astype('int32') for k in names if k in data}))\n"
+        "    real = data['attention_mask'].astype(bool)\n"
+        "    for name in ('start_logits', 'end_logits'):\n"
+        "        np.testing.assert_allclose(np.asarray(out[name])[real], data[name][real], atol=1e-4, rtol=0)\n"
+        "print('tensorflow imported:', 'tensorflow' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, KERAS_BACKEND="jax"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tensorflow imported: False" in done.stdout
