@@ -143,6 +143,26 @@ def test_an_unsupported_model_type_names_the_supported_ones(tmp_path):
         load_checkpoint(str(tmp_path))
 
 
+def test_a_sharded_checkpoint_loads_every_shard(tmp_path):
+    from safetensors.numpy import save_file
+
+    folder, data = _fixture("roberta")
+    tensors = read_safetensors(folder)
+    names = sorted(tensors)
+    halves = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
+              "model-00002-of-00002.safetensors": names[len(names) // 2:]}
+    for shard, part in halves.items():
+        save_file({name: tensors[name] for name in part}, str(tmp_path / shard))
+    index = {"metadata": {}, "weight_map": {name: shard for shard, part in halves.items() for name in part}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    (tmp_path / "config.json").write_text(open(os.path.join(folder, "config.json"), encoding="utf-8").read())
+    model, report = load_checkpoint(str(tmp_path))
+    assert sorted(report.loaded) == names and report.new == []
+    out = model(model.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask")}))
+    real = data["attention_mask"].astype(bool)
+    np.testing.assert_allclose(np.asarray(out["start_logits"])[real], data["start_logits"][real], atol=1e-4, rtol=0)
+
+
 def test_a_tensor_of_the_wrong_shape_is_refused_by_name():
     folder, _ = _fixture("bert")
     tensors = read_safetensors(folder)
@@ -184,6 +204,7 @@ def test_the_model_modules_import_neither_tensorflow_nor_tf_keras():
             assert not re.search(r"^\s*(import|from)\s+(tensorflow|tf_keras)\b", source, re.M), name
 
 
+@pytest.mark.slow
 def test_every_family_matches_transformers_on_the_jax_backend_without_tensorflow():
     pytest.importorskip("jax")
     import subprocess
