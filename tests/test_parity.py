@@ -229,3 +229,26 @@ def test_every_family_matches_transformers_on_the_jax_backend_without_tensorflow
                           env=dict(os.environ, KERAS_BACKEND="jax"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "tensorflow imported: False" in done.stdout
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_trainable_weight_gets_a_gradient(family):
+    # A variable that is loaded but never used (a wrong branch, a shared layer run twice by mistake instead of
+    # its own) would match no transformers weight's role: it gets no gradient.
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("gradients taken with TensorFlow's tape here")
+    import tensorflow as tf
+
+    folder, data = _fixture(family)
+    model, _ = load_checkpoint(folder)
+    inputs = model.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask",
+                                                                       "token_type_ids") if k in data})
+    with tf.GradientTape() as tape:
+        out = model(inputs, training=False)
+        loss = tf.reduce_sum(out["start_logits"][:, 1]) + tf.reduce_sum(out["end_logits"][:, 2])
+    gradients = tape.gradient(loss, model.trainable_variables)
+    ungraded = [v.path for v, g in zip(model.trainable_variables, gradients)
+                if g is None or not np.any(np.asarray(tf.convert_to_tensor(g)))]
+    assert ungraded == []
