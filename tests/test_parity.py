@@ -6,6 +6,7 @@ environment; its docstring says how), so this suite needs no torch.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -20,6 +21,12 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parity")
 FAMILIES = ["bert", "roformer", "distilbert", "roberta", "xlm-roberta", "electra", "albert", "deberta-v2"]
 
 
+@functools.lru_cache(maxsize=None)
+def _loaded(family):
+    """(model, report) of a fixture checkpoint, built once: the tests below only read the model."""
+    return load_checkpoint(os.path.join(FIXTURES, family))
+
+
 def _fixture(family):
     folder = os.path.join(FIXTURES, family)
     data = np.load(os.path.join(folder, "inputs_logits.npz"))
@@ -29,7 +36,7 @@ def _fixture(family):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_keras_logits_equal_transformers_on_the_unpadded_positions(family):
     folder, data = _fixture(family)
-    model, report = load_checkpoint(folder)
+    model, report = _loaded(family)
     assert report.new == [] and report.unused == []
     inputs = model.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask",
                                                                        "token_type_ids") if k in data})
@@ -45,7 +52,7 @@ def test_keras_logits_equal_transformers_on_the_unpadded_positions(family):
 def test_every_checkpoint_tensor_is_loaded_and_saved_back_bit_for_bit(family):
     folder, _ = _fixture(family)
     tensors = read_safetensors(folder)
-    model, report = load_checkpoint(folder)
+    model, report = _loaded(family)
     assert sorted(report.loaded) == sorted(tensors)
     exported = export_weights(model)
     assert sorted(exported) == sorted(tensors)
@@ -57,8 +64,7 @@ def test_every_checkpoint_tensor_is_loaded_and_saved_back_bit_for_bit(family):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_model_takes_token_type_ids_only_where_the_family_has_them(family):
     folder, data = _fixture(family)
-    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
-        model = build_qa_model(json.load(f))
+    model, _ = _loaded(family)
     assert ("token_type_ids" in model.input_names) == ("token_type_ids" in data)
     batch = {k: data[k].astype("int32") for k in ("input_ids", "attention_mask")}
     batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
@@ -116,8 +122,7 @@ def test_a_transformers_config_object_builds_the_same_model_as_the_json(family):
 
     folder, _ = _fixture(family)
     from_object = build_qa_model(AutoConfig.from_pretrained(folder))
-    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
-        from_json = build_qa_model(json.load(f))
+    from_json, _ = _loaded(family)  # built from the parsed config.json
     assert from_object.input_names == from_json.input_names
     shapes = {name: tuple(var.shape) for name, (var, _) in from_json.hf_weights().items()}
     assert {name: tuple(var.shape) for name, (var, _) in from_object.hf_weights().items()} == shapes
@@ -242,7 +247,7 @@ def test_every_trainable_weight_gets_a_gradient(family):
     import tensorflow as tf
 
     folder, data = _fixture(family)
-    model, _ = load_checkpoint(folder)
+    model, _ = _loaded(family)
     inputs = model.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask",
                                                                        "token_type_ids") if k in data})
     with tf.GradientTape() as tape:

@@ -1,9 +1,10 @@
 """Keras 3 question-answering models, one module per architecture, chosen by the checkpoint's `model_type`.
 
 A family module defines MODEL_TYPES, PREFIX (the PyTorch name prefix of the encoder, e.g. `bert`), INPUTS (the
-inputs the architecture takes, or a function of the config giving them), ARCHITECTURE (transformers' `...ForQuestionAnswering` class name, or {model_type: name}) and
-`build_backbone(config)`, whose layer has `hf_weights()` -> {PyTorch name without the prefix: (variable,
-transpose)}. A new architecture is one new module plus one line in `_MODULES`.
+inputs the architecture takes, or a function of the config giving them), ARCHITECTURE (transformers'
+`...ForQuestionAnswering` class name, or {model_type: name}) and `build_backbone(config)`, whose layer has
+`hf_weights()` -> {PyTorch name without the prefix: (variable, transpose)}. A new architecture is one new module
+plus one line in `_MODULES`.
 """
 from __future__ import annotations
 

@@ -61,7 +61,8 @@ class BertBackbone(layers.Layer):
 
     def embedding_hf_weights(self) -> dict:
         out = {}
-        for name, layer in (("word_embeddings", self.word_embeddings), ("position_embeddings", self.position_embeddings),
+        for name, layer in (("word_embeddings", self.word_embeddings),
+                            ("position_embeddings", self.position_embeddings),
                             ("token_type_embeddings", self.token_type_embeddings)):
             out.update(embedding_weights(f"embeddings.{name}", layer))
         out.update(norm_weights("embeddings.LayerNorm", self.embeddings_norm))

@@ -31,8 +31,9 @@ def sinusoid_table(positions: int, dim: int) -> np.ndarray:
 
 
 def apply_rotary(x, positions):
-    """x * cos + rotate_half(x) * sin, with transformers' interleaved layout: the pair (x[2i], x[2i+1]) rotates by
-    angle i, so sin/cos are repeated element-wise ([s0, s0, s1, s1, ...]) and rotate_half(x) = [-x1, x0, -x3, x2, ...]."""
+    """x * cos + rotate_half(x) * sin, with transformers' interleaved layout: the pair (x[2i], x[2i+1]) rotates
+    by angle i, so sin/cos are repeated element-wise ([s0, s0, s1, s1, ...]) and
+    rotate_half(x) = [-x1, x0, -x3, x2, ...]."""
     sin, cos = positions
     shape = ops.shape(x)
     pairs = ops.reshape(x, (shape[0], shape[1], shape[2], -1, 2))
