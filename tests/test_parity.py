@@ -257,3 +257,19 @@ def test_every_trainable_weight_gets_a_gradient(family):
     ungraded = [v.path for v, g in zip(model.trainable_variables, gradients)
                 if g is None or not np.any(np.asarray(tf.convert_to_tensor(g)))]
     assert ungraded == []
+
+
+@pytest.mark.parametrize("family", ["bert", "roformer"])
+def test_a_new_model_starts_from_transformers_truncated_normal_initialisation(family):
+    folder, _ = _fixture(family)
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        config = dict(json.load(f), initializer_range=0.05)
+    model = build_qa_model(config)
+    weights = {name: np.asarray(variable.numpy()) for name, (variable, _) in model.hf_weights().items()}
+    words = weights[f"{family}.embeddings.word_embeddings.weight"]
+    assert np.abs(words).max() <= 2 * 0.05 + 1e-6 and 0.03 < words.std() < 0.05  # truncated at 2 sigma
+    assert 0.03 < weights["qa_outputs.weight"].std() < 0.05 and not weights["qa_outputs.bias"].any()
+    assert np.all(weights[f"{family}.embeddings.LayerNorm.weight"] == 1)
+    if family == "roformer":  # the sinusoid table is not a learned weight
+        table = weights["roformer.encoder.embed_positions.weight"]
+        np.testing.assert_array_equal(table, read_safetensors(folder)["roformer.encoder.embed_positions.weight"])

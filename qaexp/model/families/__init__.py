@@ -53,4 +53,18 @@ def build_qa_model(config):
     # One call on a tiny batch creates every variable, so the weight map can name them.
     dummy = np.ones((1, 4), dtype="int32")
     model({name: (dummy if name != "token_type_ids" else np.zeros_like(dummy)) for name in model.input_names})
+    initialise_like_transformers(model, config.get("initializer_range", 0.02))
     return model
+
+
+def initialise_like_transformers(model, stddev: float) -> None:
+    """Every matrix (Dense kernels, embeddings, the new qa_outputs head) drawn from a normal truncated at 2 standard
+    deviations of `initializer_range`, as transformers' TF models did, so a from-scratch model (conf/model/tiny)
+    and a new head start as they did with the old classes; biases and LayerNorm stay 0 / 1 (Keras' defaults).
+    Fixed tables (RoFormer's sinusoids) are left alone."""
+    import keras
+
+    draw = keras.initializers.TruncatedNormal(stddev=stddev)
+    for variable, _ in model.hf_weights().values():
+        if variable.trainable and len(variable.shape) == 2:
+            variable.assign(draw(variable.shape, dtype=variable.dtype))
