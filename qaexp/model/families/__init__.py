@@ -1,0 +1,70 @@
+"""Keras 3 question-answering models, one module per architecture, chosen by the checkpoint's `model_type`.
+
+A family module defines MODEL_TYPES, PREFIX (the PyTorch name prefix of the encoder, e.g. `bert`), INPUTS (the
+inputs the architecture takes, or a function of the config giving them), ARCHITECTURE (transformers'
+`...ForQuestionAnswering` class name, or {model_type: name}) and `build_backbone(config)`, whose layer has
+`hf_weights()` -> {PyTorch name without the prefix: (variable, transpose)}. A new architecture is one new module
+plus one line in `_MODULES`.
+"""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+# model_type -> module under qaexp.model.families
+_MODULES = {
+    "bert": "bert",
+    "roberta": "roberta",
+    "xlm-roberta": "roberta",
+    "distilbert": "distilbert",
+    "electra": "electra",
+    "albert": "albert",
+    "deberta-v2": "deberta_v2",
+    "roformer": "roformer",
+}
+
+MODEL_TYPES = tuple(_MODULES)
+
+
+def family_module(model_type: str):
+    if model_type not in _MODULES:
+        raise ValueError(f"model_type {model_type!r} has no Keras 3 model in qaexp (supported: "
+                         f"{', '.join(MODEL_TYPES)})")
+    return importlib.import_module(f"qaexp.model.families.{_MODULES[model_type]}")
+
+
+def config_dict(config) -> dict:
+    """A transformers config (PretrainedConfig) or a plain dict (a parsed config.json) as a plain dict."""
+    return dict(config) if isinstance(config, dict) else config.to_dict()
+
+
+def build_qa_model(config):
+    """The Keras 3 question-answering model for a transformers config, with its variables created (random)."""
+    from qaexp.model.families.common import QuestionAnsweringModel
+
+    config = config_dict(config)
+    model_type = config.get("model_type")
+    module = family_module(model_type)
+    architecture = module.ARCHITECTURE if isinstance(module.ARCHITECTURE, str) else module.ARCHITECTURE[model_type]
+    input_names = module.INPUTS(config) if callable(module.INPUTS) else module.INPUTS
+    model = QuestionAnsweringModel(module.build_backbone(config), family=model_type, prefix=module.PREFIX,
+                                   input_names=input_names, architecture=architecture, config=config)
+    # One call on a tiny batch creates every variable, so the weight map can name them.
+    dummy = np.ones((1, 4), dtype="int32")
+    model({name: (dummy if name != "token_type_ids" else np.zeros_like(dummy)) for name in model.input_names})
+    initialise_like_transformers(model, config.get("initializer_range", 0.02))
+    return model
+
+
+def initialise_like_transformers(model, stddev: float) -> None:
+    """Every matrix (Dense kernels, embeddings, the new qa_outputs head) drawn from a normal truncated at 2 standard
+    deviations of `initializer_range`, as transformers' TF models did, so a from-scratch model (conf/model/tiny)
+    and a new head start as they did with the old classes; biases and LayerNorm stay 0 / 1 (Keras' defaults).
+    Fixed tables (RoFormer's sinusoids) are left alone."""
+    import keras
+
+    draw = keras.initializers.TruncatedNormal(stddev=stddev)
+    for variable, _ in model.hf_weights().values():
+        if variable.trainable and len(variable.shape) == 2:
+            variable.assign(draw(variable.shape, dtype=variable.dtype))

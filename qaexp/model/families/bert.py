@@ -1,0 +1,79 @@
+"""BERT (bert-base/large, MiniLM): learned absolute positions, token types, post-LayerNorm encoder.
+
+PyTorch names: `bert.embeddings.{word,position,token_type}_embeddings`, `bert.embeddings.LayerNorm`,
+`bert.encoder.layer.N.<TransformerLayer.BERT_NAMES>`, `qa_outputs`. RoBERTa and ELECTRA reuse this backbone with
+their own position ids / embedding projection (their modules).
+"""
+from __future__ import annotations
+
+from keras import layers, ops
+
+from qaexp.model.families.common import (TransformerLayer, embedding_weights, key_mask, layer_norm,
+                                          norm_weights)
+
+MODEL_TYPES = ("bert",)
+PREFIX = "bert"
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+ARCHITECTURE = "BertForQuestionAnswering"
+
+
+class BertBackbone(layers.Layer):
+    """Embeddings (word + position + token type, LayerNorm, dropout) then the encoder layers; returns the last
+    hidden states. `embedding_size` differs from `hidden_size` in ELECTRA (a projection follows)."""
+
+    def __init__(self, config: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        hidden = config["hidden_size"]
+        emb = config.get("embedding_size") or hidden
+        eps = config.get("layer_norm_eps", 1e-12)
+        self.word_embeddings = layers.Embedding(config["vocab_size"], emb, name="word_embeddings")
+        self.position_embeddings = layers.Embedding(config.get("max_position_embeddings", 512), emb,
+                                                    name="position_embeddings")
+        self.token_type_embeddings = layers.Embedding(config.get("type_vocab_size", 2), emb,
+                                                      name="token_type_embeddings")
+        self.embeddings_norm = layer_norm(eps, "embeddings_norm")
+        self.dropout = layers.Dropout(config.get("hidden_dropout_prob", 0.1))
+        self.encoder_layers = [
+            TransformerLayer(hidden, config["num_attention_heads"], config["intermediate_size"],
+                             config.get("hidden_act", "gelu"), eps, config.get("hidden_dropout_prob", 0.1),
+                             config.get("attention_probs_dropout_prob", 0.1), name=f"layer_{i}")
+            for i in range(config["num_hidden_layers"])]
+
+    def position_ids(self, input_ids):
+        return ops.broadcast_to(ops.arange(ops.shape(input_ids)[1], dtype="int32")[None, :], ops.shape(input_ids))
+
+    def embed(self, inputs, training=None):
+        input_ids = inputs["input_ids"]
+        token_types = inputs.get("token_type_ids")
+        if token_types is None:
+            token_types = ops.zeros_like(input_ids)
+        x = (self.word_embeddings(input_ids) + self.position_embeddings(self.position_ids(input_ids))
+             + self.token_type_embeddings(token_types))
+        return self.dropout(self.embeddings_norm(x), training=training)
+
+    def call(self, inputs, training=None):
+        x = self.embed(inputs, training=training)
+        mask = key_mask(inputs)
+        for layer in self.encoder_layers:
+            x = layer(x, mask, training=training)
+        return x
+
+    def embedding_hf_weights(self) -> dict:
+        out = {}
+        for name, layer in (("word_embeddings", self.word_embeddings),
+                            ("position_embeddings", self.position_embeddings),
+                            ("token_type_embeddings", self.token_type_embeddings)):
+            out.update(embedding_weights(f"embeddings.{name}", layer))
+        out.update(norm_weights("embeddings.LayerNorm", self.embeddings_norm))
+        return out
+
+    def hf_weights(self) -> dict:
+        out = self.embedding_hf_weights()
+        for i, layer in enumerate(self.encoder_layers):
+            out.update(layer.hf_weights(f"encoder.layer.{i}."))
+        return out
+
+
+def build_backbone(config: dict) -> BertBackbone:
+    return BertBackbone(config, name="bert")

@@ -1,0 +1,90 @@
+"""PyTorch-named tensors <-> a Keras 3 question-answering model's variables, torch-free.
+
+`load_weights` fills the model from {PyTorch name: NumPy array} (as `qaexp.model.pretrained.read_safetensors`
+returns them) and reports what was loaded, what the model had to initialise itself and what it had no place for;
+`export_weights` is the inverse, the tensors `...ForQuestionAnswering.save_pretrained` would write, so loading then
+exporting gives back every loaded tensor bit for bit.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from qaexp.errors import ModelLoadError, first_line
+from qaexp.model.pretrained import LoadReport, read_safetensors
+
+HEAD_PREFIX = "qa_outputs."
+
+
+def _canonical(name: str, prefix: str) -> str:
+    """A checkpoint name in the `...ForQuestionAnswering` layout: a bare encoder checkpoint (`BertModel`, e.g. the
+    MiniLM sentence-transformers weights) names `embeddings.word_embeddings.weight` without the `bert.` prefix."""
+    if name.startswith(f"{prefix}.") or name.startswith(HEAD_PREFIX):
+        return name
+    return f"{prefix}.{name}"
+
+
+def load_weights(model, tensors: dict) -> LoadReport:
+    """Copy `tensors` into `model`. A missing `qa_outputs` keeps its fresh initialisation; a missing encoder tensor
+    is listed in `report.new` too (see `missing_encoder`): the caller refuses a model whose encoder is random.
+    A shape mismatch is a ValueError naming the tensor."""
+    wanted = model.hf_weights()
+    by_canonical = {}
+    unused = []
+    for name in tensors:
+        canonical = _canonical(name, model.prefix)
+        if canonical in wanted:
+            by_canonical[canonical] = name
+        else:
+            unused.append(name)
+    loaded = []
+    for canonical, (variable, transpose) in wanted.items():
+        if canonical not in by_canonical:
+            continue
+        source = by_canonical[canonical]
+        value = np.asarray(tensors[source], dtype="float32")
+        value = value.T if transpose else value
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(f"checkpoint tensor {source} has shape {tuple(tensors[source].shape)}, the "
+                             f"{model.family} model expects {tuple(variable.shape)} there (a config.json that "
+                             "does not match the weights)")
+        variable.assign(value)
+        loaded.append(source)
+    new = [name for name in wanted if name not in by_canonical]
+    return LoadReport(loaded=loaded, new=new, unused=sorted(unused))
+
+
+def missing_encoder(report: LoadReport) -> list[str]:
+    """The model weights a checkpoint did not provide, apart from the task head (which may start untrained)."""
+    return [name for name in report.new if not name.startswith(HEAD_PREFIX)]
+
+
+def export_weights(model) -> dict:
+    """{PyTorch name: float32 NumPy array} in the `...ForQuestionAnswering` layout (Linear weights (out, in))."""
+    out = {}
+    for name, (variable, transpose) in model.hf_weights().items():
+        value = np.asarray(variable.numpy(), dtype="float32")
+        out[name] = np.ascontiguousarray(value.T if transpose else value)
+    return out
+
+
+def load_checkpoint(directory: str):
+    """(model, LoadReport) for a directory with `config.json` and PyTorch-named safetensors (sharded or not, fp32,
+    fp16 or bf16). A config qaexp cannot build, or weights that do not fit it, is a one-line ModelLoadError."""
+    from qaexp.model.families import build_qa_model
+
+    path = os.path.join(directory, "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"cannot read {path}: {first_line(err, limit=300)} (a checkpoint directory needs the "
+                             "config.json its weights were saved with)") from err
+    try:
+        model = build_qa_model(config)
+        return model, load_weights(model, read_safetensors(directory))
+    except (ValueError, KeyError) as err:
+        what = f"missing key {err}" if isinstance(err, KeyError) else first_line(err, limit=300)
+        raise ModelLoadError(f"{directory}: {what}") from err
