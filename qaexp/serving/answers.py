@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 NO_ANSWER_SPAN = (0, 0)  # the Hugging Face convention for the empty answer
-TOKENIZE_CHUNK = 8  # questions tokenized at once: 8 contexts of 50,000 characters take about a quarter second
+TOKENIZE_CHUNK = 8  # questions tokenized at once: 8 contexts of 50,000 characters took about 0.5 s on 2 busy cores
 
 
 def questions_as_records(questions: list[dict]) -> list[dict]:

@@ -22,8 +22,8 @@ import signal
 import sys
 
 from qaexp.errors import QAExpError
-from qaexp.serving.payload import Limits
 from qaexp.serving.batcher import STOP_GRACE_S
+from qaexp.serving.payload import Limits
 from qaexp.serving.settings import add_setting_flags, describe, setting_overrides
 
 
