@@ -1,5 +1,6 @@
 """qaexp.serve: the HTTP API on a free local port, batching equivalence with `qaexp.predict --file`, SQuAD v2
-no-answers, bad requests, the page in headless chromium, and the batcher on its own."""
+no-answers, bad requests, the page in headless chromium, the command itself (huggingface_hub's clients on its root
+URL, stopping on SIGTERM), and the batcher on its own."""
 import asyncio
 import html
 import json
@@ -8,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -17,7 +19,7 @@ import pytest
 
 from conftest import REPO
 from qaexp.errors import QAExpError
-from qaexp.serving.batcher import RequestBatcher, ServiceBusy
+from qaexp.serving.batcher import RequestBatcher, ServiceBusy, ServiceStopping
 from qaexp.serving.settings import answer_settings, trained_settings
 
 httpx = pytest.importorskip("httpx")
@@ -127,6 +129,135 @@ def test_huggingface_hub_inference_client_talks_to_it(url, monkeypatch, request)
     assert len(ranked) == 3 and (ranked[0].answer, ranked[0].start, ranked[0].end) == (best.answer, best.start,
                                                                                           best.end)
     assert record["context"][best.start:best.end] == best.answer
+
+
+class ServeProcess:
+    """`python -m qaexp.serve MODEL --port 0` as a user runs it, (re)started when a test asks for its URL."""
+
+    def __init__(self, model_dir: str, log_dir):
+        self.model_dir, self.log_dir = model_dir, log_dir
+        self.process, self._url, self.starts = None, None, 0
+
+    @property
+    def url(self) -> str:
+        if self.process is None or self.process.poll() is not None:
+            self._start()
+        return self._url
+
+    def _start(self) -> None:
+        self.starts += 1
+        self.log = self.log_dir / f"serve-{self.starts}.stderr"  # a file: a full pipe would block the service
+        with open(self.log, "w") as stderr:
+            self.process = subprocess.Popen([sys.executable, "-m", "qaexp.serve", self.model_dir, "--port", "0"],
+                                            cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        for line in self.process.stdout:
+            found = re.search(r"listening on (http://\S+?)/ ", line)
+            if found:
+                self._url = found.group(1)
+                return
+        raise AssertionError(f"qaexp serve did not start: {self.stderr()[-2000:]}")
+
+    def stop(self, stop_signal=signal.SIGTERM) -> float:
+        """Seconds from the signal to the end of the process."""
+        began = time.monotonic()
+        self.process.send_signal(stop_signal)
+        self.process.wait(timeout=60)
+        return time.monotonic() - began
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def served(trained_tiny_model, tmp_path_factory):
+    """One `qaexp serve` subprocess for the tests of the command (a test that stops it leaves the next a new one)."""
+    process = ServeProcess(str(trained_tiny_model / "model"), tmp_path_factory.mktemp("serve_logs"))
+    yield process
+    process.kill()
+
+
+@pytest.mark.slow
+def test_huggingface_hub_clients_on_the_root_url_answer_as_qaexp_predict(served, tmp_path, monkeypatch, request):
+    """InferenceClient(model="http://HOST:PORT"), the way any hosted endpoint is used, posts to / itself."""
+    pytest.importorskip("aiohttp")  # AsyncInferenceClient's HTTP client (the dev extra)
+    from huggingface_hub import AsyncInferenceClient, InferenceClient, QuestionAnsweringOutputElement, constants
+    from huggingface_hub.utils import reset_sessions
+    from qaexp.tools import predict
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests' offline switch; this URL is local
+    reset_sessions()  # a session made earlier in this process was made offline
+    request.addfinalizer(reset_sessions)
+
+    records = synthetic_questions()[4:8] + synthetic_questions()[-2:]  # the last two need several windows
+    data = tmp_path / "questions.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert predict.main([served.model_dir, "--file", str(data), "--output", str(tmp_path / "out.json"),
+                         "--top-k", "3"]) == 0
+    expected = json.loads((tmp_path / "out.json").read_text())
+
+    url = served.url
+    client = InferenceClient(model=url)
+    synchronous = [(client.question_answering(question=r["question"], context=r["context"]),
+                    client.question_answering(question=r["question"], context=r["context"], top_k=3))
+                   for r in records]
+
+    async def ask_all():
+        async with AsyncInferenceClient(model=url) as async_client:
+            asked = [async_client.question_answering(question=r["question"], context=r["context"], top_k=top_k)
+                     for r in records for top_k in (None, 3)]
+            replies = await asyncio.gather(*asked)
+        return list(zip(replies[::2], replies[1::2]))
+
+    for replies in (synchronous, asyncio.run(ask_all())):
+        for record, (best, ranked) in zip(records, replies):
+            theirs = expected[record["id"]]
+            assert isinstance(best, QuestionAnsweringOutputElement) and best.answer == theirs["answer"]
+            assert record["context"][best.start:best.end] == best.answer
+            assert [c.answer for c in ranked] == [a["text"] for a in theirs["answers"]]
+            assert [c.score for c in ranked] == pytest.approx([a["score"] for a in theirs["answers"]], rel=1e-4)
+            assert (ranked[0].answer, ranked[0].start, ranked[0].end) == (best.answer, best.start, best.end)
+
+
+@pytest.mark.slow
+def test_the_root_url_serves_the_page_on_get_and_answers_on_post(served):
+    page = httpx.get(f"{served.url}/", timeout=60)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<form' in page.text and 'id="context-view"' in page.text
+    body = {"inputs": [{"question": "Who wrote it?", "context": "Ada wrote it in London."}],
+            "parameters": {"top_k": 2}}
+    at_root, at_predict = (httpx.post(f"{served.url}{path}", json=body, timeout=60) for path in ("/", "/predict"))
+    assert at_root.status_code == at_predict.status_code == 200
+    assert_same_answers(at_root.json()[0], at_predict.json()[0])
+    bad = httpx.post(f"{served.url}/", content=b'{"inputs": ', timeout=60)
+    assert bad.status_code == 400 and bad.json()["error"].startswith("invalid JSON")
+
+
+@pytest.mark.slow
+def test_sigterm_refuses_the_request_in_flight_with_a_503_and_ends_the_process_within_1_5_s(served):
+    from qaexp.data.synthetic import generate_examples
+
+    url = served.url
+    # 64 contexts of about 44,000 characters (the most one request may carry): some 4,500 windows, tens of
+    # seconds of work for the model on two cores, far beyond the 0.5 s grace a stop gives.
+    records = generate_examples(64, seed=4, split="test", long_context_sentences=800)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reply = pool.submit(httpx.post, f"{url}/", json={"inputs": [as_input(r) for r in records]}, timeout=120)
+        time.sleep(1.0)
+        assert not reply.done(), "the request was answered before the stop: make it longer"
+        seconds = served.stop(signal.SIGTERM)
+        response = reply.result()
+    assert response.status_code == 503, response.text[:500]
+    error = response.json()["error"]
+    assert error.startswith("the service is stopping and did not answer") and "send the request again" in error
+    log = served.stderr()
+    assert served.process.returncode == 0, log[-2000:]
+    assert seconds < 1.5, f"{seconds:.2f} s from SIGTERM to the end of the process"
+    assert log.rstrip().endswith("qaexp serve: stopped") and "Traceback" not in log, log[-2000:]
 
 
 @pytest.mark.slow
@@ -399,6 +530,60 @@ def test_batcher_refuses_beyond_its_queue_and_survives_a_failing_batch():
     results, failing, after, refusals = asyncio.run(scenario())
     assert results == [["answer to a"], ["answer to b"]] and after == ["answer to d"] and refusals == 1
     assert isinstance(failing[0], ValueError)
+
+
+def test_batcher_close_answers_within_the_grace_then_refuses_and_the_model_thread_gives_up():
+    """After the grace period the request being answered (5 s of work) and the one queued behind it get
+    ServiceStopping, the model thread gives up at its next step, and later requests are refused at once."""
+    steps = []
+
+    def answer_all(questions):
+        for _ in range(100 if "long" in questions else 1):  # steps of 50 ms, like forward passes
+            if batcher.abandon.is_set():
+                raise RuntimeError("abandoned")
+            steps.append(questions[0])
+            time.sleep(0.05)
+        return [f"answer to {q}" for q in questions]
+
+    batcher = RequestBatcher(answer_all, max_wait_ms=0)
+
+    async def scenario():
+        await batcher.start()
+        long = asyncio.create_task(batcher.answer(["long"]))
+        await asyncio.sleep(0.01)
+        quick = asyncio.create_task(batcher.answer(["quick"]))  # queued behind "long"
+        await asyncio.sleep(0.01)
+        began = time.monotonic()
+        closing = asyncio.create_task(batcher.close(0.3))
+        results = await asyncio.gather(long, quick, return_exceptions=True)
+        await closing
+        closed_after = time.monotonic() - began
+        with pytest.raises(ServiceStopping):
+            await batcher.answer(["late"])
+        await batcher.stop()  # the lifespan's stop after close() changes nothing
+        return results, closed_after
+
+    (long_result, quick_result), closed_after = asyncio.run(scenario())
+    assert isinstance(long_result, ServiceStopping) and isinstance(quick_result, ServiceStopping)
+    assert 0.3 <= closed_after < 1.0  # the grace, then at most one step of the model thread
+    assert steps.count("long") < 20 and "quick" not in steps
+
+
+def test_batcher_close_returns_as_soon_as_nothing_is_left_to_answer():
+    async def scenario():
+        batcher = RequestBatcher(echo_batches([], 0.05), max_wait_ms=0)
+        await batcher.start()
+        answered = asyncio.create_task(batcher.answer(["a"]))
+        await asyncio.sleep(0.01)
+        closing = asyncio.create_task(batcher.close(5.0))
+        result = await answered  # answered within the grace
+        began = time.monotonic()
+        batcher.hurry()  # what the server does once the connections are done
+        await closing
+        return result, time.monotonic() - began
+
+    result, hurried_after = asyncio.run(scenario())
+    assert result == ["answer to a"] and hurried_after < 0.5
 
 
 @pytest.mark.slow

@@ -21,18 +21,28 @@ FILL_LOGIT = -1e4  # beyond a window's end; offsets there are -1, so no span can
 _FORWARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+class Abandoned(Exception):
+    """predict_logits stopped between forward passes because its caller's should_stop() said so."""
+
+
 def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_loss: bool = False,
-                   progress: bool = False):
-    """Start/end logits of shape (n_windows, longest window) and, with labels, the mean loss."""
-    start, end, losses = _block_logits(model, windows, batch_size, pad_id, with_loss, progress)
+                   progress: bool = False, should_stop=None):
+    """Start/end logits of shape (n_windows, longest window) and, with labels, the mean loss.
+
+    should_stop (a callable, asked before each forward pass): when it returns true, raise Abandoned, so that a
+    caller on another thread (qaexp serve stopping) need not wait for the rest of a long set of windows."""
+    start, end, losses = _block_logits(model, windows, batch_size, pad_id, with_loss, progress, should_stop)
     return start, end, (float(np.mean(np.concatenate(losses))) if with_loss else None)
 
 
-def _block_logits(model, windows: Windows, batch_size: int, pad_id: int, with_loss: bool, progress: bool):
+def _block_logits(model, windows: Windows, batch_size: int, pad_id: int, with_loss: bool, progress: bool,
+                  should_stop=None):
     """Start/end logits over `windows` and the per-batch losses."""
     from tqdm.auto import tqdm
 
     forward = _forward_function(model, with_loss)
+    if should_stop is not None:
+        forward = _unless_stopped(forward, should_stop)
     width = int(windows.lengths.max())
     start = np.full((len(windows), width), FILL_LOGIT, dtype=np.float32)
     end = np.full_like(start, FILL_LOGIT)
@@ -119,6 +129,14 @@ def answer(examples: list[dict], windows: Windows, start: np.ndarray, end: np.nd
         n_best_size=data_cfg.n_best_size, max_answer_length=data_cfg.max_answer_length,
         version_2=data_cfg.version_2_with_negative,
         null_score_diff_threshold=data_cfg.null_score_diff_threshold, cls_index=windows.cls_index)
+
+
+def _unless_stopped(forward, should_stop):
+    def checked(batch):
+        if should_stop():
+            raise Abandoned("stopped before the last forward pass")
+        return forward(batch)
+    return checked
 
 
 def _forward_function(model, with_loss: bool):

@@ -1,4 +1,5 @@
-"""The FastAPI application: POST /predict, GET /health and the page at /."""
+"""The FastAPI application: POST /predict (and POST /, where Inference API clients send), GET /health and the page
+at GET /."""
 
 import contextlib
 import logging
@@ -9,7 +10,7 @@ from importlib import resources
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from qaexp.serving.batcher import RequestBatcher, ServiceBusy
+from qaexp.serving.batcher import RequestBatcher, ServiceBusy, ServiceStopping
 from qaexp.serving.payload import Limits, RequestError, parse_predict_body, reply
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ def create_app(service: Service) -> FastAPI:
         return {"status": "ok", **model_description(service), "batching": service.batcher.batching,
                 "pending_requests": service.batcher.pending, **service.batcher.stats.as_dict()}
 
+    # huggingface_hub's InferenceClient(model="http://HOST:PORT") posts to the URL as given, i.e. to /; Hugging
+    # Face's inference toolkit answers there too. GET / stays the page.
+    @app.post("/")
     @app.post("/predict")
     async def predict(request: Request):
         parsed = parse_predict_body(await request.body(), service.limits)
@@ -61,6 +65,9 @@ def create_app(service: Service) -> FastAPI:
             ranked = await service.batcher.answer(parsed.questions)
         except ServiceBusy as err:
             return JSONResponse({"error": f"the service is busy: {err}"}, status_code=503)
+        except ServiceStopping as err:
+            return JSONResponse({"error": f"the service is stopping and did not answer: {err}; send the request "
+                                          "again once it runs again"}, status_code=503)
         except Exception as err:
             return JSONResponse({"error": f"answering failed: {type(err).__name__}: {err}"}, status_code=500)
         return JSONResponse(reply(parsed, ranked))

@@ -6,21 +6,32 @@ answers. It waits only while requests come together (the last pass answered more
 never waits for company that does not come, and under load the queue fills while the model works anyway. The queue is bounded: when `max_pending` requests wait, a new one is refused
 (ServiceBusy, HTTP 503) instead of waiting without end. Answering a request alone or with others gives the same
 answers: windows are answered independently, padding is masked and post-processing is per question.
+
+Stopping (close): requests already taken keep being answered for a grace period; then the batch in progress is
+abandoned (answer_all sees `abandon` set and gives up at its next forward pass) and every request still
+unanswered gets ServiceStopping (HTTP 503), so the model thread ends at once and nobody waits without an answer.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE_S = 0.5  # after a stop signal, how long requests in flight may still take before they get 503
+
 
 class ServiceBusy(Exception):
     pass
+
+
+class ServiceStopping(Exception):
+    """The service stopped before it answered this request."""
 
 
 @dataclass
@@ -58,39 +69,77 @@ class RequestBatcher:
     """`answer_all(questions) -> per-question results` runs on one dedicated thread (the model's)."""
 
     def __init__(self, answer_all: Callable[[list], list], *, batching: bool = True, max_questions: int = 32,
-                 max_wait_ms: float = 5.0, max_pending: int = 256):
+                 max_wait_ms: float = 5.0, max_pending: int = 256, abandon: Optional[threading.Event] = None):
         self.answer_all, self.batching = answer_all, batching
+        # Set when the batcher gives up on the batch in progress (the service stops); answer_all may watch it.
+        self.abandon = abandon or threading.Event()
         self.max_questions, self.max_wait = max_questions, max_wait_ms / 1000.0
         self.max_pending = max_pending
         self.stats = BatchStats()
         self._queue: Optional[asyncio.Queue] = None
         self._held_over: Optional[_Waiting] = None  # taken from the queue but did not fit the last batch
         self._last_batch_requests = 0
+        self._unanswered: set[asyncio.Future] = set()  # the replies of the requests taken, until they are answered
         self._worker: Optional[asyncio.Task] = None
+        self._hurry: Optional[asyncio.Event] = None
+        self._closing: Optional[asyncio.Task] = None
         self._model_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="qaexp-model")
 
     async def start(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.max_pending)
+        self._hurry = asyncio.Event()
         self._worker = asyncio.create_task(self._work())
 
+    async def close(self, grace_s: float) -> None:
+        """Answer for up to grace_s seconds more (hurry() ends that early), then refuse what is left."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close(grace_s))
+        await asyncio.shield(self._closing)
+
+    def hurry(self) -> None:
+        """End close()'s grace period now: the requests still unanswered get ServiceStopping."""
+        if self._hurry is not None:
+            self._hurry.set()
+
     async def stop(self) -> None:
+        self.hurry()
+        await self.close(0.0)
+
+    async def _close(self, grace_s: float) -> None:
+        if self._hurry is not None:
+            try:
+                await asyncio.wait_for(self._hurry.wait(), grace_s)
+            except asyncio.TimeoutError:
+                pass
+        self.abandon.set()
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
-        self._model_thread.shutdown(wait=True)
+        for reply in list(self._unanswered):  # queued, gathered into a batch, or in the abandoned batch
+            if not reply.done():
+                reply.set_exception(ServiceStopping("its grace period for requests in flight ended"))
+        # Once the model thread is idle: soon, when answer_all watches `abandon`. Meanwhile the loop runs on, so
+        # the refused requests get their replies.
+        await asyncio.get_running_loop().run_in_executor(None, self._model_thread.shutdown)
 
     @property
     def pending(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
     async def answer(self, questions: list) -> list:
+        if self.abandon.is_set():
+            raise ServiceStopping("it takes no more requests")
         waiting = _Waiting(questions, asyncio.get_running_loop().create_future())
         try:
             self._queue.put_nowait(waiting)
         except asyncio.QueueFull:
             self.stats.busy_refusals += 1
             raise ServiceBusy(f"{self.max_pending} requests are already waiting; try again shortly") from None
-        return await waiting.reply
+        self._unanswered.add(waiting.reply)
+        try:
+            return await waiting.reply
+        finally:
+            self._unanswered.discard(waiting.reply)
 
     async def _work(self) -> None:
         while True:

@@ -1,13 +1,14 @@
 """Loading a model into a Service and running the app with uvicorn on a socket bound beforehand."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import socket
 import threading
 
 from qaexp.errors import QAExpError
 from qaexp.serving.app import Service, create_app
-from qaexp.serving.batcher import RequestBatcher
+from qaexp.serving.batcher import STOP_GRACE_S, RequestBatcher
 from qaexp.serving.payload import Limits
 from qaexp.serving.settings import answer_settings
 
@@ -24,14 +25,15 @@ def build_service(model_dir: str, overrides: dict, *, limits: Limits = Limits(),
 
     settings = answer_settings(model_dir, overrides)
     tokenizer, model = load_saved(model_dir)
+    abandon = threading.Event()  # set by the batcher when it stops: the forward passes end at the next one
     answer_all = functools.partial(ranked_answers, tokenizer, model, settings=settings,
-                                   batch_size=windows_per_forward)
+                                   batch_size=windows_per_forward, should_stop=abandon.is_set)
     # Trace the forward pass before the first request: once for one shape, then (another batch size and width)
     # for any shape, so no request waits for a retrace.
     answer_all(WARM_UP[:1])
     answer_all(WARM_UP)
     batcher = RequestBatcher(answer_all, batching=batching, max_questions=max_batch_questions,
-                             max_wait_ms=max_wait_ms, max_pending=max_pending)
+                             max_wait_ms=max_wait_ms, max_pending=max_pending, abandon=abandon)
     return Service(model_dir, tokenizer, model, settings, limits, batcher)
 
 
@@ -49,12 +51,34 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def uvicorn_server(service: Service, log_level: str = "warning", access_log: bool = False):
+def uvicorn_server(service: Service, log_level: str = "warning", access_log: bool = False,
+                   stop_grace_s: float = STOP_GRACE_S):
+    """uvicorn, whose stop (a signal, or should_exit) gives requests in flight stop_grace_s to be answered.
+
+    uvicorn alone waits for every connection (up to its timeout_graceful_shutdown), then cancels what is left
+    (a bare 500 and a traceback) and only then runs the lifespan's shutdown, which waited for the model thread
+    to finish the whole batch in progress; on a forced stop (a second Ctrl-C) it skipped the lifespan, and the
+    process lived on after "stopped" until that batch was done. Here the batcher's grace period starts with the
+    stop: then the requests still unanswered get a 503 that says so and the model thread gives up at its next
+    forward pass."""
     import uvicorn
 
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            closing = asyncio.ensure_future(service.batcher.close(stop_grace_s))
+            await super().shutdown(sockets)  # returns once the connections are done, or at once when forced
+            service.batcher.hurry()  # a forced stop skips the lifespan (and its batcher.stop())
+            await closing
+            if self.force_exit:
+                unfinished = [task for task in self.server_state.tasks if not task.done()]
+                if unfinished:  # the requests refused just now write their 503 before the loop ends
+                    await asyncio.wait(unfinished, timeout=0.2)
+                await self.lifespan.shutdown()  # quick now; skipped, it ends in a CancelledError traceback
+
+    # uvicorn's own limit only covers connections the batcher does not hold (say, a body still uploading).
     config = uvicorn.Config(create_app(service), log_level=log_level, access_log=access_log,
-                            timeout_graceful_shutdown=5)
-    return uvicorn.Server(config)
+                            timeout_graceful_shutdown=stop_grace_s + 1.0)
+    return Server(config)
 
 
 class ServerThread:
