@@ -80,3 +80,71 @@ def test_a_dataset_the_hub_does_not_have_is_one_line_of_its_own(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines == ["qaexp: error: dataset 'rajpurkar/squadd' does not exist on the Hugging Face hub (or it is "
                      "private or gated: set HF_TOKEN): check data.name"], result.stderr[-3000:]
+
+
+class LegacyNameHub:
+    """A local HF_ENDPOINT holding one dataset under a bare name (as the hub still redirects `squad`): its card
+    is served, every other file is missing. huggingface_hub >= 1.16 downloads the card, then refuses the name
+    when `datasets` makes an hf:// URI of it."""
+
+    COMMIT = "7b6d24c440a36b6815f21b70d25016731768db1f"
+    CARD = b"---\nlicense: cc-by-sa-4.0\n---\n# squad\n"
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self) -> "LegacyNameHub":
+        import hashlib
+        import http.server
+        import threading
+
+        hub = self
+        etag = hashlib.sha1(b"blob %d\0" % len(self.CARD) + self.CARD).hexdigest()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest's output clean
+                pass
+
+            def answer(self, body: bool):
+                path = self.path.split("?")[0]
+                if path.startswith(f"/datasets/{hub.name}/resolve/") and path.endswith("/README.md"):
+                    status, payload = 200, hub.CARD
+                    headers = {"X-Repo-Commit": hub.COMMIT, "ETag": f'"{etag}"'}
+                else:
+                    status, payload = 404, b'{"error":"Entry not found"}'
+                    headers = {"X-Repo-Commit": hub.COMMIT, "X-Error-Code": "EntryNotFound"}
+                self.send_response(status)
+                for key, value in {**headers, "Content-Length": str(len(payload))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if body:
+                    self.wfile.write(payload)
+
+            def do_GET(self):
+                self.answer(body=True)
+
+            def do_HEAD(self):
+                self.answer(body=False)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.skipif(not hasattr(__import__("huggingface_hub").errors, "HfUriError"),
+                    reason="this huggingface_hub follows the hub's redirect for a bare dataset name")
+def test_a_bare_dataset_name_the_installed_huggingface_hub_refuses_points_to_its_owner_name_id(tmp_path):
+    with LegacyNameHub("squad") as hub:
+        env = {"HF_HOME": str(tmp_path / "empty_home"), "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0",
+               "HF_ENDPOINT": hub.url}
+        result = run_cli(["-m", "qaexp", "model=tiny", "data=squad", "data.name=squad",
+                          f"hydra.run.dir={tmp_path / 'run'}"], env=env, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [
+        "qaexp: error: dataset 'squad' is named without its owner, which this huggingface_hub refuses: use "
+        "data.name=rajpurkar/squad"], result.stderr[-3000:]
