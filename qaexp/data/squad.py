@@ -91,14 +91,20 @@ def load_hub_dataset(name: str, config_name: Optional[str], key: str = "data.nam
     except ValueError as err:
         if _bare_name_refused(err, name):
             canonical = CANONICAL_DATASET_IDS.get(name, f"OWNER/{name} (the id on its hub page)")
-            raise DataError(f"dataset {name!r} is named without its owner, which this huggingface_hub refuses: "
-                            f"use {key}={canonical}{where}") from err
+            raise DataError(f"dataset {name!r} is named without its owner, which huggingface_hub "
+                            f"{_hub_version()} refuses: use {key}={canonical}{where}") from err
         raise
     except (ConnectionError, OSError, FileNotFoundError) as err:
         raise DataError(
             f"cannot load dataset {name!r} from the Hugging Face hub ({type(err).__name__}): it cannot be "
             "downloaded here. Use experiment=quickstart (synthetic data), or data=json "
             "data.train_file=... data.validation_file=... with local SQuAD files") from err
+
+
+def _hub_version() -> str:
+    import huggingface_hub
+
+    return huggingface_hub.__version__
 
 
 def _bare_name_refused(err: ValueError, name: str) -> bool:
