@@ -75,7 +75,7 @@ def test_unreachable_dataset_fails_with_one_clear_line(tmp_path):
     result = run_cli(["-m", "qaexp", "model=tiny", "data=squad", f"hydra.run.dir={tmp_path}"])
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    assert "'squad'" in result.stderr and "experiment=quickstart" in result.stderr
+    assert "'rajpurkar/squad'" in result.stderr and "experiment=quickstart" in result.stderr
 
 
 @pytest.mark.parametrize("layout", ["empty", "missing", "unknown_config"])

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import run_cli
 from hub_cache import FakeHub, closed_port, hub_build, hub_home  # noqa: F401  (session fixtures)
+from hub_dataset_cache import write_hub_dataset
 from test_hub_checkpoints import SMALL_DATA
 
 OFFLINE_ERROR_SECONDS = 10
@@ -28,9 +29,10 @@ def timed_run(overrides, env, tmp_path):
 
 
 @pytest.mark.parametrize("overrides, named, not_named", [
-    (["model=roberta-base"], ["model 'roberta-base'", "dataset 'squad'", "data=json"], []),
+    (["model=roberta-base"], ["model 'roberta-base'", "dataset 'rajpurkar/squad' (config plain_text)",
+                              "data=json"], []),
     (["model=roberta-base", "data=synthetic"], ["model 'roberta-base'"], ["squad", "data=json"]),
-    (["model=tiny", "data=squad"], ["dataset 'squad'", "data=json"], ["model=minilm"]),
+    (["model=tiny", "data=squad"], ["dataset 'rajpurkar/squad'", "data=json"], ["model=minilm"]),
 ])
 def test_unreachable_hub_and_nothing_cached_is_one_quick_line(tmp_path, overrides, named, not_named):
     result, seconds = timed_run(overrides, network_down(tmp_path / "empty_home"), tmp_path)
@@ -52,7 +54,8 @@ def test_hub_offline_names_every_need_without_probing(tmp_path):
         result, seconds = timed_run(["model=roberta-base"], env, tmp_path)
     assert hub.requests == []
     assert result.returncode == 2 and seconds < OFFLINE_ERROR_SECONDS, (seconds, result.stderr[-3000:])
-    assert "HF_HUB_OFFLINE=1" in result.stderr and "'roberta-base'" in result.stderr and "'squad'" in result.stderr
+    assert "HF_HUB_OFFLINE=1" in result.stderr and "'roberta-base'" in result.stderr
+    assert "'rajpurkar/squad'" in result.stderr
 
 
 @pytest.mark.slow  # builds the hub cache fixture and trains one epoch of a tiny roberta
@@ -64,39 +67,27 @@ def test_cached_model_and_unreachable_hub_run_from_the_cache(hub_home, tmp_path)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
 
 
-def write_cached_dataset(hf_home, name: str, records: list[dict]) -> None:
-    """A hub dataset as `datasets` leaves it once prepared, where its offline mode finds it:
-    HF_HOME/datasets/<name>/<config>/<version>/<hash>/ with dataset_info.json and <name>-<split>.arrow."""
-    import datasets
-    import pyarrow as pa
-
-    folder = hf_home / "datasets" / name / "plain_text" / "0.0.0" / "0123456789abcdef"
-    folder.mkdir(parents=True)
-    splits = datasets.SplitDict()
-    table = datasets.Dataset.from_list(records).data.table
-    for split in ("train", "validation"):
-        with pa.OSFile(str(folder / f"{name}-{split}.arrow"), "wb") as sink, \
-                pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        splits.add(datasets.SplitInfo(name=split, num_examples=len(records), dataset_name=name))
-    datasets.DatasetInfo(features=datasets.Dataset.from_list(records).features, splits=splits,
-                         config_name="plain_text", dataset_name=name).write_to_directory(str(folder))
-
-
 @pytest.mark.slow  # trains one epoch of the tiny model
 def test_cached_dataset_and_unreachable_hub_run_from_the_cache(tmp_path):
+    """data=squad from a cache `datasets` prepared, with the hub unreachable: the run goes offline and trains on
+    the first max_train_samples rows; the malformed row after them is never converted (it would stop the run)."""
     from qaexp.data.synthetic import generate_examples
 
     home = tmp_path / "hf_home"
-    write_cached_dataset(home, "squad", generate_examples(16, seed=1, difficulty="easy", split="train",
-                                                         unanswerable_fraction=0.0))
-    result, _ = timed_run(["model=tiny", "data=squad", "data.max_length=128", "data.doc_stride=48",
-                           "trainer.epochs=1", "trainer.verbose=0"], network_down(home), tmp_path)
+    train = generate_examples(17, seed=1, difficulty="easy", split="train", unanswerable_fraction=0.0)
+    train[16]["answers"]["answer_start"].append(0)  # one offset too many: refused when converted
+    validation = generate_examples(9, seed=2, difficulty="easy", split="validation", unanswerable_fraction=0.0)
+    validation[8]["context"] = " "  # an empty context: refused when checked
+    write_hub_dataset(home, "rajpurkar/squad", "plain_text", {"train": train, "validation": validation})
+    result, _ = timed_run(["model=tiny", "data=squad", "data.max_train_samples=16", "data.max_eval_samples=8",
+                           "data.max_length=128", "data.doc_stride=48", "trainer.epochs=1", "trainer.verbose=0"],
+                          network_down(home), tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "using the cached dataset 'squad'" in result.stdout, result.stdout[-3000:]
+    assert "using the cached dataset 'rajpurkar/squad' (config plain_text)" in result.stdout, result.stdout[-3000:]
     assert not any(noise in result.stderr + result.stdout for noise in RETRY_NOISE), result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["train_examples"] == 16, metrics
+    assert metrics["eval_examples"] == 8, metrics
 
 
 @pytest.mark.slow  # the hub_home fixture builds a model of every family once per session
@@ -104,7 +95,7 @@ def test_only_what_is_not_cached_is_named(hub_home, tmp_path):
     result, seconds = timed_run(["model=roberta-base"], network_down(hub_home), tmp_path)
     assert result.returncode == 2 and seconds < OFFLINE_ERROR_SECONDS, (seconds, result.stderr[-3000:])
     last = result.stderr.strip().splitlines()[-1]
-    assert "dataset 'squad'" in last and "roberta-base" not in last, last
+    assert "dataset 'rajpurkar/squad'" in last and "roberta-base" not in last, last
 
 
 def test_dataset_cache_lookup_agrees_with_datasets_offline_mode(tmp_path, monkeypatch):

@@ -31,13 +31,14 @@ def test_pretrained_card_header_has_base_model_license_and_model_index():
     assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert meta["license"] == "apache-2.0"
     assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "question-answering"
-    assert meta["datasets"] == ["squad"]
+    assert meta["datasets"] == ["rajpurkar/squad"]
     assert "question-answering" in meta["tags"] and "qaexp" in meta["tags"]
     (entry,) = meta["model-index"]
     assert entry["name"] == "me/minilm-squad"
     (result,) = entry["results"]
     assert result["task"]["type"] == "question-answering"
-    assert result["dataset"] == {"name": "squad", "type": "squad", "split": "validation"}
+    assert result["dataset"] == {"name": "rajpurkar/squad", "type": "rajpurkar/squad", "config": "plain_text",
+                                 "split": "validation"}
     assert {m["type"]: m["value"] for m in result["metrics"]} == {"exact_match": 47.61, "f1": 60.5}
     assert body.startswith("\n# me/minilm-squad\n")
 

@@ -38,6 +38,11 @@ def load_splits(data_cfg: DictConfig, with_train: bool = True) -> Splits:
         validation = read_records(data_cfg.validation_file) if data_cfg.validation_file else None
     else:
         train, validation = _hub_splits(data_cfg, with_train)
+    # A local file is parsed whole anyway, so its records are all checked and the limits apply to what is kept.
+    # A hub split is already cut to its limit (_hub_split: converting all ~88k rows of SQuAD train took seconds
+    # for a 300-question run): the checks below, duplicate and train/validation-shared ids and the v1/v2 check
+    # included, then speak for the first N rows only, the rows the run uses; a row data.on_bad_answer=skip drops
+    # is not replaced by row N+1.
     repairs: dict[str, int] = {}
     train = check_records(train, "train", data_cfg.on_bad_answer, repairs)
     validation = check_records(validation, "validation", data_cfg.on_bad_answer, repairs)
@@ -66,20 +71,51 @@ def _synthetic_splits(data_cfg: DictConfig, with_train: bool = True) -> tuple[Op
 
 def _hub_splits(data_cfg: DictConfig, with_train: bool = True) -> tuple[Optional[list[dict]], list[dict]]:
     loaded = load_hub_dataset(data_cfg.name, data_cfg.config_name)
-    train = _hub_split(loaded, data_cfg.train_split, data_cfg.name) if with_train else None
-    return train, _hub_split(loaded, data_cfg.validation_split, data_cfg.name)
+    train = _hub_split(loaded, data_cfg.train_split, data_cfg.name, data_cfg.max_train_samples) if with_train \
+        else None
+    return train, _hub_split(loaded, data_cfg.validation_split, data_cfg.name, data_cfg.max_eval_samples)
 
 
-def load_hub_dataset(name: str, config_name: Optional[str]) -> Any:
+# Hub names from before the hub gave every dataset an owner; huggingface_hub >= 1.16 refuses the bare names.
+CANONICAL_DATASET_IDS = {"squad": "rajpurkar/squad", "squad_v2": "rajpurkar/squad_v2"}
+
+
+def load_hub_dataset(name: str, config_name: Optional[str], key: str = "data.name", where: str = "") -> Any:
+    """The DatasetDict of a hub dataset; `key` (in `where`) is the setting that named it, for the error lines."""
     import datasets
+    from datasets.exceptions import DatasetNotFoundError
 
     try:
         return datasets.load_dataset(name, config_name)
+    except DatasetNotFoundError as err:  # the hub answered: no such repository (or not for this user)
+        raise DataError(f"dataset {name!r} does not exist on the Hugging Face hub (or it is private or gated: set "
+                        f"HF_TOKEN): check {key}{where}") from err
+    except ValueError as err:
+        if _bare_name_refused(err, name):
+            canonical = CANONICAL_DATASET_IDS.get(name, f"OWNER/{name} (the id on its hub page)")
+            raise DataError(f"dataset {name!r} is named without its owner, which huggingface_hub "
+                            f"{_hub_version()} refuses: use {key}={canonical}{where}") from err
+        raise
     except (ConnectionError, OSError, FileNotFoundError) as err:
         raise DataError(
             f"cannot load dataset {name!r} from the Hugging Face hub ({type(err).__name__}): it cannot be "
             "downloaded here. Use experiment=quickstart (synthetic data), or data=json "
             "data.train_file=... data.validation_file=... with local SQuAD files") from err
+
+
+def _hub_version() -> str:
+    import huggingface_hub
+
+    return huggingface_hub.__version__
+
+
+def _bare_name_refused(err: ValueError, name: str) -> bool:
+    """huggingface_hub >= 1.16 raises HfUriError for a dataset id without "owner/" (older ones have no such class
+    and follow the hub's redirect)."""
+    from huggingface_hub import errors
+
+    uri_error = getattr(errors, "HfUriError", None)
+    return uri_error is not None and isinstance(err, uri_error) and "/" not in name
 
 
 def load_eval_set(entry: DictConfig, on_bad_answer: str) -> list[dict]:
@@ -88,15 +124,22 @@ def load_eval_set(entry: DictConfig, on_bad_answer: str) -> list[dict]:
         require_files({f"data.extra_eval.{entry.name}.file": entry.file})
         records = read_records(entry.file)
     else:
-        records = _hub_split(load_hub_dataset(entry.dataset, entry.config_name), entry.split, entry.dataset)
+        loaded = load_hub_dataset(entry.dataset, entry.config_name, "dataset",
+                                  f" in data.extra_eval entry {entry.name!r}")
+        records = _hub_split(loaded, entry.split, entry.dataset, entry.max_eval_samples)
     repairs: dict[str, int] = {}
     return _limit(check_records(records, f"extra_eval {entry.name}", on_bad_answer, repairs), entry.max_eval_samples)
 
 
-def _hub_split(loaded: Any, split: str, name: str) -> list[dict]:
+def _hub_split(loaded: Any, split: str, name: str, limit: Optional[int] = None) -> list[dict]:
+    """The split's first `limit` rows as records: only those are read from the Arrow cache and converted (SQuAD's
+    train split has ~88k rows; a 300-sample run converts 300)."""
     if split not in loaded:
         raise DataError(f"dataset {name!r} has no split {split!r}; it has: {', '.join(loaded)}")
-    return [_normalise_record(r) for r in loaded[split]]
+    rows = loaded[split]
+    if limit is not None and limit < len(rows):
+        rows = rows.select(range(limit))  # a contiguous range: a slice of the Arrow table, nothing copied
+    return [_normalise_record(r, f"{name} {split} row {n}") for n, r in enumerate(rows)]
 
 
 # ---- local files -------------------------------------------------------------------------------------

@@ -39,11 +39,12 @@ class HubNeed:
     """One thing the run fetches from the hub."""
 
     kind: str  # "model" or "dataset"
-    name: str  # the repo id (and revision / config) as the user gave it
+    name: str  # the repo id (and @revision) as the user gave it
     cached: bool
+    detail: str = ""  # e.g. " (config plain_text)": a dataset's config, outside the quoted id the user can search for
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.name!r}"
+        return f"{self.kind} {self.name!r}{self.detail}"
 
 
 def preflight(cfg: DictConfig) -> None:
@@ -70,8 +71,8 @@ def hub_needs(cfg: DictConfig) -> list[HubNeed]:
         at = f"@{cfg.model.revision}" if cfg.model.revision else ""
         needs.append(HubNeed("model", checkpoint + at, model_cached(checkpoint, cfg.model.revision)))
     if cfg.data.source == DataSource.hub and cfg.data.name:
-        config = f"/{cfg.data.config_name}" if cfg.data.config_name else ""
-        needs.append(HubNeed("dataset", cfg.data.name + config, dataset_cached(cfg.data.name, cfg.data.config_name)))
+        config = f" (config {cfg.data.config_name})" if cfg.data.config_name else ""
+        needs.append(HubNeed("dataset", cfg.data.name, dataset_cached(cfg.data.name, cfg.data.config_name), config))
     return needs
 
 
