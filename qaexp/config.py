@@ -21,6 +21,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from qaexp.data import window_rule
 from qaexp.errors import ConfigError
 
 
@@ -109,12 +110,12 @@ class DataConfig:
     train_file: Optional[str] = None
     validation_file: Optional[str] = None
     version_2_with_negative: bool = False
-    max_length: int = 384
-    doc_stride: int = 128
+    max_length: int = window_rule.MAX_LENGTH
+    doc_stride: int = window_rule.DOC_STRIDE
     max_train_samples: Optional[int] = None
     max_eval_samples: Optional[int] = None
-    max_answer_length: int = 30
-    n_best_size: int = 20
+    max_answer_length: int = window_rule.MAX_ANSWER_LENGTH
+    n_best_size: int = window_rule.N_BEST_SIZE
     null_score_diff_threshold: float = 0.0
     # SQuAD v2: off uses null_score_diff_threshold; eval tunes it on the evaluation set (best F1, optimistic
     # figures); split tunes it on a seeded part of it and reports on the rest. The model keeps it (model/qaexp.json).
@@ -239,7 +240,7 @@ def validate(cfg: DictConfig) -> None:
 
     check_numbers(cfg)  # every numeric key against its range, in qaexp/limits.py
     data = cfg.data
-    _check_window(data)
+    window_rule.check_window(data.max_length, data.doc_stride)  # the rule every tool applies too (data/window_rule.py)
     if cfg.model.from_scratch:
         _check_architecture(cfg.model.architecture)
         arch = cfg.model.architecture
@@ -285,22 +286,6 @@ def _check_evaluation_options(data: DictConfig) -> None:
         if entry.source == EvalSource.hub and not entry.dataset:
             raise ConfigError(f"{where} ({entry.name}) with source=hub needs dataset=NAME (a hub dataset)")
         check_value(f"{where}.max_eval_samples", entry.max_eval_samples, NUMBERS["data.max_eval_samples"])
-
-
-# Tokens the window needs besides the context: special tokens (at most 4, RoBERTa's pairs) and a question
-# of at least this many tokens; longer questions are cut at run time (windows.truncate_long_questions).
-SPECIAL_TOKENS_ALLOWANCE = 4
-MIN_QUESTION_TOKENS = 8
-
-def _check_window(data: DictConfig) -> None:
-    if not 0 < data.doc_stride < data.max_length:
-        raise ConfigError(f"data.doc_stride={data.doc_stride} must be > 0 and < data.max_length={data.max_length}")
-    room = data.max_length - SPECIAL_TOKENS_ALLOWANCE - MIN_QUESTION_TOKENS
-    if data.doc_stride >= room:
-        raise ConfigError(
-            f"data.doc_stride={data.doc_stride} leaves no room for the question in data.max_length="
-            f"{data.max_length}: it must be < {room} (max_length - {SPECIAL_TOKENS_ALLOWANCE} special tokens - "
-            f"{MIN_QUESTION_TOKENS} question tokens)")
 
 
 # These models number positions from padding_idx + 1 = 2, so two position embeddings are never used.

@@ -2,8 +2,8 @@
 
 `config.validate` calls `check_numbers` and `check_directories` before anything heavy is imported, so a value
 out of range is one line naming the key and its valid range within seconds. Checks that relate two keys
-(doc_stride against max_length, grad_accum_steps against batch_size, the model's position limit) stay in
-config.py; the data files are checked where they are read (data/squad.py), the model directory where it is
+(grad_accum_steps against batch_size, the model's position limit) stay in config.py, doc_stride against
+max_length in data/window_rule.py (the tools apply it too); the data files are checked where they are read (data/squad.py), the model directory where it is
 resolved (model/pretrained.py).
 
 A new numeric key in the schema needs a row in NUMBERS (tests/test_limits.py fails until it has one).
@@ -89,7 +89,7 @@ NUMBERS: dict[str, Range] = {
     "model.batch_size": _counts(MAX_BATCH),  # the hint behind trainer.batch_size
     "model.lr": POSITIVE,  # the hint behind optimizer.lr
     "data.max_length": _counts(MAX_TOKENS),
-    "data.doc_stride": Range(0, MAX_TOKENS, low_open=True),  # and < data.max_length (config._check_window)
+    "data.doc_stride": Range(0, MAX_TOKENS, low_open=True),  # and < data.max_length (data/window_rule.py)
     "data.max_train_samples": _counts(MAX_COUNT, nullable=True),
     "data.max_eval_samples": _counts(MAX_COUNT, nullable=True),
     "data.max_answer_length": _counts(MAX_TOKENS),

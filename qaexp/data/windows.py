@@ -17,6 +17,8 @@ from typing import Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
+from qaexp.data.window_rule import check_window, question_room
+
 log = logging.getLogger(__name__)
 
 NOT_CONTEXT = -1
@@ -140,9 +142,12 @@ def truncate_long_questions(examples: list[dict], tokenizer, max_length: int, do
     """Keep the first tokens of questions that leave the context no more than doc_stride tokens of the window.
 
     The fast tokenizer cannot make overlapping windows then (it panics), so such questions are cut, with one
-    warning. Returns `examples` itself when no question is too long.
+    warning. Returns `examples` itself when no question is too long. Settings that leave too little room for
+    any question with this tokenizer's special tokens are refused (window_rule.check_window).
     """
-    limit = max_length - tokenizer.num_special_tokens_to_add(pair=True) - doc_stride - 1
+    special_tokens = tokenizer.num_special_tokens_to_add(pair=True)
+    check_window(max_length, doc_stride, special_tokens)
+    limit = question_room(max_length, doc_stride, special_tokens)
     # Every token covers at least one UTF-8 byte, plus at most one word-start marker (SentencePiece):
     # only questions with more than limit / 2 bytes can be too long, so most are never tokenised here.
     candidates = [i for i, ex in enumerate(examples) if 2 * len(ex["question"].lstrip().encode("utf-8")) > limit]

@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from qaexp.data.window_rule import MAX_ANSWER_LENGTH, N_BEST_SIZE
 from qaexp.output.files import write_json_atomic
 
 # Windows per vectorised block; bounds the (windows, seq_len, max_answer_length) temporaries.
@@ -238,8 +239,8 @@ def postprocess_predictions(
     start_logits,
     end_logits,
     *,
-    n_best_size: int = 20,
-    max_answer_length: int = 30,
+    n_best_size: int = N_BEST_SIZE,
+    max_answer_length: int = MAX_ANSWER_LENGTH,
     version_2: bool = False,
     null_score_diff_threshold: float = 0.0,
     cls_index=None,

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-TOP_K_LIMIT = 20  # the n-best list post-processing keeps (settings.N_BEST_SIZE)
+from qaexp.data.window_rule import N_BEST_SIZE
+
+TOP_K_LIMIT = N_BEST_SIZE  # the n-best list post-processing keeps
 ACCEPTED_FIELDS = {"inputs", "parameters", "options"}  # "options" (wait_for_model, use_cache) is accepted, unused
 ACCEPTED_PARAMETERS = {"top_k"}
 

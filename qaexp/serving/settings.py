@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
+from qaexp.data import window_rule
 from qaexp.errors import QAExpError
 
-DEFAULTS = {"max_length": 384, "doc_stride": 128, "max_answer_length": 30, "version_2_with_negative": False,
+# A model that brings no settings of its own is read with training's defaults.
+DEFAULTS = {"max_length": window_rule.MAX_LENGTH, "doc_stride": window_rule.DOC_STRIDE,
+            "max_answer_length": window_rule.MAX_ANSWER_LENGTH, "version_2_with_negative": False,
             "null_score_diff_threshold": 0.0}
-N_BEST_SIZE = 20  # as qaexp.predict: scores are probabilities over this many candidates per question
 
 
 def check_model_dir(model_dir: str) -> None:
@@ -78,16 +80,18 @@ def trained_settings(model_dir: str) -> dict:
 
 def answer_settings(model_dir: str, overrides: dict) -> SimpleNamespace:
     """DEFAULTS, then the run's own settings (its config, then model/qaexp.json), then the overrides that are not
-    None (command-line flags)."""
+    None (command-line flags). Checked as training checks its config, with the same one-line errors: each value
+    against its range (limits.NUMBERS), then the window rule."""
+    from qaexp.limits import NUMBERS, check_value
+
     check_model_dir(model_dir)
     chosen = {**DEFAULTS, **trained_settings(model_dir), **saved_settings(model_dir),
               **{key: value for key, value in overrides.items() if value is not None}}
     for key in ("max_length", "doc_stride", "max_answer_length"):
-        if int(chosen[key]) < 1:
-            raise QAExpError(f"{key} must be >= 1, got {chosen[key]}")
-    if chosen["doc_stride"] >= chosen["max_length"]:
-        raise QAExpError(f"doc_stride ({chosen['doc_stride']}) must be smaller than max_length ({chosen['max_length']})")
-    return SimpleNamespace(**chosen, n_best_size=N_BEST_SIZE)
+        check_value(f"data.{key}", chosen[key], NUMBERS[f"data.{key}"])
+    window_rule.check_window(chosen["max_length"], chosen["doc_stride"])
+    # As training's post-processing: scores are probabilities over this many candidates per question.
+    return SimpleNamespace(**chosen, n_best_size=window_rule.N_BEST_SIZE)
 
 
 def describe(settings: SimpleNamespace) -> str:
@@ -99,8 +103,10 @@ def describe(settings: SimpleNamespace) -> str:
 
 def add_setting_flags(parser) -> None:
     """The command-line flags that override the run's settings (shared by qaexp serve and qaexp export)."""
-    group = parser.add_argument_group("window and answer settings (default: the run's .hydra/config.yaml, "
-                                      "else max_length 384, doc_stride 128)")
+    group = parser.add_argument_group(
+        "window and answer settings (default: the model's qaexp.json, else its run's .hydra/config.yaml, else "
+        f"max_length {window_rule.MAX_LENGTH}, doc_stride {window_rule.DOC_STRIDE}, max_answer_length "
+        f"{window_rule.MAX_ANSWER_LENGTH}, SQuAD v1)")
     group.add_argument("--max-length", type=int)
     group.add_argument("--doc-stride", type=int)
     group.add_argument("--max-answer-length", type=int)

@@ -10,7 +10,8 @@ overlapping windows. --output gets {id: {"answer", "answers": [{"text", "score"}
 
 The window and answer settings are the model's own: RUN_DIR/model/qaexp.json, which a run writes with its
 max_length, doc_stride, max_answer_length and, for SQuAD v2, the no-answer threshold it used or tuned
-(data.null_threshold_tuning); else the run's .hydra/config.yaml; else 384 / 128 / 30, v1. Flags override them.
+(data.null_threshold_tuning); else the run's .hydra/config.yaml; else training's defaults (listed with the
+flags below), v1. Flags override them; every source is checked by training's window rule.
 A SQuAD v2 model's answer ("" for no answer) is decided by that threshold and listed first.
 """
 from __future__ import annotations
