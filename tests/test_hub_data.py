@@ -173,7 +173,7 @@ def card_folder(folder, config_names: list[str]):
     return folder
 
 
-def test_an_unknown_config_of_an_extra_eval_set_names_the_entry_and_the_configs_the_dataset_has(tmp_path):
+def test_an_unknown_or_missing_config_of_an_extra_eval_set_names_the_entry_and_the_dataset_s_configs(tmp_path):
     # datasets builds the folder's configs from its card and refuses the name as it does for a hub repo
     folder = card_folder(tmp_path / "cards", ["plain_text", "hard"])
     entry = f"{{name:dev,source:hub,dataset:'{folder}',config_name:easy,split:validation}}"
@@ -182,6 +182,11 @@ def test_an_unknown_config_of_an_extra_eval_set_names_the_entry_and_the_configs_
         load_eval_set(data.extra_eval[0], "error")
     assert str(raised.value) == (f"dataset '{folder}' has no config 'easy'; it has: plain_text, hard: set "
                                  "config_name to one of them in data.extra_eval entry 'dev'")
+    data.extra_eval[0].config_name = None
+    with pytest.raises(DataError) as raised:
+        load_eval_set(data.extra_eval[0], "error")
+    assert str(raised.value) == (f"dataset '{folder}' has several configs and none is chosen; it has: plain_text, "
+                                 "hard: set config_name to one of them in data.extra_eval entry 'dev'")
     data.extra_eval[0].config_name = "hard"
     assert load_eval_set(data.extra_eval[0], "error") == [record(0, "validation")]
 

@@ -106,10 +106,9 @@ def load_hub_dataset(name: str, config_name: Optional[str], key: str = "data.nam
             canonical = CANONICAL_DATASET_IDS.get(name, f"OWNER/{name} (the id on its hub page)")
             raise DataError(f"dataset {name!r} is named without its owner, which huggingface_hub "
                             f"{_hub_version()} refuses: use {key}={canonical}{where}") from err
-        available = _available_configs(err, config_name)
-        if available is not None:
-            raise DataError(f"dataset {name!r} has no config {config_name!r}; {available}: set {config_key} to "
-                            f"one of them{where}") from err
+        refused = _config_refused(err, config_name)
+        if refused is not None:
+            raise DataError(f"dataset {name!r} {refused}: set {config_key} to one of them{where}") from err
         raise
     except (ConnectionError, OSError, FileNotFoundError) as err:
         raise DataError(
@@ -122,22 +121,26 @@ def load_hub_dataset(name: str, config_name: Optional[str], key: str = "data.nam
 # "Dataset scripts are no longer supported, but found NAME.py"); other RuntimeErrors pass through unchanged.
 SCRIPTS_UNSUPPORTED = "Dataset scripts are no longer supported, but found "
 
-# datasets' ValueErrors for a config name the dataset does not have (5.0.1 and 5.2.0), each ending in the list of
-# the names it has: the builder's, when the hub (or a local folder) answered, and the cache's, offline.
+# datasets' ValueErrors for a config name the dataset does not have, and for none given to a dataset of several
+# configs (5.0.1 and 5.2.0), each listing the names it has: the builder's, when the hub (or a local folder's card)
+# answered, and the cache's, offline.
 UNKNOWN_CONFIG = (r"BuilderConfig '(?P<name>.*)' not found\. Available: (?P<available>\[.*\])",
                   r"Couldn't find cache for .* for config '(?P<name>.*)'\nAvailable configs in the cache: "
-                  r"(?P<available>\[.*\])")
+                  r"(?P<available>\[.*\])",
+                  r"Config name is missing\.\nPlease pick one among the available configs: (?P<available>\[.*?\])\n.*")
 
 
-def _available_configs(err: ValueError, config_name: Optional[str]) -> Optional[str]:
-    """"it has: a, b" from the config names datasets listed when it refused `config_name`; offline the list is
-    the cache's, and the phrase says so. None for any other ValueError."""
+def _config_refused(err: ValueError, config_name: Optional[str]) -> Optional[str]:
+    """What is wrong with `config_name` and the config names datasets listed ("has no config 'x'; it has: a, b");
+    offline the list is the cache's, and the phrase says so. None for any other ValueError."""
     import ast
 
-    for pattern, who in zip(UNKNOWN_CONFIG, ("it has", "the cache (offline) has")):
+    for pattern, who in zip(UNKNOWN_CONFIG, ("it has", "the cache (offline) has", "it has")):
         found = re.fullmatch(pattern, str(err), re.DOTALL)
-        if found and found["name"] == config_name:
-            return f"{who}: " + ", ".join(str(name) for name in ast.literal_eval(found["available"]))
+        if found and found.groupdict().get("name") == config_name:
+            names = ", ".join(str(name) for name in ast.literal_eval(found["available"]))
+            wrong = f"has no config {config_name!r}" if config_name else "has several configs and none is chosen"
+            return f"{wrong}; {who}: {names}"
     return None
 
 
