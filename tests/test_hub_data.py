@@ -1,7 +1,9 @@
 """data=squad / data=squad_v2 through the real `datasets.load_dataset`: the canonical hub ids, read offline from a
 cache `datasets` prepared itself (tests/hub_dataset_cache.py), each split cut to its max_*_samples before its
-records are converted and checked; the one line for a dataset the hub says does not exist, and the one for a bare
-name (`squad`) that huggingface_hub >= 1.16 refuses."""
+records are converted and checked; the one line for a dataset the hub says does not exist, the one for a bare
+name (`squad`) that huggingface_hub >= 1.16 refuses, for a config name the dataset lacks, and for a dataset that
+needs a loading script (datasets >= 4 runs none)."""
+import json
 import time
 
 import pytest
@@ -150,3 +152,58 @@ def test_a_bare_dataset_name_the_installed_huggingface_hub_refuses_points_to_its
     assert result.stderr.strip().splitlines() == [
         f"qaexp: error: dataset 'squad' is named without its owner, which huggingface_hub "
         f"{huggingface_hub.__version__} refuses: use data.name=rajpurkar/squad"], result.stderr[-3000:]
+
+
+def test_an_unknown_config_name_names_the_configs_in_the_cache_offline(tmp_path, monkeypatch):
+    squad_cache(tmp_path, monkeypatch, [record(0, "train")], [record(0, "validation")])
+    data = composed(["model=tiny", "data=squad", "data.config_name=plain"]).data
+    with pytest.raises(DataError) as raised:
+        load_splits(data)
+    assert str(raised.value) == ("dataset 'rajpurkar/squad' has no config 'plain'; the cache (offline) has: "
+                                 "plain_text: set data.config_name to one of them")
+
+
+def card_folder(folder, config_names: list[str]):
+    """A dataset folder as on the hub: a card declaring configs (all over one JSON-lines validation split)."""
+    folder.mkdir()
+    (folder / "validation.jsonl").write_text(json.dumps(record(0, "validation")) + "\n")
+    configs = "".join(f"- config_name: {name}\n  data_files:\n  - split: validation\n    path: validation.jsonl\n"
+                      for name in config_names)
+    (folder / "README.md").write_text(f"---\nconfigs:\n{configs}---\n")
+    return folder
+
+
+def test_an_unknown_or_missing_config_of_an_extra_eval_set_names_the_entry_and_the_dataset_s_configs(tmp_path):
+    # datasets builds the folder's configs from its card and refuses the name as it does for a hub repo
+    folder = card_folder(tmp_path / "cards", ["plain_text", "hard"])
+    entry = f"{{name:dev,source:hub,dataset:'{folder}',config_name:easy,split:validation}}"
+    data = composed(["model=tiny", "data=squad", f"data.extra_eval=[{entry}]"]).data
+    with pytest.raises(DataError) as raised:
+        load_eval_set(data.extra_eval[0], "error")
+    assert str(raised.value) == (f"dataset '{folder}' has no config 'easy'; it has: plain_text, hard: set "
+                                 "config_name to one of them in data.extra_eval entry 'dev'")
+    data.extra_eval[0].config_name = None
+    with pytest.raises(DataError) as raised:
+        load_eval_set(data.extra_eval[0], "error")
+    assert str(raised.value) == (f"dataset '{folder}' has several configs and none is chosen; it has: plain_text, "
+                                 "hard: set config_name to one of them in data.extra_eval entry 'dev'")
+    data.extra_eval[0].config_name = "hard"
+    assert load_eval_set(data.extra_eval[0], "error") == [record(0, "validation")]
+
+
+def test_a_dataset_with_a_loading_script_is_one_line_before_tensorflow_loads(tmp_path):
+    folder = tmp_path / "scripted"  # as a script-only hub repo: SCRIPTED.py beside its data
+    folder.mkdir()
+    (folder / "scripted.py").write_text("import datasets  # a builder datasets >= 4 no longer runs\n")
+    # -X importtime: Python lists every module it imports on stderr, so the test sees that TensorFlow was not
+    result = run_cli(["-X", "importtime", "-m", "qaexp", "model=tiny", "data=squad", f"data.name={folder}",
+                      f"hydra.run.dir={tmp_path / 'run'}"], timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    imports = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert imports and not any(line.split("|")[-1].strip().startswith("tensorflow") for line in imports)
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("import time:")]
+    assert lines == [f"qaexp: error: dataset '{folder}' needs its loading script (scripted.py), which the installed "
+                     f"datasets {datasets.__version__} no longer runs: convert the data to SQuAD JSON or JSON lines "
+                     "and use data=json data.train_file=... data.validation_file=... (an extra_eval entry: source "
+                     "json, file=...), or use a Parquet version of the dataset on the hub; check data.name"], \
+        result.stderr[-3000:]

@@ -70,7 +70,8 @@ def hub_needs(cfg: DictConfig) -> list[HubNeed]:
     if checkpoint and not cfg.model.from_scratch and is_hub_id(checkpoint):
         at = f"@{cfg.model.revision}" if cfg.model.revision else ""
         needs.append(HubNeed("model", checkpoint + at, model_cached(checkpoint, cfg.model.revision)))
-    if cfg.data.source == DataSource.hub and cfg.data.name:
+    # datasets loads a name that is a local folder from that folder, before asking the hub
+    if cfg.data.source == DataSource.hub and cfg.data.name and is_hub_id(cfg.data.name):
         config = f" (config {cfg.data.config_name})" if cfg.data.config_name else ""
         needs.append(HubNeed("dataset", cfg.data.name, dataset_cached(cfg.data.name, cfg.data.config_name), config))
     return needs
