@@ -18,7 +18,8 @@ from qaexp.model.families.weights import export_weights, load_checkpoint, load_w
 from qaexp.model.pretrained import read_safetensors
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parity")
-FAMILIES = ["bert", "roformer", "distilbert", "roberta", "xlm-roberta", "electra", "albert", "deberta-v2"]
+FAMILIES = ["bert", "roformer", "distilbert", "roberta", "xlm-roberta", "electra", "albert", "deberta-v2", "modernbert",
+            "modernbert-4x"]  # modernbert-4x: the same architecture, config.json in transformers 4.4x keys
 
 
 @functools.lru_cache(maxsize=None)
@@ -273,3 +274,82 @@ def test_a_new_model_starts_from_transformers_truncated_normal_initialisation(fa
     if family == "roformer":  # the sinusoid table is not a learned weight
         table = weights["roformer.encoder.embed_positions.weight"]
         np.testing.assert_array_equal(table, read_safetensors(folder)["roformer.encoder.embed_positions.weight"])
+
+
+def test_modernbert_fixture_rows_are_longer_than_the_sliding_window_and_the_window_matters():
+    # With a window wide enough to see every token, the same weights give other logits: the fixture exercises
+    # the local layers' masks, not just global attention.
+    folder, data = _fixture("modernbert")
+    config = json.load(open(os.path.join(folder, "config.json"), encoding="utf-8"))
+    real = data["attention_mask"].astype(bool)
+    assert real.sum(axis=1).max() > config["local_attention"]
+    wide = build_qa_model(dict(config, local_attention=4 * real.shape[1]))
+    load_weights(wide, read_safetensors(folder))
+    out = wide(wide.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask")}))
+    assert np.abs(np.asarray(out["start_logits"])[real] - data["start_logits"][real]).max() > 1e-2
+
+
+def test_both_modernbert_config_styles_give_the_same_layer_types_and_thetas():
+    from qaexp.model.families.modernbert import attention_layout
+
+    old = {"num_hidden_layers": 5, "global_attn_every_n_layers": 2, "global_rope_theta": 5000.0,
+           "local_rope_theta": 100.0}
+    new = {"num_hidden_layers": 5,
+           "layer_types": ["full_attention", "sliding_attention", "full_attention", "sliding_attention",
+                           "full_attention"],
+           "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 5000.0},
+                               "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}}}
+    assert attention_layout(old) == attention_layout(new) == (new["layer_types"],
+                                                              {"full_attention": 5000.0, "sliding_attention": 100.0})
+    # transformers 5 writes both styles' pattern keys (and its 4.x reads the new keys as extras): the new ones win
+    both = dict(new, global_attn_every_n_layers=3, global_rope_theta=160000.0)
+    assert attention_layout(both) == attention_layout(new)
+    # neither: transformers' defaults (every 3rd layer global from layer 0, thetas 160k / 10k)
+    assert attention_layout({"num_hidden_layers": 4}) == (
+        ["full_attention", "sliding_attention", "sliding_attention", "full_attention"],
+        {"full_attention": 160000.0, "sliding_attention": 10000.0})
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"rope_parameters": {"full_attention": {"rope_type": "yarn", "rope_theta": 1.0}}}, "rope_type 'yarn'"),
+    ({"layer_types": ["full_attention", "chunked_attention", "full_attention"]}, "layer_types"),
+    ({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling"),
+])
+def test_a_modernbert_config_qaexp_cannot_follow_is_one_error_line(tmp_path, change, message):
+    from qaexp.errors import ModelLoadError
+
+    folder, _ = _fixture("modernbert")
+    config = json.load(open(os.path.join(folder, "config.json"), encoding="utf-8"))
+    (tmp_path / "config.json").write_text(json.dumps(dict(config, **change)))
+    (tmp_path / "model.safetensors").write_bytes(open(os.path.join(folder, "model.safetensors"), "rb").read())
+    with pytest.raises(ModelLoadError, match=message) as err:
+        load_checkpoint(str(tmp_path))
+    assert "\n" not in str(err.value)
+
+
+def test_a_modernbert_masked_lm_checkpoint_fills_the_prediction_head_and_only_the_classifier_is_new():
+    # ModernBERT-base / mmBERT are published as ModernBertForMaskedLM: `head.{dense,norm}` are the same names in
+    # the QA model (transformers loads them there too), `decoder` has no place.
+    folder, _ = _fixture("modernbert")
+    tensors = read_safetensors(folder)
+    mlm = {name: value for name, value in tensors.items() if not name.startswith("classifier.")}
+    mlm["decoder.bias"] = np.zeros(99, dtype=np.float32)
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        model = build_qa_model(json.load(f))
+    report = load_weights(model, mlm)
+    assert sorted(report.new) == ["classifier.bias", "classifier.weight"]
+    assert report.unused == ["decoder.bias"] and missing_encoder(report) == []
+    exported = export_weights(model)
+    assert np.array_equal(exported["head.dense.weight"], tensors["head.dense.weight"])
+
+
+def test_a_bare_modernbert_encoder_checkpoint_loads_with_a_fresh_task_head():
+    folder, _ = _fixture("modernbert")
+    encoder = {name.removeprefix("model."): value for name, value in read_safetensors(folder).items()
+               if name.startswith("model.")}
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        model = build_qa_model(json.load(f))
+    report = load_weights(model, encoder)
+    assert sorted(report.new) == ["classifier.bias", "classifier.weight", "head.dense.weight", "head.norm.weight"]
+    assert missing_encoder(report) == [] and report.unused == []
+    assert "model.layers.0.attn_norm.weight" not in model.hf_weights()  # transformers' layer 0 has no attn_norm

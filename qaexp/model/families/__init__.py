@@ -3,7 +3,9 @@
 A family module defines MODEL_TYPES, PREFIX (the PyTorch name prefix of the encoder, e.g. `bert`), INPUTS (the
 inputs the architecture takes, or a function of the config giving them), ARCHITECTURE (transformers'
 `...ForQuestionAnswering` class name, or {model_type: name}) and `build_backbone(config)`, whose layer has
-`hf_weights()` -> {PyTorch name without the prefix: (variable, transpose)}. A new architecture is one new module
+`hf_weights()` -> {PyTorch name without the prefix: (variable, transpose)}. Optionally `build_head(config)`, a
+layer run between the backbone and the start/end Dense whose `hf_weights()` names are top-level, and OUTPUT_NAME,
+that Dense's PyTorch name when it is not `qa_outputs` (both for ModernBERT). A new architecture is one new module
 plus one line in `_MODULES`.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ _MODULES = {
     "albert": "albert",
     "deberta-v2": "deberta_v2",
     "roformer": "roformer",
+    "modernbert": "modernbert",
 }
 
 MODEL_TYPES = tuple(_MODULES)
@@ -48,8 +51,10 @@ def build_qa_model(config):
     module = family_module(model_type)
     architecture = module.ARCHITECTURE if isinstance(module.ARCHITECTURE, str) else module.ARCHITECTURE[model_type]
     input_names = module.INPUTS(config) if callable(module.INPUTS) else module.INPUTS
+    head = module.build_head(config) if hasattr(module, "build_head") else None
     model = QuestionAnsweringModel(module.build_backbone(config), family=model_type, prefix=module.PREFIX,
-                                   input_names=input_names, architecture=architecture, config=config)
+                                   input_names=input_names, architecture=architecture, config=config, head=head,
+                                   output_name=getattr(module, "OUTPUT_NAME", "qa_outputs"))
     # One call on a tiny batch creates every variable, so the weight map can name them.
     dummy = np.ones((1, 4), dtype="int32")
     model({name: (dummy if name != "token_type_ids" else np.zeros_like(dummy)) for name in model.input_names})

@@ -87,7 +87,10 @@ def linear_weights(name: str, layer: layers.Dense) -> dict:
 
 
 def norm_weights(name: str, layer: layers.LayerNormalization) -> dict:
-    return {f"{name}.weight": (layer.gamma, False), f"{name}.bias": (layer.beta, False)}
+    out = {f"{name}.weight": (layer.gamma, False)}
+    if layer.center:  # ModernBERT's norms have no bias (norm_bias false)
+        out[f"{name}.bias"] = (layer.beta, False)
+    return out
 
 
 def embedding_weights(name: str, layer: layers.Embedding) -> dict:
@@ -171,14 +174,18 @@ class QuestionAnsweringModel(keras.Model):
     end logits), as transformers' `...ForQuestionAnswering`. The logits are float32 whatever the precision policy.
 
     `input_names` says which inputs the architecture takes (DistilBERT and RoBERTa take no token_type_ids);
-    `select_inputs` keeps just those from a batch that has more.
+    `select_inputs` keeps just those from a batch that has more. A family may put a `head` layer between the
+    backbone and the Dense(2) (ModernBERT's dense + act + norm; its `hf_weights()` names are top-level) and name
+    the Dense(2) otherwise (`output_name`: ModernBERT's `classifier`).
     """
 
     def __init__(self, backbone, family: str, prefix: str, input_names: tuple, architecture: str, config: dict,
-                 **kwargs):
+                 head=None, output_name: str = "qa_outputs", **kwargs):
         super().__init__(**kwargs)
         self.backbone = backbone
+        self.head = head
         self.qa_outputs = dense(2, "qa_outputs")
+        self.output_name = output_name
         self.family = family
         self.prefix = prefix
         self.input_names = tuple(input_names)
@@ -194,11 +201,15 @@ class QuestionAnsweringModel(keras.Model):
             raise ValueError(f"a {self.family} model takes {', '.join(self.input_names)}, not {', '.join(unexpected)} "
                              "(pass the batch through model.select_inputs first)")
         hidden = self.backbone(inputs, training=training)
+        if self.head is not None:
+            hidden = self.head(hidden, training=training)
         logits = ops.cast(self.qa_outputs(hidden), "float32")
         return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}
 
     def hf_weights(self) -> dict:
         """{PyTorch name as `...ForQuestionAnswering.save_pretrained` writes it: (variable, transpose)}."""
         out = {f"{self.prefix}.{name}": spec for name, spec in self.backbone.hf_weights().items()}
-        out.update(linear_weights("qa_outputs", self.qa_outputs))
+        if self.head is not None:
+            out.update(self.head.hf_weights())
+        out.update(linear_weights(self.output_name, self.qa_outputs))
         return out

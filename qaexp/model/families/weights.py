@@ -15,19 +15,22 @@ import numpy as np
 from qaexp.errors import ModelLoadError, first_line
 from qaexp.model.pretrained import LoadReport, read_safetensors
 
-HEAD_PREFIX = "qa_outputs."
+# The task head's top-level names, outside the encoder prefix: `qa_outputs` for the BERT-like families,
+# ModernBERT's prediction head `head.{dense,norm}` and its start/end Linear `classifier`. A checkpoint may lack
+# them (they then start fresh, as in transformers); for any other family they are simply not model weights.
+HEAD_PREFIXES = ("qa_outputs.", "head.", "classifier.")
 
 
 def _canonical(name: str, prefix: str) -> str:
     """A checkpoint name in the `...ForQuestionAnswering` layout: a bare encoder checkpoint (`BertModel`, e.g. the
     MiniLM sentence-transformers weights) names `embeddings.word_embeddings.weight` without the `bert.` prefix."""
-    if name.startswith(f"{prefix}.") or name.startswith(HEAD_PREFIX):
+    if name.startswith(f"{prefix}.") or name.startswith(HEAD_PREFIXES):
         return name
     return f"{prefix}.{name}"
 
 
 def load_weights(model, tensors: dict) -> LoadReport:
-    """Copy `tensors` into `model`. A missing `qa_outputs` keeps its fresh initialisation; a missing encoder tensor
+    """Copy `tensors` into `model`. A missing task head (see HEAD_PREFIXES) keeps its fresh initialisation; a missing encoder tensor
     is listed in `report.new` too (see `missing_encoder`): the caller refuses a model whose encoder is random.
     A shape mismatch is a ValueError naming the tensor."""
     wanted = model.hf_weights()
@@ -58,7 +61,7 @@ def load_weights(model, tensors: dict) -> LoadReport:
 
 def missing_encoder(report: LoadReport) -> list[str]:
     """The model weights a checkpoint did not provide, apart from the task head (which may start untrained)."""
-    return [name for name in report.new if not name.startswith(HEAD_PREFIX)]
+    return [name for name in report.new if not name.startswith(HEAD_PREFIXES)]
 
 
 def export_weights(model) -> dict:
