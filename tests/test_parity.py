@@ -179,11 +179,14 @@ def test_a_tensor_of_the_wrong_shape_is_refused_by_name():
         load_weights(model, tensors)
 
 
+# deberta-v2: the most arithmetic between mask and softmax; modernbert: rotary tables that Keras hands to a layer at
+# the compute dtype while the rotation runs in float32
+@pytest.mark.parametrize("family", ["deberta-v2", "modernbert"])
 @pytest.mark.parametrize("policy, atol", [("mixed_float16", 0.02), ("mixed_bfloat16", 0.2)])
-def test_under_mixed_precision_the_logits_stay_float32_and_finite(policy, atol):
+def test_under_mixed_precision_the_logits_stay_float32_and_finite(policy, atol, family):
     import keras
 
-    folder, data = _fixture("deberta-v2")  # the family with the most arithmetic between mask and softmax
+    folder, data = _fixture(family)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:

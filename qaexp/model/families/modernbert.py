@@ -76,8 +76,9 @@ def rotary_tables(theta: float, head_dim: int, length):
 
 def apply_rotary(x, tables):
     """x * cos + rotate_half(x) * sin with rotate_half(x) = [-x2, x1] over the two halves of each head; in float32
-    whatever the compute dtype (transformers upcasts here too)."""
-    cos, sin = tables
+    whatever the compute dtype (transformers upcasts here too; Keras hands the tables in at the compute dtype, as
+    transformers does too)."""
+    cos, sin = (ops.cast(table, "float32") for table in tables)
     dtype = x.dtype
     x = ops.cast(x, "float32")
     half = ops.shape(x)[-1] // 2
