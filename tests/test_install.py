@@ -20,18 +20,39 @@ def run(args, cwd, timeout=600):
     return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def sees_running_environment(venv_root: pathlib.Path) -> None:
+    """Make the venv at `venv_root` see every package the running interpreter sees, after its own.
+
+    `venv --system-site-packages` would give the *base* interpreter's packages, which inside a virtualenv are not
+    the ones installed (TensorFlow & co. live in the running venv). A .pth file in the new venv's site-packages
+    instead adds each of the running environment's site directories (processing their own .pth files, as site.py
+    does), whether that is a venv, a system interpreter or a conda-like prefix. The new venv's site-packages is
+    already on sys.path when the .pth is read, so the installed wheel comes before any editable qaexp."""
+    import site
+    # site.py's own order: the user site before the environment's site-packages
+    dirs = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
+    dirs += site.getsitepackages()
+    (site_packages,) = venv_root.glob("lib/python*/site-packages")
+    (site_packages / "zz_running_environment.pth").write_text(
+        f"import site; list(map(site.addsitedir, {[str(d) for d in dirs]!r}))\n")
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
-    """A venv that sees the system's TensorFlow & co. (--system-site-packages) but has its own qaexp wheel."""
+    """A fresh venv with its own qaexp wheel that resolves TensorFlow & co. from the running environment."""
     root = tmp_path_factory.mktemp("install")
     built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", root / "dist",
                  REPO], cwd=root)
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (root / "dist").glob("qaexp-*.whl")
-    made = run([sys.executable, "-m", "venv", "--system-site-packages", root / "venv"], cwd=root)
+    made = run([sys.executable, "-m", "venv", "--without-pip", root / "venv"], cwd=root)
     assert made.returncode == 0, made.stderr[-3000:]
+    sees_running_environment(root / "venv")
     python = root / "venv" / "bin" / "python"
-    installed = run([python, "-m", "pip", "install", "--no-deps", "--no-index", wheel], cwd=root)
+    # pip comes from the running environment too; --ignore-installed so that it never touches the qaexp (editable
+    # or not) that the running environment has, only writes the wheel into the new venv.
+    installed = run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", wheel],
+                    cwd=root)
     assert installed.returncode == 0, installed.stderr[-3000:]
     elsewhere = root / "elsewhere"  # no conf/, no qaexp/: only the installed package can answer
     elsewhere.mkdir()
