@@ -25,13 +25,9 @@ pytestmark = pytest.mark.slow  # each case is a CLI process that imports TensorF
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    """A completed run that kept its checkpoints; its feature and tokenizer cache is `<root>/cache`."""
-    root = tmp_path_factory.mktemp("reference")
-    result = qaexp([*RUN, "trainer.keep_checkpoints=true", f"data.cache_dir={root / 'cache'}",
-                    f"hydra.run.dir={root / 'run'}"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    return root
+def reference(reference_run) -> Path:
+    """A completed run that kept its checkpoints; its feature and tokenizer cache is `<root>/cache` (conftest)."""
+    return reference_run
 
 
 # ---- ways to damage a file --------------------------------------------------------------------------------------
