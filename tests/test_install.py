@@ -87,15 +87,9 @@ def test_help_and_composed_config_from_any_directory(venv):
     assert "family: roformer" in result.stdout
 
 
-def test_a_short_run_from_any_directory(venv):
-    _, _, qaexp, elsewhere = venv
-    result = run([qaexp, "experiment=quickstart", "data.num_train=200", "data.num_validation=20", "trainer.epochs=1",
-                  "trainer.verbose=0", "hydra.run.dir=run"], cwd=elsewhere)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (elsewhere / "run" / "metrics.json").exists() and (elsewhere / "run" / "model" / "config.json").exists()
-
-
-def test_a_users_own_model_config_with_config_dir(venv):
+def test_a_short_run_with_a_users_own_model_config_from_any_directory(venv):
+    """A real run from outside the repository: the installed package's own configs, and one of the user's beside
+    them (--config-dir); it trains, evaluates and saves the model."""
     _, _, qaexp, elsewhere = venv
     mine = elsewhere / "my_configs"
     (mine / "model").mkdir(parents=True)
@@ -105,7 +99,8 @@ def test_a_users_own_model_config_with_config_dir(venv):
     assert composed.returncode == 0, composed.stderr[-2000:]
     assert "hidden_size: 96" in composed.stdout
     result = run([qaexp, "--config-dir", mine, "experiment=quickstart", "model=tiny_wide", "data.num_train=100",
-                  "data.num_validation=10", "trainer.epochs=1", "trainer.verbose=0", "trainer.save_model=false",
-                  "hydra.run.dir=mine"], cwd=elsewhere)
+                  "data.num_validation=10", "trainer.epochs=1", "trainer.verbose=0", "hydra.run.dir=mine"],
+                 cwd=elsewhere)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (elsewhere / "mine" / "metrics.json").exists()
+    assert (elsewhere / "mine" / "metrics.json").exists() and (elsewhere / "mine" / "model" / "config.json").exists()
+    assert '"hidden_size": 96' in (elsewhere / "mine" / "model" / "config.json").read_text()
