@@ -56,12 +56,14 @@ def cli():
 def trained_tiny_model(tmp_path_factory) -> pathlib.Path:
     """The run directory of a quick tiny-model run through the CLI (its saved model is in `<dir>/model`).
 
-    Session-scoped: tests that only need some trained model share this one (about half a minute idle)."""
-    run_dir = tmp_path_factory.mktemp("trained_tiny")
-    result = run_cli(["-m", "qaexp", "experiment=quickstart", "data.num_train=300", "data.num_validation=40",
-                      "trainer.epochs=1", "trainer.verbose=0", f"hydra.run.dir={run_dir}"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
+    Made once per session (across pytest-xdist workers too): tests that only need some trained model share this
+    one (about half a minute idle). Read-only: copy it to change it."""
+    def make(run_dir: pathlib.Path) -> None:
+        result = run_cli(["-m", "qaexp", "experiment=quickstart", "data.num_train=300", "data.num_validation=40",
+                          "trainer.epochs=1", "trainer.verbose=0", f"hydra.run.dir={run_dir}"])
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return once_per_session(tmp_path_factory, "trained_tiny", make)
 
 
 @pytest.fixture(scope="session")
@@ -69,25 +71,65 @@ def v2_run(tmp_path_factory) -> pathlib.Path:
     """A quick tiny-model SQuAD v2 run (30% unanswerable synthetic questions) whose no-answer threshold is tuned
     on half its evaluation questions, with one extra evaluation set, `hard` (v1, a JSON-lines file).
 
-    Returns the run directory; `<run dir>/validation.jsonl` holds its evaluation questions as a file."""
-    import json
+    Returns the run directory; `<run dir>/validation.jsonl` holds its evaluation questions as a file. Made once
+    per session (across pytest-xdist workers too); read-only."""
+    def make(root: pathlib.Path) -> None:
+        import json
 
-    from omegaconf import OmegaConf
+        from omegaconf import OmegaConf
 
-    from qaexp.data.squad import load_splits
-    from qaexp.data.synthetic import generate_examples
+        from qaexp.data.squad import load_splits
+        from qaexp.data.synthetic import generate_examples
 
-    data_dir = tmp_path_factory.mktemp("v2_data")
-    hard = generate_examples(30, seed=5, difficulty="hard", split="validation")
-    (data_dir / "hard.jsonl").write_text("".join(json.dumps(r) + "\n" for r in hard))
-    run_dir = tmp_path_factory.mktemp("v2_run")
-    result = run_cli(["-m", "qaexp", "experiment=quickstart", "data.num_train=400", "data.num_validation=60",
-                      "data.unanswerable_fraction=0.3", "data.version_2_with_negative=true",
-                      "data.null_threshold_tuning=split",
-                      f"data.extra_eval=[{{name:hard,file:'{data_dir / 'hard.jsonl'}',version_2_with_negative:false}}]",
-                      "trainer.epochs=1", "trainer.verbose=0", f"hydra.run.dir={run_dir}"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    validation = load_splits(config.data, with_train=False).validation
-    (run_dir / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in validation))
-    return run_dir
+        hard = generate_examples(30, seed=5, difficulty="hard", split="validation")
+        (root / "hard.jsonl").write_text("".join(json.dumps(r) + "\n" for r in hard))
+        run_dir = root / "run"
+        result = run_cli(["-m", "qaexp", "experiment=quickstart", "data.num_train=400", "data.num_validation=60",
+                          "data.unanswerable_fraction=0.3", "data.version_2_with_negative=true",
+                          "data.null_threshold_tuning=split",
+                          f"data.extra_eval=[{{name:hard,file:'{root / 'hard.jsonl'}',version_2_with_negative:false}}]",
+                          "trainer.epochs=1", "trainer.verbose=0", f"hydra.run.dir={run_dir}"])
+        assert result.returncode == 0, result.stderr[-3000:]
+        config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        validation = load_splits(config.data, with_train=False).validation
+        (run_dir / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in validation))
+
+    return once_per_session(tmp_path_factory, "v2", make) / "run"
+
+
+def once_per_session(tmp_path_factory, name: str, make) -> pathlib.Path:
+    """The directory `make(directory)` fills, made once per test session even across pytest-xdist workers.
+
+    A session-scoped fixture runs once per worker; this one runs `make` in the first worker that asks and lets the
+    others wait on a file lock and then use its directory (pytest-xdist's documented pattern). Tests must not
+    change what is there: copy it into tmp_path first to damage it."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:  # one process: the basetemp's parent is not this session's
+        directory = tmp_path_factory.mktemp(name, numbered=False)
+        make(directory)
+        return directory
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-N/, shared by this session's workers
+    directory, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(directory, ignore_errors=True)  # what a worker that failed half-way left
+            directory.mkdir()
+            make(directory)
+            done.touch()
+    return directory
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory) -> pathlib.Path:
+    """A completed helpers.state_runs.RUN that kept its checkpoints and started with an empty cache of its own,
+    shared by the damaged-state and concurrency tests: `<root>/run` is its run directory, `<root>/cache` its
+    feature and tokenizer cache. Read-only: copy it to damage it."""
+    from helpers.state_runs import RUN, qaexp
+
+    def make(root: pathlib.Path) -> None:
+        result = qaexp([*RUN, "trainer.keep_checkpoints=true", f"data.cache_dir={root / 'cache'}",
+                        f"hydra.run.dir={root / 'run'}"])
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return once_per_session(tmp_path_factory, "reference_run", make)

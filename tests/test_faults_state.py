@@ -3,7 +3,11 @@ the results of a clean one; a damaged checkpoint or saved model stops with one l
 do. Never a traceback, never a run that goes on with random or damaged weights.
 
 One reference run (trained, checkpoints kept, its own cache) is copied for each case and the copy damaged; the
-cases run two at a time.
+CLI cases run two at a time. Each kind of failure (a rebuilt cache entry, a checkpoint that cannot be resumed, a
+model that cannot be loaded, for training and for qaexp.predict) has at least one case through the CLI, which
+shows that the run turns the error into one line, exit status 2 and a failed metrics.json; the other cases of a
+kind call the function the run calls on the damaged files (the checkpoint and tokenizer readers, the model
+loader) in this process and check the error it raises, which is what the CLI prints.
 """
 from __future__ import annotations
 
@@ -21,13 +25,9 @@ pytestmark = pytest.mark.slow  # each case is a CLI process that imports TensorF
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    """A completed run that kept its checkpoints; its feature and tokenizer cache is `<root>/cache`."""
-    root = tmp_path_factory.mktemp("reference")
-    result = qaexp([*RUN, "trainer.keep_checkpoints=true", f"data.cache_dir={root / 'cache'}",
-                    f"hydra.run.dir={root / 'run'}"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    return root
+def reference(reference_run) -> Path:
+    """A completed run that kept its checkpoints; its feature and tokenizer cache is `<root>/cache` (conftest)."""
+    return reference_run
 
 
 # ---- ways to damage a file --------------------------------------------------------------------------------------
@@ -86,8 +86,11 @@ def other_models(reference, tmp_path_factory) -> Path:
 @dataclass
 class Case:
     damage: Callable[["Workspace"], None]
-    kind: str  # "resume" (trainer.resume=true in the copied run), "evaluate" (epochs=0 on a model directory),
-    #            "scratch" (epochs=0, tokenizer trained from scratch), "predict" (qaexp.predict on a model)
+    kind: str  # through the CLI: "resume" (trainer.resume=true in the copied run), "evaluate" (epochs=0 on a model
+    #            directory), "scratch" (epochs=0, tokenizer trained from scratch), "predict" (qaexp.predict on a
+    #            model); in this process (IN_PROCESS): "read_checkpoint" (what resume reads first, the latest
+    #            checkpoint), "read_tokenizer" (the tokenizer a resumed run reads), "load_model" (the loader of
+    #            model.checkpoint directories)
     words: list[str]  # the one line (or, for rebuilt entries, the warning) must contain each
     rebuilt: bool = False  # True: the run completes with one warning; False: exit 2 with one line
     model: str = "run/model"  # for evaluate/predict: the model directory, relative to the workspace
@@ -129,16 +132,17 @@ CASES = {
         lambda ws: truncate(ws.checkpoints / LATEST_DATA), "resume",
         ["cannot resume from", "ckpt-13", "damaged", "to train from the start"]),
     "checkpoint data corrupted": Case(
-        lambda ws: flip_byte(ws.checkpoints / LATEST_DATA), "resume",
+        lambda ws: flip_byte(ws.checkpoints / LATEST_DATA), "read_checkpoint",
         ["cannot resume from", "ckpt-13", "Checksum does not match", "to train from the start"]),
     "checkpoint index missing": Case(
-        lambda ws: (ws.checkpoints / "latest" / "ckpt-13.index").unlink(), "resume",
+        lambda ws: (ws.checkpoints / "latest" / "ckpt-13.index").unlink(), "read_checkpoint",
         ["latest", "names a checkpoint that is missing", "trainer.resume=true"]),
     "checkpoint state file garbage": Case(
-        lambda ws: (ws.checkpoints / "latest" / "checkpoint").write_text("model_checkpoint_path: {{{"), "resume",
+        lambda ws: (ws.checkpoints / "latest" / "checkpoint").write_text("model_checkpoint_path: {{{"),
+        "read_checkpoint",
         ["latest", "'checkpoint' file is damaged", "trainer.resume=true"]),
     "saved tokenizer damaged": Case(
-        lambda ws: truncate(ws.checkpoints / "tokenizer" / "tokenizer.json"), "resume",
+        lambda ws: truncate(ws.checkpoints / "tokenizer" / "tokenizer.json"), "read_tokenizer",
         ["tokenizer saved in", "checkpoints/tokenizer", "damaged", "to train from the start"]),
     "checkpoint of another architecture": Case(
         lambda ws: None, "resume", ["cannot resume from", "different model", ".hydra/config.yaml"],
@@ -148,18 +152,30 @@ CASES = {
     "tf_model.h5 corrupted (predict)": Case(
         lambda ws: flip_byte(ws.run / "model" / "tf_model.h5"), "predict", ["tf_model.h5", "SHA-256", "damaged"]),
     "model.safetensors truncated": Case(
-        lambda ws: truncate(ws.root / "models" / "safetensors" / "model.safetensors"), "evaluate",
+        lambda ws: truncate(ws.root / "models" / "safetensors" / "model.safetensors"), "load_model",
         ["model.safetensors", "damaged"], model="models/safetensors"),
     "weight shard missing": Case(
-        lambda ws: sorted((ws.root / "models" / "sharded").glob("tf_model-*.h5"))[-1].unlink(), "evaluate",
+        lambda ws: sorted((ws.root / "models" / "sharded").glob("tf_model-*.h5"))[-1].unlink(), "load_model",
         ["tf_model-", "listed in tf_model.h5.index.json is missing"], model="models/sharded"),
     "weight shard index damaged": Case(
-        lambda ws: truncate(ws.root / "models" / "sharded" / "tf_model.h5.index.json"), "evaluate",
+        lambda ws: truncate(ws.root / "models" / "sharded" / "tf_model.h5.index.json"), "load_model",
         ["tf_model.h5.index.json", "damaged"], model="models/sharded"),
     "weights of another architecture": Case(
-        lambda ws: None, "evaluate", ["tf_model.h5", "roformer encoder", "distilbert", "another architecture"],
+        lambda ws: None, "load_model", ["tf_model.h5", "roformer encoder", "distilbert", "another architecture"],
         model="models/other_arch"),
 }
+IN_PROCESS = {"read_checkpoint", "read_tokenizer", "load_model"}
+CLI_CASES = [name for name, case in CASES.items() if case.kind not in IN_PROCESS]
+
+
+def workspace(reference: Path, other_models: Path, root: Path, name: str) -> Workspace:
+    """A copy of the reference run, its cache and the other models, damaged as case `name` says."""
+    ws = Workspace(root)
+    shutil.copytree(reference / "run", ws.run)
+    shutil.copytree(reference / "cache", ws.cache)
+    shutil.copytree(other_models, ws.root / "models")
+    CASES[name].damage(ws)
+    return ws
 
 
 def command(case: Case, ws: Workspace) -> tuple[str, list[str]]:
@@ -178,19 +194,15 @@ def command(case: Case, ws: Workspace) -> tuple[str, list[str]]:
 def fault_runs(reference, other_models, tmp_path_factory):
     """{case: (workspace, CompletedProcess)}, every case run on its own damaged copy, two at a time."""
     def run(name):
-        ws = Workspace(tmp_path_factory.mktemp("case"))
-        shutil.copytree(reference / "run", ws.run)
-        shutil.copytree(reference / "cache", ws.cache)
-        shutil.copytree(other_models, ws.root / "models")
-        CASES[name].damage(ws)
+        ws = workspace(reference, other_models, tmp_path_factory.mktemp("case"), name)
         module, args = command(CASES[name], ws)
         return ws, qaexp(args, module=module)
 
     with ThreadPoolExecutor(2) as pool:
-        return dict(zip(CASES, pool.map(run, CASES)))
+        return dict(zip(CLI_CASES, pool.map(run, CLI_CASES)))
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", CLI_CASES)
 def test_damaged_state_is_detected(fault_runs, reference, name):
     case, (ws, result) = CASES[name], fault_runs[name]
     output = result.stdout + result.stderr
@@ -218,6 +230,25 @@ def test_damaged_state_is_detected(fault_runs, reference, name):
         assert not (ws.root / "out" / "predictions.json").exists()
 
 
+@pytest.mark.parametrize("name", [name for name in CASES if name not in CLI_CASES])
+def test_damaged_state_is_detected_by_the_reader_the_run_uses(reference, other_models, tmp_path, name):
+    from qaexp.errors import QAExpError
+    from qaexp.model.pretrained import load_qa_model
+    from qaexp.training.state import readable_checkpoint, saved_tokenizer
+
+    case = CASES[name]
+    ws = workspace(reference, other_models, tmp_path, name)
+    read = {"read_checkpoint": lambda: readable_checkpoint(str(ws.checkpoints / "latest")),
+            "read_tokenizer": lambda: saved_tokenizer(str(ws.run)),
+            "load_model": lambda: load_qa_model(str(ws.root / case.model))}[case.kind]
+    with pytest.raises(QAExpError) as raised:  # the CLI prints a QAExpError as its one line, exit status 2
+        read()
+    message = str(raised.value)
+    assert "\n" not in message, message
+    for word in case.words:
+        assert word in message, f"{word!r} not in: {message}"
+
+
 def assert_same_as_the_clean_run(case: Case, ws: Workspace, reference: Path, rebuilt: list[Path]) -> None:
     out = ws.root / "out"
     if case.kind == "scratch":  # the rebuilt tokenizer is the one the clean run trained, byte for byte
@@ -236,3 +267,5 @@ def test_the_table_covers_every_kind_of_stored_state():
     kinds = {name.split(" ")[0] for name in CASES}
     assert {"feature", "tokenizer", "checkpoint", "saved", "tf_model.h5", "model.safetensors", "weight",
             "weights"} <= kinds
+    # each kind of failure reaches the user through the CLI in at least one case
+    assert {CASES[name].kind for name in CLI_CASES} == {"resume", "evaluate", "scratch", "predict"}

@@ -20,18 +20,39 @@ def run(args, cwd, timeout=600):
     return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def sees_running_environment(venv_root: pathlib.Path) -> None:
+    """Make the venv at `venv_root` see every package the running interpreter sees, after its own.
+
+    `venv --system-site-packages` would give the *base* interpreter's packages, which inside a virtualenv are not
+    the ones installed (TensorFlow & co. live in the running venv). A .pth file in the new venv's site-packages
+    instead adds each of the running environment's site directories (processing their own .pth files, as site.py
+    does), whether that is a venv, a system interpreter or a conda-like prefix. The new venv's site-packages is
+    already on sys.path when the .pth is read, so the installed wheel comes before any editable qaexp."""
+    import site
+    # site.py's own order: the user site before the environment's site-packages
+    dirs = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
+    dirs += site.getsitepackages()
+    (site_packages,) = venv_root.glob("lib/python*/site-packages")
+    (site_packages / "zz_running_environment.pth").write_text(
+        f"import site; list(map(site.addsitedir, {[str(d) for d in dirs]!r}))\n")
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
-    """A venv that sees the system's TensorFlow & co. (--system-site-packages) but has its own qaexp wheel."""
+    """A fresh venv with its own qaexp wheel that resolves TensorFlow & co. from the running environment."""
     root = tmp_path_factory.mktemp("install")
     built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", root / "dist",
                  REPO], cwd=root)
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (root / "dist").glob("qaexp-*.whl")
-    made = run([sys.executable, "-m", "venv", "--system-site-packages", root / "venv"], cwd=root)
+    made = run([sys.executable, "-m", "venv", "--without-pip", root / "venv"], cwd=root)
     assert made.returncode == 0, made.stderr[-3000:]
+    sees_running_environment(root / "venv")
     python = root / "venv" / "bin" / "python"
-    installed = run([python, "-m", "pip", "install", "--no-deps", "--no-index", wheel], cwd=root)
+    # pip comes from the running environment too; --ignore-installed so that it never touches the qaexp (editable
+    # or not) that the running environment has, only writes the wheel into the new venv.
+    installed = run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", wheel],
+                    cwd=root)
     assert installed.returncode == 0, installed.stderr[-3000:]
     elsewhere = root / "elsewhere"  # no conf/, no qaexp/: only the installed package can answer
     elsewhere.mkdir()
@@ -66,15 +87,9 @@ def test_help_and_composed_config_from_any_directory(venv):
     assert "family: roformer" in result.stdout
 
 
-def test_a_short_run_from_any_directory(venv):
-    _, _, qaexp, elsewhere = venv
-    result = run([qaexp, "experiment=quickstart", "data.num_train=200", "data.num_validation=20", "trainer.epochs=1",
-                  "trainer.verbose=0", "hydra.run.dir=run"], cwd=elsewhere)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (elsewhere / "run" / "metrics.json").exists() and (elsewhere / "run" / "model" / "config.json").exists()
-
-
-def test_a_users_own_model_config_with_config_dir(venv):
+def test_a_short_run_with_a_users_own_model_config_from_any_directory(venv):
+    """A real run from outside the repository: the installed package's own configs, and one of the user's beside
+    them (--config-dir); it trains, evaluates and saves the model."""
     _, _, qaexp, elsewhere = venv
     mine = elsewhere / "my_configs"
     (mine / "model").mkdir(parents=True)
@@ -84,7 +99,8 @@ def test_a_users_own_model_config_with_config_dir(venv):
     assert composed.returncode == 0, composed.stderr[-2000:]
     assert "hidden_size: 96" in composed.stdout
     result = run([qaexp, "--config-dir", mine, "experiment=quickstart", "model=tiny_wide", "data.num_train=100",
-                  "data.num_validation=10", "trainer.epochs=1", "trainer.verbose=0", "trainer.save_model=false",
-                  "hydra.run.dir=mine"], cwd=elsewhere)
+                  "data.num_validation=10", "trainer.epochs=1", "trainer.verbose=0", "hydra.run.dir=mine"],
+                 cwd=elsewhere)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (elsewhere / "mine" / "metrics.json").exists()
+    assert (elsewhere / "mine" / "metrics.json").exists() and (elsewhere / "mine" / "model" / "config.json").exists()
+    assert '"hidden_size": 96' in (elsewhere / "mine" / "model" / "config.json").read_text()
