@@ -273,3 +273,63 @@ def test_a_new_model_starts_from_transformers_truncated_normal_initialisation(fa
     if family == "roformer":  # the sinusoid table is not a learned weight
         table = weights["roformer.encoder.embed_positions.weight"]
         np.testing.assert_array_equal(table, read_safetensors(folder)["roformer.encoder.embed_positions.weight"])
+
+
+# --- saved models: the Hugging Face directory qaexp writes and reads back ------------------------------------------
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_saved_model_loads_back_bit_for_bit_with_the_same_logits(tmp_path, family):
+    from safetensors import safe_open
+
+    from qaexp.model.families.weights import save_checkpoint
+
+    folder, data = _fixture(family)
+    model, _ = _loaded(family)
+    save_checkpoint(model, str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]  # no temporary file left behind
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["architectures"] == [model.architecture] and config["model_type"] == family
+    assert model.architecture.endswith("ForQuestionAnswering")
+    with safe_open(str(tmp_path / "model.safetensors"), framework="numpy") as f:
+        assert f.metadata() == {"format": "pt"}
+    reloaded, report = load_checkpoint(str(tmp_path))
+    assert report.new == [] and report.unused == []
+    original = export_weights(model)
+    again = export_weights(reloaded)
+    assert sorted(again) == sorted(original)
+    for name, value in original.items():
+        assert again[name].dtype == np.float32 and np.array_equal(again[name], value), name
+    inputs = model.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask",
+                                                                       "token_type_ids") if k in data})
+    before, after = model(inputs), reloaded(inputs)
+    for name in ("start_logits", "end_logits"):
+        np.testing.assert_array_equal(np.asarray(after[name]), np.asarray(before[name]))
+
+
+def test_a_bare_encoder_checkpoint_is_saved_with_the_prefix_and_head_transformers_expects(tmp_path):
+    # MiniLM's sentence-transformers weights are a BertModel: no `bert.` prefix, no head, architectures BertModel.
+    from qaexp.model.families.weights import save_checkpoint
+
+    folder, _ = _fixture("bert")
+    bare = {name.removeprefix("bert."): value for name, value in read_safetensors(folder).items()
+            if not name.startswith("qa_outputs.")}
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        model = build_qa_model(dict(json.load(f), architectures=["BertModel"]))
+    load_weights(model, bare)
+    save_checkpoint(model, str(tmp_path))
+    saved = read_safetensors(str(tmp_path))
+    assert sorted(saved) == sorted(read_safetensors(folder))  # the names BertForQuestionAnswering.save_pretrained writes
+    assert all(name.startswith(("bert.", "qa_outputs.")) for name in saved)
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == ["BertForQuestionAnswering"]
+
+
+def test_saving_over_an_unwritable_directory_is_one_storage_error_line(tmp_path):
+    from qaexp.errors import StorageError
+    from qaexp.model.families.weights import save_checkpoint
+
+    model, _ = _loaded("distilbert")
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with pytest.raises(StorageError, match="cannot write") as err:
+        save_checkpoint(model, str(blocked / "model"))
+    assert "\n" not in str(err.value)
