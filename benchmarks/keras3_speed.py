@@ -7,8 +7,9 @@ QA head new): TFBertForQuestionAnswering loaded by qaexp.model.pretrained.load_q
 by qaexp.model.families.weights.load_checkpoint.
 
 Batches: bucketed-like (qaexp pads a batch to a multiple of 64 of its longest window; SQuAD dev's bucketed batches
-average ~180 tokens at batch 8, more at 16/32, see docs/benchmarks.md): each timed width W gets rows of random lengths in (W-64, W],
-random token ids, right padding with attention_mask 0, random answer positions inside each row. float32.
+average ~180 tokens at batch 8, more at 16/32, see docs/benchmarks.md): each timed width W gets rows of random
+lengths in (W-64, W], random token ids, right padding with attention_mask 0, random answer positions inside each
+row. float32.
 
 Training step: the loss of qaexp's training/qa_model.py (`per_window_loss`, summed and divided by the rows), Adam
 (1e-4). Old: qaexp's QATrainingModel under tf-keras `train_on_batch` (a tf.function, as `fit` runs it). New: the
@@ -188,7 +189,9 @@ def forward_function(model, variant: str):
     def forward(batch):
         out = model(batch, training=False)
         return out["start_logits"], out["end_logits"]
-    return tf.function(forward, jit_compile=True) if variant == "new_xla" else tf.function(forward, reduce_retracing=True)
+    if variant == "new_xla":
+        return tf.function(forward, jit_compile=True)
+    return tf.function(forward, reduce_retracing=True)
 
 
 def timed(call) -> tuple[float, float]:
@@ -203,7 +206,8 @@ def measure(name: str, spec: dict, batch_size: int, widths: list[int], steps: in
     old, new = old_model(spec), new_model(spec)
     vocab = new.hf_config.get("vocab_size")
     batches = make_batches(np.random.default_rng(0), batch_size, widths, vocab, "token_type_ids" in new.input_names)
-    inputs = {w: {k: v for k, v in b.items() if k not in ("start_positions", "end_positions")} for w, b in batches.items()}
+    inputs = {w: {k: v for k, v in b.items() if k not in ("start_positions", "end_positions")}
+              for w, b in batches.items()}
     trainers = {"old": old_trainer(old), "new": new_trainer(new, jit=False), "new_xla": new_trainer(new, jit=True)}
     forwards = {variant: forward_function(old if variant == "old" else new, variant) for variant in VARIANTS}
 
@@ -227,7 +231,8 @@ def measure(name: str, spec: dict, batch_size: int, widths: list[int], steps: in
                 for variant in VARIANTS:
                     seconds[variant].append(timed(calls[variant, width]))
         per_call = {v: np.mean(np.array(s), axis=0) for v, s in seconds.items()}  # (wall, cpu)
-        results[task] = {v: {"wall_s": round(float(w), 6), "cpu_s": round(float(c), 6)} for v, (w, c) in per_call.items()}
+        results[task] = {v: {"wall_s": round(float(w), 6), "cpu_s": round(float(c), 6)}
+                         for v, (w, c) in per_call.items()}
         for variant in VARIANTS:
             wall, cpu = per_call[variant]
             print(f"{name:>16} {task:>9} {variant:>7}: {cpu:7.3f} CPU s, {wall:7.3f} wall s per call "

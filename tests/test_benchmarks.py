@@ -151,4 +151,5 @@ def test_keras3_speed_times_old_and_new_models_side_by_side():
 def test_keras3_speed_refuses_an_unknown_model_in_one_line():
     done = run_cli([str(REPO / "benchmarks" / "keras3_speed.py"), "--models", "gpt2"])
     assert done.returncode != 0
-    assert done.stderr.strip().splitlines() == ["keras3_speed: unknown model(s) gpt2 (choose from distilbert_sized, minilm)"]
+    assert done.stderr.strip().splitlines() == [
+        "keras3_speed: unknown model(s) gpt2 (choose from distilbert_sized, minilm)"]

@@ -318,7 +318,8 @@ def test_a_bare_encoder_checkpoint_is_saved_with_the_prefix_and_head_transformer
     load_weights(model, bare)
     save_checkpoint(model, str(tmp_path))
     saved = read_safetensors(str(tmp_path))
-    assert sorted(saved) == sorted(read_safetensors(folder))  # the names BertForQuestionAnswering.save_pretrained writes
+    # the names BertForQuestionAnswering.save_pretrained writes
+    assert sorted(saved) == sorted(read_safetensors(folder))
     assert all(name.startswith(("bert.", "qa_outputs.")) for name in saved)
     assert json.loads((tmp_path / "config.json").read_text())["architectures"] == ["BertForQuestionAnswering"]
 
@@ -364,7 +365,8 @@ def test_the_padding_row_gets_no_gradient_as_in_transformers(family):
     model, _ = _loaded(family)
     tables = [layer for layer in model._flatten_layers() if getattr(layer, "padding_idx", None) is not None]
     # RoBERTa's position table has a padding row too (padded positions get position id pad_token_id).
-    expected = ["position_embeddings", "word_embeddings"] if family in ("roberta", "xlm-roberta") else ["word_embeddings"]
+    expected = (["position_embeddings", "word_embeddings"] if family in ("roberta", "xlm-roberta")
+                else ["word_embeddings"])
     assert sorted(layer.name for layer in tables) == expected
     for layer, grad in zip(tables, _loss_gradients(model, data, [layer.embeddings for layer in tables])):
         assert not grad[layer.padding_idx].any(), layer.name
