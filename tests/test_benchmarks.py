@@ -131,3 +131,25 @@ def test_keras3_minilm_parity_compares_the_old_and_new_model_on_real_windows(squ
     # The same weights and head both ways: a wrong mapping or a missing tensor shows as a difference far above this.
     assert figures["within_1e-3"] and max(figures["max_abs_diff_start"], figures["max_abs_diff_end"]) <= 1e-3
     assert "initialised ['qa_outputs.weight', 'qa_outputs.bias']" in done.stdout
+
+
+def test_keras3_speed_times_old_and_new_models_side_by_side():
+    done = run_cli([str(REPO / "benchmarks" / "keras3_speed.py"), "--smoke", "--models", "distilbert_sized"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = last_json_line(done.stdout)
+    assert figures["smoke"] is True and set(figures["seconds_per_call"]) == {"distilbert_sized"}
+    seconds = figures["seconds_per_call"]["distilbert_sized"]
+    for task in ("train", "inference"):
+        assert set(seconds[task]) == {"old", "new", "new_xla"}
+        assert all(v["cpu_s"] > 0 and v["wall_s"] > 0 for v in seconds[task].values())
+        for variant in ("new", "new_xla"):
+            ratio = figures["distilbert_sized"][f"{task}_{variant}_vs_old"]
+            assert ratio == pytest.approx(seconds[task][variant]["cpu_s"] / seconds[task]["old"]["cpu_s"], rel=0.01)
+    assert figures["versions"]["transformers"].startswith("4.")  # the old classes exist only in transformers 4
+
+
+def test_keras3_speed_refuses_an_unknown_model_in_one_line():
+    done = run_cli([str(REPO / "benchmarks" / "keras3_speed.py"), "--models", "gpt2"])
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        "keras3_speed: unknown model(s) gpt2 (choose from distilbert_sized, minilm)"]

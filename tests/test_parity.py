@@ -356,3 +356,138 @@ def test_a_bare_modernbert_encoder_checkpoint_loads_with_a_fresh_task_head():
     assert sorted(report.new) == ["classifier.bias", "classifier.weight", "head.dense.weight", "head.norm.weight"]
     assert missing_encoder(report) == [] and report.unused == []
     assert "model.layers.0.attn_norm.weight" not in model.hf_weights()  # transformers' layer 0 has no attn_norm
+# --- saved models: the Hugging Face directory qaexp writes and reads back ------------------------------------------
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_saved_model_loads_back_bit_for_bit_with_the_same_logits(tmp_path, family):
+    from safetensors import safe_open
+
+    from qaexp.model.families.weights import save_checkpoint
+
+    folder, data = _fixture(family)
+    model, _ = _loaded(family)
+    save_checkpoint(model, str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]  # no temporary file left behind
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["architectures"] == [model.architecture] and config["model_type"] == family
+    assert model.architecture.endswith("ForQuestionAnswering")
+    with safe_open(str(tmp_path / "model.safetensors"), framework="numpy") as f:
+        assert f.metadata() == {"format": "pt"}
+    reloaded, report = load_checkpoint(str(tmp_path))
+    assert report.new == [] and report.unused == []
+    original = export_weights(model)
+    again = export_weights(reloaded)
+    assert sorted(again) == sorted(original)
+    for name, value in original.items():
+        assert again[name].dtype == np.float32 and np.array_equal(again[name], value), name
+    inputs = model.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask",
+                                                                       "token_type_ids") if k in data})
+    before, after = model(inputs), reloaded(inputs)
+    for name in ("start_logits", "end_logits"):
+        np.testing.assert_array_equal(np.asarray(after[name]), np.asarray(before[name]))
+
+
+def test_a_bare_encoder_checkpoint_is_saved_with_the_prefix_and_head_transformers_expects(tmp_path):
+    # MiniLM's sentence-transformers weights are a BertModel: no `bert.` prefix, no head, architectures BertModel.
+    from qaexp.model.families.weights import save_checkpoint
+
+    folder, _ = _fixture("bert")
+    bare = {name.removeprefix("bert."): value for name, value in read_safetensors(folder).items()
+            if not name.startswith("qa_outputs.")}
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        model = build_qa_model(dict(json.load(f), architectures=["BertModel"]))
+    load_weights(model, bare)
+    save_checkpoint(model, str(tmp_path))
+    saved = read_safetensors(str(tmp_path))
+    # the names BertForQuestionAnswering.save_pretrained writes
+    assert sorted(saved) == sorted(read_safetensors(folder))
+    assert all(name.startswith(("bert.", "qa_outputs.")) for name in saved)
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == ["BertForQuestionAnswering"]
+
+
+def test_saving_over_an_unwritable_directory_is_one_storage_error_line(tmp_path):
+    from qaexp.errors import StorageError
+    from qaexp.model.families.weights import save_checkpoint
+
+    model, _ = _loaded("distilbert")
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with pytest.raises(StorageError, match="cannot write") as err:
+        save_checkpoint(model, str(blocked / "model"))
+    assert "\n" not in str(err.value)
+
+
+# --- the padding row of the embeddings -------------------------------------------------------------------------
+
+def _loss_gradients(model, data, variables) -> list:
+    """Gradients (dense arrays) of qaexp's training loss on the fixture's right-padded batch, answers at real
+    positions."""
+    from types import SimpleNamespace
+
+    import tensorflow as tf
+
+    from qaexp.training.qa_model import per_window_loss
+
+    inputs = model.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask",
+                                                                       "token_type_ids") if k in data})
+    labels = {"start_positions": tf.constant([1, 2, 3]), "end_positions": tf.constant([2, 4, 3])}
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(per_window_loss(labels, SimpleNamespace(**model(inputs, training=False))))
+    return [np.asarray(tf.convert_to_tensor(g)) for g in tape.gradient(loss, variables)]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_padding_row_gets_no_gradient_as_in_transformers(family):
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("gradients taken with TensorFlow's tape here")
+    _, data = _fixture(family)
+    model, _ = _loaded(family)
+    tables = [layer for layer in model._flatten_layers() if getattr(layer, "padding_idx", None) is not None]
+    # RoBERTa's position table has a padding row too (padded positions get position id pad_token_id).
+    expected = (["position_embeddings", "word_embeddings"] if family in ("roberta", "xlm-roberta")
+                else ["word_embeddings"])
+    assert sorted(layer.name for layer in tables) == expected
+    for layer, grad in zip(tables, _loss_gradients(model, data, [layer.embeddings for layer in tables])):
+        assert not grad[layer.padding_idx].any(), layer.name
+        assert np.count_nonzero(np.abs(grad).sum(axis=1)) > 1, layer.name  # the other rows in the batch do learn
+
+
+def test_without_the_padding_row_rule_qaexp_loss_would_train_that_row():
+    # Why the rule exists: the padded positions' logits are inside the loss's softmax, so the padding token's
+    # embedding gets a gradient through them, although attention never reads a padded key.
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("gradients taken with TensorFlow's tape here")
+    _, data = _fixture("bert")
+    model, _ = _loaded("bert")
+    table = model.backbone.word_embeddings
+    table.padding_idx = None
+    try:
+        grad, = _loss_gradients(model, data, [table.embeddings])
+    finally:
+        table.padding_idx = 0
+    assert grad[0].any()
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_the_padding_row_cannot_change_the_logits_of_real_positions(family):
+    # Attention gives padded keys an exact 0 weight, so whatever the padding row holds (trained or not), the real
+    # positions' logits, the only ones qaexp's post-processing reads, are the same bit for bit. (DeBERTa multiplies
+    # its embeddings by the attention mask, so there not even the padded positions see the row.)
+    folder, data = _fixture(family)
+    model, _ = load_checkpoint(folder)
+    inputs = model.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask",
+                                                                       "token_type_ids") if k in data})
+    before = model(inputs)
+    table = model.backbone.word_embeddings
+    values = np.asarray(table.embeddings.numpy())
+    values[table.padding_idx] = np.random.default_rng(0).normal(size=values.shape[1]) * 10
+    table.embeddings.assign(values)
+    after = model(inputs)
+    real = data["attention_mask"].astype(bool)
+    for name in ("start_logits", "end_logits"):
+        np.testing.assert_array_equal(np.asarray(after[name])[real], np.asarray(before[name])[real])
+        assert not np.array_equal(np.asarray(after[name])[~real], np.asarray(before[name])[~real])

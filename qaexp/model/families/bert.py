@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from keras import layers, ops
 
-from qaexp.model.families.common import (TransformerLayer, embedding_weights, key_mask, layer_norm,
+from qaexp.model.families.common import (Embedding, TransformerLayer, embedding_weights, key_mask, layer_norm,
                                           norm_weights)
 
 MODEL_TYPES = ("bert",)
@@ -21,15 +21,20 @@ class BertBackbone(layers.Layer):
     """Embeddings (word + position + token type, LayerNorm, dropout) then the encoder layers; returns the last
     hidden states. `embedding_size` differs from `hidden_size` in ELECTRA (a projection follows)."""
 
+    PAD_TOKEN_ID = 0  # transformers' default where config.json names none (RoBERTa's is 1)
+    POSITION_PADDING = False  # RoBERTa's position table has a padding row too
+
     def __init__(self, config: dict, **kwargs):
         super().__init__(**kwargs)
         self.config = config
         hidden = config["hidden_size"]
         emb = config.get("embedding_size") or hidden
         eps = config.get("layer_norm_eps", 1e-12)
-        self.word_embeddings = layers.Embedding(config["vocab_size"], emb, name="word_embeddings")
-        self.position_embeddings = layers.Embedding(config.get("max_position_embeddings", 512), emb,
-                                                    name="position_embeddings")
+        pad = config.get("pad_token_id", self.PAD_TOKEN_ID)
+        self.word_embeddings = Embedding(config["vocab_size"], emb, padding_idx=pad, name="word_embeddings")
+        self.position_embeddings = Embedding(config.get("max_position_embeddings", 512), emb,
+                                             padding_idx=pad if self.POSITION_PADDING else None,
+                                             name="position_embeddings")
         self.token_type_embeddings = layers.Embedding(config.get("type_vocab_size", 2), emb,
                                                       name="token_type_embeddings")
         self.embeddings_norm = layer_norm(eps, "embeddings_norm")

@@ -67,6 +67,24 @@ def attend(scores, values, mask, dropout, training):
     return ops.matmul(probs, values)
 
 
+class Embedding(layers.Embedding):
+    """`layers.Embedding` whose `padding_idx` row never receives a gradient, as torch.nn.Embedding(padding_idx=...)
+    in transformers' models: qaexp's loss takes a softmax over every position of a window, padded ones included,
+    so without this the padding tokens' row would be trained (as the old TF classes trained it) while transformers
+    keeps it as the checkpoint has it. The forward values are unchanged (see docs/architecture.md)."""
+
+    def __init__(self, input_dim: int, output_dim: int, padding_idx=None, **kwargs):
+        super().__init__(input_dim, output_dim, **kwargs)
+        self.padding_idx = padding_idx
+
+    def call(self, inputs):
+        out = super().call(inputs)
+        if self.padding_idx is None:
+            return out
+        frozen = ops.expand_dims(ops.equal(inputs, self.padding_idx), -1)
+        return ops.where(frozen, ops.stop_gradient(out), out)
+
+
 def dense(units: int, name: str, use_bias: bool = True) -> layers.Dense:
     return layers.Dense(units, use_bias=use_bias, name=name)
 

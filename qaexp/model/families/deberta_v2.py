@@ -14,7 +14,7 @@ import math
 
 from keras import layers, ops
 
-from qaexp.model.families.common import (activation, dense, embedding_weights, layer_norm, linear_weights,
+from qaexp.model.families.common import (Embedding, activation, dense, embedding_weights, layer_norm, linear_weights,
                                           masked_fill_value, merge_heads, norm_weights, split_heads)
 
 MODEL_TYPES = ("deberta-v2",)
@@ -145,7 +145,8 @@ class DebertaV2Backbone(layers.Layer):
         hidden = config["hidden_size"]
         emb = config.get("embedding_size") or hidden
         eps = config.get("layer_norm_eps", 1e-7)
-        self.word_embeddings = layers.Embedding(config["vocab_size"], emb, name="word_embeddings")
+        self.word_embeddings = Embedding(config["vocab_size"], emb, padding_idx=config.get("pad_token_id", 0),
+                                         name="word_embeddings")
         self.position_embeddings = (layers.Embedding(config.get("max_position_embeddings", 512), emb,
                                                      name="position_embeddings")
                                     if config.get("position_biased_input", True) else None)

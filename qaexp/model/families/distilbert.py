@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from keras import layers, ops
 
-from qaexp.model.families.common import TransformerLayer, embedding_weights, key_mask, layer_norm, norm_weights
+from qaexp.model.families.common import (Embedding, TransformerLayer, embedding_weights, key_mask, layer_norm,
+                                          norm_weights)
 
 MODEL_TYPES = ("distilbert",)
 PREFIX = "distilbert"
@@ -27,7 +28,8 @@ class DistilBertBackbone(layers.Layer):
     def __init__(self, config: dict, **kwargs):
         super().__init__(**kwargs)
         dim = config["dim"]
-        self.word_embeddings = layers.Embedding(config["vocab_size"], dim, name="word_embeddings")
+        self.word_embeddings = Embedding(config["vocab_size"], dim, padding_idx=config.get("pad_token_id", 0),
+                                         name="word_embeddings")
         self.position_embeddings = layers.Embedding(config.get("max_position_embeddings", 512), dim,
                                                     name="position_embeddings")
         self.embeddings_norm = layer_norm(EPS, "embeddings_norm")

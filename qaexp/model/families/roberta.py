@@ -17,8 +17,11 @@ ARCHITECTURE = {"roberta": "RobertaForQuestionAnswering", "xlm-roberta": "XLMRob
 
 
 class RobertaBackbone(BertBackbone):
+    PAD_TOKEN_ID = 1
+    POSITION_PADDING = True  # padded positions get position id `pad`, whose row transformers never trains
+
     def position_ids(self, input_ids):
-        pad = self.config.get("pad_token_id", 1)
+        pad = self.config.get("pad_token_id", self.PAD_TOKEN_ID)
         real = ops.cast(ops.not_equal(input_ids, pad), "int32")
         return ops.cumsum(real, axis=1) * real + pad
 

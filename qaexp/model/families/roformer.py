@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from keras import layers, ops
 
-from qaexp.model.families.common import (TransformerLayer, dense, embedding_weights, key_mask, layer_norm,
+from qaexp.model.families.common import (Embedding, TransformerLayer, dense, embedding_weights, key_mask, layer_norm,
                                           linear_weights, norm_weights)
 
 MODEL_TYPES = ("roformer",)
@@ -50,7 +50,8 @@ class RoFormerBackbone(layers.Layer):
         heads = config["num_attention_heads"]
         self.head_dim = hidden // heads
         self.max_positions = config.get("max_position_embeddings", 1536)
-        self.word_embeddings = layers.Embedding(config["vocab_size"], emb, name="word_embeddings")
+        self.word_embeddings = Embedding(config["vocab_size"], emb, padding_idx=config.get("pad_token_id", 0),
+                                         name="word_embeddings")
         self.token_type_embeddings = layers.Embedding(config.get("type_vocab_size", 2), emb,
                                                       name="token_type_embeddings")
         self.embeddings_norm = layer_norm(eps, "embeddings_norm")

@@ -4,6 +4,11 @@
 returns them) and reports what was loaded, what the model had to initialise itself and what it had no place for;
 `export_weights` is the inverse, the tensors `...ForQuestionAnswering.save_pretrained` would write, so loading then
 exporting gives back every loaded tensor bit for bit.
+
+`save_checkpoint` writes a model as a Hugging Face directory (`config.json` naming the family's
+`...ForQuestionAnswering`, `model.safetensors` in PyTorch names) that transformers 5 (PyTorch) loads with no weight
+newly initialised, and `load_checkpoint` reads that same directory back: one weight format for qaexp and the
+ecosystem (tests/fixtures/parity/check_saved_models.py checks the transformers side).
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from qaexp.model.pretrained import LoadReport, read_safetensors
 # ModernBERT's prediction head `head.{dense,norm}` and its start/end Linear `classifier`. A checkpoint may lack
 # them (they then start fresh, as in transformers); for any other family they are simply not model weights.
 HEAD_PREFIXES = ("qa_outputs.", "head.", "classifier.")
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
 
 
 def _canonical(name: str, prefix: str) -> str:
@@ -78,7 +85,7 @@ def load_checkpoint(directory: str):
     fp16 or bf16). A config qaexp cannot build, or weights that do not fit it, is a one-line ModelLoadError."""
     from qaexp.model.families import build_qa_model
 
-    path = os.path.join(directory, "config.json")
+    path = os.path.join(directory, CONFIG_FILE)
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
@@ -91,3 +98,29 @@ def load_checkpoint(directory: str):
     except (ValueError, KeyError) as err:
         what = f"missing key {err}" if isinstance(err, KeyError) else first_line(err, limit=300)
         raise ModelLoadError(f"{directory}: {what}") from err
+
+
+def saved_config(model) -> dict:
+    """The config.json of a saved model: the config it was built from, naming the family's `...ForQuestionAnswering`
+    (a checkpoint loaded from a bare encoder says `BertModel` there, which transformers would build without the
+    head) and its model_type (which AutoModelForQuestionAnswering dispatches on)."""
+    config = dict(model.hf_config)
+    config["architectures"] = [model.architecture]
+    config["model_type"] = model.family
+    return config
+
+
+def save_checkpoint(model, directory: str) -> None:
+    """Write `model` into `directory` as `config.json` + `model.safetensors` (float32, PyTorch names with the
+    encoder prefix, e.g. `bert.` even where the loaded checkpoint had none), each file atomically. Other files in
+    `directory` (tokenizer, qaexp.json, the card) are left alone; a caller that wants the directory to appear whole
+    wraps this in `qaexp.output.files.save_directory_atomic`."""
+    from safetensors.numpy import save
+
+    from qaexp.output.files import write_bytes_atomic, write_json_atomic
+
+    tensors = export_weights(model)
+    # {"format": "pt"}: what transformers' save_pretrained writes; qaexp's reader (pretrained._safetensors_format)
+    # and transformers 4.x tell PyTorch layout from a TF model's safetensors by it.
+    write_bytes_atomic(os.path.join(directory, WEIGHTS_FILE), save(tensors, metadata={"format": "pt"}))
+    write_json_atomic(os.path.join(directory, CONFIG_FILE), saved_config(model))
