@@ -171,7 +171,7 @@ def main() -> None:
     keep_freed_memory()  # as every qaexp run does
     tok = tokenizer()
     records = read_records(str(args.data))
-    windows = cache.windows_for(records, tok, MAX_LENGTH, DOC_STRIDE, args.cache_dir, desc="tokenising dev")
+    windows = cache.windows_for(records, tok, MAX_LENGTH, DOC_STRIDE, args.cache_dir, split="dev")
     print(f"{len(records)} questions -> {len(windows)} windows, mean length {windows.lengths.mean():.0f} tokens")
     tiny = measure("tiny", windows, tok, args.batch_size, args.steps_tiny)
     large = tiny if args.tiny_only else measure("distilbert_sized", windows, tok, args.batch_size, args.steps_large)
