@@ -21,8 +21,8 @@ import math
 import numpy as np
 from keras import layers, ops
 
-from qaexp.model.families.common import (activation, attend, dense, embedding_weights, key_mask, linear_weights,
-                                          merge_heads, norm_weights)
+from qaexp.model.families.common import (Embedding, activation, attend, dense, embedding_weights, key_mask,
+                                          linear_weights, merge_heads, norm_weights)
 
 MODEL_TYPES = ("modernbert",)
 PREFIX = "model"
@@ -164,7 +164,9 @@ class ModernBertBackbone(layers.Layer):
         self.half_window = int(config.get("local_attention", 128)) // 2
         eps = config.get("norm_eps", 1e-5)
         norm_bias = bool(config.get("norm_bias", False))
-        self.tok_embeddings = layers.Embedding(config["vocab_size"], hidden, name="tok_embeddings")
+        # padding_idx as transformers' nn.Embedding(padding_idx=config.pad_token_id): that row gets no gradient
+        self.tok_embeddings = Embedding(config["vocab_size"], hidden, padding_idx=config.get("pad_token_id", 50283),
+                                        name="tok_embeddings")
         self.embeddings_norm = norm(eps, norm_bias, "embeddings_norm")
         self.dropout = layers.Dropout(config.get("embedding_dropout", 0.0))
         self.encoder_layers = [ModernBertLayer(config, i, name=f"layer_{i}") for i in range(config["num_hidden_layers"])]
