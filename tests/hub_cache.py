@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import http.server
 import io
 import json
 import os
 import pathlib
 import shutil
 import struct
+import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
@@ -688,7 +690,48 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-class FakeHub:
+class HubRequest(http.server.BaseHTTPRequestHandler):
+    """One request to a LoopbackHub: GET and HEAD both go to the hub's `answer`, HEAD without a body."""
+
+    def log_message(self, *args):  # keep pytest's output clean
+        pass
+
+    def reply(self, status: int, payload: bytes, headers: Mapping[str, str], body: bool) -> None:
+        self.send_response(status)
+        for key, value in {**headers, "Content-Length": str(len(payload))}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if body:
+            self.wfile.write(payload)
+
+    def do_GET(self):
+        self.server.hub.answer(self, self.path.split("?")[0], body=True)
+
+    def do_HEAD(self):
+        self.server.hub.answer(self, self.path.split("?")[0], body=False)
+
+
+class LoopbackHub:
+    """A stand-in HF_ENDPOINT: `with` serves it on a free 127.0.0.1 port (its address in `url`) from a
+    background thread, and stops it on leaving. Subclasses route each request in `answer(request, path, body)`
+    (path without its query), answering with `request.reply(status, payload, headers, body)`."""
+
+    def answer(self, request: HubRequest, path: str, body: bool) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HubRequest)
+        self.server.hub = self  # each HubRequest finds its hub through the server that made it
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeHub(LoopbackHub):
     """A local HTTP endpoint (HF_ENDPOINT) that answers as huggingface.co does for a repository that does not
     exist (401 + X-Error-Code: RepoNotFound) and for a gated one (its model info, then 401 + X-Error-Code:
     GatedRepo for every file). The tests have no network, so this is the only way to reach those answers of
@@ -700,57 +743,21 @@ class FakeHub:
         self.gated = dict(gated)  # repo id -> its file names
         self.requests: list[str] = []
 
-    def __enter__(self) -> "FakeHub":
-        import http.server
-        import threading
-
-        hub = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep pytest's output clean
-                pass
-
-            def answer(self, body: bool):
-                path = self.path.split("?")[0]
-                hub.requests.append(f"{self.command} {path}")
-                if path.startswith("/api/models/"):
-                    repo = path[len("/api/models/"):].split("/revision/")[0]
-                    if repo in hub.gated:
-                        info = {"_id": "0" * 24, "id": repo, "modelId": repo, "sha": hub.COMMIT, "private": False,
-                                "gated": "manual", "disabled": False, "tags": [], "downloads": 0, "likes": 0,
-                                "siblings": [{"rfilename": f} for f in hub.gated[repo]]}
-                        return self.reply(200, json.dumps(info).encode(), {"Content-Type": "application/json"}, body)
-                    return self.reply(401, b'{"error":"Repository not found"}',
-                                      {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"},
-                                      body)
-                repo = path.strip("/").split("/resolve/")[0]
-                if repo in hub.gated:
-                    message = f"Access to model {repo} is restricted. You must have access to it and be authenticated."
-                    return self.reply(401, json.dumps({"error": message}).encode(),
-                                      {"X-Error-Code": "GatedRepo", "X-Error-Message": message}, body)
-                return self.reply(401, b'{"error":"Repository not found"}',
-                                  {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"}, body)
-
-            def reply(self, status, payload, headers, body):
-                self.send_response(status)
-                for key, value in {**headers, "Content-Length": str(len(payload))}.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if body:
-                    self.wfile.write(payload)
-
-            def do_GET(self):
-                self.answer(body=True)
-
-            def do_HEAD(self):
-                self.answer(body=False)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, request: HubRequest, path: str, body: bool) -> None:
+        self.requests.append(f"{request.command} {path}")
+        if path.startswith("/api/models/"):
+            repo = path[len("/api/models/"):].split("/revision/")[0]
+            if repo in self.gated:
+                info = {"_id": "0" * 24, "id": repo, "modelId": repo, "sha": self.COMMIT, "private": False,
+                        "gated": "manual", "disabled": False, "tags": [], "downloads": 0, "likes": 0,
+                        "siblings": [{"rfilename": f} for f in self.gated[repo]]}
+                return request.reply(200, json.dumps(info).encode(), {"Content-Type": "application/json"}, body)
+            return request.reply(401, b'{"error":"Repository not found"}',
+                                 {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"}, body)
+        repo = path.strip("/").split("/resolve/")[0]
+        if repo in self.gated:
+            message = f"Access to model {repo} is restricted. You must have access to it and be authenticated."
+            return request.reply(401, json.dumps({"error": message}).encode(),
+                                 {"X-Error-Code": "GatedRepo", "X-Error-Message": message}, body)
+        return request.reply(401, b'{"error":"Repository not found"}',
+                             {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"}, body)

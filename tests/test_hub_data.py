@@ -3,6 +3,7 @@ cache `datasets` prepared itself (tests/hub_dataset_cache.py), each split cut to
 records are converted and checked; the one line for a dataset the hub says does not exist, the one for a bare
 name (`squad`) that huggingface_hub >= 1.16 refuses, for a config name the dataset lacks, and for a dataset that
 needs a loading script (datasets >= 4 runs none)."""
+import hashlib
 import json
 import time
 
@@ -11,7 +12,7 @@ import pytest
 import datasets
 import huggingface_hub.errors
 from conftest import run_cli
-from hub_cache import FakeHub
+from hub_cache import FakeHub, HubRequest, LoopbackHub
 from hub_dataset_cache import write_hub_dataset
 from qaexp.data.squad import load_eval_set, load_splits
 from qaexp.errors import DataError
@@ -86,58 +87,24 @@ def test_a_dataset_the_hub_does_not_have_is_one_line_of_its_own(tmp_path):
                      "private or gated: set HF_TOKEN): check data.name"], result.stderr[-3000:]
 
 
-class LegacyNameHub:
+class LegacyNameHub(LoopbackHub):
     """A local HF_ENDPOINT holding one dataset under a bare name (as the hub still redirects `squad`): its card
     is served, every other file is missing. huggingface_hub >= 1.16 downloads the card, then refuses the name
     when `datasets` makes an hf:// URI of it."""
 
     COMMIT = "7b6d24c440a36b6815f21b70d25016731768db1f"
     CARD = b"---\nlicense: cc-by-sa-4.0\n---\n# squad\n"
+    ETAG = hashlib.sha1(b"blob %d\0" % len(CARD) + CARD).hexdigest()  # the git blob sha1, as the hub sends
 
     def __init__(self, name: str):
         self.name = name
 
-    def __enter__(self) -> "LegacyNameHub":
-        import hashlib
-        import http.server
-        import threading
-
-        hub = self
-        etag = hashlib.sha1(b"blob %d\0" % len(self.CARD) + self.CARD).hexdigest()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep pytest's output clean
-                pass
-
-            def answer(self, body: bool):
-                path = self.path.split("?")[0]
-                if path.startswith(f"/datasets/{hub.name}/resolve/") and path.endswith("/README.md"):
-                    status, payload = 200, hub.CARD
-                    headers = {"X-Repo-Commit": hub.COMMIT, "ETag": f'"{etag}"'}
-                else:
-                    status, payload = 404, b'{"error":"Entry not found"}'
-                    headers = {"X-Repo-Commit": hub.COMMIT, "X-Error-Code": "EntryNotFound"}
-                self.send_response(status)
-                for key, value in {**headers, "Content-Length": str(len(payload))}.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if body:
-                    self.wfile.write(payload)
-
-            def do_GET(self):
-                self.answer(body=True)
-
-            def do_HEAD(self):
-                self.answer(body=False)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, request: HubRequest, path: str, body: bool) -> None:
+        if path.startswith(f"/datasets/{self.name}/resolve/") and path.endswith("/README.md"):
+            request.reply(200, self.CARD, {"X-Repo-Commit": self.COMMIT, "ETag": f'"{self.ETAG}"'}, body)
+        else:
+            request.reply(404, b'{"error":"Entry not found"}',
+                          {"X-Repo-Commit": self.COMMIT, "X-Error-Code": "EntryNotFound"}, body)
 
 
 @pytest.mark.skipif(not hasattr(huggingface_hub.errors, "HfUriError"),
