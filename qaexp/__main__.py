@@ -112,6 +112,7 @@ def entry() -> None:
         sys.exit(128 + signum)
     finally:
         if not _started:  # Hydra stopped before the run began (e.g. a value of the wrong type): leave no directory
+            hydra_job.remove_unused_sweep_dir(created)
             hydra_job.remove_if_empty(created)
 
 

@@ -151,6 +151,41 @@ def test_a_value_hydra_refuses_leaves_no_empty_run_directory_and_the_users_own_d
     assert result.returncode == 1 and sorted(os.listdir(mine)) == ["empty_subfolder"]
 
 
+HYDRA_TYPE_ERROR = "Value 'abc' of type 'str' could not be converted to Integer"
+
+
+def imported_tensorflow(stderr: str) -> bool:
+    """From `-X importtime` output (every module Python imports, one line each on stderr)."""
+    return any(line.split("|")[-1].strip().startswith("tensorflow") for line in stderr.splitlines()
+               if line.startswith("import time:"))
+
+
+def test_a_sweep_stopped_by_a_value_hydra_refuses_before_its_first_job_leaves_no_sweep_directory(tmp_path):
+    sweep_dir = tmp_path / "new" / "sweep"  # Hydra writes multirun.yaml here before composing job 0
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "qaexp", "-m", "model=tiny", "data=synthetic",
+                             "trainer.epochs=abc,1", f"hydra.sweep.dir={sweep_dir}"], cwd=REPO, text=True,
+                            timeout=120, env=env(), capture_output=True)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert not imported_tensorflow(result.stderr)
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert errors[:2] == ["Error merging override trainer.epochs=abc", HYDRA_TYPE_ERROR], errors  # Hydra's own
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("held", [["notes.txt"], []], ids=["holding-a-file", "empty"])
+def test_a_sweep_stopped_before_its_first_job_leaves_the_users_own_sweep_directory_as_it_was(tmp_path, held):
+    mine = tmp_path / "mine"  # named as the sweep directory itself, existing before the command
+    mine.mkdir()
+    for name in held:
+        (mine / name).write_text("keep")
+    result = qaexp(["-m", "model=tiny", "data=synthetic", "trainer.epochs=abc,1", f"hydra.sweep.dir={mine}"],
+                   capture_output=True, timeout=120)
+    assert result.returncode == 1 and HYDRA_TYPE_ERROR in result.stderr, result.stderr[-3000:]
+    assert mine.is_dir() and sorted(os.listdir(mine)) == held  # not even Hydra's multirun.yaml added
+    assert all((mine / name).read_text() == "keep" for name in held)
+
+
 def test_the_pre_check_passes_valid_command_lines_and_sees_the_users_own_config_folders(tmp_path):
     from qaexp.__main__ import _override_problem
 

@@ -10,6 +10,7 @@ import os
 from typing import Optional
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -124,3 +125,35 @@ def remove_if_empty(directory: Optional[str]) -> None:
     for path, _, _ in os.walk(directory, topdown=False):
         with contextlib.suppress(OSError):
             os.rmdir(path)
+
+
+MULTIRUN_RECORD = "multirun.yaml"  # what Hydra's basic sweeper writes in the sweep directory before any job runs
+
+
+class SweepDirWatch(Callback):
+    """Notes the sweep directory before Hydra makes it (conf/config.yaml, hydra.callbacks), so that a sweep stopped
+    by a config error before its first job leaves nothing behind (remove_unused_sweep_dir)."""
+    sweep_dir: Optional[str] = None  # this command's sweep directory, once the sweep began
+    created: Optional[str] = None  # the topmost directory on that path the sweep was about to create, if any
+    record_existed = False  # whether a multirun.yaml was there before (an earlier sweep's): never removed
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        # Resolving ${now:...} here caches it in `config`, the object the sweeper then reads: the same path.
+        sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
+        SweepDirWatch.sweep_dir = sweep_dir
+        SweepDirWatch.created = _topmost_missing(sweep_dir)
+        SweepDirWatch.record_existed = os.path.exists(os.path.join(sweep_dir, MULTIRUN_RECORD))
+
+
+def remove_unused_sweep_dir(created: Optional[str]) -> None:
+    """Undo what a sweep stopped before its first job wrote (call only when no job has started): the multirun.yaml
+    Hydra wrote for this command, then the directories this command created (by the sweep, or make_output_root:
+    `created`) if that left them empty. A directory that existed before keeps whatever it held."""
+    sweep_dir = SweepDirWatch.sweep_dir
+    if sweep_dir is None or SweepDirWatch.record_existed:
+        return
+    with contextlib.suppress(OSError):
+        os.remove(os.path.join(sweep_dir, MULTIRUN_RECORD))
+    for top in (SweepDirWatch.created, created):
+        if top is not None and os.path.commonpath([os.path.abspath(top), sweep_dir]) == os.path.abspath(top):
+            remove_if_empty(top)
