@@ -77,7 +77,7 @@ class _Tokenizer:
 
 def throughput(config: str, windows: Windows, args) -> float:
     import tensorflow as tf
-    import tf_keras
+    import keras
     from omegaconf import OmegaConf
 
     from qaexp.model.build import build_model
@@ -86,14 +86,14 @@ def throughput(config: str, windows: Windows, args) -> float:
 
     policy, padding, xla = CONFIGS[config]
     xla = xla and not args.smoke  # XLA's compilation alone takes minutes on a busy CPU
-    tf_keras.backend.clear_session()
-    tf_keras.utils.set_random_seed(0)
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
     batcher = Batcher(windows, args.batch_size, padding=padding, max_length=MAX_LENGTH, pad_id=0,
                       multiple=PAD_MULTIPLE, shuffle_seed=0)
     with precision_policy(policy):
         model_cfg = OmegaConf.create({"checkpoint": None, "architecture": ARCHITECTURES[args.model]})
         trainable = QATrainingModel(build_model(model_cfg, _Tokenizer()))
-        trainable.compile(optimizer=tf_keras.optimizers.Adam(1e-4), jit_compile=xla)
+        trainable.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=xla)
         order = batcher.order(epoch=0)
         timed = order[: args.steps]
         by_width = {}

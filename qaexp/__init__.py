@@ -1,8 +1,8 @@
 """qaexp: configuration-driven experiments for extractive question answering."""
 import os
 
-# transformers' TF models need Keras 2; this must happen before TensorFlow is imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# Keras 3 (the `keras` package) is qaexp's Keras, on the TensorFlow backend unless KERAS_BACKEND says otherwise.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from qaexp.quiet import set_quiet_environment  # noqa: E402  (the libraries' notices off; QAEXP_VERBOSE=1 shows them)
 

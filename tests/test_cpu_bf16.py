@@ -31,14 +31,14 @@ def test_bf16_support_is_false_when_unknown(tmp_path, monkeypatch):
                                                      ("mixed_float16", True, True), ("float32", False, False)])
 def test_the_cpu_precision_warning_is_true(monkeypatch, caplog, policy, has_bf16, warns):
     import tensorflow as tf
-    import tf_keras
+    import keras
 
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
     monkeypatch.setattr(cpu, "supports_bf16", lambda: has_bf16)
     with caplog.at_level(logging.INFO, logger=runtime.log.name):
         with runtime.precision_policy(policy):
-            assert tf_keras.mixed_precision.global_policy().name == policy
-    assert tf_keras.mixed_precision.global_policy().name == "float32"
+            assert keras.config.dtype_policy().name == policy
+    assert keras.config.dtype_policy().name == "float32"
     warned = [r for r in caplog.records if r.levelno == logging.WARNING and "no GPU is visible" in r.getMessage()]
     assert bool(warned) is warns
     if warns:

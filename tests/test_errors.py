@@ -325,14 +325,14 @@ def test_failed_metrics_write_names_the_path(tmp_path, monkeypatch):
 @pytest.mark.parametrize("failure", ["oserror", "tf"])
 def test_failed_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, failure):
     import tensorflow as tf
-    import tf_keras
+    import keras
 
     from qaexp.errors import StorageError
     from qaexp.training.state import RunState
 
-    model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
+    model = keras.Sequential([keras.layers.Dense(2)])
     model.build((None, 3))
-    optimizer = tf_keras.optimizers.Adam()
+    optimizer = keras.optimizers.Adam()
     state = RunState(str(tmp_path / "checkpoints"), model, optimizer, steps_per_epoch=10, epochs=1)
     state.start(resume=False)
     state.save()

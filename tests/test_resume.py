@@ -36,13 +36,13 @@ def test_run_killed_mid_epoch_resumes_to_the_same_number_of_steps(tmp_path, cli)
 
 
 def small_state(directory, steps_per_epoch=10):
-    import tf_keras
+    import keras
 
     from qaexp.training.state import RunState
 
-    model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
+    model = keras.Sequential([keras.layers.Dense(2)])
     model.build((None, 3))
-    optimizer = tf_keras.optimizers.Adam()
+    optimizer = keras.optimizers.Adam()
     optimizer.build(model.trainable_variables)
     state = RunState(str(directory), model, optimizer, steps_per_epoch=steps_per_epoch, epochs=2)
     state.start(resume=False)

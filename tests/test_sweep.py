@@ -132,7 +132,7 @@ def test_thread_limit_is_applied_before_tensorflow_starts_and_kept_after(cli):
 def test_jobs_in_one_process_do_not_leak_into_each_other(tmp_path, monkeypatch):
     """What Hydra's basic launcher does: several runs in one process. A run in between, failing inside the
     mixed-precision scope, must leave neither its policy nor anything else behind: a rerun repeats exactly."""
-    import tf_keras
+    import keras
 
     from qaexp.model import build
     from qaexp.run import experiment
@@ -147,7 +147,7 @@ def test_jobs_in_one_process_do_not_leak_into_each_other(tmp_path, monkeypatch):
     first = experiment.run(cfg, str(tmp_path / "first"))
 
     def fail_in_mixed_precision(*args):
-        assert tf_keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
         raise RuntimeError("out of memory")
 
     with monkeypatch.context() as patch:
@@ -155,7 +155,7 @@ def test_jobs_in_one_process_do_not_leak_into_each_other(tmp_path, monkeypatch):
         with pytest.raises(RuntimeError, match="out of memory"):
             experiment.run(compose_config([*SMALL, "precision=mixed_bfloat16", "trainer.seed=7"]),
                            str(tmp_path / "failed"))
-    assert tf_keras.mixed_precision.global_policy().name == "float32"
+    assert keras.config.dtype_policy().name == "float32"
     assert metrics(tmp_path / "failed")["status"] == "failed"
 
     again = experiment.run(cfg, str(tmp_path / "again"))

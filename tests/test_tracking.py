@@ -78,14 +78,14 @@ class RecordingTracker(tracking.KerasLoggingTracker):
 
 def test_keras_callback_logs_each_step_and_each_epoch_after_the_evaluator():
     import numpy as np
-    import tf_keras
+    import keras
 
-    tf_keras.utils.set_random_seed(0)
-    model = tf_keras.Sequential([tf_keras.layers.Dense(1, input_shape=(2,))])
-    schedule = tf_keras.optimizers.schedules.PolynomialDecay(0.1, decay_steps=8, end_learning_rate=0.0)
-    model.compile(optimizer=tf_keras.optimizers.SGD(schedule), loss="mse")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.layers.Dense(1, input_shape=(2,))])
+    schedule = keras.optimizers.schedules.PolynomialDecay(0.1, decay_steps=8, end_learning_rate=0.0)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
 
-    class FakeEvaluator(tf_keras.callbacks.Callback):  # stands for train.make_epoch_evaluator
+    class FakeEvaluator(keras.callbacks.Callback):  # stands for train.make_epoch_evaluator
         def on_epoch_end(self, epoch, logs=None):
             logs["val_f1"] = 10.0 * (epoch + 1)
 
@@ -104,9 +104,9 @@ def test_keras_callback_logs_each_step_and_each_epoch_after_the_evaluator():
 
 
 def test_learning_rate_of_a_constant_optimizer():
-    import tf_keras
+    import keras
 
-    assert tracking.current_learning_rate(tf_keras.optimizers.Adam(0.003)) == pytest.approx(0.003)
+    assert tracking.current_learning_rate(keras.optimizers.Adam(0.003)) == pytest.approx(0.003)
 
 
 def test_tensorboard_tracker_writes_scalars_under_the_run_directory(tmp_path):

@@ -39,13 +39,13 @@ def weights_after_one_step(tokenizer, batch, accum_steps, optimizer):
 
 
 def test_accumulated_micro_batches_make_the_update_of_the_whole_batch(tiny_data):
-    import tf_keras
+    import keras
 
     tokenizer, windows = tiny_data
     batch = first_batch(tokenizer, windows, 7)  # 7 rows in 3 micro-batches: 3 + 3 + 1 (2 zero-weight pad rows)
     initial = [v.numpy() for v in tiny_qa.tiny_model(tokenizer).trainable_variables]
-    whole, whole_loss = weights_after_one_step(tokenizer, batch, 1, tf_keras.optimizers.SGD(0.5))
-    accumulated, accumulated_loss = weights_after_one_step(tokenizer, batch, 3, tf_keras.optimizers.SGD(0.5))
+    whole, whole_loss = weights_after_one_step(tokenizer, batch, 1, keras.optimizers.SGD(0.5))
+    accumulated, accumulated_loss = weights_after_one_step(tokenizer, batch, 3, keras.optimizers.SGD(0.5))
     assert max(np.abs(w - i).max() for w, i in zip(whole, initial)) > 1e-3  # the step did change the weights
     for w, a in zip(whole, accumulated):
         np.testing.assert_allclose(a, w, atol=2e-6)
@@ -54,14 +54,14 @@ def test_accumulated_micro_batches_make_the_update_of_the_whole_batch(tiny_data)
 
 @pytest.mark.slow
 def test_accumulation_with_adam_matches_one_large_batch(tiny_data):
-    import tf_keras
+    import keras
 
     tokenizer, windows = tiny_data
     batch = first_batch(tokenizer, windows, 8)
     # Adam's first step is about lr * sign(gradient): a larger epsilon keeps it from amplifying the rounding
     # noise of gradients that are zero in exact arithmetic (e.g. attention key biases).
-    whole, _ = weights_after_one_step(tokenizer, batch, 1, tf_keras.optimizers.Adam(1e-2, epsilon=1e-3))
-    accumulated, _ = weights_after_one_step(tokenizer, batch, 4, tf_keras.optimizers.Adam(1e-2, epsilon=1e-3))
+    whole, _ = weights_after_one_step(tokenizer, batch, 1, keras.optimizers.Adam(1e-2, epsilon=1e-3))
+    accumulated, _ = weights_after_one_step(tokenizer, batch, 4, keras.optimizers.Adam(1e-2, epsilon=1e-3))
     for w, a in zip(whole, accumulated):
         np.testing.assert_allclose(a, w, atol=1e-5)
 
@@ -72,7 +72,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, "tests")
-    import numpy as np, tf_keras
+    import numpy as np, keras
     from helpers import tiny_qa
     from qaexp.training.batching import Batcher
     from qaexp.training.qa_model import QATrainingModel
@@ -89,7 +89,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
             model = tiny_qa.tiny_model(tokenizer)
             initial = [v.numpy() for v in model.trainable_variables]
             trainable = QATrainingModel(model, 1)
-            trainable.compile(optimizer=tf_keras.optimizers.SGD(0.5))
+            trainable.compile(optimizer=keras.optimizers.SGD(0.5))
         history = trainable.fit(batcher.dataset(0, count=3), steps_per_epoch=3, epochs=1, verbose=0)
         final = [v.numpy() for v in model.trainable_variables]
         change = max(float(np.abs(f - i).max()) for f, i in zip(final, initial))
@@ -117,7 +117,7 @@ def test_mirrored_on_two_cpu_devices_matches_one_device():
 
 @pytest.mark.slow
 def test_xla_and_steps_per_execution_train(tiny_data):
-    import tf_keras
+    import keras
 
     from qaexp.training.qa_model import QATrainingModel
 
@@ -125,7 +125,7 @@ def test_xla_and_steps_per_execution_train(tiny_data):
     batcher = Batcher(windows, 8, padding="max_length", max_length=96, pad_id=tokenizer.pad_token_id,
                       shuffle_seed=0)
     trainable = QATrainingModel(tiny_qa.tiny_model(tokenizer), grad_accum_steps=2)
-    trainable.compile(optimizer=tf_keras.optimizers.Adam(1e-3), steps_per_execution=2, jit_compile=True)
+    trainable.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=2, jit_compile=True)
     history = trainable.fit(batcher.dataset(0, count=8), steps_per_epoch=4, epochs=2, verbose=0)
     assert int(trainable.optimizer.iterations.numpy()) == 8
     assert np.isfinite(history.history["loss"]).all()
@@ -136,13 +136,13 @@ def test_xla_and_steps_per_execution_train(tiny_data):
 
 
 def small_state(directory, patience=None, keep_best=True):
-    import tf_keras
+    import keras
 
     from qaexp.training.state import RunState
 
-    model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
+    model = keras.Sequential([keras.layers.Dense(2)])
     model.build((None, 3))
-    optimizer = tf_keras.optimizers.SGD(0.1)
+    optimizer = keras.optimizers.SGD(0.1)
     optimizer.build(model.trainable_variables)
     state = RunState(str(directory), model, optimizer, steps_per_epoch=5, epochs=6, every_steps=2,
                      keep_best=keep_best, patience=patience)

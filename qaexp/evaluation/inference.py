@@ -148,9 +148,12 @@ def _forward_function(model, with_loss: bool):
 
         @tf.function(reduce_retracing=True)
         def forward(batch):
-            out = model_ref()(batch, training=False)
-            loss = out.loss if with_loss else tf.zeros(())
-            return (tf.cast(out.start_logits, tf.float32), tf.cast(out.end_logits, tf.float32),
+            from qaexp.training.qa_model import model_inputs, per_window_loss
+
+            qa_model = model_ref()
+            out = qa_model(model_inputs(qa_model, batch), training=False)
+            loss = per_window_loss(batch, out) if with_loss else tf.zeros(())  # one per window
+            return (tf.cast(out["start_logits"], tf.float32), tf.cast(out["end_logits"], tf.float32),
                     tf.cast(loss, tf.float32))
 
         cached[with_loss] = forward

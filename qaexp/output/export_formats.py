@@ -40,7 +40,7 @@ def _importable(package: str) -> bool:
 
 def input_names(tokenizer, model) -> list[str]:
     """The tokenizer's inputs that the model takes, in the tokenizer's order (no token_type_ids for RoBERTa)."""
-    return [name for name in tokenizer.model_input_names if name in model.input_signature]
+    return [name for name in tokenizer.model_input_names if name in model.input_names]
 
 
 def serving_function(model, names: list[str]):
@@ -52,8 +52,8 @@ def serving_function(model, names: list[str]):
     @tf.function(input_signature=spec)
     def serve(*inputs):
         out = model(dict(zip(names, inputs)), training=False)
-        return {"start_logits": tf.cast(out.start_logits, tf.float32),
-                "end_logits": tf.cast(out.end_logits, tf.float32)}
+        return {"start_logits": tf.cast(out["start_logits"], tf.float32),
+                "end_logits": tf.cast(out["end_logits"], tf.float32)}
 
     return serve
 

@@ -220,8 +220,8 @@ def _model(cfg: DictConfig, model_cfg: DictConfig, tokenizer):
 
 
 def _check_model_limit(cfg: DictConfig, model) -> None:
-    config = model.config
-    limit = position_limit(config.model_type, getattr(config, "max_position_embeddings", None))
+    config = model.hf_config
+    limit = position_limit(config["model_type"], config.get("max_position_embeddings"))
     check_max_length(cfg.data.max_length, limit, f"max_position_embeddings of {cfg.model.checkpoint or 'the model'}")
 
 
@@ -248,7 +248,7 @@ def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Train
     """Fit with checkpoints in <run dir>/checkpoints, evaluating after every epoch."""
     from qaexp.training import fit
     from qaexp.training.batching import Batcher
-    from qaexp.training.state import CHECKPOINT_DIR, RunState
+    from qaexp.training.state import CHECKPOINT_DIR, RunState, fit_segments
 
     cfg, trainer = run.cfg, run.cfg.trainer
     batcher = Batcher(windows, trainer.batch_size, padding=trainer.padding, max_length=cfg.data.max_length,
@@ -261,7 +261,7 @@ def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Train
     state = RunState(os.path.join(run.directory, CHECKPOINT_DIR), model, trainable.optimizer, steps, trainer.epochs,
                      every_steps=trainer.checkpoint_every_steps, keep_best=trainer.keep_best,
                      patience=trainer.early_stopping_patience, chief=strategy.extended.should_checkpoint)
-    start = trainable.start_step = state.start(trainer.resume, tokenizer)
+    start = state.start(trainer.resume, tokenizer)
     run.progress.run_state = state
     evaluator = fit.make_epoch_evaluator(evaluation)
     guard = fit.make_divergence_guard(f"lower optimizer.lr (now {cfg.optimizer.lr:g}), set optimizer.clipnorm, "
@@ -272,10 +272,13 @@ def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Train
     with run.stage("train"):
         # Order matters: the checkpoint and the tracker's callback use what the evaluator adds to the epoch logs;
         # each epoch's progress line comes before its evaluation's.
-        if not state.finished:  # a resumed run may have nothing left to do
-            trainable.fit(batcher.dataset(start, count=steps * trainer.epochs - start), steps_per_epoch=steps,
-                          epochs=trainer.epochs, initial_epoch=start // steps, verbose=keras_verbose,
-                          callbacks=[guard, *lines, evaluator, state.callback(evaluator), *run.tracker.callbacks()])
+        callbacks = [guard, *lines, evaluator, state.callback(evaluator), *run.tracker.callbacks()]
+        for first, epochs, initial_epoch in ([] if state.finished else fit_segments(start, steps, trainer.epochs)):
+            if state.finished:  # early stopping at the end of the first segment's epoch
+                break
+            per_epoch = min(steps, (initial_epoch + 1) * steps - first)  # a resumed epoch's rest, else all
+            trainable.fit(batcher.dataset(first, count=steps * trainer.epochs - first), steps_per_epoch=per_epoch,
+                          epochs=epochs, initial_epoch=initial_epoch, verbose=keras_verbose, callbacks=callbacks)
     final = state.best_result if state.final_weights() else evaluator.last
     return _Trained(state.history, final, state.summary())
 
@@ -294,11 +297,12 @@ def _save_outputs(run: _Run, model, tokenizer, final, threshold: dict) -> None:
 
 
 def _save_pretrained(cfg: DictConfig, model, tokenizer, directory: str, threshold: dict) -> None:
+    from qaexp.model.families.weights import save_checkpoint
     from qaexp.model.pretrained import weights_in
     from qaexp.output.manifest import write_manifest
     from qaexp.serving.settings import write_inference_settings
 
-    model.save_pretrained(directory)
+    save_checkpoint(model, directory)  # config.json + model.safetensors: what transformers loads, and qaexp too
     write_manifest(directory, weights_in(directory))  # checked whenever the model is loaded
     if tokenizer is not None:
         from qaexp.model.build import without_call_state

@@ -22,31 +22,31 @@ def prepare(threads: int | None, seed: int, cpu_devices: int | None = None) -> N
 
     import_tensorflow()  # first here: its libraries' loading notices are dropped
     quiet_python_loggers()
-    import tf_keras
+    import keras
 
     from qaexp.run.malloc import keep_freed_memory
 
     limit_threads(threads)
     split_cpu(cpu_devices)
     keep_freed_memory()
-    tf_keras.backend.clear_session()
-    tf_keras.utils.set_random_seed(seed)
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(seed)
 
 
 @contextlib.contextmanager
 def precision_policy(name: str) -> Iterator[None]:
     """Set the Keras global dtype policy for the run and restore the previous one afterwards."""
+    import keras
     import tensorflow as tf
-    import tf_keras
 
-    previous = tf_keras.mixed_precision.global_policy()
+    previous = keras.config.dtype_policy()
     if name != PrecisionPolicy.float32 and not tf.config.list_physical_devices("GPU"):
         _warn_if_slow_on_cpu(name)
-    tf_keras.mixed_precision.set_global_policy(name)
+    keras.config.set_dtype_policy(name)
     try:
         yield
     finally:
-        tf_keras.mixed_precision.set_global_policy(previous)
+        keras.config.set_dtype_policy(previous)
 
 
 def _warn_if_slow_on_cpu(name: str) -> None:

@@ -183,38 +183,33 @@ def make_metrics_callback(tracker: Tracker):
 
     `train/loss` is Keras' running mean over the epoch so far, the number its progress bar shows.
     """
-    import tf_keras
+    import keras
 
-    class MetricsLogger(tf_keras.callbacks.Callback):
-        epoch = 0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-        def _step(self, batch: int) -> int:
-            return self.epoch * (self.params.get("steps") or 0) + batch + 1
+    class MetricsLogger(keras.callbacks.Callback):
+        def _step(self) -> int:
+            # The optimizer's step (1 after the first batch), not Keras' batch index, which restarts at 0 in the
+            # shorter fit that finishes an epoch a run was resumed in.
+            return int(self.model.optimizer.iterations.numpy())
 
         def on_train_batch_end(self, batch, logs=None):
             metrics = {"train/learning_rate": current_learning_rate(self.model.optimizer)}
             if logs and "loss" in logs:
                 metrics["train/loss"] = float(logs["loss"])
-            tracker.log(metrics, self._step(batch))
+            tracker.log(metrics, self._step())
 
         def on_epoch_end(self, epoch, logs=None):
             metrics = {epoch_metric_name(k): float(v) for k, v in (logs or {}).items() if _is_number(v)}
             metrics["epoch"] = epoch + 1
-            tracker.log(metrics, self._step((self.params.get("steps") or 1) - 1))
+            tracker.log(metrics, self._step())
 
     return MetricsLogger()
 
 
 def current_learning_rate(optimizer) -> float:
-    import tf_keras
+    import keras
 
-    rate = optimizer.learning_rate
-    if isinstance(rate, tf_keras.optimizers.schedules.LearningRateSchedule):  # legacy optimizers keep the schedule
-        rate = rate(optimizer.iterations)
-    return float(tf_keras.backend.get_value(rate))
+    # Keras 3 evaluates a schedule at the optimizer's step when asked for learning_rate.
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
 def epoch_metric_name(key: str) -> str:

@@ -18,30 +18,39 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def build_optimizer(opt_cfg: DictConfig, total_steps: int):
-    import tf_keras
+def build_optimizer(opt_cfg: DictConfig, total_steps: int, model=None):
+    """Adam or AdamW (decoupled weight decay, none on biases and normalisation weights, as transformers'
+    create_optimizer), at a constant rate or with linear warmup then linear decay to zero (`schedule: linear`)."""
+    import keras
 
-    if opt_cfg.name == OptimizerName.adam and opt_cfg.schedule == Schedule.constant:
-        return tf_keras.optimizers.Adam(learning_rate=opt_cfg.lr, beta_1=opt_cfg.beta_1, beta_2=opt_cfg.beta_2,
-                                        epsilon=opt_cfg.epsilon, clipnorm=opt_cfg.clipnorm)
-    from transformers import create_optimizer
+    rate = opt_cfg.lr
+    if opt_cfg.schedule != Schedule.constant or opt_cfg.warmup_ratio:
+        from qaexp.training.schedule import WarmupThenDecay
 
-    # transformers' AdamWeightDecay with linear warmup then linear decay (constant after warmup if asked).
-    optimizer, _ = create_optimizer(
-        init_lr=opt_cfg.lr, num_train_steps=max(total_steps, 1),
-        num_warmup_steps=int(opt_cfg.warmup_ratio * total_steps),
-        weight_decay_rate=opt_cfg.weight_decay if opt_cfg.name == OptimizerName.adamw else 0.0,
-        adam_beta1=opt_cfg.beta_1, adam_beta2=opt_cfg.beta_2, adam_epsilon=opt_cfg.epsilon,
-        adam_clipnorm=opt_cfg.clipnorm,
-        power=1.0 if opt_cfg.schedule == Schedule.linear else 0.0)
+        rate = WarmupThenDecay(opt_cfg.lr, max(total_steps, 1), int(opt_cfg.warmup_ratio * total_steps),
+                               power=1.0 if opt_cfg.schedule == Schedule.linear else 0.0)
+    common = dict(learning_rate=rate, beta_1=opt_cfg.beta_1, beta_2=opt_cfg.beta_2, epsilon=opt_cfg.epsilon,
+                  clipnorm=opt_cfg.clipnorm)
+    if opt_cfg.name != OptimizerName.adamw or not opt_cfg.weight_decay:
+        return keras.optimizers.Adam(**common)
+    optimizer = keras.optimizers.AdamW(weight_decay=opt_cfg.weight_decay, **common)
+    if model is not None:
+        optimizer.exclude_from_weight_decay(var_list=no_decay_variables(model))
     return optimizer
+
+
+def no_decay_variables(model) -> list:
+    """The variables transformers' create_optimizer keeps out of weight decay: biases and LayerNorm weights
+    (named here by their PyTorch names, which say which is which for every family)."""
+    return [variable for name, (variable, _) in model.hf_weights().items()
+            if name.endswith(".bias") or "norm" in name.lower()]
 
 
 def make_epoch_evaluator(evaluate: Callable[[], "Evaluation"]):
     """A Keras callback that adds val_loss, val_exact_match and val_f1 to each epoch's logs."""
-    import tf_keras
+    import keras
 
-    class EpochEvaluation(tf_keras.callbacks.Callback):
+    class EpochEvaluation(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.last: Optional[Evaluation] = None
@@ -84,27 +93,35 @@ def make_progress_lines(steps_per_epoch: int, epochs: int, start_step: int = 0,
                         every_seconds: float = LINE_EVERY_SECONDS):
     """A callback that logs one line per epoch (and, within an epoch, one at most every `every_seconds`): epoch
     n/N, loss, speed, time elapsed and the estimated time left, for logs written to a file."""
-    import tf_keras
+    import keras
 
     total = steps_per_epoch * epochs
 
-    class ProgressLines(tf_keras.callbacks.Callback):
+    class ProgressLines(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
+            if hasattr(self, "started"):  # the second fit of a run resumed mid-epoch: the same training goes on
+                return
             self.started = self.last_line = time.monotonic()
             self.done = 0  # steps run by this process (a resumed run starts at start_step)
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch, self.epoch_started = epoch, time.monotonic()
             # A run resumed mid-epoch continues its first epoch at the restored step.
-            self.position = start_step % steps_per_epoch if epoch == start_step // steps_per_epoch else 0
+            self.position = self._step() - epoch * steps_per_epoch
             self.epoch_steps = 0
 
+        def _step(self) -> int:
+            # The optimizer's step, not Keras' batch index: a run resumed mid-epoch fits the rest of that epoch as
+            # a shorter fit (see training.state), whose batches Keras numbers from 0.
+            return int(self.model.optimizer.iterations.numpy())
+
         def on_train_batch_end(self, batch, logs=None):
-            # Keras numbers the epoch's steps from 0 and, with steps_per_execution > 1, reports only the last one
-            # of each execution: count what was run since the last report.
-            self.done += batch + 1 - self.position
-            self.epoch_steps += batch + 1 - self.position
-            self.position = batch + 1
+            # With steps_per_execution > 1 Keras reports only the last step of each execution: count what was run
+            # since the last report.
+            position = self._step() - self.epoch * steps_per_epoch
+            self.done += position - self.position
+            self.epoch_steps += position - self.position
+            self.position = position
             now = time.monotonic()
             if now - self.last_line >= every_seconds and self.position < steps_per_epoch:
                 self._line(f"epoch {self.epoch + 1}/{epochs}, step {self.position}/{steps_per_epoch}", logs, now)
@@ -147,9 +164,9 @@ def make_divergence_guard(hint: str):
 
     Keras' TerminateOnNaN stops just as early but silently, leaving a run that looks finished.
     """
-    import tf_keras
+    import keras
 
-    class DivergenceGuard(tf_keras.callbacks.Callback):
+    class DivergenceGuard(keras.callbacks.Callback):
         epoch = 0
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -168,9 +185,15 @@ def compile_for_training(qa_model, opt_cfg: DictConfig, trainer_cfg: DictConfig,
     """The Keras model to fit (qa_model.QATrainingModel around `qa_model`), compiled; call in the strategy's scope."""
     from qaexp.training.qa_model import QATrainingModel, create_optimizer_variables
 
+    import keras
+
     trainable = QATrainingModel(qa_model, trainer_cfg.grad_accum_steps)
-    optimizer = build_optimizer(opt_cfg, total_steps)
+    optimizer = build_optimizer(opt_cfg, total_steps, qa_model)
+    if keras.config.dtype_policy().name == "mixed_float16":  # float16 gradients underflow without loss scaling
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     create_optimizer_variables(optimizer, qa_model.trainable_variables)
+    # jit_compile is given explicitly: Keras 3's default ("auto") would compile with XLA where it can, which
+    # changes the dropout random numbers and (measured, benchmarks/keras3_speed.py) slows training on the CPU.
     trainable.compile(optimizer=optimizer, steps_per_execution=trainer_cfg.steps_per_execution,
-                      jit_compile=trainer_cfg.jit_compile)
+                      jit_compile=bool(trainer_cfg.jit_compile), auto_scale_loss=False)
     return trainable

@@ -1,32 +1,36 @@
-"""The model that Keras fits: a transformers QA model with an explicit loss reduction and gradient accumulation.
+"""The model that Keras fits: a QA model (qaexp.model.families) with an explicit loss reduction and gradient
+accumulation.
 
-transformers' TF QA models return one loss per window; Keras' default train step would average it per replica
-and rely on its own cross-replica scaling. Here the reduction is explicit and exact: the loss of a step is the
+Keras' default train step would average the per-window losses per replica and rely on its own cross-replica
+scaling. Here the reduction is explicit and exact: the loss of a step is the
 sum of the per-window losses divided by the number of windows in the global batch (all replicas together), so
 one step of any replica count and any number of accumulated micro-batches makes the update of one large batch.
 """
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
-import tf_keras
 
 from qaexp.training.batching import LABELS
 
 
-def per_window_loss(batch: dict, outputs) -> tf.Tensor:
+def per_window_loss(batch: dict, outputs: dict):
     """The mean of the start and end cross-entropies of each window, in float32 (as transformers computes it)."""
     def cross_entropy(labels, logits):
-        return tf_keras.losses.sparse_categorical_crossentropy(labels, tf.cast(logits, tf.float32), from_logits=True)
+        return keras.losses.sparse_categorical_crossentropy(labels, keras.ops.cast(logits, "float32"),
+                                                            from_logits=True)
 
-    return (cross_entropy(batch["start_positions"], outputs.start_logits)
-            + cross_entropy(batch["end_positions"], outputs.end_logits)) / 2.0
-
-
-def model_inputs(batch: dict) -> dict:
-    return {name: tensor for name, tensor in batch.items() if name not in LABELS}
+    return (cross_entropy(batch["start_positions"], outputs["start_logits"])
+            + cross_entropy(batch["end_positions"], outputs["end_logits"])) / 2.0
 
 
-class QATrainingModel(tf_keras.Model):
+def model_inputs(model, batch: dict) -> dict:
+    """The batch's inputs that `model`'s architecture takes (a DistilBERT model gets no token_type_ids even where
+    its tokenizer makes them), without the labels."""
+    return model.select_inputs({name: tensor for name, tensor in batch.items() if name not in LABELS})
+
+
+class QATrainingModel(keras.Model):
     """Wraps `qa_model` (whose variables it trains) for `fit`; `grad_accum_steps` micro-batches per batch.
 
     The batch that the data pipeline yields is the global batch of one optimizer step: with accumulation it
@@ -38,15 +42,21 @@ class QATrainingModel(tf_keras.Model):
         super().__init__()
         self.qa_model = qa_model
         self.grad_accum_steps = grad_accum_steps
-        self.loss_tracker = tf_keras.metrics.Mean(name="loss")
-        self.start_step: int | None = None  # global step to resume at (see _maybe_load_initial_counters_from_ckpt)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
 
     def call(self, inputs, training=False):
-        return self.qa_model(model_inputs(inputs), training=training)
+        return self.qa_model(model_inputs(self.qa_model, inputs), training=training)
 
     @property
     def metrics(self):
         return [self.loss_tracker]
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3 (3.15, TensorFlow backend) builds a model under a distribution strategy by averaging the
+        # replicas' first batches, which fails when their sizes differ (a global batch of 7 split 4 + 3). There is
+        # nothing left to build: the QA model's variables exist from its construction, the optimizer's from
+        # compile_for_training, the loss tracker's from __init__ (as without a strategy, where Keras skips this).
+        return
 
     def train_step(self, batch):
         rows = tf.shape(batch["input_ids"])[0]
@@ -56,7 +66,12 @@ class QATrainingModel(tf_keras.Model):
             grads, loss_sum = self._gradients(batch, tf.ones([rows]), global_rows)
         else:
             grads, loss_sum = self._accumulated_gradients(batch, rows, global_rows)
-        self.optimizer.apply_gradients(zip(grads, self.qa_model.trainable_variables))
+        step = self.optimizer.iterations + 0  # the value now, not the variable
+        self.optimizer.apply(grads, self.qa_model.trainable_variables)
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            # A step whose gradients overflowed is skipped without counting it; counted anyway, the optimizer's
+            # step stays the number of batches trained on, which is where a resumed run's data continues.
+            self.optimizer.iterations.assign(step + 1)
         rows = tf.cast(rows, tf.float32)
         self.loss_tracker.update_state(tf.math.divide_no_nan(loss_sum, rows), sample_weight=rows)
         return {"loss": self.loss_tracker.result()}
@@ -64,17 +79,18 @@ class QATrainingModel(tf_keras.Model):
     def _gradients(self, batch: dict, weights: tf.Tensor, global_rows: tf.Tensor):
         """Gradients of sum(weights * loss) / global_rows, and that weighted loss sum."""
         variables = self.qa_model.trainable_variables
-        scaled = isinstance(self.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)
         with tf.GradientTape() as tape:
-            outputs = self.qa_model(model_inputs(batch), training=True)
+            outputs = self.qa_model(model_inputs(self.qa_model, batch), training=True)
             loss_sum = tf.reduce_sum(per_window_loss(batch, outputs) * weights)
-            loss = loss_sum / global_rows
-            if scaled:
-                loss = self.optimizer.get_scaled_loss(loss)
+            # mixed_float16: compile wraps the optimizer in a LossScaleOptimizer; its scale_loss multiplies by the
+            # current scale, and its apply() divides the gradients by it again (and skips steps that overflowed).
+            loss = self.optimizer.scale_loss(loss_sum / global_rows)
         grads = tape.gradient(loss, variables)
-        if scaled:
-            grads = self.optimizer.get_unscaled_gradients(grads)
-        return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)], loss_sum
+        # Dense gradients: an embedding's gradient comes as IndexedSlices with one slice per token, and Keras 3's
+        # Adam squares those slices before adding up a row's duplicates (the second moment of a token seen twice
+        # in a batch would be g1² + g2², not (g1 + g2)²); tf.convert_to_tensor adds them up first.
+        return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)], \
+            loss_sum
 
     def _accumulated_gradients(self, batch: dict, rows: tf.Tensor, global_rows: tf.Tensor):
         steps = self.grad_accum_steps
@@ -99,17 +115,7 @@ class QATrainingModel(tf_keras.Model):
                                            parallel_iterations=1)
         return grads, loss_sum
 
-    def _maybe_load_initial_counters_from_ckpt(self, steps_per_epoch, initial_epoch):
-        # Keras' hook for resuming mid-epoch (its BackupAndRestore uses it): continue at the restored step.
-        if self.start_step is None:
-            return super()._maybe_load_initial_counters_from_ckpt(steps_per_epoch, initial_epoch)
-        return divmod(self.start_step, steps_per_epoch)
-
 
 def create_optimizer_variables(optimizer, variables) -> None:
     """Create the optimizer's slot variables now, so that restoring a checkpoint fills them rather than deferring."""
-    inner = getattr(optimizer, "inner_optimizer", optimizer)
-    if hasattr(inner, "_create_all_weights"):  # legacy Keras optimizers (transformers' AdamWeightDecay)
-        inner._create_all_weights(variables)
-    else:
-        inner.build(variables)
+    optimizer.build(variables)

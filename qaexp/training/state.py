@@ -6,7 +6,8 @@ with the best validation F1; `<run_dir>/checkpoints/tokenizer` the tokenizer the
 resumed run loads instead of building one (whose token ids could differ from the checkpoint's).
 
 The data position needs no saving: the batch order is a function of the global step (see batching.Batcher),
-so a resumed run continues with the batch it would have trained on next.
+so a resumed run continues with the batch it would have trained on next. Keras 3's fit cannot start inside an
+epoch, so `fit_segments` cuts a resumed run's training into the rest of its epoch and the whole epochs after it.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ import shutil
 import tempfile
 from typing import Optional
 
+import keras
 import tensorflow as tf
-import tf_keras
 
 from qaexp.errors import CheckpointError, first_line
 from qaexp.output.files import save_directory_atomic, storage_errors
@@ -162,7 +163,7 @@ class RunState:
             self.latest.save(checkpoint_number=self.step)
         return True
 
-    def callback(self, evaluator) -> tf_keras.callbacks.Callback:
+    def callback(self, evaluator) -> keras.callbacks.Callback:
         """Saves every `every_steps` steps and at each epoch's end (after `evaluator`, which must run first)."""
         return _Checkpointing(self, evaluator)
 
@@ -198,6 +199,17 @@ class RunState:
         best = self.best_epoch
         return {"resumed": self.resumed, "optimizer_steps": self.step, "early_stopped": self.early_stopped,
                 "best_epoch": None if best is None else best + 1}
+
+
+def fit_segments(start: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int, int]]:
+    """(first global step, epochs argument, initial_epoch argument) of each `fit` call that trains from global step
+    `start` to the end: one call from an epoch boundary; from inside an epoch, one call of a single shorter epoch
+    (steps_per_epoch = what is left of it) and one for the epochs after it, if any."""
+    epoch, done = divmod(start, steps_per_epoch)
+    if done == 0:
+        return [(start, epochs, epoch)]
+    rest = [(start + steps_per_epoch - done, epochs, epoch + 1)] if epoch + 1 < epochs else []
+    return [(start, epoch + 1, epoch)] + rest
 
 
 def _start_afresh(directory: str) -> str:
@@ -239,7 +251,7 @@ def restore_matching(checkpoint: tf.train.Checkpoint, path: str) -> None:
                               f"the run's own settings, or {_start_afresh(os.path.dirname(path))}") from err
 
 
-class _Checkpointing(tf_keras.callbacks.Callback):
+class _Checkpointing(keras.callbacks.Callback):
     def __init__(self, state: RunState, evaluator):
         super().__init__()
         self.state, self.evaluator = state, evaluator

@@ -2,7 +2,7 @@
 them, their windows and a tiny randomly initialised BERT (no dropout, so runs are deterministic)."""
 from __future__ import annotations
 
-import qaexp  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import qaexp  # noqa: F401  (sets KERAS_BACKEND before Keras is imported)
 
 
 def records(n: int = 40, seed: int = 0) -> list[dict]:
@@ -24,13 +24,13 @@ def windows_for(examples: list[dict], tokenizer, max_length: int = 96, doc_strid
 
 
 def tiny_model(tokenizer, seed: int = 1):
-    import tf_keras
-    from transformers import BertConfig, TFBertForQuestionAnswering
+    import keras
+    from transformers import BertConfig
 
-    tf_keras.utils.set_random_seed(seed)
+    from qaexp.model.families import build_qa_model
+
+    keras.utils.set_random_seed(seed)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=48, max_position_embeddings=128, hidden_dropout_prob=0.0,
                         attention_probs_dropout_prob=0.0, pad_token_id=tokenizer.pad_token_id)
-    model = TFBertForQuestionAnswering(config)
-    model(model.dummy_inputs, training=False)
-    return model
+    return build_qa_model(config.to_dict())
