@@ -194,8 +194,19 @@ def load_qa_model(directory: str, trust_remote_code: bool = False, random_init: 
     `trust_remote_code` is accepted for the config's sake only: qaexp builds its own model for the config's
     model_type, so no code from a repository is ever run to build it."""
     del trust_remote_code
+    model, report = load_pretrained(directory, random_init)
+    log.info("loaded %d tensors from %s; new (task head): %s; unused: %s", len(report.loaded), directory,
+             ", ".join(report.new) or "none", ", ".join(report.unused) or "none")
+    return model
+
+
+def load_pretrained(directory: str, random_init: bool = False):
+    """(model, LoadReport): what `load_qa_model` loads, and which tensors went where. Only the task head may be
+    missing from the checkpoint (it then starts untrained; a checkpoint that has one, e.g. a SQuAD-fine-tuned
+    model, keeps it); `random_init` keeps the architecture and skips the weights (a no-pretraining baseline)."""
     if random_init:
-        return _built_from_config(directory)
+        model = _built_from_config(directory)
+        return model, LoadReport(loaded=[], new=list(model.hf_weights()))
     _check_saved_weights(directory)
     names = sorted(os.listdir(directory))
     files = weight_files(names, directory)  # refuses pytorch_model.bin-only and weightless directories
@@ -206,10 +217,7 @@ def load_qa_model(directory: str, trust_remote_code: bool = False, random_init: 
         tensors, weights = _tf_named_tensors(directory, h5=False), SAFE_WEIGHTS
     else:
         tensors, weights = read_safetensors(directory), SAFE_WEIGHTS
-    report = _load_into(model, tensors, directory, weights)
-    log.info("loaded %d tensors from %s; new (task head): %s; unused: %s", len(report.loaded), directory,
-             ", ".join(report.new) or "none", ", ".join(report.unused) or "none")
-    return model
+    return model, _load_into(model, tensors, directory, weights)
 
 
 def _built_from_config(directory: str):

@@ -278,7 +278,8 @@ def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Train
                 break
             per_epoch = min(steps, (initial_epoch + 1) * steps - first)  # a resumed epoch's rest, else all
             trainable.fit(batcher.dataset(first, count=steps * trainer.epochs - first), steps_per_epoch=per_epoch,
-                          epochs=epochs, initial_epoch=initial_epoch, verbose=keras_verbose, callbacks=callbacks)
+                          epochs=epochs, initial_epoch=initial_epoch, verbose=keras_verbose, callbacks=callbacks,
+                          shuffle=False)  # the batches come in their own (seeded) order
     final = state.best_result if state.final_weights() else evaluator.last
     return _Trained(state.history, final, state.summary())
 
