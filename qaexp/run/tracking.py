@@ -206,9 +206,15 @@ def make_metrics_callback(tracker: Tracker):
 
 
 def current_learning_rate(optimizer) -> float:
+    """The rate the optimizer's last update used (its rate now, before any update)."""
     import keras
 
-    # Keras 3 evaluates a schedule at the optimizer's step when asked for learning_rate.
+    # Keras 3's `learning_rate` evaluates a schedule at the step to come; the last update used the one before.
+    # The schedule itself is only reachable as `_learning_rate` (of the inner optimizer under loss scaling).
+    schedule = getattr(getattr(optimizer, "inner_optimizer", optimizer), "_learning_rate", None)
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        step = max(int(keras.ops.convert_to_numpy(optimizer.iterations)) - 1, 0)
+        return float(keras.ops.convert_to_numpy(schedule(step)))
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
