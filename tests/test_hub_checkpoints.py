@@ -414,9 +414,9 @@ def test_revision_selects_the_snapshot(revisions, use_cache, revision):
 
 ERROR_CASES = {
     # name: (overrides, env kind, words the one line must contain)
-    "offline-nothing-cached": (["model=distilbert-base-cased"], "offline", ["distilbert-base-cased", "cache",
+    "offline-nothing-cached": (["model=distilbert-base-cased"], "offline", ["distilbert/distilbert-base-cased", "cache",
                                                                             "model=tiny"]),
-    "network-down-nothing-cached": (["model=roberta-base"], "network-down", ["roberta-base", "cache"]),
+    "network-down-nothing-cached": (["model=roberta-base"], "network-down", ["FacebookAI/roberta-base", "cache"]),
     "missing-repo": (["model=bert-base-cased", "model.checkpoint=qaexp-test/no-such-model"], "fake-hub",
                      ["qaexp-test/no-such-model", "not a repository"]),
     "gated-repo": (["model=bert-base-cased", "model.checkpoint=qaexp-test/gated-model"], "fake-hub",
