@@ -105,7 +105,7 @@ class Family:
     heads: tuple[HeadShapes, ...]  # pretraining head and pooler tensors beside the encoder's
     weights: tuple[str, ...]  # weight files of the real hub repo
     uncased: bool = False  # the family's vocabulary is lower-cased whatever the repo id says
-    fast_class: str = ""  # transformers fast tokenizer class used to write tokenizer.json
+    fast_class: str = ""  # transformers fast tokenizer class used to write tokenizer.json (see tokenizer_class)
     # TF layer names that differ from the PyTorch module's: BERT's MLM head is the TF layer `mlm___cls`
     tf_layers: Mapping[str, str] = field(default_factory=dict)
     # TF layers that also list another layer's weights in tf_model.h5: each MLM head's output layer holds the
@@ -370,16 +370,23 @@ def _sentencepiece(texts: list[str], kind: str, size: int) -> bytes:
     return buffer.getvalue()
 
 
+def tokenizer_class(family: str) -> type:
+    """The fast (tokenizers-backed) tokenizer class of `family`. transformers 5 keeps the `...TokenizerFast` names
+    as aliases of its tokenizers-backed `...Tokenizer` classes (ELECTRA's is BertTokenizer), so the same name
+    gives the right class in 4.x and 5."""
+    import transformers
+
+    return getattr(transformers, FAMILIES[family].fast_class)
+
+
 def write_tokenizer(kind: str, texts: list[str], directory: os.PathLike, uncased: bool = False,
                     family: str | None = None, size: int = 800) -> dict[str, bytes]:
     """Train a tokenizer of `kind` on `texts` and write the files the real hub repo of `family` has into
     `directory`. Returns them (name -> bytes)."""
-    import transformers
-
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     family = family or next(f for f, spec in FAMILIES.items() if spec.tokenizer == kind)
-    fast_class = getattr(transformers, FAMILIES[family].fast_class)
+    fast_class = tokenizer_class(family)
     work = directory / ".work"
     work.mkdir(exist_ok=True)
     if kind == "wordpiece":
@@ -389,14 +396,12 @@ def write_tokenizer(kind: str, texts: list[str], directory: os.PathLike, uncased
         # would apply its default do_lower_case=True and lower-case a cased model's input.
         (directory / "tokenizer_config.json").write_text(
             json.dumps({"do_lower_case": uncased, "model_max_length": 512}))
-        fast = fast_class(vocab_file=str(directory / "vocab.txt"), do_lower_case=uncased)
         names = ["vocab.txt", "tokenizer.json", "tokenizer_config.json"]
     elif kind == "byte_bpe":
         vocab, merges = _byte_bpe(texts, size)
         (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         (directory / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges),
                                               encoding="utf-8")
-        fast = fast_class(vocab_file=str(directory / "vocab.json"), merges_file=str(directory / "merges.txt"))
         names = ["vocab.json", "merges.txt", "tokenizer.json"]  # roberta-base has no tokenizer_config.json
     elif kind in SPM_FILE:
         spm_name = SPM_FILE[kind]
@@ -407,13 +412,16 @@ def write_tokenizer(kind: str, texts: list[str], directory: os.PathLike, uncased
             # is converted from SentencePiece when it is loaded.
             (directory / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False,
                                                                          "vocab_type": "spm"}))
-            fast = fast_class(vocab_file=str(directory / spm_name), do_lower_case=False)
             names = [spm_name, "tokenizer_config.json"]
         else:
-            fast = fast_class(vocab_file=str(directory / spm_name))
             names = [spm_name, "tokenizer.json"]  # albert-base-v2, xlm-roberta-base: no tokenizer_config.json
     else:
         raise ValueError(f"unknown tokenizer kind {kind!r}")
+    # Loaded from the files just written, as transformers loads a hub repo without tokenizer.json: the fast
+    # tokenizer is converted from them (the constructors changed in transformers 5: vocab= instead of vocab_file=;
+    # from_pretrained reads the same files in 4.x and 5).
+    (directory / "tokenizer.json").unlink(missing_ok=True)  # a stale one would be loaded instead of the files
+    fast = fast_class.from_pretrained(str(directory))
     fast.save_pretrained(str(work))
     if "tokenizer.json" in names:
         shutil.copyfile(work / "tokenizer.json", directory / "tokenizer.json")
@@ -770,9 +778,7 @@ def source_seed(key: str) -> int:
 
 def write_config(family: str, directory: os.PathLike):
     """config.json for the tokenizer in `directory` (its vocabulary size and special ids); returns the config."""
-    import transformers
-
-    tokenizer = getattr(transformers, FAMILIES[family].fast_class).from_pretrained(str(directory))
+    tokenizer = tokenizer_class(family).from_pretrained(str(directory))
     special = {"pad": tokenizer.pad_token_id, "bos": tokenizer.cls_token_id, "eos": tokenizer.sep_token_id}
     config = model_config(family, len(tokenizer), special)
     config.save_pretrained(str(directory))
