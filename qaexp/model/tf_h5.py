@@ -67,7 +67,8 @@ def _array(dataset) -> np.ndarray:
 
 
 def _read_single(path: str) -> dict[str, np.ndarray]:
-    import h5py  # installed with TensorFlow (a dependency of it), so no extra requirement for qaexp
+    # h5py is installed with TensorFlow and with Keras 3 (a requirement of both), so qaexp needs no extra package
+    import h5py
 
     out: dict[str, np.ndarray] = {}
     with h5py.File(path, "r") as f:
