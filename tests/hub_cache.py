@@ -9,8 +9,8 @@ Layout (huggingface_hub/file_download.py: `repo_folder_name`, `_cache_commit_has
         snapshots/<commit>/<filename>  relative symlink to ../../blobs/<etag>
 
 Every hub entry of conf/model/*.yaml (a `checkpoint` that is neither null nor `pkg:...`) gets a repo whose
-files are those of the real one: a model of the entry's `family` (the transformers model_type: right
-architecture, 2 layers, hidden 32, random weights from a seeded NumPy generator, so no tensor is zero or a
+files are those of the real one: a checkpoint of the entry's `family` (the transformers model_type: right
+architecture, 2 layers, hidden 32, every tensor drawn from a seeded NumPy generator, so no tensor is zero or a
 library default) and a tokenizer of the real kind trained here on synthetic text:
 
     family        tokenizer                                 weight files
@@ -22,10 +22,16 @@ library default) and a tokenizer of the real kind trained here on synthetic text
     albert        SentencePiece spiece.model (uncased)      model.safetensors + tf_model.h5
     deberta-v2    SentencePiece spm.model, NO tokenizer.json tf_model.h5 + pytorch_model.bin placeholder
 
-The checkpoints are base (pretraining) models, not QA models: encoder tensors under the base prefix
-(`bert.`, `roberta.`, `deberta.`, ...) plus the pretraining head (`cls.predictions.*`, `lm_head.*`, ...).
-PyTorch-format safetensors are written without torch: each TF variable's name goes through transformers'
-`convert_tf_weight_name_to_pt_weight_name`, dense kernels are transposed back to PyTorch's (out, in).
+The checkpoints are base (pretraining) checkpoints, not QA models: encoder tensors under the base prefix
+(`bert.`, `roberta.`, `deberta.`, ...), the pretraining head (`cls.predictions.*`, `lm_head.*`,
+`discriminator_predictions.*`, `predictions.*`, `vocab_transform`/`vocab_projector`) and, where the real
+checkpoints have one, the pooler; no `qa_outputs`. No TensorFlow model class and no torch builds them: the
+encoder's PyTorch names and shapes come from qaexp's own Keras 3 model of the family
+(`qaexp.model.families.build_qa_model` + `export_weights`), the values from NumPy, and each file is written
+from those tensors: model.safetensors by hand, tf_model.h5 with h5py in the layout TF `save_pretrained`
+(tf-keras `save_weights`) wrote for the family's `TF...ForMaskedLM` / `TFElectraForPreTraining` (learnt from
+transformers 4.57; tests/test_tf_h5.py compares the two while transformers still has TF classes).
+transformers is used only for config.json and the tokenizers, which transformers 5 still has.
 
 Nothing here is a test; `hub_build` / `hub_home` are session fixtures for the tests that import them.
 """
@@ -43,45 +49,93 @@ import struct
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pytest
 import yaml
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MODEL_CONF = REPO / "conf" / "model"
 
 # ---- which tokenizer and weights each family has ------------------------------------------------------
 
+# Pretraining-head tensors {PyTorch name: shape} of a family's checkpoint, as a function of (hidden size,
+# embedding size, vocabulary size). The names are those the real hub checkpoints (and transformers' TF
+# pretraining classes) have; qaexp's loaders must leave them unused.
+HeadShapes = Callable[[int, int, int], dict]
+
+
+def _mlm_transform_head(prefix: str) -> HeadShapes:  # BERT's and DeBERTa's `cls.predictions`
+    return lambda h, e, v: {f"{prefix}.bias": (v,), f"{prefix}.transform.dense.weight": (h, h),
+                            f"{prefix}.transform.dense.bias": (h,), f"{prefix}.transform.LayerNorm.weight": (h,),
+                            f"{prefix}.transform.LayerNorm.bias": (h,)}
+
+
+def _roberta_head(h, e, v):
+    return {"lm_head.bias": (v,), "lm_head.dense.weight": (h, h), "lm_head.dense.bias": (h,),
+            "lm_head.layer_norm.weight": (h,), "lm_head.layer_norm.bias": (h,)}
+
+
+def _distilbert_head(h, e, v):
+    return {"vocab_transform.weight": (h, h), "vocab_transform.bias": (h,), "vocab_layer_norm.weight": (h,),
+            "vocab_layer_norm.bias": (h,), "vocab_projector.bias": (v,)}
+
+
+def _electra_head(h, e, v):  # the discriminator's replaced-token detection head
+    return {"discriminator_predictions.dense.weight": (h, h), "discriminator_predictions.dense.bias": (h,),
+            "discriminator_predictions.dense_prediction.weight": (1, h),
+            "discriminator_predictions.dense_prediction.bias": (1,)}
+
+
+def _albert_head(h, e, v):  # ALBERT's MLM head projects back to the factorised embedding size
+    return {"predictions.bias": (v,), "predictions.dense.weight": (e, h), "predictions.dense.bias": (e,),
+            "predictions.LayerNorm.weight": (e,), "predictions.LayerNorm.bias": (e,), "predictions.decoder.bias": (v,)}
+
+
+def _pooler(name: str) -> HeadShapes:  # bert-base-*, roberta-*, xlm-roberta-*, albert-*: a pooler no QA model uses
+    return lambda h, e, v: {f"{name}.weight": (h, h), f"{name}.bias": (h,)}
+
 
 @dataclass(frozen=True)
 class Family:
     tokenizer: str  # wordpiece | byte_bpe | spm_xlmr | spm_albert | spm_deberta
-    pretraining_class: str  # the TF class whose weights the real checkpoint holds (base model + pretraining head)
+    architecture: str  # config.json's `architectures` on the hub (the PyTorch pretraining class)
+    tf_scope: str  # the scope TF `save_pretrained` named weights with: the TF pretraining class, snake-cased
+    heads: tuple[HeadShapes, ...]  # pretraining head and pooler tensors beside the encoder's
     weights: tuple[str, ...]  # weight files of the real hub repo
     uncased: bool = False  # the family's vocabulary is lower-cased whatever the repo id says
-    fast_class: str = ""  # transformers fast tokenizer class used to write tokenizer.json
+    fast_class: str = ""  # transformers fast tokenizer class used to write tokenizer.json (see tokenizer_class)
+    # TF layer names that differ from the PyTorch module's: BERT's MLM head is the TF layer `mlm___cls`
+    tf_layers: Mapping[str, str] = field(default_factory=dict)
+    # TF layers that also list another layer's weights in tf_model.h5: each MLM head's output layer holds the
+    # embedding layer it is tied to, so tf-keras saves that layer's weights again under the head's group
+    tf_shared: Mapping[str, str] = field(default_factory=dict)
 
 
 FAMILIES = {
-    "bert": Family("wordpiece", "TFBertForMaskedLM", ("model.safetensors", "tf_model.h5"),
-                   fast_class="BertTokenizerFast"),
-    "distilbert": Family("wordpiece", "TFDistilBertForMaskedLM", ("model.safetensors", "tf_model.h5"),
-                         fast_class="DistilBertTokenizerFast"),
-    "electra": Family("wordpiece", "TFElectraForPreTraining", ("model.safetensors", "tf_model.h5"), uncased=True,
-                      fast_class="ElectraTokenizerFast"),
-    "roberta": Family("byte_bpe", "TFRobertaForMaskedLM", ("model.safetensors", "tf_model.h5"),
-                      fast_class="RobertaTokenizerFast"),
-    "xlm-roberta": Family("spm_xlmr", "TFXLMRobertaForMaskedLM", ("model.safetensors", "tf_model.h5"),
-                          fast_class="XLMRobertaTokenizerFast"),
-    "albert": Family("spm_albert", "TFAlbertForMaskedLM", ("model.safetensors", "tf_model.h5"), uncased=True,
-                     fast_class="AlbertTokenizerFast"),
+    "bert": Family("wordpiece", "BertForMaskedLM", "tf_bert_for_masked_lm",
+                   (_mlm_transform_head("cls.predictions"), _pooler("bert.pooler.dense")),
+                   ("model.safetensors", "tf_model.h5"), fast_class="BertTokenizerFast",
+                   tf_layers={"cls": "mlm___cls"}, tf_shared={"mlm___cls": "bert.embeddings."}),
+    "distilbert": Family("wordpiece", "DistilBertForMaskedLM", "tf_distil_bert_for_masked_lm", (_distilbert_head,),
+                         ("model.safetensors", "tf_model.h5"), fast_class="DistilBertTokenizerFast",
+                         tf_shared={"vocab_projector": "distilbert.embeddings."}),
+    "electra": Family("wordpiece", "ElectraForPreTraining", "tf_electra_for_pre_training", (_electra_head,),
+                      ("model.safetensors", "tf_model.h5"), uncased=True, fast_class="ElectraTokenizerFast"),
+    "roberta": Family("byte_bpe", "RobertaForMaskedLM", "tf_roberta_for_masked_lm",
+                      (_roberta_head, _pooler("roberta.pooler.dense")), ("model.safetensors", "tf_model.h5"),
+                      fast_class="RobertaTokenizerFast", tf_shared={"lm_head": "roberta.embeddings."}),
+    "xlm-roberta": Family("spm_xlmr", "XLMRobertaForMaskedLM", "tfxlm_roberta_for_masked_lm",
+                          (_roberta_head, _pooler("roberta.pooler.dense")), ("model.safetensors", "tf_model.h5"),
+                          fast_class="XLMRobertaTokenizerFast", tf_shared={"lm_head": "roberta.embeddings."}),
+    "albert": Family("spm_albert", "AlbertForMaskedLM", "tf_albert_for_masked_lm",
+                     (_albert_head, _pooler("albert.pooler")), ("model.safetensors", "tf_model.h5"), uncased=True,
+                     fast_class="AlbertTokenizerFast", tf_shared={"predictions": "albert.embeddings."}),
     # microsoft/deberta-v3-*: tf_model.h5 and pytorch_model.bin, no safetensors, no tokenizer.json.
-    "deberta-v2": Family("spm_deberta", "TFDebertaV2ForMaskedLM", ("tf_model.h5", "pytorch_model.bin"),
-                         fast_class="DebertaV2TokenizerFast"),
+    "deberta-v2": Family("spm_deberta", "DebertaV2ForMaskedLM", "tf_deberta_v2_for_masked_lm",
+                         (_mlm_transform_head("cls.predictions"),), ("tf_model.h5", "pytorch_model.bin"),
+                         fast_class="DebertaV2TokenizerFast", tf_shared={"cls": "deberta.embeddings."}),
 }
 
 # Tokenizer kinds of the label-recovery test: (kind, uncased, a family that uses it).
@@ -316,16 +370,23 @@ def _sentencepiece(texts: list[str], kind: str, size: int) -> bytes:
     return buffer.getvalue()
 
 
+def tokenizer_class(family: str) -> type:
+    """The fast (tokenizers-backed) tokenizer class of `family`. transformers 5 keeps the `...TokenizerFast` names
+    as aliases of its tokenizers-backed `...Tokenizer` classes (ELECTRA's is BertTokenizer), so the same name
+    gives the right class in 4.x and 5."""
+    import transformers
+
+    return getattr(transformers, FAMILIES[family].fast_class)
+
+
 def write_tokenizer(kind: str, texts: list[str], directory: os.PathLike, uncased: bool = False,
                     family: str | None = None, size: int = 800) -> dict[str, bytes]:
     """Train a tokenizer of `kind` on `texts` and write the files the real hub repo of `family` has into
     `directory`. Returns them (name -> bytes)."""
-    import transformers
-
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     family = family or next(f for f, spec in FAMILIES.items() if spec.tokenizer == kind)
-    fast_class = getattr(transformers, FAMILIES[family].fast_class)
+    fast_class = tokenizer_class(family)
     work = directory / ".work"
     work.mkdir(exist_ok=True)
     if kind == "wordpiece":
@@ -335,14 +396,12 @@ def write_tokenizer(kind: str, texts: list[str], directory: os.PathLike, uncased
         # would apply its default do_lower_case=True and lower-case a cased model's input.
         (directory / "tokenizer_config.json").write_text(
             json.dumps({"do_lower_case": uncased, "model_max_length": 512}))
-        fast = fast_class(vocab_file=str(directory / "vocab.txt"), do_lower_case=uncased)
         names = ["vocab.txt", "tokenizer.json", "tokenizer_config.json"]
     elif kind == "byte_bpe":
         vocab, merges = _byte_bpe(texts, size)
         (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         (directory / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges),
                                               encoding="utf-8")
-        fast = fast_class(vocab_file=str(directory / "vocab.json"), merges_file=str(directory / "merges.txt"))
         names = ["vocab.json", "merges.txt", "tokenizer.json"]  # roberta-base has no tokenizer_config.json
     elif kind in SPM_FILE:
         spm_name = SPM_FILE[kind]
@@ -353,13 +412,16 @@ def write_tokenizer(kind: str, texts: list[str], directory: os.PathLike, uncased
             # is converted from SentencePiece when it is loaded.
             (directory / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False,
                                                                          "vocab_type": "spm"}))
-            fast = fast_class(vocab_file=str(directory / spm_name), do_lower_case=False)
             names = [spm_name, "tokenizer_config.json"]
         else:
-            fast = fast_class(vocab_file=str(directory / spm_name))
             names = [spm_name, "tokenizer.json"]  # albert-base-v2, xlm-roberta-base: no tokenizer_config.json
     else:
         raise ValueError(f"unknown tokenizer kind {kind!r}")
+    # Loaded from the files just written, as transformers loads a hub repo without tokenizer.json: the fast
+    # tokenizer is converted from them (the constructors changed in transformers 5: vocab= instead of vocab_file=;
+    # from_pretrained reads the same files in 4.x and 5).
+    (directory / "tokenizer.json").unlink(missing_ok=True)  # a stale one would be loaded instead of the files
+    fast = fast_class.from_pretrained(str(directory))
     fast.save_pretrained(str(work))
     if "tokenizer.json" in names:
         shutil.copyfile(work / "tokenizer.json", directory / "tokenizer.json")
@@ -380,91 +442,99 @@ def model_config(family: str, vocab_size: int, special: Mapping[str, int]):
     sizes = dict(hidden_size=HIDDEN, num_hidden_layers=LAYERS, intermediate_size=INTERMEDIATE,
                  max_position_embeddings=512)
     if family == "bert":
-        return AutoConfig.for_model("bert", **common, **sizes, type_vocab_size=2)
-    if family == "distilbert":
-        return AutoConfig.for_model("distilbert", vocab_size=vocab_size, dim=HIDDEN, n_layers=LAYERS,
-                                    n_heads=HEADS, hidden_dim=INTERMEDIATE, max_position_embeddings=512,
-                                    pad_token_id=special.get("pad", 0))
-    if family == "electra":
-        return AutoConfig.for_model("electra", **common, **sizes, embedding_size=16, type_vocab_size=2)
-    if family in ("roberta", "xlm-roberta"):
-        return AutoConfig.for_model(family, **common, **{**sizes, "max_position_embeddings": 514},
-                                    type_vocab_size=1, bos_token_id=special["bos"], eos_token_id=special["eos"])
-    if family == "albert":
-        return AutoConfig.for_model("albert", **common, **sizes, embedding_size=16, type_vocab_size=2,
-                                    bos_token_id=special["bos"], eos_token_id=special["eos"])
-    if family == "deberta-v2":  # microsoft/deberta-v3-base's config.json, scaled down
-        return AutoConfig.for_model("deberta-v2", **common, **sizes, relative_attention=True,
-                                    position_buckets=256, norm_rel_ebd="layer_norm", share_att_key=True,
-                                    pos_att_type=["p2c", "c2p"], max_relative_positions=-1,
-                                    position_biased_input=False, type_vocab_size=0, layer_norm_eps=1e-7)
-    raise ValueError(f"no test model for family {family!r}")
+        config = AutoConfig.for_model("bert", **common, **sizes, type_vocab_size=2)
+    elif family == "distilbert":
+        config = AutoConfig.for_model("distilbert", vocab_size=vocab_size, dim=HIDDEN, n_layers=LAYERS,
+                                      n_heads=HEADS, hidden_dim=INTERMEDIATE, max_position_embeddings=512,
+                                      pad_token_id=special.get("pad", 0))
+    elif family == "electra":
+        config = AutoConfig.for_model("electra", **common, **sizes, embedding_size=16, type_vocab_size=2)
+    elif family in ("roberta", "xlm-roberta"):
+        config = AutoConfig.for_model(family, **common, **{**sizes, "max_position_embeddings": 514},
+                                      type_vocab_size=1, bos_token_id=special["bos"], eos_token_id=special["eos"])
+    elif family == "albert":
+        config = AutoConfig.for_model("albert", **common, **sizes, embedding_size=16, type_vocab_size=2,
+                                      bos_token_id=special["bos"], eos_token_id=special["eos"])
+    elif family == "deberta-v2":  # microsoft/deberta-v3-base's config.json, scaled down
+        config = AutoConfig.for_model("deberta-v2", **common, **sizes, relative_attention=True,
+                                      position_buckets=256, norm_rel_ebd="layer_norm", share_att_key=True,
+                                      pos_att_type=["p2c", "c2p"], max_relative_positions=-1,
+                                      position_biased_input=False, type_vocab_size=0, layer_norm_eps=1e-7)
+    else:
+        raise ValueError(f"no test model for family {family!r}")
+    config.architectures = [FAMILIES[family].architecture]  # what the hub's config.json says
+    return config
 
 
-def randomise(model, seed: int) -> None:
-    """Give every weight fresh values from a seeded NumPy generator: none is zero or equal to a library
-    initialiser's output, so a weight that is not loaded cannot pass for a loaded one."""
+def is_norm(name: str) -> bool:
+    """Whether a PyTorch tensor name belongs to a LayerNorm (LayerNorm, layer_norm, sa_layer_norm, ...)."""
+    module = name.rsplit(".", 2)[-2]
+    return module.endswith("LayerNorm") or module.endswith("layer_norm")
+
+
+def random_tensor(rng: np.random.Generator, name: str, shape: tuple) -> np.ndarray:
+    """Fresh values: none zero or equal to a library initialiser's output (LayerNorm scales around 1), so a
+    weight that is not loaded cannot pass for a loaded one."""
+    values = rng.normal(0.0, 0.05, size=shape).astype(np.float32)
+    return values + np.float32(1.0) if is_norm(name) and name.endswith(".weight") else values
+
+
+def pretraining_tensors(family: str, config, seed: int) -> dict[str, np.ndarray]:
+    """{PyTorch name: float32 array} of a base checkpoint of `family`: the encoder's tensors (names and shapes of
+    qaexp's Keras 3 model of the family, its `qa_outputs` dropped: a base checkpoint has no QA head), then the
+    family's pretraining head and pooler, every value from a NumPy generator seeded by `seed`."""
+    from qaexp.model.families import build_qa_model
+    from qaexp.model.families.weights import HEAD_PREFIXES, export_weights
+
+    config = config if isinstance(config, dict) else config.to_dict()
+    shapes = {name: array.shape for name, array in export_weights(build_qa_model(config)).items()
+              if not name.startswith(HEAD_PREFIXES)}
+    hidden = config.get("hidden_size", config.get("dim"))
+    embedding = config.get("embedding_size", hidden)
+    for head in FAMILIES[family].heads:
+        shapes.update(head(hidden, embedding, config["vocab_size"]))
     rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        shape = tuple(weight.shape)
-        values = rng.normal(0.0, 0.05, size=shape).astype(np.float32)
-        if weight.name.split("/")[-1].startswith("gamma"):
-            values += 1.0
-        weight.assign(values)
+    return {name: random_tensor(rng, name, tuple(shape)) for name, shape in shapes.items()}
 
 
-def build_pretrained(family: str, tokenizer_dir: os.PathLike, seed: int):
-    """The pretraining-head TF model of `family` sized for the tokenizer in `tokenizer_dir`, random weights."""
-    import transformers
-
-    tokenizer = getattr(transformers, FAMILIES[family].fast_class).from_pretrained(str(tokenizer_dir))
-    special = {"pad": tokenizer.pad_token_id, "bos": tokenizer.cls_token_id, "eos": tokenizer.sep_token_id}
-    config = model_config(family, len(tokenizer), special)
-    model = getattr(transformers, FAMILIES[family].pretraining_class)(config)
-    model(model.dummy_inputs, training=False)
-    randomise(model, seed)
-    return model
+def legacy_layer_norm_names(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`tensors` with LayerNorm.weight / LayerNorm.bias renamed LayerNorm.gamma / LayerNorm.beta, as in checkpoints
+    converted from the original TF BERT (google-bert/bert-base-uncased's files still use them; transformers renames
+    them when loading)."""
+    return {name.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): value
+            for name, value in tensors.items()}
 
 
-def pytorch_names(model, legacy_layer_norm_names: bool = False) -> dict[str, tuple[str, bool]]:
-    """{TF weight name without the model's scope: (PyTorch state-dict key, whether PyTorch stores it transposed)}.
-
-    `legacy_layer_norm_names`: LayerNorm.gamma / LayerNorm.beta, as in checkpoints converted from the original
-    TF BERT (google-bert/bert-base-uncased's files still use them; transformers renames them when loading)."""
-    from transformers.modeling_tf_pytorch_utils import TransposeType, convert_tf_weight_name_to_pt_weight_name
-
-    names = {}
-    for weight in model.weights:
-        name, transpose = convert_tf_weight_name_to_pt_weight_name(weight.name, tf_weight_shape=weight.shape)
-        if transpose not in (TransposeType.NO, TransposeType.SIMPLE):
-            raise AssertionError(f"{weight.name}: unexpected transpose {transpose}")
-        if legacy_layer_norm_names and "LayerNorm." in name:
-            name = name.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
-        names[weight.name.split("/", 1)[1]] = (name, transpose == TransposeType.SIMPLE)
-    assert len({key for key, _ in names.values()}) == len(names), "two weights share a PyTorch key"
-    return names
-
-
-def pytorch_state_dict(model, legacy_layer_norm_names: bool = False) -> dict[str, np.ndarray]:
-    """The model's weights under PyTorch names and layouts, as `save_pretrained` in PyTorch would write them
-    (dense kernels as (out, in), TF keeps (in, out))."""
-    names = pytorch_names(model, legacy_layer_norm_names)
-    tensors = {}
-    for weight in model.weights:
-        key, transposed = names[weight.name.split("/", 1)[1]]
-        array = weight.numpy()
-        tensors[key] = np.ascontiguousarray(array.T if transposed else array)
-    return tensors
-
-
-def tf_weights_by_name(model) -> dict[str, np.ndarray]:
-    """TF weights keyed by their name without the model's own scope (`bert/embeddings/...:0`)."""
-    return {weight.name.split("/", 1)[1]: weight.numpy() for weight in model.weights}
+def tf_weight_name(family: str, name: str, ndim: int) -> tuple[str, str, bool]:
+    """(TF layer, TF weight name, whether the array is stored transposed) that TF `save_pretrained` gives the
+    PyTorch tensor `name`: the inverse of `qaexp.model.tf_h5.pytorch_name`, with the TF layers' own naming of
+    embedding tables (`word_embeddings/weight`, `position_embeddings/embeddings`, DeBERTa's one-part
+    `rel_embeddings.weight`)."""
+    spec = FAMILIES[family]
+    parts: list[str] = []
+    for part in name.split("."):
+        if part.isdigit():  # a ModuleList index: TF named the sublayer `layer_._0`
+            parts[-1] += f"_._{part}"
+        else:
+            parts.append(part)
+    parts[0] = spec.tf_layers.get(parts[0], parts[0])
+    module, leaf = parts[-2], parts[-1]
+    transpose = False
+    if is_norm(name):
+        parts[-1] = {"weight": "gamma", "bias": "beta"}[leaf]
+    elif leaf == "weight" and module == "rel_embeddings":
+        parts[-2:] = ["rel_embeddings.weight"]
+    elif leaf == "weight" and module.endswith("_embeddings") and module != "word_embeddings":
+        parts[-1] = "embeddings"
+    elif leaf == "weight" and module != "word_embeddings" and ndim == 2:
+        parts[-1], transpose = "kernel", True
+    return parts[0], f"{spec.tf_scope}/{'/'.join(parts)}:0", transpose
 
 
 # ---- weight files ---------------------------------------------------------------------------------------
 
 SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+
 
 
 def float32_to_bfloat16_bits(array: np.ndarray) -> np.ndarray:
@@ -527,24 +597,6 @@ def read_safetensors_file(path: os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 
-def read_h5_weights(paths: Iterable[os.PathLike]) -> dict[str, np.ndarray]:
-    """TF weights stored by save_pretrained in tf_model.h5 (or its shards), keyed `bert/embeddings/...:0`
-    (the layer group and the saving model's own name dropped)."""
-    import h5py
-
-    out = {}
-    for path in paths:
-        with h5py.File(path, "r") as f:
-            # tf_model.h5 groups datasets as <layer>/<saving model's name>/<weight>; the shards of a sharded
-            # save store each weight under its name directly (and list those names in `layer_names`).
-            sharded = any("/" in str(name) for name in f.attrs["layer_names"])
-
-            def visit(name, obj):
-                if isinstance(obj, h5py.Dataset):
-                    out[name if sharded else name.split("/", 2)[2]] = obj[()]
-            f.visititems(visit)
-    return out
-
 
 def sharded_safetensors(tensors: Mapping[str, np.ndarray], shards: int = 2) -> dict[str, bytes]:
     """model-0000i-of-0000n.safetensors + model.safetensors.index.json, as PyTorch's save_pretrained shards."""
@@ -562,17 +614,108 @@ def sharded_safetensors(tensors: Mapping[str, np.ndarray], shards: int = 2) -> d
     return files
 
 
-def sharded_h5(model, directory: os.PathLike) -> dict[str, bytes]:
-    """tf_model-0000i-of-0000n.h5 + tf_model.h5.index.json from TF's own save_pretrained(max_shard_size=...)."""
-    directory = pathlib.Path(directory)
-    total = sum(weight.numpy().nbytes for weight in model.weights)
-    model.save_pretrained(str(directory), max_shard_size=int(total * 0.6))  # few shards: each costs a load
-    names = sorted(p.name for p in directory.iterdir() if p.name.startswith("tf_model"))
-    assert "tf_model.h5.index.json" in names and len(names) >= 3, names  # an index and two or more shards
-    return read_dir(directory, names)
 
 
-# ---- the fixture: one built model per (family, casing), one repo per entry --------------------------------
+# tf-keras' save_weights stores the Keras version beside the weights; this is the one that wrote the layout
+# copied here (tf-keras 2.21, transformers 4.57). Loaders only look at it for Keras 1 files.
+KERAS_VERSION = "2.21.0"
+
+
+def _h5_strings(values: Iterable[str]) -> np.ndarray:
+    import h5py
+
+    # tf-keras writes its name lists as variable-length ASCII strings
+    return np.array(list(values), dtype=h5py.string_dtype("ascii"))
+
+
+def tf_layers(family: str, tensors: Mapping[str, np.ndarray]) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """{TF layer: [(TF weight name, array in TF layout)]} of `tensors` (PyTorch names), in tensor order."""
+    layers: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for name, value in tensors.items():
+        layer, weight, transpose = tf_weight_name(family, name, np.ndim(value))
+        layers.setdefault(layer, []).append((weight, np.ascontiguousarray(value.T if transpose else value)))
+    by_tf = tensors_by_tf(family, tensors)
+    for layer, prefix in FAMILIES[family].tf_shared.items():
+        layers[layer] += [(weight, by_tf[weight]) for weight in
+                          (tf_weight_name(family, name, np.ndim(value))[1] for name, value in tensors.items()
+                           if name.startswith(prefix))]
+    return layers
+
+
+def tensors_by_tf(family: str, tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{TF weight name: array in TF layout} of `tensors` (PyTorch names)."""
+    out = {}
+    for name, value in tensors.items():
+        _, weight, transpose = tf_weight_name(family, name, np.ndim(value))
+        out[weight] = np.ascontiguousarray(value.T if transpose else value)
+    return out
+
+
+def tf_h5_bytes(family: str, tensors: Mapping[str, np.ndarray]) -> bytes:
+    """tf_model.h5 as TF `save_pretrained` of the family's pretraining class wrote it: root attributes `layer_names`,
+    `backend`, `keras_version`; a group per TF layer whose attribute `weight_names` lists its weights; each weight a
+    float32 dataset at `<layer>/<weight name>` (the name's slashes make the intermediate groups)."""
+    import h5py
+
+    buffer = io.BytesIO()
+    layers = tf_layers(family, tensors)
+    with h5py.File(buffer, "w") as f:
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["keras_version"] = KERAS_VERSION
+        f.attrs["layer_names"] = _h5_strings(layers)
+        for layer, weights in layers.items():
+            group = f.create_group(layer)
+            group.attrs["weight_names"] = _h5_strings(weight for weight, _ in weights)
+            for weight, value in weights:
+                group.create_dataset(weight, data=np.asarray(value, dtype=np.float32))
+    return buffer.getvalue()
+
+
+def sharded_h5(family: str, tensors: Mapping[str, np.ndarray], shards: int = 2) -> dict[str, bytes]:
+    """tf_model-0000i-of-0000n.h5 + tf_model.h5.index.json as TF `save_pretrained(max_shard_size=...)` writes them:
+    each shard stores its weights at their names without the model-class scope and lists those names in its
+    `layer_names`; the index maps every scoped weight name to its shard."""
+    import h5py
+
+    weights = sorted(tensors_by_tf(family, tensors).items())
+    files: dict[str, bytes] = {}
+    weight_map = {}
+    size = -(-len(weights) // shards)  # contiguous runs, as the saver fills one shard after another
+    for i in range(shards):
+        part = weights[i * size:(i + 1) * size]
+        shard = f"tf_model-{i + 1:05d}-of-{shards:05d}.h5"
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as f:
+            for weight, value in part:
+                f.create_dataset(weight.split("/", 1)[1], data=np.asarray(value, dtype=np.float32))
+            f.attrs["layer_names"] = _h5_strings(weight.split("/", 1)[1] for weight, _ in part)
+        files[shard] = buffer.getvalue()
+        weight_map.update({weight: shard for weight, _ in part})
+    total = sum(value.nbytes for _, value in weights)
+    files["tf_model.h5.index.json"] = json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
+                                                 indent=2).encode()
+    return files
+
+
+def h5_layout(data: bytes | os.PathLike) -> dict:
+    """What a tf_model.h5 holds, for comparing two files' layouts: root attributes, each layer's weight_names (as
+    a set: the order of a layer's weights is the model's variable order, which differs between two models of
+    the same checkpoint), every dataset's path, shape and dtype, and how the name lists are stored."""
+    import h5py
+
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    with h5py.File(source, "r") as f:
+        datasets = {}
+        f.visititems(lambda name, obj: datasets.__setitem__(name, (obj.shape, str(obj.dtype)))
+                     if isinstance(obj, h5py.Dataset) else None)
+        layers = [str(n) for n in f.attrs["layer_names"]]
+        return {"root_attrs": sorted(f.attrs), "layer_names": sorted(layers),
+                "weight_names": {layer: sorted(str(w) for w in f[layer].attrs["weight_names"]) for layer in layers},
+                "string_dtype": str(h5py.check_string_dtype(f.attrs.get_id("layer_names").dtype)),
+                "datasets": datasets}
+
+
+# ---- the fixture: one built checkpoint per (family, casing), one repo per entry ---------------------------
 
 
 @dataclass
@@ -584,12 +727,29 @@ class Source:
     uncased: bool
     directory: pathlib.Path
     tokenizer_files: list[str]
-    model: object = field(repr=False, default=None)  # the TF pretraining model (kept for edge-case repos)
+    tensors: dict = field(repr=False)  # {PyTorch name: float32 array}: what every weight file of it holds
     legacy_layer_norm_names: bool = False  # its model.safetensors says LayerNorm.gamma/.beta
 
     @property
-    def pt_names(self) -> dict[str, tuple[str, bool]]:
-        return pytorch_names(self.model, self.legacy_layer_norm_names)
+    def config(self) -> dict:
+        return json.loads((self.directory / "config.json").read_text())
+
+    @property
+    def prefix(self) -> str:  # the encoder's PyTorch name prefix (`bert`, `roberta`, `deberta`, ...)
+        from qaexp.model.families import family_module
+
+        return family_module(self.family).PREFIX
+
+    @property
+    def encoder(self) -> dict[str, np.ndarray]:
+        """The encoder's tensors: those a QA model of the family loads from this checkpoint."""
+        return {name: value for name, value in self.tensors.items() if name.startswith(self.prefix + ".")
+                and ".pooler." not in name}
+
+    @property
+    def safetensors_tensors(self) -> dict[str, np.ndarray]:
+        """The tensors as its model.safetensors names them."""
+        return legacy_layer_norm_names(self.tensors) if self.legacy_layer_norm_names else dict(self.tensors)
 
     def files(self, weights: Iterable[str] | None = None, extra: Mapping[str, bytes] | None = None) -> dict:
         """config.json + tokenizer files + `weights` (default: the real repo's weight files)."""
@@ -612,16 +772,35 @@ class HubBuild:
         return next(s for s in self.sources.values() if s.family == entry_or_family)
 
 
+def source_seed(key: str) -> int:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+
+
+def write_config(family: str, directory: os.PathLike):
+    """config.json for the tokenizer in `directory` (its vocabulary size and special ids); returns the config."""
+    tokenizer = tokenizer_class(family).from_pretrained(str(directory))
+    special = {"pad": tokenizer.pad_token_id, "bos": tokenizer.cls_token_id, "eos": tokenizer.sep_token_id}
+    config = model_config(family, len(tokenizer), special)
+    config.save_pretrained(str(directory))
+    return config
+
+
+def write_weights(source: Source) -> None:
+    """Every weight file a repo of `source` may hold, each written from `source.tensors`."""
+    (source.directory / "model.safetensors").write_bytes(safetensors_bytes(source.safetensors_tensors))
+    (source.directory / "tf_model.h5").write_bytes(tf_h5_bytes(source.family, source.tensors))
+    (source.directory / "pytorch_model.bin").write_bytes(PYTORCH_BIN_PLACEHOLDER)
+
+
 def build_source(key: str, family: str, uncased: bool, directory: pathlib.Path, texts: list[str]) -> Source:
     spec = FAMILIES[family]
     tokenizer_files = list(write_tokenizer(spec.tokenizer, texts, directory, uncased=uncased, family=family))
-    seed = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-    model = build_pretrained(family, directory, seed)
-    model.save_pretrained(str(directory))  # config.json + tf_model.h5
-    legacy = family == "bert" and uncased
-    (directory / "model.safetensors").write_bytes(safetensors_bytes(pytorch_state_dict(model, legacy)))
-    (directory / "pytorch_model.bin").write_bytes(PYTORCH_BIN_PLACEHOLDER)
-    return Source(key, family, uncased, directory, tokenizer_files, model, legacy)
+    config = write_config(family, directory)
+    source = Source(key, family, uncased, directory, tokenizer_files,
+                    pretraining_tensors(family, config, source_seed(key)),
+                    legacy_layer_norm_names=family == "bert" and uncased)
+    write_weights(source)
+    return source
 
 
 def build_hub(hf_home: os.PathLike, workdir: os.PathLike, entries: list[Entry] | None = None) -> HubBuild:
@@ -654,20 +833,14 @@ def hub_home(hub_build) -> pathlib.Path:
 # ---- edge-case checkpoints ------------------------------------------------------------------------------
 
 
-def qa_model_with_head(source: Source, head_seed: int = 7, head_scale: float = 0.5):
-    """A TF question-answering model of `source`'s architecture: its encoder weights, and a QA head with large
-    random values (as a SQuAD-fine-tuned checkpoint has; no initialiser would produce them)."""
-    from transformers import TFAutoModelForQuestionAnswering
-
-    model = TFAutoModelForQuestionAnswering.from_config(source.model.config)
-    model(model.dummy_inputs, training=False)
-    pretrained = tf_weights_by_name(source.model)
+def with_qa_head(source: Source, head_seed: int = 7, head_scale: float = 0.5) -> dict[str, np.ndarray]:
+    """The tensors of a SQuAD-fine-tuned checkpoint of `source`: its encoder, and a `qa_outputs` head with large
+    random values (no initialiser would produce them); no pretraining head, as such checkpoints have none."""
     rng = np.random.default_rng(head_seed)
-    for weight in model.weights:
-        key = weight.name.split("/", 1)[1]
-        weight.assign(pretrained[key] if key in pretrained
-                      else rng.normal(0.0, head_scale, size=tuple(weight.shape)).astype(np.float32))
-    return model
+    hidden = source.config.get("hidden_size", source.config.get("dim"))
+    return {**source.encoder,
+            "qa_outputs.weight": rng.normal(0.0, head_scale, size=(2, hidden)).astype(np.float32),
+            "qa_outputs.bias": rng.normal(0.0, head_scale, size=(2,)).astype(np.float32)}
 
 
 def with_config_change(files: Mapping[str, bytes], **changes) -> dict[str, bytes]:

@@ -2,8 +2,8 @@
 leaves them (tests/hub_cache.py), offline, loaded by qaexp's real resolution and loading code.
 
 * every hub entry of the model group trains, evaluates and saves through the CLI (one multirun);
-* the loaded encoder weights are the checkpoint's tensors, read back from the files written (tf_model.h5,
-  PyTorch safetensors, sharded either way, bf16 and fp16), for every family;
+* the loaded encoder weights are the tensors the checkpoint files were written from (tf_model.h5, PyTorch
+  safetensors, sharded either way, bf16 and fp16), for every family;
 * a checkpoint that has a QA head keeps it; `model.revision` picks the snapshot;
 * every failure (not cached, missing or gated repo, unknown revision, pytorch_model.bin only, truncated file,
   weights that do not match config.json) is one line.
@@ -20,10 +20,10 @@ from omegaconf import OmegaConf
 
 import qaexp  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from conftest import run_cli
-from hub_cache import (FAMILIES, FakeHub, HubCache, build_pretrained, closed_port, hub_build, hub_entries,  # noqa: F401
-                       hub_home, pytorch_state_dict, qa_model_with_head, read_dir, read_h5_weights,
+from hub_cache import (FAMILIES, FakeHub, HubCache, bfloat16_bits_to_float32, closed_port,  # noqa: F401
+                       float32_to_bfloat16_bits, hub_build, hub_entries, hub_home, pretraining_tensors,
                        read_safetensors_file, safetensors_bytes, safetensors_header, sharded_h5, sharded_safetensors,
-                       truncated, with_config_change)
+                       tf_h5_bytes, truncated, with_config_change, with_qa_head)
 
 ENTRIES = hub_entries()  # conf/model/*.yaml: an entry of an unknown family fails here, at collection
 FAMILY_NAMES = sorted({entry.family for entry in ENTRIES})
@@ -64,28 +64,43 @@ def load(checkpoint: str, revision: str | None = None):
     return build.build_model(model_cfg(checkpoint, revision), tokenizer=None)
 
 
-def encoder_weights(model) -> dict[str, np.ndarray]:
-    """The base model's weights keyed like hub_cache.tf_weights_by_name (`bert/embeddings/...:0`)."""
-    return {w.name.split("/", 1)[1]: w.numpy() for w in getattr(model, model.base_model_prefix).weights}
+def assert_tokenizer_kind(tokenizer, family: str) -> None:
+    """A fast tokenizer whose model is the family's kind (WordPiece, byte-level BPE, SentencePiece Unigram). Not
+    its class: transformers 5 gives DistilBERT's repos BertTokenizer, 4.x DistilBertTokenizerFast."""
+    kind = {"wordpiece": "WordPiece", "byte_bpe": "BPE"}.get(FAMILIES[family].tokenizer, "Unigram")
+    assert tokenizer.is_fast and type(tokenizer.backend_tokenizer.model).__name__ == kind, type(tokenizer)
 
 
-def assert_encoder_equals_h5(model, h5_tensors: dict) -> None:
-    weights = encoder_weights(model)
-    missing = sorted(set(weights) - set(h5_tensors))
-    assert not missing, f"encoder weights not in the checkpoint file: {missing[:3]}"
-    for key, value in weights.items():
-        np.testing.assert_array_equal(value, h5_tensors[key], err_msg=key)
+def model_tensors(model) -> dict[str, np.ndarray]:
+    """A loaded QA model's weights as {PyTorch name: array in PyTorch layout}: qaexp's Keras 3 models name theirs
+    (`hf_weights`); a transformers TF model's names go through the rule transformers used (qaexp.model.tf_h5)."""
+    if hasattr(model, "hf_weights"):
+        from qaexp.model.families.weights import export_weights
+
+        return export_weights(model)
+    from qaexp.model.tf_h5 import pytorch_name
+
+    out = {}
+    for weight in model.weights:
+        name, transpose = pytorch_name(weight.name, len(weight.shape))
+        out[name] = weight.numpy().T if transpose else weight.numpy()
+    return out
 
 
-def assert_encoder_equals_safetensors(model, source, tensors: dict) -> None:
-    """Every encoder weight equals the file's tensor under the PyTorch key the checkpoint was written with."""
-    names = source.pt_names
-    weights = encoder_weights(model)
-    assert set(weights) <= set(names), sorted(set(weights) - set(names))[:3]
-    for key, value in weights.items():
-        pt_key, transposed = names[key]
-        expected = tensors[pt_key].T if transposed else tensors[pt_key]
-        np.testing.assert_array_equal(value, expected, err_msg=f"{key} <- {pt_key}")
+def model_type(model) -> str:
+    return model.family if hasattr(model, "hf_weights") else model.config.model_type
+
+
+def encoder_tensors(model, source) -> dict[str, np.ndarray]:
+    return {name: value for name, value in model_tensors(model).items() if name.startswith(source.prefix + ".")}
+
+
+def assert_encoder_equals(model, source, expected: dict) -> None:
+    """The model's encoder is exactly `expected` (PyTorch names): every tensor, nothing random left over."""
+    weights = encoder_tensors(model, source)
+    assert sorted(weights) == sorted(expected), (sorted(set(weights) ^ set(expected)))[:5]
+    for name, value in weights.items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
 
 
 # ---- the fixture itself is what huggingface_hub and transformers read ------------------------------------
@@ -119,7 +134,8 @@ def test_snapshot_download_offline_returns_the_snapshot(hub_build, use_cache):
 # written out by hand: the safetensors files must use them, not names that only round-trip through transformers.
 REAL_PT_KEYS = {
     "bert": {"bert.encoder.layer.1.attention.self.query.weight": (32, 32),
-             "bert.encoder.layer.0.intermediate.dense.weight": (64, 32), "cls.predictions.bias": None},
+             "bert.encoder.layer.0.intermediate.dense.weight": (64, 32), "cls.predictions.bias": None,
+             "bert.pooler.dense.weight": (32, 32)},
     "distilbert": {"distilbert.transformer.layer.0.attention.q_lin.weight": (32, 32),
                    "distilbert.transformer.layer.1.ffn.lin1.weight": (64, 32),
                    "distilbert.embeddings.position_embeddings.weight": (512, 32)},
@@ -150,22 +166,37 @@ def test_safetensors_use_the_real_pytorch_names_and_layout(hub_build, key):
         assert shape is None or tensors[name].shape == shape, (name, tensors[name].shape)
     if source.legacy_layer_norm_names:  # google-bert/bert-base-uncased's files still say gamma/beta
         assert "bert.embeddings.LayerNorm.gamma" in tensors and "bert.embeddings.LayerNorm.weight" not in tensors
+    assert not any(name.startswith("qa_outputs.") for name in tensors)  # a base checkpoint: no QA head
 
 
 @pytest.mark.parametrize("key", SOURCE_KEYS)
-def test_transformers_reads_the_fixture_directly(hub_build, key):
-    """Plain transformers (no qaexp) loads each snapshot: the fixture is a valid checkpoint by itself."""
-    from transformers import AutoTokenizer, TFAutoModelForQuestionAnswering
+def test_transformers_reads_the_fixtures_tokenizer_and_config(hub_build, key):
+    """Plain transformers (no qaexp) reads each snapshot's tokenizer and config: they are valid by themselves."""
+    from transformers import AutoConfig, AutoTokenizer
 
     source = hub_build.sources[key]
     entry = next(e for e in ENTRIES if e.source_key == key)
     snapshot = hub_build.snapshots[entry.checkpoint]
     tokenizer = AutoTokenizer.from_pretrained(str(snapshot))
-    assert tokenizer.is_fast and type(tokenizer).__name__ == FAMILIES[source.family].fast_class
+    assert_tokenizer_kind(tokenizer, source.family)
     assert (tokenizer.tokenize("Dara Velmont") == tokenizer.tokenize("dara velmont")) == source.uncased
-    model = TFAutoModelForQuestionAnswering.from_pretrained(str(snapshot), use_safetensors=False)
-    assert model.config.model_type == source.family
-    assert_encoder_equals_h5(model, read_h5_weights([snapshot / "tf_model.h5"]))
+    config = AutoConfig.from_pretrained(str(snapshot))
+    assert config.model_type == source.family and config.architectures == [FAMILIES[source.family].architecture]
+
+
+@pytest.mark.parametrize("key", SOURCE_KEYS)
+def test_transformers_tf_class_loads_the_fixtures_h5(hub_build, key):
+    """While transformers has TF classes: its own QA class loads each snapshot's tf_model.h5 (the layout is
+    TF save_pretrained's) and gets the tensors the fixture wrote."""
+    import transformers
+
+    if not hasattr(transformers, "TFAutoModelForQuestionAnswering"):
+        pytest.skip(f"transformers {transformers.__version__} has no TF classes")
+    source = hub_build.sources[key]
+    entry = next(e for e in ENTRIES if e.source_key == key)
+    model = transformers.TFAutoModelForQuestionAnswering.from_pretrained(str(hub_build.snapshots[entry.checkpoint]),
+                                                                       use_safetensors=False)
+    assert_encoder_equals(model, source, source.encoder)
 
 
 def test_deberta_repo_has_no_tokenizer_json_and_converts_spm(hub_build):
@@ -175,7 +206,7 @@ def test_deberta_repo_has_no_tokenizer_json_and_converts_spm(hub_build):
     snapshot = hub_build.snapshots[entry.checkpoint]
     assert not (snapshot / "tokenizer.json").exists() and (snapshot / "spm.model").exists()
     tokenizer = build.build_tokenizer(model_cfg(str(snapshot)))
-    assert type(tokenizer).__name__ == "DebertaV2TokenizerFast"
+    assert_tokenizer_kind(tokenizer, "deberta-v2")
     encoded = tokenizer("Who?", "Dara Velmont", return_offsets_mapping=True)
     assert encoded["offset_mapping"][-2][1] == len("Dara Velmont")
 
@@ -214,14 +245,14 @@ def test_entry_trains_evaluates_and_saves_from_the_hub_cache(sweep, hub_build, e
 
     saved = job / "model"
     tokenizer = build.build_tokenizer(model_cfg(str(saved)))
-    assert type(tokenizer).__name__ == FAMILIES[entry.family].fast_class
+    assert_tokenizer_kind(tokenizer, entry.family)
     model = build.build_model(model_cfg(str(saved)), tokenizer)
-    assert model.config.model_type == entry.family
+    assert model_type(model) == entry.family
     # The saved encoder is the checkpoint's after a few small Adam steps: close to it everywhere (random
     # weights would differ by ~0.05), yet changed by training.
-    checkpoint = read_h5_weights([hub_build.snapshots[entry.checkpoint] / "tf_model.h5"])
-    weights = encoder_weights(model)
-    assert set(weights) <= set(checkpoint)
+    checkpoint = hub_build.source(entry.name).encoder
+    weights = encoder_tensors(model, hub_build.source(entry.name))
+    assert sorted(weights) == sorted(checkpoint)
     largest = max(float(np.abs(value - checkpoint[key]).max()) for key, value in weights.items())
     assert 0 < largest < 5e-3, largest
 
@@ -235,8 +266,9 @@ def test_hub_entry_loads_the_checkpoints_encoder(hub_build, use_cache, key):
     use_cache(hub_build.home)
     entry = next(e for e in ENTRIES if e.source_key == key)
     model = load(entry.checkpoint)
-    assert model.config.model_type == entry.family
-    assert_encoder_equals_h5(model, read_h5_weights([hub_build.snapshots[entry.checkpoint] / "tf_model.h5"]))
+    assert model_type(model) == entry.family
+    source = hub_build.sources[key]
+    assert_encoder_equals(model, source, source.encoder)
 
 
 FORMATS = ["safetensors", "sharded-safetensors", "sharded-h5", "bf16-safetensors", "fp16-safetensors"]
@@ -250,11 +282,11 @@ def format_hub(hub_build, tmp_path_factory):
     for family in FAMILY_NAMES:
         source = hub_build.source(family)
         base = source.files(weights=[])
-        state = pytorch_state_dict(source.model, source.legacy_layer_norm_names)
+        state = source.safetensors_tensors
         weights = {
             "safetensors": {"model.safetensors": safetensors_bytes(state)},
             "sharded-safetensors": sharded_safetensors(state),
-            "sharded-h5": sharded_h5(source.model, root / f"{family}-sharded-h5"),
+            "sharded-h5": sharded_h5(family, source.tensors),
             "bf16-safetensors": {"model.safetensors": safetensors_bytes(state, "BF16")},
             "fp16-safetensors": {"model.safetensors": safetensors_bytes(state, "F16")},
         }
@@ -271,17 +303,14 @@ def test_every_weight_format_loads_the_checkpoints_encoder(format_hub, hub_build
     repo = f"qaexp-test/{family}-{weight_format}"
     snapshot = next((format_hub.repo_folder(repo) / "snapshots").iterdir())
     model = load(repo)
-    assert model.config.model_type == family
+    assert model_type(model) == family
     source = hub_build.source(family)
     if weight_format == "sharded-h5":
-        shards = sorted(snapshot.glob("tf_model-*.h5"))
-        assert len(shards) > 1 and not (snapshot / "tf_model.h5").exists()
-        assert_encoder_equals_h5(model, read_h5_weights(shards))
-    else:
-        tensors = {}
-        for path in sorted(snapshot.glob("model*.safetensors")):
-            tensors.update(read_safetensors_file(path))  # BF16 decoded by hand, F16 widened: exact in float32
-        assert_encoder_equals_safetensors(model, source, tensors)
+        assert len(list(snapshot.glob("tf_model-*.h5"))) > 1 and not (snapshot / "tf_model.h5").exists()
+    # what the file holds is the fixture's float32 tensors, rounded to bf16 / fp16 where it stores those
+    rounded = {"bf16-safetensors": lambda v: bfloat16_bits_to_float32(float32_to_bfloat16_bits(v)),
+               "fp16-safetensors": lambda v: v.astype(np.float16).astype(np.float32)}.get(weight_format, lambda v: v)
+    assert_encoder_equals(model, source, {name: rounded(value) for name, value in source.encoder.items()})
     stored = {"bf16-safetensors": "BF16", "fp16-safetensors": "F16"}.get(weight_format)
     if stored:  # the file really holds the narrow type
         header = safetensors_header(snapshot / "model.safetensors")
@@ -296,7 +325,7 @@ def test_safetensors_with_legacy_layer_norm_names_load(hub_build, use_cache, tmp
     cache.add_snapshot("google-bert/bert-base-uncased", source.files(weights=["model.safetensors"]))
     use_cache(cache.home)
     model = load("google-bert/bert-base-uncased")
-    assert_encoder_equals_safetensors(model, source, read_safetensors_file(source.directory / "model.safetensors"))
+    assert_encoder_equals(model, source, source.encoder)
 
 
 # ---- a checkpoint with a QA head keeps it -------------------------------------------------------------------
@@ -306,38 +335,38 @@ SQUAD_REPO = "qaexp-test/roberta-base-squad"
 
 @pytest.fixture(scope="module")
 def qa_checkpoint(hub_build, tmp_path_factory):
-    """A RoBERTa QA model with a trained-looking head, saved by save_pretrained (tf_model.h5) and rewritten as a
-    PyTorch-safetensors-only hub repo (with the position_ids buffer older transformers versions saved)."""
+    """A RoBERTa QA checkpoint with a trained-looking head: a saved directory (config.json naming
+    RobertaForQuestionAnswering, model.safetensors, the tokenizer) and the same files as a hub repo, its
+    safetensors with the position_ids buffer older transformers versions saved."""
     root = tmp_path_factory.mktemp("qa_checkpoint")
     source = hub_build.source("roberta")
-    model = qa_model_with_head(source)
+    state = with_qa_head(source)
+    config = {**source.config, "architectures": ["RobertaForQuestionAnswering"]}
     saved = root / "saved"
-    model.save_pretrained(str(saved))
-    for name, data in read_dir(source.directory, source.tokenizer_files).items():
+    saved.mkdir()
+    files = {**source.files(weights=[]), "config.json": json.dumps(config, indent=2).encode()}
+    for name, data in {**files, "model.safetensors": safetensors_bytes(state)}.items():
         (saved / name).write_bytes(data)
-    state = pytorch_state_dict(model)
-    assert {"qa_outputs.weight", "qa_outputs.bias"} <= set(state)
-    state["roberta.embeddings.position_ids"] = np.arange(514, dtype=np.int64)[None]
     cache = HubCache(root / "hf_home")
-    files = {**read_dir(saved, ["config.json", *source.tokenizer_files]), "model.safetensors": safetensors_bytes(state)}
-    cache.add_snapshot(SQUAD_REPO, files)
+    with_buffer = {**state, "roberta.embeddings.position_ids": np.arange(514, dtype=np.int64)[None]}
+    cache.add_snapshot(SQUAD_REPO, {**files, "model.safetensors": safetensors_bytes(with_buffer)})
     return saved, cache, state
 
 
-def test_qa_head_of_a_safetensors_checkpoint_is_loaded(qa_checkpoint, use_cache):
+def test_qa_head_of_a_safetensors_checkpoint_is_loaded(qa_checkpoint, hub_build, use_cache):
     saved, cache, state = qa_checkpoint
     use_cache(cache.home)
     model = load(SQUAD_REPO)
-    np.testing.assert_array_equal(model.qa_outputs.kernel.numpy(), state["qa_outputs.weight"].T)
-    np.testing.assert_array_equal(model.qa_outputs.bias.numpy(), state["qa_outputs.bias"])
-    np.testing.assert_array_equal(model.roberta.embeddings.weight.numpy(),
-                                  state["roberta.embeddings.word_embeddings.weight"])
+    weights = model_tensors(model)
+    np.testing.assert_array_equal(weights["qa_outputs.weight"], state["qa_outputs.weight"])
+    np.testing.assert_array_equal(weights["qa_outputs.bias"], state["qa_outputs.bias"])
+    assert_encoder_equals(model, hub_build.source("roberta"), hub_build.source("roberta").encoder)
 
 
 @pytest.mark.slow
 def test_evaluation_only_gives_the_same_predictions_from_the_directory_and_the_hub(qa_checkpoint, tmp_path):
     saved, cache, _ = qa_checkpoint
-    # One process, two jobs: the saved directory (tf_model.h5) and the hub name (PyTorch safetensors only). The
+    # One process, two jobs: the saved directory and the hub name (safetensors with a position_ids buffer). The
     # cache is named by HF_HUB_CACHE this time, which wins over HF_HOME (here a directory without a cache).
     env = {**hub_env(tmp_path / "no_cache_here"), "HF_HUB_CACHE": str(cache.cache)}
     result = run_cli(["-m", "qaexp", "-m", "model=roberta-base", f"model.checkpoint={saved},{SQUAD_REPO}",
@@ -358,44 +387,43 @@ def test_evaluation_only_gives_the_same_predictions_from_the_directory_and_the_h
 
 @pytest.fixture(scope="module")
 def revisions(hub_build, tmp_path_factory):
-    """`qaexp-test/bert-revisions` with three snapshots of different weights: refs/main, refs/other, and
-    refs/pr/1 holding only PyTorch safetensors (as the hub's safetensors-conversion PRs do)."""
+    """`qaexp-test/bert-revisions` with three snapshots of different weights: refs/main and refs/other holding
+    tf_model.h5, refs/pr/1 holding only PyTorch safetensors (as the hub's safetensors-conversion PRs do).
+    Returns (cache, {ref: snapshot}, {ref: the tensors its weights were written from}, source)."""
     root = tmp_path_factory.mktemp("revisions")
     source = hub_build.source("bert")
     cache = HubCache(root / "hf_home")
     snapshots = {"main": cache.add_snapshot("qaexp-test/bert-revisions", source.files(weights=["tf_model.h5"]))}
+    tensors = {"main": source.tensors}
     for ref, seed in (("other", 12345), ("refs/pr/1", 54321)):
-        model = build_pretrained("bert", source.directory, seed=seed)
-        model.save_pretrained(str(root / str(seed)))
-        weights = ({"model.safetensors": safetensors_bytes(pytorch_state_dict(model))} if ref.startswith("refs/")
-                   else read_dir(root / str(seed), ["tf_model.h5"]))
+        tensors[ref] = pretraining_tensors("bert", source.config, seed)
+        weights = ({"model.safetensors": safetensors_bytes(tensors[ref])} if ref.startswith("refs/")
+                   else {"tf_model.h5": tf_h5_bytes("bert", tensors[ref])})
         snapshots[ref] = cache.add_snapshot("qaexp-test/bert-revisions", {**source.files(weights=[]), **weights},
                                             ref=ref)
     assert len(set(snapshots.values())) == 3
-    return cache, snapshots, source
+    return cache, snapshots, tensors, source
 
 
 @pytest.mark.parametrize("revision", [None, "main", "other", "refs/pr/1", "commit:main", "commit:other"])
 def test_revision_selects_the_snapshot(revisions, use_cache, revision):
-    cache, snapshots, source = revisions
+    cache, snapshots, tensors, source = revisions
     use_cache(cache.home)
     ref = revision.split(":")[1] if revision and revision.startswith("commit:") else revision or "main"
     if revision and revision.startswith("commit:"):
         revision = snapshots[ref].name  # the full 40-hex commit
     model = load("qaexp-test/bert-revisions", revision)
-    if ref == "refs/pr/1":
-        assert_encoder_equals_safetensors(model, source, read_safetensors_file(snapshots[ref] / "model.safetensors"))
-    else:
-        assert_encoder_equals_h5(model, read_h5_weights([snapshots[ref] / "tf_model.h5"]))
+    expected = {name: value for name, value in tensors[ref].items() if name in source.encoder}
+    assert_encoder_equals(model, source, expected)
 
 
 # ---- one-line errors through the CLI -----------------------------------------------------------------------
 
 ERROR_CASES = {
     # name: (overrides, env kind, words the one line must contain)
-    "offline-nothing-cached": (["model=distilbert-base-cased"], "offline", ["distilbert-base-cased", "cache",
+    "offline-nothing-cached": (["model=distilbert-base-cased"], "offline", ["distilbert/distilbert-base-cased", "cache",
                                                                             "model=tiny"]),
-    "network-down-nothing-cached": (["model=roberta-base"], "network-down", ["roberta-base", "cache"]),
+    "network-down-nothing-cached": (["model=roberta-base"], "network-down", ["FacebookAI/roberta-base", "cache"]),
     "missing-repo": (["model=bert-base-cased", "model.checkpoint=qaexp-test/no-such-model"], "fake-hub",
                      ["qaexp-test/no-such-model", "not a repository"]),
     "gated-repo": (["model=bert-base-cased", "model.checkpoint=qaexp-test/gated-model"], "fake-hub",

@@ -29,9 +29,9 @@ def timed_run(overrides, env, tmp_path):
 
 
 @pytest.mark.parametrize("overrides, named, not_named", [
-    (["model=roberta-base"], ["model 'roberta-base'", "dataset 'rajpurkar/squad' (config plain_text)",
+    (["model=roberta-base"], ["model 'FacebookAI/roberta-base'", "dataset 'rajpurkar/squad' (config plain_text)",
                               "data=json"], []),
-    (["model=roberta-base", "data=synthetic"], ["model 'roberta-base'"], ["squad", "data=json"]),
+    (["model=roberta-base", "data=synthetic"], ["model 'FacebookAI/roberta-base'"], ["squad", "data=json"]),
     (["model=tiny", "data=squad"], ["dataset 'rajpurkar/squad'", "data=json"], ["model=minilm"]),
 ])
 def test_unreachable_hub_and_nothing_cached_is_one_quick_line(tmp_path, overrides, named, not_named):
@@ -54,7 +54,7 @@ def test_hub_offline_names_every_need_without_probing(tmp_path):
         result, seconds = timed_run(["model=roberta-base"], env, tmp_path)
     assert hub.requests == []
     assert result.returncode == 2 and seconds < OFFLINE_ERROR_SECONDS, (seconds, result.stderr[-3000:])
-    assert "HF_HUB_OFFLINE=1" in result.stderr and "'roberta-base'" in result.stderr
+    assert "HF_HUB_OFFLINE=1" in result.stderr and "'FacebookAI/roberta-base'" in result.stderr
     assert "'rajpurkar/squad'" in result.stderr
 
 
@@ -63,7 +63,7 @@ def test_cached_model_and_unreachable_hub_run_from_the_cache(hub_home, tmp_path)
     result, _ = timed_run(["model=roberta-base", *SMALL_DATA, "trainer.epochs=1"], network_down(hub_home), tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not any(noise in result.stderr + result.stdout for noise in RETRY_NOISE), result.stderr[-3000:]
-    assert "cannot be reached" in result.stdout and "using the cached model 'roberta-base'" in result.stdout
+    assert "cannot be reached" in result.stdout and "using the cached model 'FacebookAI/roberta-base'" in result.stdout
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
 
 
