@@ -2,7 +2,7 @@
 model.
 
 `resolve_checkpoint` turns every way of naming a checkpoint into one local directory:
-* a hub repo id (`roberta-base`, `microsoft/deberta-v3-base`): its config, tokenizer files and one set of weights
+* a hub repo id (`FacebookAI/roberta-base`, `microsoft/deberta-v3-base`): its config, tokenizer files and one set of weights
   fetched by huggingface_hub into its cache (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE and HF_TOKEN apply), at
   `model.revision` (a branch, tag or commit; default `main`); when the hub cannot be reached, the cached snapshot;
 * a local directory written by `save_pretrained` (or a qaexp run's `model/`);
@@ -237,11 +237,17 @@ def _built_from_config(directory: str):
 def _tf_named_tensors(directory: str, h5: bool) -> dict:
     """The tensors of a checkpoint written by a transformers TF class (tf_model.h5, or TF-named safetensors),
     under the PyTorch names qaexp's models use."""
+    import numpy as np
+
     from qaexp.model import tf_h5
 
     if h5:
         return tf_h5.read_tf_h5(directory)
-    return tf_h5.pytorch_named(read_safetensors(directory))
+    out = {}
+    for tf_name, array in read_safetensors(directory).items():
+        name, transpose = tf_h5.pytorch_name(tf_name, array.ndim)
+        out[name] = np.ascontiguousarray(array.T) if transpose else array
+    return out
 
 
 def _load_into(model, tensors: dict, directory: str, weights: str) -> "LoadReport":
