@@ -106,3 +106,26 @@ def test_offline_push_keeps_the_run_and_marks_it_not_pushed(trained_tiny_model, 
     for path in tmp_path.rglob("*"):
         if path.is_file() and path.suffix in {".json", ".md", ".yaml", ".log", ".txt"}:
             assert SECRET not in path.read_text(errors="replace"), path
+
+
+def test_a_hub_checkpoint_with_the_hub_unreachable_is_one_line_naming_the_cache(tmp_path, monkeypatch):
+    """huggingface_hub >= 1.0 raises its HTTP client's (httpx / httpx2) connection errors, which are not OSErrors:
+    the hub counts as unreachable all the same, and with nothing cached the answer is one line."""
+    import socket
+    import time
+
+    import huggingface_hub.constants
+
+    from qaexp.errors import ModelLoadError
+    from qaexp.model.pretrained import resolve_checkpoint
+
+    with socket.socket() as probe:  # a port that was free a moment ago: connections to it are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError, match="not in the Hugging Face cache, and it cannot be downloaded") as caught:
+        resolve_checkpoint("someone/model")
+    assert "\n" not in str(caught.value) and time.monotonic() - started < 30
