@@ -226,7 +226,8 @@ def main() -> None:
     from squad_reference import NEEDS, live, recorded
     from transformers import BertTokenizerFast
 
-    fast = BertTokenizerFast(vocab_file=vocab_file(), do_lower_case=True)
+    # vocab=, not vocab_file=: transformers 5 ignores vocab_file= and builds a 5-token vocabulary
+    fast = BertTokenizerFast(vocab=vocab_file(), do_lower_case=True)
     records = read_records(str(args.data))
     subset = records[: args.subset]
 
@@ -279,7 +280,7 @@ def main() -> None:
         "qaexp_wall_s": round(qaexp_wall, 3), "transformers_wall_s": hf_wall and round(hf_wall, 3),
         "transformers_side": ("live" if live() else "recorded") if hf_cpu is not None else None,
         "cache_first_cpu_s": round(first_cpu, 3), "cache_second_cpu_s": round(second_cpu, 3),
-        "subset_questions": len(subset), "full_questions": len(records),
+        "subset_questions": len(subset), "full_questions": len(records), "vocab_size": fast.vocab_size,
         "transformers_processes": reference["processes"],
         **baselines, "load": round(os.getloadavg()[0], 1),
     }))

@@ -142,6 +142,7 @@ def test_feature_prep_compares_qaexp_with_run_qa_and_the_tokenizer_floor(squad_v
                  "label_recovery_run_qa_subset"):
         assert 0.5 < figures[name] <= 1, name  # a 10-question subset: one miss is 10%
     assert figures["transformers_side"] == ("live" if squad_reference_runs_live() else "recorded")
+    assert figures["vocab_size"] == 30522  # the MiniLM vocabulary, not an empty one (the windows look fine either way)
     assert figures["speedup_vs_transformers"] == pytest.approx(
         figures["transformers_cpu_s"] / figures["qaexp_cpu_s"], rel=0.05)
 
