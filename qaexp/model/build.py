@@ -77,7 +77,8 @@ def with_model_inputs(tokenizer, directory: str) -> None:
 def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: bool):
     """A BERT-style WordPiece tokenizer trained on `texts` (needs no network)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import BertTokenizerFast
+    # transformers 5's BertTokenizer is the tokenizers-backed class (BertTokenizerFast is only an alias of it)
+    from transformers import BertTokenizer
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     normalizer = normalizers.BertNormalizer(lowercase=lowercase)
@@ -91,7 +92,7 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: 
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
-    return BertTokenizerFast(tokenizer_object=backend, do_lower_case=lowercase, unk_token="[UNK]",
+    return BertTokenizer(tokenizer_object=backend, do_lower_case=lowercase, unk_token="[UNK]",
                              sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
 
 
