@@ -154,16 +154,31 @@ def test_keras3_minilm_parity_compares_the_old_and_new_model_on_real_windows(squ
                     "--questions", "3", "--batch-size", "2"])
     assert done.returncode == 0, done.stderr[-3000:]
     figures = last_json_line(done.stdout)
+    if not old_tf_classes_exist():  # transformers 5: one line saying what the comparison needs, no figures
+        assert set(figures) == {"skipped"} and "transformers==4.57.6" in done.stdout
+        return
     assert figures["questions"] == 3 and figures["windows"] >= 3
     # The same weights and head both ways: a wrong mapping or a missing tensor shows as a difference far above this.
     assert figures["within_1e-3"] and max(figures["max_abs_diff_start"], figures["max_abs_diff_end"]) <= 1e-3
     assert "initialised ['qa_outputs.weight', 'qa_outputs.bias']" in done.stdout
 
 
+def old_tf_classes_exist() -> bool:
+    """transformers 4.x's TF classes under tf-keras: the old side of the keras3_* comparisons (gone in 5)."""
+    import importlib.util
+
+    import transformers
+
+    return hasattr(transformers, "TFBertForQuestionAnswering") and importlib.util.find_spec("tf_keras") is not None
+
+
 def test_keras3_speed_times_old_and_new_models_side_by_side():
     done = run_cli([str(REPO / "benchmarks" / "keras3_speed.py"), "--smoke", "--models", "distilbert_sized"])
     assert done.returncode == 0, done.stderr[-3000:]
     figures = last_json_line(done.stdout)
+    if not old_tf_classes_exist():  # transformers 5: one line saying what the comparison needs, no figures
+        assert set(figures) == {"skipped"} and "transformers==4.57.6" in done.stdout
+        return
     assert figures["smoke"] is True and set(figures["seconds_per_call"]) == {"distilbert_sized"}
     seconds = figures["seconds_per_call"]["distilbert_sized"]
     for task in ("train", "inference"):
