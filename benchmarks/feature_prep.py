@@ -18,6 +18,10 @@ Times are CPU seconds of the process and its finished child processes (os.times(
 worker processes), which other jobs on a shared machine distort far less than wall time; wall times are
 printed and reported too (`*_wall_s`, `wall_speedup_vs_transformers`).
 
+transformers 5 has no squad_convert_examples_to_features: there transformers' time and label recovery are the ones
+tests/fixtures/squad_reference/make_reference.py recorded with transformers 4.57.6 for the same data file and
+--subset (benchmarks/squad_reference.py); with no record they are skipped (null), with a line saying so.
+
 Prints the figures, then exactly one JSON line as the last line of output.
 """
 from __future__ import annotations
@@ -30,11 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' SQuAD reader draws progress bars
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/squad_reference.py
 from qaexp.data import cache  # noqa: E402
 from qaexp.data.squad import read_records  # noqa: E402
 from qaexp.data.windows import tokenize_windows  # noqa: E402
@@ -117,6 +121,20 @@ def transformers_recovery(examples, features) -> tuple[int, int]:
         total += 1
         hits += normalize_answer(text) == normalize_answer(example.answer_text)
     return hits, total
+
+
+def reference_side(path: Path, subset: int, threads: int) -> dict:
+    """transformers' side (needs transformers < 5): its slow BertTokenizer of the same vocabulary through
+    squad_convert_examples_to_features, train + eval features of the first `subset` questions, and its label
+    recovery on the train features."""
+    import transformers
+    from transformers import BertTokenizer
+
+    slow = BertTokenizer(vocab_file=vocab_file(), do_lower_case=True)
+    examples, features, wall, cpu = transformers_features(path, subset, slow, threads)
+    hits, total = transformers_recovery(examples, features)
+    return {"cpu_s": cpu, "wall_s": wall, "train_features": len(features), "hits": hits, "total": total,
+            "processes": threads, "transformers": transformers.__version__}
 
 
 def _encode(records, tokenizer, padding):
@@ -205,20 +223,34 @@ def main() -> None:
     args = parser.parse_args()
     if not args.data.exists():
         sys.exit(f"feature_prep: {args.data} not found (pass --data PATH to SQuAD v1.1 dev)")
-    from transformers import BertTokenizer, BertTokenizerFast
+    from squad_reference import NEEDS, live, recorded
+    from transformers import BertTokenizerFast
 
-    fast = BertTokenizerFast(vocab_file=vocab_file(), do_lower_case=True)
-    slow = BertTokenizer(vocab_file=vocab_file(), do_lower_case=True)
+    # vocab=, not vocab_file=: transformers 5 ignores vocab_file= and builds a 5-token vocabulary
+    fast = BertTokenizerFast(vocab=vocab_file(), do_lower_case=True)
     records = read_records(str(args.data))
     subset = records[: args.subset]
 
     qaexp_windows, qaexp_wall, qaexp_cpu = timed(lambda: qaexp_features(subset, fast))
-    examples, features, hf_wall, hf_cpu = transformers_features(args.data, args.subset, slow, args.threads)
-    print(f"train + eval features of {len(subset)} questions: qaexp {qaexp_cpu:.2f} CPU s ({qaexp_wall:.2f} wall s, "
-          f"{len(qaexp_windows)} windows per split), transformers {hf_cpu:.2f} CPU s ({hf_wall:.2f} wall s, "
-          f"{len(features)} train features; {args.threads} processes)")
+    if live():
+        reference, source = reference_side(args.data, args.subset, args.threads), "run now"
+    else:
+        reference = recorded("feature_prep", args.data, subset=args.subset)
+        source = ("recorded by tests/fixtures/squad_reference/make_reference.py in another process: the speed ratio "
+                  "is indicative only")
+    if reference is None:
+        print(f"transformers' side skipped: no recorded reference for {args.data} with --subset {args.subset}, and "
+              f"{NEEDS}")
+        reference = dict.fromkeys(("cpu_s", "wall_s", "hits", "total", "processes", "transformers"))
+        print(f"train + eval features of {len(subset)} questions: qaexp {qaexp_cpu:.2f} CPU s ({qaexp_wall:.2f} wall "
+              f"s, {len(qaexp_windows)} windows per split)")
+    else:
+        print(f"train + eval features of {len(subset)} questions: qaexp {qaexp_cpu:.2f} CPU s ({qaexp_wall:.2f} wall "
+              f"s, {len(qaexp_windows)} windows per split), transformers {reference['transformers']} "
+              f"{reference['cpu_s']:.2f} CPU s ({reference['wall_s']:.2f} wall s, {reference['train_features']} train "
+              f"features; {reference['processes']} processes; {source})")
     subset_hits, subset_total = qaexp_recovery(subset, qaexp_windows)
-    hf_hits, hf_total = transformers_recovery(examples, features)
+    hf_cpu, hf_wall, hf_hits, hf_total = (reference[k] for k in ("cpu_s", "wall_s", "hits", "total"))
 
     full_windows, full_wall, full_cpu = timed(lambda: tokenize_windows(records, fast, MAX_LENGTH, DOC_STRIDE,
                                                                        progress=False))
@@ -229,21 +261,27 @@ def main() -> None:
     print(f"label recovery: qaexp {full_hits}/{full_total} answerable windows (full set), "
           f"{subset_hits}/{subset_total} (subset); transformers {hf_hits}/{hf_total} (subset)")
 
+    def ratio(a, b, digits):  # None where transformers' side was skipped
+        return None if a is None or b is None else round(a / b, digits)
+
+
     (first_wall, first_cpu), (second_wall, second_cpu) = cache_runs(records, fast)
     print(f"feature cache, full dev set: first run {first_cpu:.2f} CPU s ({first_wall:.2f} wall s; tokenise + "
           f"write), second {second_cpu:.3f} CPU s ({second_wall:.3f} wall s; read)")
     print(json.dumps({
-        "speedup_vs_transformers": round(hf_cpu / qaexp_cpu, 2),
+        "speedup_vs_transformers": ratio(hf_cpu, qaexp_cpu, 2),
         "label_recovery": round(full_hits / full_total, 5),
-        "label_recovery_transformers": round(hf_hits / hf_total, 5),
+        "label_recovery_transformers": ratio(hf_hits, hf_total, 5),
         "cache_speedup": round(first_cpu / second_cpu, 2),
-        "wall_speedup_vs_transformers": round(hf_wall / qaexp_wall, 2),
+        "wall_speedup_vs_transformers": ratio(hf_wall, qaexp_wall, 2),
         "wall_cache_speedup": round(first_wall / second_wall, 2),
         "label_recovery_subset": round(subset_hits / subset_total, 5),
-        "qaexp_cpu_s": round(qaexp_cpu, 3), "transformers_cpu_s": round(hf_cpu, 3),
-        "qaexp_wall_s": round(qaexp_wall, 3), "transformers_wall_s": round(hf_wall, 3),
+        "qaexp_cpu_s": round(qaexp_cpu, 3), "transformers_cpu_s": hf_cpu and round(hf_cpu, 3),
+        "qaexp_wall_s": round(qaexp_wall, 3), "transformers_wall_s": hf_wall and round(hf_wall, 3),
+        "transformers_side": ("live" if live() else "recorded") if hf_cpu is not None else None,
         "cache_first_cpu_s": round(first_cpu, 3), "cache_second_cpu_s": round(second_cpu, 3),
-        "subset_questions": len(subset), "full_questions": len(records), "transformers_processes": args.threads,
+        "subset_questions": len(subset), "full_questions": len(records), "vocab_size": fast.vocab_size,
+        "transformers_processes": reference["processes"],
         **baselines, "load": round(os.getloadavg()[0], 1),
     }))
 

@@ -30,6 +30,7 @@ Prints a table, then exactly one JSON line as the last line of output: ratios ne
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -37,7 +38,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.keras is tf-keras (the old classes); `keras` is Keras 3
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1" if importlib.util.find_spec("tf_keras") else "0")  # tf.keras is tf-keras
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
@@ -52,6 +53,21 @@ DISTILBERT_SIZED = {"model_type": "distilbert", "vocab_size": 30522, "dim": 768,
 TINY_DISTILBERT = dict(DISTILBERT_SIZED, vocab_size=100, dim=32, n_layers=2, n_heads=2, hidden_dim=37)
 TINY_BERT = {"model_type": "bert", "vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2,
              "num_attention_heads": 2, "intermediate_size": 37, "max_position_embeddings": 512}
+
+
+def old_side_missing() -> str | None:
+    """Why the old side (transformers' TF classes under tf-keras) cannot run in this environment, or None.
+
+    transformers 5 removed its TensorFlow classes and qaexp no longer installs tf-keras: the comparison is then
+    only possible in a venv of its own."""
+    import importlib.util
+
+    import transformers
+
+    if hasattr(transformers, "TFBertForQuestionAnswering") and importlib.util.find_spec("tf_keras") is not None:
+        return None
+    return (f"the old side needs transformers' TF classes and tf-keras (transformers {transformers.__version__} has "
+            "no TF classes): run this in a venv with transformers==4.57.6 and tf-keras==2.21.0")
 
 
 def parse_args():
@@ -253,6 +269,11 @@ def ratios(results: dict) -> dict:
 
 def main() -> None:
     args = parse_args()
+    missing = old_side_missing()
+    if missing:  # one line, and the JSON line says the comparison was skipped
+        print(f"keras3_speed: skipped: {missing}")
+        print(json.dumps({"skipped": missing}))
+        return
     from qaexp.run.malloc import keep_freed_memory
 
     keep_freed_memory()  # as every qaexp run does

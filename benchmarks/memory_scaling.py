@@ -98,7 +98,8 @@ def one_size(args, target: int) -> dict:
     from qaexp.training.batching import Batcher, pad_batch
     from transformers import BertTokenizerFast
 
-    tokenizer = BertTokenizerFast(vocab_file=vocab_file(), do_lower_case=True)
+    # vocab=, not vocab_file=: transformers 5 ignores vocab_file= and builds a 5-token vocabulary
+    tokenizer = BertTokenizerFast(vocab=vocab_file(), do_lower_case=True)
     dev = read_records(args.data)[: args.questions]
     dev_windows = tokenize_windows(dev, tokenizer, 384, 128, progress=False)
     copies = -(-target // len(dev_windows))

@@ -6,6 +6,10 @@ the full SQuAD v1.1 dev set. Prints timings, text agreement and a metric compari
 then exactly one JSON line as the last line of output.
 
     python benchmarks/postprocess.py [--data ../shared/data/squad/dev-v1.1.json]
+
+transformers 5 has no compute_predictions_logits: there the reference side is what
+tests/fixtures/squad_reference/make_reference.py recorded with transformers 4.57.6 for the same
+data file (benchmarks/squad_reference.py); for a file with no record it is skipped, with a line saying so.
 """
 from __future__ import annotations
 
@@ -17,12 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/squad_reference.py
 from qaexp.evaluation.metrics import normalize_answer, squad_metrics  # noqa: E402
 from qaexp.evaluation.postprocess import postprocess_predictions  # noqa: E402
 
@@ -191,7 +195,58 @@ def explain_difference(ours: str, ref: str) -> str:
     return "different span"
 
 
+def squad_examples_of(path: Path, examples: list[dict]):
+    """transformers' SquadExamples of the v1.1 file at `path` (transformers < 5)."""
+    from transformers.data.processors.squad import SquadV1Processor
+
+    squad_examples = SquadV1Processor().get_dev_examples(str(path.parent), filename=path.name)
+    assert [e.qas_id for e in squad_examples] == [e["id"] for e in examples]
+    return squad_examples
+
+
+def prepare(path: Path):
+    """(examples, the fast tokenizer, input ids, example index, offsets, start logits, end logits) for `path`."""
+    from transformers import BertTokenizerFast
+
+    examples = flat_examples(path)
+    directory = model_dir()
+    fast = BertTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"),
+                             vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    input_ids, example_index, offsets = build_windows(fast, examples)
+    starts_word, ends_word = word_piece_flags(fast, input_ids)
+    start, end = fake_logits(example_index, offsets, starts_word, ends_word, len(examples))
+    return examples, fast, input_ids, example_index, offsets, start, end
+
+
+def reference_side(path: Path, examples, input_ids, example_index, offsets, start, end, repeats: int,
+                   between=None) -> dict:
+    """transformers' compute_predictions_logits on the same windows and logits, `repeats` timed runs (calling
+    `between()` before each, so that two sides can alternate): its predictions, the median CPU and wall seconds,
+    and squad_evaluate's EM/F1 of its predictions. Needs transformers < 5."""
+    from transformers import BertTokenizer
+    from transformers.data.metrics import squad_metrics as reference
+
+    slow = BertTokenizer(str(model_dir() / "vocab.txt"), do_lower_case=True)
+    squad_examples = squad_examples_of(path, examples)
+    features, results = reference_features(slow, squad_examples, input_ids, example_index, offsets, start, end)
+    runs = []
+    for _ in range(repeats):
+        if between is not None:
+            between()
+        runs.append(timed(reference.compute_predictions_logits, squad_examples, features, results, N_BEST,
+                          MAX_ANSWER_LENGTH, True, None, None, None, False, False, 0.0, slow))
+    predictions, wall, cpu = median_run(runs)
+    scores = reference.squad_evaluate(squad_examples, predictions)
+    import transformers
+
+    return {"predictions": dict(predictions), "cpu_s": cpu, "wall_s": wall, "repeats": repeats,
+            "squad_evaluate": {"exact_match": scores["exact"], "f1": scores["f1"]},
+            "transformers": transformers.__version__, "questions": len(examples)}
+
+
 def main() -> None:
+    from squad_reference import NEEDS, live, recorded
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each side; the median is reported")
@@ -199,62 +254,63 @@ def main() -> None:
     if not args.data.exists():
         sys.exit(f"data file not found: {args.data}")
 
-    from transformers import BertTokenizer, BertTokenizerFast
-    from transformers.data.metrics import squad_metrics as reference
-    from transformers.data.processors.squad import SquadV1Processor
-
     t0 = time.perf_counter()
-    examples = flat_examples(args.data)
-    squad_examples = SquadV1Processor().get_dev_examples(str(args.data.parent), filename=args.data.name)
-    assert [e.qas_id for e in squad_examples] == [e["id"] for e in examples]
-    log(f"[1/5] loaded {len(examples)} questions ({time.perf_counter() - t0:.1f}s)")
+    examples, fast, input_ids, example_index, offsets, start, end = prepare(args.data)
+    log(f"[1/3] built {len(example_index)} windows and logits of {len(examples)} questions "
+        f"({time.perf_counter() - t0:.1f}s)")
 
-    t0 = time.perf_counter()
-    directory = model_dir()
-    fast = BertTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"),
-                             vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
-    slow = BertTokenizer(str(directory / "vocab.txt"), do_lower_case=True)
-    input_ids, example_index, offsets = build_windows(fast, examples)
-    starts_word, ends_word = word_piece_flags(fast, input_ids)
-    start, end = fake_logits(example_index, offsets, starts_word, ends_word, len(examples))
-    log(f"[2/5] built {len(example_index)} windows and logits ({time.perf_counter() - t0:.1f}s)")
+    ours_runs = []
 
-    t0 = time.perf_counter()
-    features, results = reference_features(slow, squad_examples, input_ids, example_index, offsets, start, end)
-    log(f"[3/5] built reference SquadFeatures ({time.perf_counter() - t0:.1f}s)")
-
-    # The same treatment for both sides: `repeats` timed runs each, alternating, and the median of each.
-    ours_runs, ref_runs = [], []
-    log(f"[4/5] {args.repeats} runs of each side, alternating (transformers takes a minute or two per run) ...")
-    for _ in range(args.repeats):
+    def ours_once():
         ours_runs.append(timed(postprocess_predictions, examples, example_index, offsets, start, end,
                                n_best_size=N_BEST, max_answer_length=MAX_ANSWER_LENGTH))
-        ref_runs.append(timed(reference.compute_predictions_logits, squad_examples, features, results, N_BEST,
-                              MAX_ANSWER_LENGTH, True, None, None, None, False, False, 0.0, slow))
-    ours, ours_wall, ours_cpu = median_run(ours_runs)
-    ref_preds, ref_wall, ref_cpu = median_run(ref_runs)
-    log(f"[5/5] medians of {args.repeats}: qaexp {ours_cpu:.3f}s CPU ({ours_wall:.3f}s wall), "
-        f"transformers {ref_cpu:.1f}s CPU ({ref_wall:.1f}s wall)")
 
+    if live():  # the same treatment for both sides: `repeats` timed runs each, alternating, the median of each
+        log(f"[2/3] {args.repeats} runs of each side, alternating (transformers takes a minute or two per run) ...")
+        reference = reference_side(args.data, examples, input_ids, example_index, offsets, start, end,
+                                   args.repeats, between=ours_once)
+        source = f"transformers {reference['transformers']}, run now"
+    else:
+        log(f"[2/3] {args.repeats} runs of qaexp; transformers' side as recorded (transformers 5 has no SQuAD code)")
+        for _ in range(args.repeats):
+            ours_once()
+        reference = recorded("postprocess", args.data)
+        source = None if reference is None else (
+            f"transformers {reference['transformers']}, recorded by tests/fixtures/squad_reference/make_reference.py "
+            f"(median of {reference['repeats']}; another process, so the speed ratio is indicative only)")
+    ours, ours_wall, ours_cpu = median_run(ours_runs)
     ids = [e["id"] for e in examples]
+    print(f"questions: {len(ids)}, windows: {len(example_index)}")
+    print(f"qaexp postprocess_predictions:           {ours_cpu:8.3f} s CPU {ours_wall:8.3f} s wall")
+    if reference is None:
+        print(f"reference side skipped: no recorded reference for {args.data} and {NEEDS}")
+        print(json.dumps({"speedup": None, "text_agreement": None, "metrics_equal": None, "reference": None,
+                          "questions": len(ids), "repeats": args.repeats, "qaexp_cpu_s": round(ours_cpu, 4),
+                          "load": round(os.getloadavg()[0], 1)}))
+        return
+    ref_preds, ref_cpu, ref_wall = reference["predictions"], reference["cpu_s"], reference["wall_s"]
+    log(f"[3/3] qaexp {ours_cpu:.3f}s CPU ({ours_wall:.3f}s wall), transformers {ref_cpu:.1f}s CPU "
+        f"({ref_wall:.1f}s wall; {source})")
+
     same = [ours.predictions[q] == ref_preds[q] for q in ids]
     same_norm = [normalize_answer(ours.predictions[q]) == normalize_answer(ref_preds[q]) for q in ids]
     reasons = collections.Counter(
         explain_difference(ours.predictions[q], ref_preds[q]) for q, ok in zip(ids, same) if not ok)
     shown = [(q, ours.predictions[q], ref_preds[q]) for q, ok in zip(ids, same) if not ok][:10]
 
-    metric_pairs = {}
-    for name, preds in (("qaexp", ours.predictions), ("reference", ref_preds)):
-        mine = squad_metrics(examples, preds)
-        theirs = reference.squad_evaluate(squad_examples, preds)
-        metric_pairs[name] = (mine, {"exact_match": theirs["exact"], "f1": theirs["f1"]})
+    # qaexp's metrics against squad_evaluate's on the reference's predictions (and on qaexp's, when run live)
+    metric_pairs = {"reference": (squad_metrics(examples, ref_preds), reference["squad_evaluate"])}
+    if live():
+        from transformers.data.metrics.squad_metrics import squad_evaluate
+
+        theirs = squad_evaluate(squad_examples_of(args.data, examples), ours.predictions)
+        metric_pairs["qaexp"] = (squad_metrics(examples, ours.predictions),
+                                 {"exact_match": theirs["exact"], "f1": theirs["f1"]})
     metrics_equal = all(mine == theirs for mine, theirs in metric_pairs.values())
 
     # Both sides are single-threaded; CPU time is robust to other load on a shared machine.
     speedup = ref_cpu / ours_cpu
-    print(f"questions: {len(ids)}, windows: {len(example_index)}")
-    print(f"qaexp postprocess_predictions:           {ours_cpu:8.3f} s CPU {ours_wall:8.3f} s wall")
-    print(f"transformers compute_predictions_logits: {ref_cpu:8.3f} s CPU {ref_wall:8.3f} s wall")
+    print(f"transformers compute_predictions_logits: {ref_cpu:8.3f} s CPU {ref_wall:8.3f} s wall ({source})")
     print(f"speed ratio: {speedup:.1f}x CPU time, {ref_wall / ours_wall:.1f}x wall time")
     print(f"identical predicted text: {np.mean(same):.6f} ({len(ids) - sum(same)} differ)")
     print(f"equal after SQuAD normalisation: {np.mean(same_norm):.6f}")
@@ -270,7 +326,8 @@ def main() -> None:
     for name, (mine, theirs) in metric_pairs.items():
         print(f"metrics on {name} predictions: qaexp {mine} | squad_evaluate {theirs}")
     print(json.dumps({"speedup": round(speedup, 1), "text_agreement": round(float(np.mean(same)), 6),
-                      "metrics_equal": metrics_equal, "questions": len(ids), "repeats": args.repeats,
+                      "metrics_equal": metrics_equal, "reference": "live" if live() else "recorded",
+                      "questions": len(ids), "repeats": args.repeats,
                       "wall_speedup": round(ref_wall / ours_wall, 1), "load": round(os.getloadavg()[0], 1)}))
 
 

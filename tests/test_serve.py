@@ -114,13 +114,11 @@ def test_a_list_gets_one_reply_per_question_and_top_k_ranked_lists(client):
 
 
 @pytest.mark.slow
-def test_huggingface_hub_inference_client_talks_to_it(url, monkeypatch, request):
+def test_huggingface_hub_inference_client_talks_to_it(url, monkeypatch):
     from huggingface_hub import InferenceClient, constants
-    from huggingface_hub.utils import reset_sessions
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests' offline switch; this URL is local
-    reset_sessions()  # a session made earlier in this process was made offline
-    request.addfinalizer(reset_sessions)
+    # huggingface_hub >= 1.0 checks offline mode on every request, so no session made earlier needs resetting
 
     record = synthetic_questions()[3]
     client = InferenceClient(model=f"{url}/predict")
@@ -182,16 +180,14 @@ def served(trained_tiny_model, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_huggingface_hub_clients_on_the_root_url_answer_as_qaexp_predict(served, tmp_path, monkeypatch, request):
+def test_huggingface_hub_clients_on_the_root_url_answer_as_qaexp_predict(served, tmp_path, monkeypatch):
     """InferenceClient(model="http://HOST:PORT"), the way any hosted endpoint is used, posts to / itself."""
     pytest.importorskip("aiohttp")  # AsyncInferenceClient's HTTP client (the dev extra)
     from huggingface_hub import AsyncInferenceClient, InferenceClient, QuestionAnsweringOutputElement, constants
-    from huggingface_hub.utils import reset_sessions
     from qaexp.tools import predict
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests' offline switch; this URL is local
-    reset_sessions()  # a session made earlier in this process was made offline
-    request.addfinalizer(reset_sessions)
+    # huggingface_hub >= 1.0 checks offline mode on every request, so no session made earlier needs resetting
 
     records = synthetic_questions()[4:8] + synthetic_questions()[-2:]  # the last two need several windows
     data = tmp_path / "questions.jsonl"

@@ -35,20 +35,50 @@ def _load_tokenizer(model_cfg: DictConfig):
     from transformers import AutoTokenizer
 
     directory = checkpoint_directory(model_cfg)
+    # transformers 5 always loads the tokenizers-backed (Rust) class where the model has one (use_fast is gone);
+    # a model whose tokenizer exists only in Python still loads, and is refused below.
     with _explain_load_failure(directory, "tokenizer"):
-        tokenizer = AutoTokenizer.from_pretrained(directory, use_fast=True,
-                                                  trust_remote_code=model_cfg.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=model_cfg.trust_remote_code)
     if not tokenizer.is_fast:
         raise ModelLoadError(f"{model_cfg.checkpoint}: qaexp needs a fast (Rust) tokenizer for offset mappings, "
                              "and this checkpoint has none")
     tokenizer.padding_side = model_cfg.padding_side
+    with_model_inputs(tokenizer, directory)
     return tokenizer
+
+
+def with_model_inputs(tokenizer, directory: str) -> None:
+    """Make the tokenizer return token_type_ids where the checkpoint's architecture takes them.
+
+    transformers 5's ALBERT tokenizer no longer lists token_type_ids among its model_input_names (4.x did), so its
+    windows would lose the question/context segments the pretrained ALBERT was trained with. The architecture's
+    own inputs (qaexp.model.families) decide; the names are stored in tokenizer_config.json too, so a saved model's
+    tokenizer keeps them whatever loads it."""
+    import json
+
+    from qaexp.model.families import MODEL_TYPES, family_module
+
+    try:
+        with open(os.path.join(directory, "config.json"), encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return  # the model's loader reports an unreadable config.json
+    if not isinstance(config, dict) or config.get("model_type") not in MODEL_TYPES:
+        return
+    module = family_module(config["model_type"])
+    inputs = module.INPUTS(config) if callable(module.INPUTS) else module.INPUTS
+    names = list(tokenizer.model_input_names)
+    if "token_type_ids" in inputs and "token_type_ids" not in names:
+        names.append("token_type_ids")
+        tokenizer.model_input_names = names
+        tokenizer.init_kwargs["model_input_names"] = names
 
 
 def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: bool):
     """A BERT-style WordPiece tokenizer trained on `texts` (needs no network)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import BertTokenizerFast
+    # transformers 5's BertTokenizer is the tokenizers-backed class (BertTokenizerFast is only an alias of it)
+    from transformers import BertTokenizer
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     normalizer = normalizers.BertNormalizer(lowercase=lowercase)
@@ -62,7 +92,7 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: 
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
-    return BertTokenizerFast(tokenizer_object=backend, do_lower_case=lowercase, unk_token="[UNK]",
+    return BertTokenizer(tokenizer_object=backend, do_lower_case=lowercase, unk_token="[UNK]",
                              sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
 
 

@@ -94,14 +94,14 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> str:
 
 def _hub_listing(repo_id: str, revision: str | None) -> tuple[str, list[str]] | None:
     """(commit, file names) of the repo at `revision`; None when the hub cannot be reached."""
-    import requests
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from qaexp.errors import hub_unreachable_errors
 
     try:
         with _explain_hub_error(repo_id, revision):
             info = HfApi().model_info(repo_id, revision=revision, timeout=HUB_TIMEOUT_SECONDS)
-    except (OfflineModeIsEnabled, requests.ConnectionError, requests.Timeout):
+    except hub_unreachable_errors():
         return None
     return info.sha, [sibling.rfilename for sibling in info.siblings or []]
 

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from qaexp.errors import HubPushError, first_line
+from qaexp.errors import HubPushError, first_line, hub_unreachable_errors
 
 TOKEN_VARIABLE = "HF_TOKEN"
 
@@ -31,7 +31,8 @@ def push_model_dir(model_dir: str, repo_id: str, private: bool = True, endpoint:
     try:
         repo = api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=model_dir, commit_message="Upload model trained with qaexp")
-    except (OSError, ValueError) as err:  # requests' and huggingface_hub's errors (offline mode, HTTP) are OSErrors
+    except (OSError, ValueError, *hub_unreachable_errors()) as err:  # huggingface_hub's HTTP errors are OSErrors,
+        # its HTTP client's connection errors (httpx / httpx2) are not
         raise HubPushError(f"cannot push {model_dir} to the hub repository {repo_id!r}: {_reason(err)}") from err
     return str(repo)
 
@@ -61,8 +62,6 @@ def push_run(model_dir: str, hub_cfg) -> Publication:
 
 
 def _reason(err: BaseException) -> str:
-    import requests
-
-    if isinstance(err, (ConnectionError, requests.ConnectionError, requests.Timeout)):
+    if isinstance(err, hub_unreachable_errors()):
         return f"the Hugging Face Hub is unreachable ({type(err).__name__})"
     return first_line(err, named=True)

@@ -19,7 +19,7 @@ from qaexp.output.files import write_text_atomic
 
 CARD_NAME = "README.md"
 CONFIG_SECTIONS = ("model", "data", "optimizer", "precision", "trainer")
-FRAMEWORKS = ("qaexp", "transformers", "tensorflow", "tf-keras", "tokenizers", "datasets", "huggingface-hub")
+FRAMEWORKS = ("qaexp", "keras", "tensorflow", "transformers", "tokenizers", "datasets", "huggingface-hub")
 EPOCH_COLUMNS = (("loss", "Training loss", ".4f"), ("val_loss", "Validation loss", ".4f"),
                  ("val_exact_match", "Exact match", ".2f"), ("val_f1", "F1", ".2f"))
 
@@ -89,7 +89,7 @@ def _description(cfg: DictConfig) -> str:
     else:
         start = f"fine-tuned from the local checkpoint `{os.path.basename(str(cfg.model.checkpoint))}`"
     return (f"An extractive question-answering model (SQuAD-style answer spans) {start} on {data}, "
-            "trained and evaluated with qaexp (TensorFlow, transformers).")
+            "trained and evaluated with qaexp (Keras 3 on TensorFlow).")
 
 
 def _results(cfg: DictConfig, summary: dict) -> str:
@@ -132,9 +132,9 @@ def _usage(cfg: DictConfig, summary: dict) -> str:
     data = cfg.data
     settings = (f"max_seq_len={data.max_length}, doc_stride={data.doc_stride}, "
                 f"max_answer_len={data.max_answer_length}, align_to_words=False")
-    lines = ["from transformers import pipeline", "",
-             "# dtype=None: transformers 4.57's pipeline() needs torch otherwise",
-             'qa = pipeline("question-answering", model=MODEL_DIR, tokenizer=MODEL_DIR, framework="tf", dtype=None)']
+    # transformers 5 has PyTorch models only: the saved weights are in their layout (model.safetensors)
+    lines = ["from transformers import pipeline  # transformers >= 5 with PyTorch: pip install transformers torch", "",
+             'qa = pipeline("question-answering", model=MODEL_DIR, tokenizer=MODEL_DIR)']
     if data.version_2_with_negative:
         threshold = (summary.get("null_threshold") or {}).get("value", data.null_score_diff_threshold)
         lines += ["", "import math", "",
