@@ -422,11 +422,9 @@ def test_saving_over_an_unwritable_directory_is_one_storage_error_line(tmp_path)
 
 # --- the padding row of the embeddings -------------------------------------------------------------------------
 
-def _loss_gradients(model, data, variables) -> list:
+def _loss_gradients(model, data, variables, over_padding: bool = False) -> list:
     """Gradients (dense arrays) of qaexp's training loss on the fixture's right-padded batch, answers at real
-    positions."""
-    from types import SimpleNamespace
-
+    positions; `over_padding`: the softmax over every position, padding included, as transformers' loss takes it."""
     import tensorflow as tf
 
     from qaexp.training.qa_model import per_window_loss
@@ -434,8 +432,10 @@ def _loss_gradients(model, data, variables) -> list:
     inputs = model.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask",
                                                                        "token_type_ids") if k in data})
     labels = {"start_positions": tf.constant([1, 2, 3]), "end_positions": tf.constant([2, 4, 3])}
+    if not over_padding:
+        labels["attention_mask"] = tf.constant(data["attention_mask"].astype("int32"))
     with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(per_window_loss(labels, SimpleNamespace(**model(inputs, training=False))))
+        loss = tf.reduce_mean(per_window_loss(labels, model(inputs, training=False)))
     return [np.asarray(tf.convert_to_tensor(g)) for g in tape.gradient(loss, variables)]
 
 
@@ -458,9 +458,9 @@ def test_the_padding_row_gets_no_gradient_as_in_transformers(family):
         assert np.count_nonzero(np.abs(grad).sum(axis=1)) > 1, layer.name  # the other rows in the batch do learn
 
 
-def test_without_the_padding_row_rule_qaexp_loss_would_train_that_row():
-    # Why the rule exists: the padded positions' logits are inside the loss's softmax, so the padding token's
-    # embedding gets a gradient through them, although attention never reads a padded key.
+def test_without_the_padding_row_rule_a_loss_over_padding_would_train_that_row():
+    # Why the rule exists: in transformers' loss the padded positions' logits are inside the softmax, so the
+    # padding token's embedding gets a gradient through them, although attention never reads a padded key.
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -470,10 +470,14 @@ def test_without_the_padding_row_rule_qaexp_loss_would_train_that_row():
     table = model.backbone.word_embeddings
     table.padding_idx = None
     try:
-        grad, = _loss_gradients(model, data, [table.embeddings])
+        grad, = _loss_gradients(model, data, [table.embeddings], over_padding=True)
+        masked, = _loss_gradients(model, data, [table.embeddings])
     finally:
         table.padding_idx = 0
     assert grad[0].any()
+    # qaexp's own loss leaves the padding out (training/qa_model.per_window_loss): no gradient reaches the row
+    # even without the rule, and the real rows still learn.
+    assert not masked[0].any() and np.count_nonzero(np.abs(masked).sum(axis=1)) > 1
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta"])
