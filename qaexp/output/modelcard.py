@@ -129,29 +129,43 @@ def _extra_results(summary: dict) -> str:
 
 
 def _usage(cfg: DictConfig, summary: dict) -> str:
+    """The card's snippet: transformers (PyTorch) as it is today. Since transformers 5.3 there is no
+    "question-answering" pipeline, so the snippet scores spans itself, by qaexp's rule (evaluation/postprocess.py)
+    for one window: the best start + end logit over spans of context tokens at most max_answer_length tokens long,
+    the text cut from the context by the tokenizer's offsets; under SQuAD v2, no answer when the [CLS] score beats it
+    by more than the model's threshold. tests/fixtures/parity/check_saved_models.py runs it as written."""
     data = cfg.data
-    settings = (f"max_seq_len={data.max_length}, doc_stride={data.doc_stride}, "
-                f"max_answer_len={data.max_answer_length}, align_to_words=False")
-    # transformers 5 has PyTorch models only: the saved weights are in their layout (model.safetensors)
-    lines = ["from transformers import pipeline  # transformers >= 5 with PyTorch: pip install transformers torch", "",
-             'qa = pipeline("question-answering", model=MODEL_DIR, tokenizer=MODEL_DIR)']
+    lines = ["import torch  # pip install transformers torch",
+             "from transformers import AutoModelForQuestionAnswering, AutoTokenizer", "",
+             'MODEL = "MODEL_DIR"  # this directory, or the hub repo it was pushed to',
+             "tokenizer = AutoTokenizer.from_pretrained(MODEL)",
+             "model = AutoModelForQuestionAnswering.from_pretrained(MODEL)", "",
+             'question, context = "Who wrote it?", "It was written by Ada."',
+             f'inputs = tokenizer(question, context, return_tensors="pt", truncation="only_second", '
+             f"max_length={data.max_length},",
+             "                   return_offsets_mapping=True)",
+             'offsets = inputs.pop("offset_mapping")[0]',
+             "with torch.no_grad():",
+             "    out = model(**inputs)",
+             "in_context = torch.tensor([s == 1 for s in inputs.sequence_ids(0)])  # answers come from the context",
+             "scores = out.start_logits[0][:, None] + out.end_logits[0][None, :]  # [start, end]",
+             "length = torch.arange(len(in_context))[None, :] - torch.arange(len(in_context))[:, None]",
+             f"valid = in_context[:, None] & in_context[None, :] & (length >= 0) & (length < {data.max_answer_length})",
+             "best = int(scores.masked_fill(~valid, -1e9).argmax())",
+             "start, end = divmod(best, len(in_context))",
+             "answer = context[int(offsets[start][0]):int(offsets[end][1])]"]
     if data.version_2_with_negative:
         threshold = (summary.get("null_threshold") or {}).get("value", data.null_score_diff_threshold)
-        lines += ["", "import math", "",
-                  f"THRESHOLD = {threshold!r}  # the no-answer threshold this model carries (MODEL_DIR/qaexp.json)",
-                  f'answers = qa(question="Who wrote it?", context="It was written by Ada.", {settings},',
-                  "             handle_impossible_answer=True, top_k=20)",
-                  'null = [a["score"] for a in answers if a["answer"] == ""]',
-                  'best = next((a for a in answers if a["answer"]), None)',
-                  "# no answer when log(null score / best span score) exceeds the threshold (qaexp's rule; the same",
-                  "# figure for a context that fits one window)",
-                  'answer = "" if best is None or (null and math.log(null[0] / best["score"]) > THRESHOLD) '
-                  'else best["answer"]']
-    else:
-        lines.append(f'qa(question="Who wrote it?", context="It was written by Ada.", {settings})')
+        lines += [f"THRESHOLD = {threshold!r}  # the no-answer threshold this model carries (MODEL_DIR/qaexp.json)",
+                  "no_answer = out.start_logits[0, 0] + out.end_logits[0, 0]  # the score of [CLS]: no answer",
+                  "if float(no_answer - scores[start, end]) > THRESHOLD:",
+                  '    answer = ""']
+    lines.append("print(answer)")
     return ("## How to use\n\n```python\n" + "\n".join(lines) + "\n```\n\n"
-            "or `python -m qaexp.predict MODEL_DIR --question Q --context C` "
-            "(`--file F --output OUT` for a whole file), which reads the settings above from MODEL_DIR/qaexp.json.")
+            "This scores one window (a context of up to about "
+            f"{data.max_length} tokens); `python -m qaexp.predict MODEL_DIR --question Q --context C` "
+            "(`--file F --output OUT` for a whole file) strides over longer contexts with the settings this model was "
+            "trained with, read from MODEL_DIR/qaexp.json.")
 
 
 def _hyperparameters(cfg: DictConfig, summary: dict) -> str:
