@@ -919,7 +919,12 @@ class FakeHub(LoopbackHub):
     def answer(self, request: HubRequest, path: str, body: bool) -> None:
         self.requests.append(f"{request.command} {path}")
         if path.startswith("/api/models/"):
-            repo = path[len("/api/models/"):].split("/revision/")[0]
+            repo = path[len("/api/models/"):].split("/revision/")[0].split("/tree/")[0]
+            if repo in self.gated and "/tree/" in path:
+                # huggingface_hub >= 1.x lists a snapshot's files first: a gated repo's listing is public, as on
+                # huggingface.co (only the files themselves need the accepted terms and a token).
+                tree = [{"type": "file", "oid": "0" * 40, "size": 1, "path": f} for f in self.gated[repo]]
+                return request.reply(200, json.dumps(tree).encode(), {"Content-Type": "application/json"}, body)
             if repo in self.gated:
                 info = {"_id": "0" * 24, "id": repo, "modelId": repo, "sha": self.COMMIT, "private": False,
                         "gated": "manual", "disabled": False, "tags": [], "downloads": 0, "likes": 0,

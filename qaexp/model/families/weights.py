@@ -28,9 +28,18 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
+# Names older PyTorch checkpoints still carry (google-bert/bert-base-uncased's model.safetensors among them):
+# LayerNorm parameters saved as TensorFlow called them. transformers renames them on load; so does qaexp.
+LEGACY_SUFFIXES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
+
+
 def _canonical(name: str, prefix: str) -> str:
     """A checkpoint name in the `...ForQuestionAnswering` layout: a bare encoder checkpoint (`BertModel`, e.g. the
-    MiniLM sentence-transformers weights) names `embeddings.word_embeddings.weight` without the `bert.` prefix."""
+    MiniLM sentence-transformers weights) names `embeddings.word_embeddings.weight` without the `bert.` prefix;
+    a legacy LayerNorm name (`gamma`, `beta`) is today's (`weight`, `bias`)."""
+    for old, new in LEGACY_SUFFIXES.items():
+        if name.endswith(old):
+            name = name[: -len(old)] + new
     if name.startswith(f"{prefix}.") or name.startswith(HEAD_PREFIXES):
         return name
     return f"{prefix}.{name}"
