@@ -220,3 +220,34 @@ def test_training_keys_are_validated(override, message):
                                                        override])
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         validate(cfg)
+
+
+def test_a_checkpoint_restores_every_weight_and_optimizer_slot_of_a_qaexp_model(tiny_data, tmp_path):
+    # Keras 3 layers keep their sublayers in lists that TensorFlow's checkpoint tracking does not see: a checkpoint
+    # of the model object itself would hold only the embeddings and the head (training.state.model_variables).
+    import keras
+
+    from qaexp.training.state import RunState
+
+    tokenizer, windows = tiny_data
+    model = tiny_qa.tiny_model(tokenizer)
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(model.trainable_variables)
+    for variable in optimizer.variables[2:]:  # the slots (after the step and the learning rate)
+        variable.assign(np.full(variable.shape, 0.5, dtype=variable.dtype))
+    optimizer.iterations.assign(7)
+    state = RunState(str(tmp_path), model, optimizer, steps_per_epoch=5, epochs=2)
+    state.start(resume=False)
+    saved_weights = [w.numpy().copy() for w in model.weights]
+    saved_slots = [v.numpy().copy() for v in optimizer.variables]
+    state.save()
+
+    for variable in [*model.weights, *optimizer.variables]:
+        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+    again = RunState(str(tmp_path), model, optimizer, steps_per_epoch=5, epochs=2)
+    assert again.start(resume=True) == 7
+    assert len(saved_weights) == len(model.weights) > 20  # every encoder layer's weights, not only embeddings + head
+    for saved, weight in zip(saved_weights, model.weights):
+        np.testing.assert_array_equal(weight.numpy(), saved, err_msg=weight.path)
+    for saved, slot in zip(saved_slots, optimizer.variables):
+        np.testing.assert_array_equal(slot.numpy(), saved, err_msg=slot.path)

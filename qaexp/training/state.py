@@ -58,6 +58,28 @@ class _Records(tf.Module):
         self.stale_epochs = tf.Variable(0, dtype=tf.int64, trainable=False)
 
 
+def model_variables(model) -> tf.Module:
+    """The model's variables by name, for tf.train.Checkpoint. Not the Keras 3 model itself: TensorFlow's checkpoint
+    does not see the layers a Keras 3 layer keeps in a list (a backbone's encoder layers), so a checkpoint of the
+    model holds its embeddings and head only, and restoring it silently leaves every encoder layer as it was
+    (measured: a kept "best" epoch that was neither epoch's weights). qaexp's models name every variable by its
+    PyTorch name (`hf_weights`); any other Keras model (the tests' small ones) by its position."""
+    holder = tf.Module()
+    named = getattr(model, "hf_weights", None)
+    holder.by_name = ({name: variable for name, (variable, _) in named().items()} if named is not None
+                      else {f"{i:05d}": variable for i, variable in enumerate(model.weights)})
+    return holder
+
+
+def optimizer_variables(optimizer) -> tf.Module:
+    """The optimizer's variables in its own order (its step, then each slot), for tf.train.Checkpoint, for the
+    same reason as model_variables: the Keras 3 optimizer keeps its slots in lists TensorFlow does not track. The
+    order is fixed by the model's variables, so a checkpoint of another model or optimizer fails to restore."""
+    holder = tf.Module()
+    holder.in_order = list(optimizer.variables)
+    return holder
+
+
 class RunState:
     """Checkpointing, resuming and best-epoch keeping for one run's training."""
 
@@ -86,9 +108,10 @@ class RunState:
             shutil.rmtree(self.directory)
         written = self.directory if self.chief else tempfile.mkdtemp(prefix="qaexp-worker-checkpoints-")
         self.latest = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=self.qa_model, optimizer=self.optimizer, records=self.records),
+            tf.train.Checkpoint(model=model_variables(self.qa_model), optimizer=optimizer_variables(self.optimizer),
+                                records=self.records),
             os.path.join(written, "latest"), max_to_keep=1)
-        self.best = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.qa_model),
+        self.best = tf.train.CheckpointManager(tf.train.Checkpoint(model=model_variables(self.qa_model)),
                                                os.path.join(written, "best"), max_to_keep=1)
         last = readable_checkpoint(os.path.join(self.directory, "latest")) if resume else None
         if last:
@@ -177,7 +200,7 @@ class RunState:
         if best is None:
             raise CheckpointError(f"the best epoch's checkpoint in {self.best.directory} is missing: rerun with "
                                   "trainer.keep_best=false, or train again")
-        restore_matching(tf.train.Checkpoint(model=self.qa_model), best)
+        restore_matching(tf.train.Checkpoint(model=model_variables(self.qa_model)), best)
         log.info("keeping the weights of epoch %d (best validation F1 %.2f), not of the last epoch %d",
                  self.best_epoch + 1, float(self.records.best_f1.numpy()), last_epoch + 1)
         return True
