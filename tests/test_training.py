@@ -224,7 +224,8 @@ def test_training_keys_are_validated(override, message):
 
 def test_a_checkpoint_restores_every_weight_and_optimizer_slot_of_a_qaexp_model(tiny_data, tmp_path):
     # Keras 3 layers keep their sublayers in lists that TensorFlow's checkpoint tracking does not see: a checkpoint
-    # of the model object itself would hold only the embeddings and the head (training.state.model_variables).
+    # of the model object itself holds only the embeddings and the head (training.state.model_variables), so the
+    # best epoch's checkpoint (the model alone) is checked, and the latest (model and optimizer) for the slots.
     import keras
 
     from qaexp.training.state import RunState
@@ -235,19 +236,25 @@ def test_a_checkpoint_restores_every_weight_and_optimizer_slot_of_a_qaexp_model(
     optimizer.build(model.trainable_variables)
     for variable in optimizer.variables[2:]:  # the slots (after the step and the learning rate)
         variable.assign(np.full(variable.shape, 0.5, dtype=variable.dtype))
-    optimizer.iterations.assign(7)
     state = RunState(str(tmp_path), model, optimizer, steps_per_epoch=5, epochs=2)
     state.start(resume=False)
-    saved_weights = [w.numpy().copy() for w in model.weights]
+    optimizer.iterations.assign(5)
+    best_weights = [w.numpy().copy() for w in model.weights]
     saved_slots = [v.numpy().copy() for v in optimizer.variables]
-    state.save()
+    state.end_epoch(0, {"loss": 1.0, "val_f1": 50.0}, None)  # the best epoch, saved; and the latest checkpoint
 
     for variable in [*model.weights, *optimizer.variables]:
         variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
     again = RunState(str(tmp_path), model, optimizer, steps_per_epoch=5, epochs=2)
-    assert again.start(resume=True) == 7
-    assert len(saved_weights) == len(model.weights) > 20  # every encoder layer's weights, not only embeddings + head
-    for saved, weight in zip(saved_weights, model.weights):
-        np.testing.assert_array_equal(weight.numpy(), saved, err_msg=weight.path)
+    assert again.start(resume=True) == 5
     for saved, slot in zip(saved_slots, optimizer.variables):
         np.testing.assert_array_equal(slot.numpy(), saved, err_msg=slot.path)
+
+    for weight in model.weights:
+        weight.assign(np.zeros(weight.shape, dtype=weight.dtype))
+    optimizer.iterations.assign(10)
+    again.end_epoch(1, {"loss": 0.5, "val_f1": 10.0}, None)  # worse: the best stays epoch 1
+    assert again.final_weights()
+    assert len(best_weights) == len(model.weights) > 20  # every encoder layer's weights, not only embeddings + head
+    for saved, weight in zip(best_weights, model.weights):
+        np.testing.assert_array_equal(weight.numpy(), saved, err_msg=weight.path)
