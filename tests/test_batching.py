@@ -119,10 +119,11 @@ def logits_with(model, windows, padding, pad_id):
     start = [None] * len(windows)
     end = [None] * len(windows)
     for idx, batch in b.batches():
-        out = model(batch, training=False)
+        out = model(model.select_inputs(batch), training=False)
         for row, i in enumerate(idx):
             length = len(windows.inputs["input_ids"][i])
-            start[i], end[i] = out.start_logits[row, :length].numpy(), out.end_logits[row, :length].numpy()
+            start[i], end[i] = (np.asarray(out["start_logits"][row, :length]),
+                                np.asarray(out["end_logits"][row, :length]))
     return start, end
 
 

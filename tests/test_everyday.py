@@ -72,7 +72,7 @@ def test_progress_lines_within_a_long_epoch_carry_the_step_speed_and_time_left(c
     with caplog.at_level(logging.INFO, logger="qaexp.training.fit"):
         lines.on_train_begin()
         lines.on_epoch_begin(1)
-        for batch in (1, 2, 3):  # Keras continues the resumed epoch at its second step
+        for batch in (0, 1, 2):  # the resumed epoch's last 3 steps: a shorter fit, whose batches Keras numbers from 0
             lines.on_train_batch_end(batch, {"loss": 2.5})
         lines.on_epoch_end(1, {"loss": 2.25})
     messages = [record.getMessage() for record in caplog.records]

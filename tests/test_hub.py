@@ -101,7 +101,7 @@ def test_offline_push_keeps_the_run_and_marks_it_not_pushed(trained_tiny_model, 
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["pushed"] is False
     assert "unreachable" in metrics["push_error"]
-    assert (tmp_path / "model" / "tf_model.h5").exists() and (tmp_path / "model" / "README.md").exists()
+    assert (tmp_path / "model" / "model.safetensors").exists() and (tmp_path / "model" / "README.md").exists()
     assert (tmp_path / "predictions.json").exists()
     for path in tmp_path.rglob("*"):
         if path.is_file() and path.suffix in {".json", ".md", ".yaml", ".log", ".txt"}:

@@ -57,5 +57,6 @@ def test_qaexp_verbose_shows_the_library_notices(tmp_path):
     # trainer.epochs=0: the notices come with loading TensorFlow and building the model, not with training
     result = user_cli(["qaexp", *SMALL_RUN, "trainer.epochs=0", f"hydra.run.dir={tmp_path}"], {"QAEXP_VERBOSE": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "TensorFlow and JAX classes are deprecated" in result.stderr
+    # TensorFlow's start-up notices (transformers 5 has no TF-deprecation warning left to show)
+    assert "oneDNN custom operations" in result.stderr or "cuda drivers" in result.stderr, result.stderr[-3000:]
     assert "absl::InitializeLog" in result.stderr  # TensorFlow's loading notices, dropped by default

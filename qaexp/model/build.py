@@ -145,4 +145,20 @@ def _explain_load_failure(directory: str, what: str) -> Iterator[None]:
             raise ModelLoadError(f"cannot load the {what} from local directory {directory!r}: it has no config.json, "
                                  "so it was not written by save_pretrained (a qaexp run saves one in <run dir>/model)") \
                 from err
+        if not _model_type(directory):  # transformers 5 then fails on the tokenizer files with a vaguer message
+            raise ModelLoadError(f"cannot load the {what} from {directory!r}: its config.json names no model_type "
+                                 "(the architecture, e.g. \"bert\"), so it was not written by save_pretrained; give "
+                                 "a directory with a model's own config.json") from err
         raise ModelLoadError(f"cannot load the {what} from {directory!r}: {first_line(err, limit=300)}") from err
+
+
+def _model_type(directory: str):
+    """config.json's model_type, or None when it has none or cannot be read."""
+    import json
+
+    try:
+        with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return config.get("model_type") if isinstance(config, dict) else None

@@ -20,11 +20,14 @@ log = logging.getLogger(__name__)
 
 def build_optimizer(opt_cfg: DictConfig, total_steps: int, model=None):
     """Adam or AdamW (decoupled weight decay, none on biases and normalisation weights, as transformers'
-    create_optimizer), at a constant rate or with linear warmup then linear decay to zero (`schedule: linear`)."""
+    create_optimizer), at a constant rate or with linear warmup then linear decay to zero (`schedule: linear`).
+    `optimizer=adam` with a constant schedule is plain Adam at a constant rate, without warmup (as before the move
+    to Keras 3: an experiment's warmup_ratio is for the adamw group)."""
     import keras
 
     rate = opt_cfg.lr
-    if opt_cfg.schedule != Schedule.constant or opt_cfg.warmup_ratio:
+    plain = opt_cfg.name == OptimizerName.adam and opt_cfg.schedule == Schedule.constant  # the seed example's Adam
+    if not plain and (opt_cfg.schedule != Schedule.constant or opt_cfg.warmup_ratio):
         from qaexp.training.schedule import WarmupThenDecay
 
         rate = WarmupThenDecay(opt_cfg.lr, max(total_steps, 1), int(opt_cfg.warmup_ratio * total_steps),
@@ -106,19 +109,15 @@ def make_progress_lines(steps_per_epoch: int, epochs: int, start_step: int = 0,
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch, self.epoch_started = epoch, time.monotonic()
-            # A run resumed mid-epoch continues its first epoch at the restored step.
-            self.position = self._step() - epoch * steps_per_epoch
-            self.epoch_steps = 0
-
-        def _step(self) -> int:
-            # The optimizer's step, not Keras' batch index: a run resumed mid-epoch fits the rest of that epoch as
-            # a shorter fit (see training.state), whose batches Keras numbers from 0.
-            return int(self.model.optimizer.iterations.numpy())
+            # A run resumed mid-epoch fits the rest of that epoch as a shorter fit (training.state.fit_segments),
+            # whose batches Keras numbers from 0: they are steps start_step % steps_per_epoch + 1, ... of it.
+            self.offset = start_step % steps_per_epoch if epoch == start_step // steps_per_epoch else 0
+            self.position, self.epoch_steps = self.offset, 0
 
         def on_train_batch_end(self, batch, logs=None):
             # With steps_per_execution > 1 Keras reports only the last step of each execution: count what was run
             # since the last report.
-            position = self._step() - self.epoch * steps_per_epoch
+            position = self.offset + batch + 1
             self.done += position - self.position
             self.epoch_steps += position - self.position
             self.position = position
