@@ -87,7 +87,12 @@ class QATrainingModel(keras.Model):
             self.optimizer.iterations.assign(step + 1)
         rows = tf.cast(rows, tf.float32)
         self.loss_tracker.update_state(tf.math.divide_no_nan(loss_sum, rows), sample_weight=rows)
-        return {"loss": self.loss_tracker.result()}
+        loss = self.loss_tracker.result()
+        if _multi_worker(self.distribute_strategy):
+            # Keras 3.15 averages a multi-worker step's logs with strategy.reduce(MEAN, axis=0), which fails on a
+            # scalar ("Invalid reduction dimension 0", keras-team/keras#20585): one element, reduced to a scalar.
+            loss = tf.reshape(loss, [1])
+        return {"loss": loss}
 
     def _gradients(self, batch: dict, weights: tf.Tensor, global_rows: tf.Tensor):
         """Gradients of sum(weights * loss) / global_rows, and that weighted loss sum."""
@@ -127,6 +132,14 @@ class QATrainingModel(keras.Model):
                                            (tf.constant(0), [tf.zeros_like(v) for v in variables], 0.0),
                                            parallel_iterations=1)
         return grads, loss_sum
+
+
+def _multi_worker(strategy) -> bool:
+    """Keras' own test for a strategy whose logs it reduces across workers (a MultiWorkerMirroredStrategy with
+    more than one worker)."""
+    extended = getattr(strategy, "extended", None)
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and bool(getattr(extended, "_in_multi_worker_mode", lambda: False)()))
 
 
 def create_optimizer_variables(optimizer, variables) -> None:
