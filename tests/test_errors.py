@@ -200,7 +200,7 @@ def test_validation_and_data_loading_do_not_import_tensorflow(tmp_path):
             f"initialize_config_dir(config_dir={str(REPO / 'conf')!r}, version_base='1.3'); "
             f"cfg = compose('config', overrides=['model=tiny', 'data=json', 'data.train_file={data}', "
             f"'data.validation_file={data}']); validate(cfg); load_splits(cfg.data); "
-            "heavy = [m for m in ('tensorflow', 'tf_keras', 'transformers', 'wandb') if m in sys.modules]; "
+            "heavy = [m for m in ('tensorflow', 'keras', 'transformers', 'wandb') if m in sys.modules]; "
             "print('heavy:', heavy)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                             env=cli_env())
