@@ -113,24 +113,12 @@ def test_a_list_gets_one_reply_per_question_and_top_k_ranked_lists(client):
     assert_same_answers(single_ranked, ranked[0][:2])
 
 
-def hub_online(monkeypatch, request) -> None:
-    """The tests' offline switch (HF_HUB_OFFLINE) off in this process, for a client of the local URL.
-    huggingface_hub 0.x builds the offline check into each session it makes, so the sessions are made afresh
-    before and after; 1.x and later read constants.HF_HUB_OFFLINE on every request and have no reset_sessions."""
-    from huggingface_hub import constants, utils
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    reset_sessions = getattr(utils, "reset_sessions", None)
-    if reset_sessions is not None:
-        reset_sessions()  # a session made earlier in this process was made offline
-        request.addfinalizer(reset_sessions)
-
-
 @pytest.mark.slow
-def test_huggingface_hub_inference_client_talks_to_it(url, monkeypatch, request):
-    from huggingface_hub import InferenceClient
+def test_huggingface_hub_inference_client_talks_to_it(url, monkeypatch):
+    from huggingface_hub import InferenceClient, constants
 
-    hub_online(monkeypatch, request)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests' offline switch; this URL is local
+    # huggingface_hub >= 1.0 checks offline mode on every request, so no session made earlier needs resetting
 
     record = synthetic_questions()[3]
     client = InferenceClient(model=f"{url}/predict")
@@ -192,13 +180,14 @@ def served(trained_tiny_model, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_huggingface_hub_clients_on_the_root_url_answer_as_qaexp_predict(served, tmp_path, monkeypatch, request):
+def test_huggingface_hub_clients_on_the_root_url_answer_as_qaexp_predict(served, tmp_path, monkeypatch):
     """InferenceClient(model="http://HOST:PORT"), the way any hosted endpoint is used, posts to / itself."""
     pytest.importorskip("aiohttp")  # AsyncInferenceClient's HTTP client (the dev extra)
-    from huggingface_hub import AsyncInferenceClient, InferenceClient, QuestionAnsweringOutputElement
+    from huggingface_hub import AsyncInferenceClient, InferenceClient, QuestionAnsweringOutputElement, constants
     from qaexp.tools import predict
 
-    hub_online(monkeypatch, request)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests' offline switch; this URL is local
+    # huggingface_hub >= 1.0 checks offline mode on every request, so no session made earlier needs resetting
 
     records = synthetic_questions()[4:8] + synthetic_questions()[-2:]  # the last two need several windows
     data = tmp_path / "questions.jsonl"
