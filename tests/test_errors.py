@@ -14,6 +14,7 @@ import threading
 import time
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from conftest import REPO
@@ -199,7 +200,7 @@ def test_validation_and_data_loading_do_not_import_tensorflow(tmp_path):
             f"initialize_config_dir(config_dir={str(REPO / 'conf')!r}, version_base='1.3'); "
             f"cfg = compose('config', overrides=['model=tiny', 'data=json', 'data.train_file={data}', "
             f"'data.validation_file={data}']); validate(cfg); load_splits(cfg.data); "
-            "heavy = [m for m in ('tensorflow', 'tf_keras', 'transformers', 'wandb') if m in sys.modules]; "
+            "heavy = [m for m in ('tensorflow', 'keras', 'transformers', 'wandb') if m in sys.modules]; "
             "print('heavy:', heavy)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                             env=cli_env())
@@ -364,7 +365,7 @@ def test_checkpoint_position_limit_is_checked_before_training():
     from qaexp.run.experiment import _check_model_limit, _check_tokenizer_limit
 
     cfg = SimpleNamespace(model=SimpleNamespace(checkpoint="some/roberta"), data=SimpleNamespace(max_length=513))
-    roberta = SimpleNamespace(config=SimpleNamespace(model_type="roberta", max_position_embeddings=514))
+    roberta = SimpleNamespace(hf_config={"model_type": "roberta", "max_position_embeddings": 514})
     with pytest.raises(ConfigError, match=r"data.max_length=513 .*\[1, 512\].*some/roberta"):
         _check_model_limit(cfg, roberta)
     with pytest.raises(ConfigError, match=r"\[1, 256\].*tokenizer"):
@@ -375,7 +376,7 @@ def test_checkpoint_position_limit_is_checked_before_training():
 
 
 @pytest.mark.parametrize("trust", [False, True])
-def test_trust_remote_code_is_passed_through(monkeypatch, tmp_path, trust):
+def test_trust_remote_code_is_passed_to_the_tokenizer(monkeypatch, tmp_path, trust):
     import transformers
     from omegaconf import OmegaConf
 
@@ -386,23 +387,48 @@ def test_trust_remote_code_is_passed_through(monkeypatch, tmp_path, trust):
     class Stop(Exception):
         pass
 
-    def fake_from_pretrained(what):
-        def load(checkpoint, **kwargs):
-            seen[what] = kwargs.get("trust_remote_code")
-            raise Stop
-        return load
+    def fake_from_pretrained(checkpoint, **kwargs):
+        seen["tokenizer"] = kwargs.get("trust_remote_code")
+        raise Stop
 
-    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake_from_pretrained("tokenizer"))
-    monkeypatch.setattr(transformers.TFAutoModelForQuestionAnswering, "from_pretrained",
-                        fake_from_pretrained("model"))
-    (tmp_path / "tf_model.h5").write_bytes(b"")  # TF weights: the loading rule hands the directory to from_pretrained
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake_from_pretrained)
     (tmp_path / "config.json").write_text("{}")
     cfg = OmegaConf.create({"checkpoint": str(tmp_path), "trust_remote_code": trust, "random_init": False,
                             "padding_side": "right"})
-    for load in (lambda: build.build_tokenizer(cfg), lambda: build.build_model(cfg, None)):
-        with pytest.raises(Stop):
-            load()
-    assert seen == {"tokenizer": trust, "model": trust}
+    with pytest.raises(Stop):
+        build.build_tokenizer(cfg)
+    assert seen == {"tokenizer": trust}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trust", [False, True])
+def test_a_model_type_without_a_keras_model_is_one_line_and_runs_no_repository_code(tmp_path, trust):
+    """The model is always qaexp's own Keras 3 model for config.json's model_type: a checkpoint of another type
+    is refused with the supported types, and model.trust_remote_code=true does not import the repository's
+    modeling code in its place (it only reaches the tokenizer)."""
+    from safetensors.numpy import save_file
+
+    from qaexp.model.build import train_wordpiece_tokenizer
+    from qaexp.model.families import MODEL_TYPES
+
+    checkpoint = tmp_path / "custom"
+    train_wordpiece_tokenizer([CONTEXT.format(n=n) for n in range(50)], 200, True).save_pretrained(checkpoint)
+    save_file({"custom.embeddings.weight": np.zeros((200, 8), np.float32)}, str(checkpoint / "model.safetensors"))
+    (checkpoint / "config.json").write_text(json.dumps({
+        "model_type": "my-custom-qa", "architectures": ["CustomForQuestionAnswering"],
+        "auto_map": {"AutoModelForQuestionAnswering": "modeling_custom.CustomForQuestionAnswering"}}))
+    (checkpoint / "modeling_custom.py").write_text(
+        "import pathlib\npathlib.Path(__file__).with_name('IMPORTED').write_text('repository code ran')\n")
+    run_dir = tmp_path / "run"
+    result = qaexp(["experiment=quickstart", "data.num_train=20", "data.num_validation=8", "trainer.epochs=0",
+                    f"model.checkpoint={checkpoint}", f"model.trust_remote_code={str(trust).lower()}"], run_dir)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("qaexp: error: ") and "'my-custom-qa'" in last and "config.json" in last, last
+    assert all(model_type in last for model_type in MODEL_TYPES), last  # the types a checkpoint may have
+    assert not (checkpoint / "IMPORTED").exists()
+    assert metrics(run_dir)["status"] == "failed"
 
 
 # ---- runs that train ---------------------------------------------------------------------------------------------
@@ -421,6 +447,10 @@ def train_file(tmp_path_factory):
 def data_args(train_file, eval_samples=40):
     return ["data=json", f"data.train_file={train_file}", f"data.validation_file={train_file}",
             f"data.max_eval_samples={eval_samples}"]
+
+
+# Keras 3's progress bar: "step/steps" (bold on a terminal's escape codes) then the bar's "━" characters.
+KERAS_PROGRESS = r"\d+/\d+(\x1b\[[0-9;]*m)* (\x1b\[[0-9;]*m)*━"
 
 
 class Output:
@@ -448,12 +478,14 @@ class Output:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_saves_a_checkpoint_and_says_so(tmp_path, train_file, signum):
     run_dir = tmp_path / "run"
-    args = [*TINY, *data_args(train_file), "trainer.batch_size=4", "trainer.verbose=1", "logger=none"]
+    # 100 epochs: an epoch of the tiny model takes seconds, so the run is still training when the signal comes.
+    args = [*TINY, *data_args(train_file), "trainer.batch_size=4", "trainer.epochs=100", "trainer.verbose=1",
+            "logger=none"]
     process = subprocess.Popen([sys.executable, "-m", "qaexp", *args, f"hydra.run.dir={run_dir}"], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
     stdout, errors = Output(process.stdout), Output(process.stderr)
     try:
-        assert stdout.wait_for(r"\d+/\d+ \[", timeout=240), "training never started:\n" + stdout.text[-2000:]
+        assert stdout.wait_for(KERAS_PROGRESS, timeout=240), "training never started:\n" + stdout.text[-2000:]
         process.send_signal(signum)
         process.wait(timeout=120)
     finally:

@@ -1,6 +1,7 @@
 """qaexp.export: each format round-trips the tiny trained model and is verified beside the original."""
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,26 @@ def test_a_float32_export_that_changes_answers_fails(tmp_path, capsys, monkeypat
     monkeypatch.setattr(export, "export", lambda args: report)
     assert export.main([str(tmp_path), "--format", "tflite", "--output", str(tmp_path / "m"), "--json"]) == 1
     assert "the float32 export changed 1 answers (first ids: q7)" in one_line_error(capsys)
+
+
+PARITY = Path(__file__).parent / "fixtures" / "parity"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["bert", "roformer", "distilbert", "roberta", "electra", "albert", "deberta-v2",
+                                    "modernbert"])
+def test_every_family_converts_to_tflite_with_the_same_logits(family, tmp_path):
+    """Each Keras 3 family's graph is one TensorFlow Lite converts with its built-in ops (no indexing that adds
+    axes, which it cannot convert) and whose weights it freezes (not uninitialised resource variables: NaN)."""
+    from qaexp.model.pretrained import load_qa_model
+    from qaexp.output.export_formats import tflite_runner, write_tflite
+
+    model = load_qa_model(str(PARITY / family))
+    data = np.load(PARITY / family / "inputs_logits.npz")
+    names = [name for name in ("input_ids", "token_type_ids", "attention_mask") if name in model.input_names]
+    batch = {name: data[name].astype(np.int32) for name in names}
+    write_tflite(model, names, str(tmp_path / "model.tflite"), quantize=False)
+    start, end = tflite_runner(str(tmp_path / "model.tflite"), names)(batch)
+    original = model(batch)
+    np.testing.assert_allclose(start, np.asarray(original["start_logits"]), atol=1e-4)
+    np.testing.assert_allclose(end, np.asarray(original["end_logits"]), atol=1e-4)

@@ -53,31 +53,58 @@ def tokenizer_entry(cache: Path) -> Path:
 
 # ---- model directories that qaexp did not save (no checksums): the loader's own checks ----------------------------
 
+SHARD_BYTES = 40_000  # the tiny model's ~200 kB of weights in several shards
+
+
+def save_sharded(tensors: dict, directory: Path) -> None:
+    """`tensors` as transformers' save_pretrained shards them: model-0000i-of-0000N.safetensors and
+    model.safetensors.index.json mapping every tensor to its shard."""
+    import json
+
+    from safetensors.numpy import save_file
+
+    shards: list[dict] = [{}]
+    for name, value in tensors.items():
+        if shards[-1] and sum(v.nbytes for v in shards[-1].values()) + value.nbytes > SHARD_BYTES:
+            shards.append({})
+        shards[-1][name] = value
+    weight_map = {}
+    for i, shard in enumerate(shards, 1):
+        file = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(directory / file), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(shard, file))
+    index = {"metadata": {"total_size": sum(v.nbytes for v in tensors.values())}, "weight_map": weight_map}
+    (directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+
+
 @pytest.fixture(scope="module")
 def other_models(reference, tmp_path_factory) -> Path:
-    """Variants of the reference model written by transformers itself: TF safetensors, sharded h5, and a
-    tf_model.h5 of another architecture (DistilBERT) beside the reference's config.json."""
-    from transformers import DistilBertConfig, TFDistilBertForQuestionAnswering
+    """Variants of the reference model that qaexp did not save (no qaexp-manifest.json, so only the loader's own
+    checks stand between them and a model): its weights as a plain model.safetensors, the same weights sharded as
+    transformers shards them, and a model.safetensors of another architecture (the DistilBERT that transformers 5
+    saved for tests/fixtures/parity) beside the reference's config.json."""
+    from safetensors.numpy import save_file
 
+    from qaexp.model.families.weights import export_weights
     from qaexp.model.pretrained import load_qa_model
 
     root, source = tmp_path_factory.mktemp("other_models"), reference / "run" / "model"
-    model = load_qa_model(str(source))
+    tensors = export_weights(load_qa_model(str(source)))
     small_files = [p for p in source.iterdir() if p.suffix in (".json", ".txt") and p.name != "qaexp-manifest.json"]
-    for name, save in {"safetensors": lambda d: model.save_pretrained(d, safe_serialization=True),
-                       "sharded": lambda d: model.save_pretrained(d, max_shard_size="40KB"),
-                       "other_arch": lambda d: None}.items():
+    distilbert = Path(__file__).parent / "fixtures" / "parity" / "distilbert" / "model.safetensors"
+    for name, save in {
+            "safetensors": lambda d: save_file(tensors, str(d / "model.safetensors"), metadata={"format": "pt"}),
+            "sharded": lambda d: save_sharded(tensors, d),
+            "other_arch": lambda d: shutil.copy(distilbert, d / "model.safetensors")}.items():
         directory = root / name
         directory.mkdir()
         save(directory)
         for path in small_files:
             shutil.copy(path, directory / path.name)
-    distil = TFDistilBertForQuestionAnswering(DistilBertConfig(vocab_size=1000, dim=32, hidden_dim=64, n_layers=1,
-                                                               n_heads=2))
-    distil(distil.dummy_inputs)
-    distil.save_pretrained(root / "distil")
-    shutil.copy(root / "distil" / "tf_model.h5", root / "other_arch" / "tf_model.h5")
-    assert len(list((root / "sharded").glob("tf_model-*.h5"))) > 1, "the model was not sharded"
+    assert len(list((root / "sharded").glob("model-*.safetensors"))) > 1, "the model was not sharded"
+    # The undamaged variants load: each case below fails because of its damage alone.
+    for name in ("safetensors", "sharded"):
+        assert load_qa_model(str(root / name)) is not None
     return root
 
 
@@ -147,22 +174,26 @@ CASES = {
     "checkpoint of another architecture": Case(
         lambda ws: None, "resume", ["cannot resume from", "different model", ".hydra/config.yaml"],
         overrides=["model.architecture.hidden_size=64", "model.architecture.intermediate_size=128"]),
-    "tf_model.h5 truncated": Case(
-        lambda ws: truncate(ws.run / "model" / "tf_model.h5"), "evaluate", ["tf_model.h5", "bytes", "damaged"]),
-    "tf_model.h5 corrupted (predict)": Case(
-        lambda ws: flip_byte(ws.run / "model" / "tf_model.h5"), "predict", ["tf_model.h5", "SHA-256", "damaged"]),
+    # a run's saved model (qaexp-manifest.json lists its weights' size and SHA-256)
+    "saved model.safetensors truncated": Case(
+        lambda ws: truncate(ws.run / "model" / "model.safetensors"), "evaluate",
+        ["model.safetensors", "bytes", "damaged"]),
+    "saved model.safetensors corrupted (predict)": Case(
+        lambda ws: flip_byte(ws.run / "model" / "model.safetensors"), "predict",
+        ["model.safetensors", "SHA-256", "damaged"]),
+    # model directories without a manifest (other_models)
     "model.safetensors truncated": Case(
         lambda ws: truncate(ws.root / "models" / "safetensors" / "model.safetensors"), "load_model",
         ["model.safetensors", "damaged"], model="models/safetensors"),
     "weight shard missing": Case(
-        lambda ws: sorted((ws.root / "models" / "sharded").glob("tf_model-*.h5"))[-1].unlink(), "load_model",
-        ["tf_model-", "listed in tf_model.h5.index.json is missing"], model="models/sharded"),
+        lambda ws: sorted((ws.root / "models" / "sharded").glob("model-*.safetensors"))[-1].unlink(), "load_model",
+        ["model-0000", "listed in model.safetensors.index.json is missing"], model="models/sharded"),
     "weight shard index damaged": Case(
-        lambda ws: truncate(ws.root / "models" / "sharded" / "tf_model.h5.index.json"), "load_model",
-        ["tf_model.h5.index.json", "damaged"], model="models/sharded"),
+        lambda ws: truncate(ws.root / "models" / "sharded" / "model.safetensors.index.json"), "load_model",
+        ["model.safetensors.index.json", "damaged"], model="models/sharded"),
     "weights of another architecture": Case(
-        lambda ws: None, "load_model", ["tf_model.h5", "roformer encoder", "distilbert", "another architecture"],
-        model="models/other_arch"),
+        lambda ws: None, "load_model",
+        ["model.safetensors", "roformer encoder", "distilbert", "another architecture"], model="models/other_arch"),
 }
 IN_PROCESS = {"read_checkpoint", "read_tokenizer", "load_model"}
 CLI_CASES = [name for name, case in CASES.items() if case.kind not in IN_PROCESS]
@@ -265,7 +296,8 @@ def assert_same_as_the_clean_run(case: Case, ws: Workspace, reference: Path, reb
 
 def test_the_table_covers_every_kind_of_stored_state():
     kinds = {name.split(" ")[0] for name in CASES}
-    assert {"feature", "tokenizer", "checkpoint", "saved", "tf_model.h5", "model.safetensors", "weight",
-            "weights"} <= kinds
+    assert {"feature", "tokenizer", "checkpoint", "saved", "model.safetensors", "weight", "weights"} <= kinds
+    # a saved model's weights are damaged in the file a run now saves (model.safetensors, no tf_model.h5)
+    assert any(name.startswith("saved model.safetensors") for name in CASES)
     # each kind of failure reaches the user through the CLI in at least one case
     assert {CASES[name].kind for name in CLI_CASES} == {"resume", "evaluate", "scratch", "predict"}

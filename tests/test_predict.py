@@ -1,4 +1,5 @@
-"""qaexp.tools.predict: file mode against the evaluation CLI, agreement with transformers' pipeline, input errors."""
+"""qaexp.tools.predict: file mode against the evaluation CLI, the saved model as a transformers checkpoint, input
+errors."""
 import json
 
 import pytest
@@ -81,25 +82,74 @@ def test_json_lines_input_gives_the_same_answers(trained_tiny_model, tmp_path, c
                                                                        for r in records}
 
 
-@pytest.mark.slow
-def test_transformers_pipeline_gives_the_same_answers(trained_tiny_model):
-    """The saved model, read by transformers' own pipeline as the model card says: transformers 5 has PyTorch
-    models only, so this needs torch (not a qaexp dependency)."""
-    pytest.importorskip("torch", reason="transformers 5's pipeline runs PyTorch models: pip install torch")
-    from transformers import pipeline
+PARITY = REPO / "tests" / "fixtures" / "parity"
 
-    model_dir = str(trained_tiny_model / "model")
-    qa = pipeline("question-answering", model=model_dir, tokenizer=model_dir)
-    tokenizer, model = predict.load_saved(model_dir)
-    records = validation_records()[:8]
-    settings = predict._settings(predict.parse_args([model_dir, "--file", "unused"]))
-    ours = predict.answer_questions(tokenizer, model, records, settings).predictions
-    for record in records:
-        # align_to_words=False: the raw span (qaexp does not widen answers to whole words); same limits.
-        theirs = qa(question=record["question"], context=record["context"], align_to_words=False,
-                    max_answer_len=settings.max_answer_length, max_seq_len=settings.max_length,
-                    doc_stride=settings.doc_stride)
-        assert theirs["answer"] == ours[record["id"]], record["question"]
+
+def expected_tensors(family: str, config: dict) -> dict:
+    """{name: shape} that transformers 5's `...ForQuestionAnswering` of `config` holds, from the family's parity
+    fixture (saved by transformers 5 itself, make_fixtures.py): its layer-0 names repeated for every layer, its
+    dimensions replaced by `config`'s."""
+    import re
+
+    from safetensors import safe_open
+
+    fixture = json.loads((PARITY / family / "config.json").read_text())
+    keys = ("vocab_size", "hidden_size", "intermediate_size", "max_position_embeddings")
+    dims = {fixture[k]: config[k] for k in keys}
+    head = fixture["hidden_size"] // fixture["num_attention_heads"]
+    dims[head] = config["hidden_size"] // config["num_attention_heads"]
+    # distinct fixture sizes (and 2 start/end logits = 2 token types), so each dimension maps to one size
+    assert len(dims) == len(keys) + 1 and fixture["type_vocab_size"] == config["type_vocab_size"] == 2
+    expected = {}
+    with safe_open(str(PARITY / family / "model.safetensors"), "numpy") as f:
+        for name in f.keys():
+            shape = tuple(dims.get(d, d) for d in f.get_slice(name).get_shape())
+            if re.search(r"\.layer\.\d+\.", name):
+                if ".layer.0." in name:
+                    expected.update({name.replace(".layer.0.", f".layer.{i}."): shape
+                                     for i in range(config["num_hidden_layers"])})
+            else:
+                expected[name] = shape
+    return expected
+
+
+@pytest.mark.slow
+def test_the_saved_model_is_a_transformers_checkpoint_that_reloads_exactly(trained_tiny_model, tmp_path):
+    """A run's model directory is what transformers 5 loads as `AutoModelForQuestionAnswering` (config.json naming
+    the class it maps the model_type to, PyTorch-named float32 safetensors of exactly that model's names and
+    shapes), and qaexp reads it back as the same model. (transformers' question-answering pipeline, which this
+    test used to compare answers with, has no TensorFlow version in transformers 5 and is gone from 5.3; loading
+    in transformers 5 + torch is checked by tests/fixtures/parity/check_saved_models.py, the logits against
+    transformers' by test_parity.)"""
+    import numpy as np
+    from safetensors import safe_open
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES
+
+    from qaexp.model.families.weights import save_checkpoint
+    from qaexp.model.pretrained import load_pretrained
+
+    model_dir = trained_tiny_model / "model"
+    config = AutoConfig.from_pretrained(str(model_dir))  # transformers' own reading of config.json (torch-free)
+    assert config.architectures == [MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES[config.model_type]]
+    with safe_open(str(model_dir / "model.safetensors"), "numpy") as f:
+        assert f.metadata() == {"format": "pt"}  # transformers' PyTorch layout, not a TF model's
+        saved = {name: f.get_tensor(name) for name in f.keys()}
+    assert {name: value.shape for name, value in saved.items()} == expected_tensors(config.model_type,
+                                                                                    config.to_dict())
+    assert all(value.dtype == np.float32 for value in saved.values())
+
+    model, report = load_pretrained(str(model_dir))
+    assert report.new == [] and report.unused == [] and sorted(report.loaded) == sorted(saved)
+    save_checkpoint(model, str(tmp_path))  # saved again: the very same tensors
+    with safe_open(str(tmp_path / "model.safetensors"), "numpy") as f:
+        assert set(f.keys()) == set(saved) and all(np.array_equal(f.get_tensor(n), saved[n]) for n in saved)
+
+    tokenizer, reloaded = predict.load_saved(str(model_dir))
+    batch = tokenizer(["Where did Ada grow up?"], ["Ada grew up in Lyon."], return_tensors="np")
+    first, second = model(model.select_inputs(dict(batch))), reloaded(reloaded.select_inputs(dict(batch)))
+    for key in ("start_logits", "end_logits"):
+        assert np.array_equal(np.asarray(first[key]), np.asarray(second[key]))
 
 
 def test_no_question_and_no_file_is_a_usage_error(capsys):

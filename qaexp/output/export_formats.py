@@ -63,7 +63,10 @@ def _weights_module(model):
     import tensorflow as tf
 
     module = tf.Module()
-    module.model_variables = list(model.variables)
+    # The tf.Variables inside Keras 3's variables (`.value`, outside a layer call never autocast): TensorFlow Lite's
+    # converter does not freeze a Keras 3 Variable it reaches through the module, and left them as resource
+    # variables it never initialises (every logit NaN).
+    module.model_variables = [getattr(variable, "value", variable) for variable in model.variables]
     return module
 
 

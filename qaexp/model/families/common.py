@@ -44,7 +44,10 @@ def key_mask(inputs: dict):
     mask = inputs.get("attention_mask")
     if mask is None:
         mask = ops.ones_like(inputs["input_ids"])
-    return ops.cast(mask, "bool")[:, None, None, :]
+    # expand_dims, not [:, None, None, :]: TensorFlow Lite cannot convert a StridedSlice that inserts an axis before
+    # a sliced one of a tensor of unknown shape (x[:, None, :] and x[..., None] fail; x[None] and x[:, None]
+    # convert), so the indexing form made every model unconvertible by `qaexp export --format tflite`.
+    return ops.expand_dims(ops.expand_dims(ops.cast(mask, "bool"), 1), 1)
 
 
 def split_heads(x, heads: int):

@@ -184,9 +184,9 @@ class DebertaV2Backbone(layers.Layer):
         if self.embed_proj is not None:
             x = self.embed_proj(x)
         # transformers zeroes the padded positions' embeddings (they are masked as keys anyway).
-        x = self.embeddings_norm(x) * ops.cast(real, x.dtype)[..., None]
+        x = self.embeddings_norm(x) * ops.expand_dims(ops.cast(real, x.dtype), -1)  # not [..., None]: see common.key_mask
         x = self.dropout(x, training=training)
-        mask = ops.cast(real, "bool")[:, None, None, :]
+        mask = ops.expand_dims(ops.expand_dims(ops.cast(real, "bool"), 1), 1)  # not [:, None, None, :]: see common.key_mask
         rel_pos = relative_positions(length, self.buckets, self.max_relative) if self.relative else None
         rel_emb = None
         if self.relative:
