@@ -146,7 +146,8 @@ def _forward_function(model, with_loss: bool):
     if with_loss not in cached:
         model_ref = weakref.ref(model)  # a strong reference from the cache's value would keep the model alive
 
-        @tf.function(reduce_retracing=True)
+        # autograph=False: nothing here is data-dependent Python (Keras traces its own train step without it too)
+        @tf.function(reduce_retracing=True, autograph=False)
         def forward(batch):
             from qaexp.training.qa_model import model_inputs, per_window_loss
 
