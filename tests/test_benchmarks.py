@@ -125,6 +125,20 @@ def test_train_throughput_times_the_paddings_through_the_runs_pipeline(squad_v1_
     assert figures["bucketed_vs_fixed"] == pytest.approx(figures["bucketed_ex_s"] / figures["fixed_ex_s"], rel=0.01)
     widths = figures["tiny"]["mean_width"]
     assert widths["max_length"] == 384 and widths["bucketed"] <= widths["dynamic"] < 384
+    assert figures["jit_compile"] is False  # as runs train by default (Keras 3's own default would be XLA)
+
+
+@pytest.mark.slow
+def test_jit_compile_benchmark_times_both_settings_and_fits_a_family_under_xla():
+    done = run_cli([str(REPO / "benchmarks" / "jit_compile.py"), "--smoke", "--families", "roformer,bert"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = last_json_line(done.stdout)
+    tiny = figures["models"]["tiny"]
+    assert tiny["jit_compile_in_effect"] == {"eager": False, "xla": True} and tiny["losses_finite"]
+    assert figures["tiny_xla_vs_eager"] == pytest.approx(tiny["per_step"]["xla"]["cpu_s"] / tiny["per_step"]["eager"]["cpu_s"],
+                                                         rel=0.02)
+    assert set(figures["families"]) == {"roformer", "bert"} and figures["families_ok"] is True
+    assert all(f["max_abs_logit_diff"] < 1e-4 for f in figures["families"].values())
 
 
 @pytest.mark.slow
