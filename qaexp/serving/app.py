@@ -79,7 +79,7 @@ def model_description(service: Service) -> dict:
     settings = service.settings
     return {"model": os.path.basename(os.path.dirname(os.path.abspath(service.model_dir))) + "/"
             + os.path.basename(os.path.abspath(service.model_dir)),
-            "model_type": getattr(service.model.config, "model_type", None),
+            "model_type": getattr(service.model, "family", None),  # the Keras 3 model's config.json model_type
             "max_length": settings.max_length, "doc_stride": settings.doc_stride,
             "max_answer_length": settings.max_answer_length,
             "version_2_with_negative": bool(settings.version_2_with_negative),
