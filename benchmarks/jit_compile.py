@@ -107,31 +107,10 @@ def random_batch(rng, rows: int, width: int, vocab: int, input_names) -> dict:
     return batch
 
 
-class StepTimer:
-    """(wall, process CPU) seconds of each training step (Keras batch hooks; the loss is read, so the step is done)."""
-
-    def __init__(self):
-        import keras
-
-        timer = self
-
-        class Hooks(keras.callbacks.Callback):
-            def on_train_batch_begin(self, batch, logs=None):
-                timer.started = (time.perf_counter(), time.process_time())
-
-            def on_train_batch_end(self, batch, logs=None):
-                timer.losses.append(float((logs or {}).get("loss", float("nan"))))
-                timer.seconds.append((time.perf_counter() - timer.started[0],
-                                      time.process_time() - timer.started[1]))
-
-        self.seconds: list[tuple[float, float]] = []
-        self.losses: list[float] = []
-        self.started = (0.0, 0.0)
-        self.callback = Hooks()
-
-
-def fit_steps(trainable, batch: dict, steps: int) -> StepTimer:
+def fit_steps(trainable, batch: dict, steps: int):
     import tensorflow as tf
+
+    from train_throughput import StepTimer  # one step timer for the benchmarks that time fit (benchmarks/ is on sys.path)
 
     dataset = tf.data.Dataset.from_tensors(batch).repeat(steps)
     timer = StepTimer()

@@ -105,10 +105,12 @@ class StepTimer:
                 timer.started = (time.perf_counter(), time.process_time())
 
             def on_train_batch_end(self, batch, logs=None):
+                timer.losses.append(float((logs or {}).get("loss", float("nan"))))  # read: the step is done
                 timer.seconds.append((time.perf_counter() - timer.started[0],
                                       time.process_time() - timer.started[1]))
 
         self.seconds: list[tuple[float, float]] = []
+        self.losses: list[float] = []
         self.started = (0.0, 0.0)
         self.callback = Hooks()
 
