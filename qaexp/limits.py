@@ -30,7 +30,7 @@ MAX_STEPS = 10 ** 9  # optimizer steps and step intervals
 MAX_EPOCHS = 10_000
 MAX_COUNT = 10 ** 9  # examples taken from a file
 MAX_SYNTHETIC = 1_000_000  # synthetic questions generated in memory
-MAX_SEED = 2 ** 32 - 1  # NumPy's seed range (tf_keras.utils.set_random_seed seeds NumPy with trainer.seed)
+MAX_SEED = 2 ** 32 - 1  # NumPy's seed range (keras.utils.set_random_seed seeds NumPy with trainer.seed)
 MAX_THREADS = 4096
 MAX_CPU_DEVICES = 64  # logical CPU devices (replicas sharing the same cores)
 

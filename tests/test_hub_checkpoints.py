@@ -18,7 +18,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-import qaexp  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+import qaexp  # noqa: F401  (KERAS_BACKEND and the quiet settings before TensorFlow)
 from conftest import run_cli
 from hub_cache import (FAMILIES, FakeHub, HubCache, bfloat16_bits_to_float32, closed_port,  # noqa: F401
                        float32_to_bfloat16_bits, hub_build, hub_entries, hub_home, pretraining_tensors,

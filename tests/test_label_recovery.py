@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-import qaexp  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+import qaexp  # noqa: F401  (KERAS_BACKEND and the quiet settings before TensorFlow)
 from conftest import shared_file
 from hub_cache import TOKENIZER_KINDS, model_config, write_tokenizer
 

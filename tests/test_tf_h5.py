@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-import qaexp  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+import qaexp  # noqa: F401  (KERAS_BACKEND and the quiet settings before TensorFlow)
 from hub_cache import (FAMILIES, h5_layout, model_config, pretraining_tensors, sharded_h5, tensors_by_tf,
                        tf_h5_bytes, truncated)
 from qaexp.errors import ModelLoadError
