@@ -258,3 +258,14 @@ def test_a_checkpoint_restores_every_weight_and_optimizer_slot_of_a_qaexp_model(
     assert len(best_weights) == len(model.weights) > 20  # every encoder layer's weights, not only embeddings + head
     for saved, weight in zip(best_weights, model.weights):
         np.testing.assert_array_equal(weight.numpy(), saved, err_msg=weight.path)
+
+
+def test_a_run_resumed_inside_an_epoch_fits_the_rest_of_it_then_the_epochs_after():
+    # Keras 3's fit cannot start an epoch at a step: the rest of the epoch is one shorter fit.
+    from qaexp.training.state import fit_segments
+
+    assert fit_segments(0, steps_per_epoch=4, epochs=3) == [(0, 3, 0)]  # a fresh run: one fit
+    assert fit_segments(4, steps_per_epoch=4, epochs=3) == [(4, 3, 1)]  # resumed at an epoch boundary: one fit
+    # resumed at step 5 (epoch 2, step 2 of 4): steps 5-7 as epoch 2's rest, then epoch 3 from step 8
+    assert fit_segments(5, steps_per_epoch=4, epochs=3) == [(5, 2, 1), (8, 3, 2)]
+    assert fit_segments(9, steps_per_epoch=4, epochs=3) == [(9, 3, 2)]  # inside the last epoch: its rest only
