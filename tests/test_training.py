@@ -269,3 +269,26 @@ def test_a_run_resumed_inside_an_epoch_fits_the_rest_of_it_then_the_epochs_after
     # resumed at step 5 (epoch 2, step 2 of 4): steps 5-7 as epoch 2's rest, then epoch 3 from step 8
     assert fit_segments(5, steps_per_epoch=4, epochs=3) == [(5, 2, 1), (8, 3, 2)]
     assert fit_segments(9, steps_per_epoch=4, epochs=3) == [(9, 3, 2)]  # inside the last epoch: its rest only
+
+
+def test_a_step_skipped_by_loss_scaling_still_counts_so_the_data_position_holds(tiny_data):
+    # Under mixed_float16 the LossScaleOptimizer skips a step whose gradients overflowed without counting it; the
+    # optimizer's step is where a resumed run's data continues, so qaexp counts it anyway (training/qa_model.py).
+    import keras
+    import tensorflow as tf
+
+    from qaexp.training.qa_model import QATrainingModel
+
+    tokenizer, windows = tiny_data
+    batch = first_batch(tokenizer, windows, 4)
+    model = tiny_qa.tiny_model(tokenizer)
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=2.0 ** 15)
+    optimizer.build(model.trainable_variables)
+    optimizer.dynamic_scale.assign(float("inf"))  # the scaled gradients are inf (or nan): an overflow
+    trainable = QATrainingModel(model, 1)
+    trainable.compile(optimizer=optimizer, auto_scale_loss=False)
+    before = [w.numpy().copy() for w in model.trainable_variables]
+    trainable.fit(tf.data.Dataset.from_tensors(batch), verbose=0)
+    assert int(optimizer.iterations.numpy()) == 1  # counted
+    assert all(np.array_equal(w.numpy(), b) for w, b in zip(model.trainable_variables, before))  # but skipped
+    assert int(optimizer.step_counter.numpy()) == 0  # and the loss scaler saw it as an overflow
