@@ -911,6 +911,7 @@ class FakeHub(LoopbackHub):
     huggingface_hub's real client code."""
 
     COMMIT = "0123456789abcdef0123456789abcdef01234567"
+    FAILING = "qaexp-test/server-error"  # a repository whose every request gets 503, as from a hub in trouble
 
     def __init__(self, gated: Mapping[str, list[str]]):
         self.gated = dict(gated)  # repo id -> its file names
@@ -918,6 +919,8 @@ class FakeHub(LoopbackHub):
 
     def answer(self, request: HubRequest, path: str, body: bool) -> None:
         self.requests.append(f"{request.command} {path}")
+        if self.FAILING in path:
+            return request.reply(503, b'{"error":"Service Unavailable"}', {"Content-Type": "application/json"}, body)
         if path.startswith("/api/models/"):
             repo = path[len("/api/models/"):].split("/revision/")[0].split("/tree/")[0]
             if repo in self.gated and "/tree/" in path:

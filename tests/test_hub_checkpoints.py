@@ -430,6 +430,9 @@ ERROR_CASES = {
                    ["qaexp-test/gated-model", "gated", "HF_TOKEN"]),
     "shape-mismatch": (["model=roberta-base", "model.checkpoint=qaexp-test/roberta-shape-mismatch"], "offline",
                        ["shape", "config.json"]),
+    # the hub is up but failing (its API answers 503): huggingface_hub's HfHubHTTPError, not a traceback
+    "hub-server-error": (["model=bert-base-cased", f"model.checkpoint={FakeHub.FAILING}"], "fake-hub",
+                         [FakeHub.FAILING, "HTTP 503", "try again later", "HF_HUB_OFFLINE=1"]),
 }
 # More failures of cached checkpoints, in-process: the message of the error that build_model raises, which is what
 # the CLI prints ("shape-mismatch" above shows the CLI turning such an error into its one line).

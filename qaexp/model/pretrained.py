@@ -141,7 +141,8 @@ class _explain_hub_error:
         return self
 
     def __exit__(self, kind, err, tb):
-        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+        from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, RepositoryNotFoundError,
+                                            RevisionNotFoundError)
 
         if isinstance(err, GatedRepoError):
             raise ModelLoadError(f"{self.repo_id!r} is a gated repository: accept its terms on its hub page and set "
@@ -152,6 +153,11 @@ class _explain_hub_error:
         if isinstance(err, RevisionNotFoundError):
             raise ModelLoadError(f"{self.repo_id!r} has no revision {self.revision!r}: give an existing branch, tag "
                                  "or commit in model.revision") from err
+        if isinstance(err, HfHubHTTPError):  # any other answer: the hub is up but failing (5xx), or refuses (429)
+            status = getattr(getattr(err, "response", None), "status_code", None)
+            raise ModelLoadError(f"the Hugging Face hub answered HTTP {status or '?'} for {self.repo_id!r} "
+                                 f"({first_line(err, limit=160)}): try again later, or run from the Hugging Face "
+                                 "cache with HF_HUB_OFFLINE=1 if the model is cached") from err
         return False
 
 
