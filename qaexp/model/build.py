@@ -54,16 +54,10 @@ def with_model_inputs(tokenizer, directory: str) -> None:
     windows would lose the question/context segments the pretrained ALBERT was trained with. The architecture's
     own inputs (qaexp.model.families) decide; the names are stored in tokenizer_config.json too, so a saved model's
     tokenizer keeps them whatever loads it."""
-    import json
-
     from qaexp.model.families import MODEL_TYPES, family_module
 
-    try:
-        with open(os.path.join(directory, "config.json"), encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError):
-        return  # the model's loader reports an unreadable config.json
-    if not isinstance(config, dict) or config.get("model_type") not in MODEL_TYPES:
+    config = _config_or_none(directory)  # the model's loader reports an unreadable config.json
+    if config is None or config.get("model_type") not in MODEL_TYPES:
         return
     module = family_module(config["model_type"])
     inputs = module.INPUTS(config) if callable(module.INPUTS) else module.INPUTS
@@ -154,6 +148,13 @@ def _explain_load_failure(directory: str, what: str) -> Iterator[None]:
 
 def _model_type(directory: str):
     """config.json's model_type, or None when it has none or cannot be read."""
+    config = _config_or_none(directory)
+    return None if config is None else config.get("model_type")
+
+
+def _config_or_none(directory: str):
+    """The directory's config.json as a dict, or None when it is missing, unreadable or not an object (for the
+    checks that leave reporting a bad config.json to the model's loader)."""
     import json
 
     try:
@@ -161,4 +162,4 @@ def _model_type(directory: str):
             config = json.load(f)
     except (OSError, ValueError):
         return None
-    return config.get("model_type") if isinstance(config, dict) else None
+    return config if isinstance(config, dict) else None

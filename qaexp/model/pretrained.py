@@ -211,12 +211,12 @@ def load_pretrained(directory: str, random_init: bool = False):
     missing from the checkpoint (it then starts untrained; a checkpoint that has one, e.g. a SQuAD-fine-tuned
     model, keeps it); `random_init` keeps the architecture and skips the weights (a no-pretraining baseline)."""
     if random_init:
-        model = _built_from_config(directory)
+        model = model_from_config(directory)
         return model, LoadReport(loaded=[], new=list(model.hf_weights()))
     _check_saved_weights(directory)
     names = sorted(os.listdir(directory))
     files = weight_files(names, directory)  # refuses pytorch_model.bin-only and weightless directories
-    model = _built_from_config(directory)
+    model = model_from_config(directory)
     if files == ["tf_model*.h5"]:
         tensors, weights = _tf_named_tensors(directory, h5=True), TF_WEIGHTS
     elif _safetensors_format(directory) == "tf":  # a TF model's save_pretrained(safe_serialization=True)
@@ -226,7 +226,7 @@ def load_pretrained(directory: str, random_init: bool = False):
     return model, _load_into(model, tensors, directory, weights)
 
 
-def _built_from_config(directory: str):
+def model_from_config(directory: str):
     """The family's Keras 3 model for `directory`/config.json, with fresh (random) weights."""
     from qaexp.model.families import build_qa_model
 

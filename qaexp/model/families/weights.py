@@ -12,7 +12,6 @@ ecosystem (tests/fixtures/parity/check_saved_models.py checks the transformers s
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -92,21 +91,13 @@ def export_weights(model) -> dict:
 def load_checkpoint(directory: str):
     """(model, LoadReport) for a directory with `config.json` and PyTorch-named safetensors (sharded or not, fp32,
     fp16 or bf16). A config qaexp cannot build, or weights that do not fit it, is a one-line ModelLoadError."""
-    from qaexp.model.families import build_qa_model
+    from qaexp.model.pretrained import model_from_config
 
-    path = os.path.join(directory, CONFIG_FILE)
+    model = model_from_config(directory)
     try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(f"cannot read {path}: {first_line(err, limit=300)} (a checkpoint directory needs the "
-                             "config.json its weights were saved with)") from err
-    try:
-        model = build_qa_model(config)
         return model, load_weights(model, read_safetensors(directory))
-    except (ValueError, KeyError) as err:
-        what = f"missing key {err}" if isinstance(err, KeyError) else first_line(err, limit=300)
-        raise ModelLoadError(f"{directory}: {what}") from err
+    except ValueError as err:
+        raise ModelLoadError(f"{directory}: {first_line(err, limit=300)}") from err
 
 
 def saved_config(model) -> dict:
