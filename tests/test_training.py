@@ -264,11 +264,12 @@ def test_a_run_resumed_inside_an_epoch_fits_the_rest_of_it_then_the_epochs_after
     # Keras 3's fit cannot start an epoch at a step: the rest of the epoch is one shorter fit.
     from qaexp.training.state import fit_segments
 
-    assert fit_segments(0, steps_per_epoch=4, epochs=3) == [(0, 3, 0)]  # a fresh run: one fit
-    assert fit_segments(4, steps_per_epoch=4, epochs=3) == [(4, 3, 1)]  # resumed at an epoch boundary: one fit
-    # resumed at step 5 (epoch 2, step 2 of 4): steps 5-7 as epoch 2's rest, then epoch 3 from step 8
-    assert fit_segments(5, steps_per_epoch=4, epochs=3) == [(5, 2, 1), (8, 3, 2)]
-    assert fit_segments(9, steps_per_epoch=4, epochs=3) == [(9, 3, 2)]  # inside the last epoch: its rest only
+    # (first step, steps_per_epoch, epochs, initial_epoch) of each fit
+    assert fit_segments(0, steps_per_epoch=4, epochs=3) == [(0, 4, 3, 0)]  # a fresh run: one fit
+    assert fit_segments(4, steps_per_epoch=4, epochs=3) == [(4, 4, 3, 1)]  # resumed at an epoch boundary: one fit
+    # resumed at step 5 (epoch 2, step 2 of 4): steps 5-7 as epoch 2's rest (3 steps), then epoch 3 from step 8
+    assert fit_segments(5, steps_per_epoch=4, epochs=3) == [(5, 3, 2, 1), (8, 4, 3, 2)]
+    assert fit_segments(9, steps_per_epoch=4, epochs=3) == [(9, 3, 3, 2)]  # inside the last epoch: its rest only
 
 
 def test_a_step_skipped_by_loss_scaling_still_counts_so_the_data_position_holds(tiny_data):

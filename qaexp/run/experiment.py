@@ -273,10 +273,9 @@ def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Train
         # Order matters: the checkpoint and the tracker's callback use what the evaluator adds to the epoch logs;
         # each epoch's progress line comes before its evaluation's.
         callbacks = [guard, *lines, evaluator, state.callback(evaluator), *run.tracker.callbacks()]
-        for first, epochs, initial_epoch in ([] if state.finished else fit_segments(start, steps, trainer.epochs)):
-            if state.finished:  # early stopping at the end of the first segment's epoch
+        for first, per_epoch, epochs, initial_epoch in fit_segments(start, steps, trainer.epochs):
+            if state.finished:  # nothing left (a resumed finished run), or early stopping after the first segment
                 break
-            per_epoch = min(steps, (initial_epoch + 1) * steps - first)  # a resumed epoch's rest, else all
             trainable.fit(batcher.dataset(first, count=steps * trainer.epochs - first), steps_per_epoch=per_epoch,
                           epochs=epochs, initial_epoch=initial_epoch, verbose=keras_verbose, callbacks=callbacks,
                           shuffle=False)  # the batches come in their own (seeded) order

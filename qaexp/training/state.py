@@ -224,15 +224,15 @@ class RunState:
                 "best_epoch": None if best is None else best + 1}
 
 
-def fit_segments(start: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int, int]]:
-    """(first global step, epochs argument, initial_epoch argument) of each `fit` call that trains from global step
+def fit_segments(start: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int, int, int]]:
+    """(first global step, steps_per_epoch, epochs, initial_epoch) of each `fit` call that trains from global step
     `start` to the end: one call from an epoch boundary; from inside an epoch, one call of a single shorter epoch
     (steps_per_epoch = what is left of it) and one for the epochs after it, if any."""
     epoch, done = divmod(start, steps_per_epoch)
     if done == 0:
-        return [(start, epochs, epoch)]
-    rest = [(start + steps_per_epoch - done, epochs, epoch + 1)] if epoch + 1 < epochs else []
-    return [(start, epoch + 1, epoch)] + rest
+        return [(start, steps_per_epoch, epochs, epoch)]
+    rest = [(start + steps_per_epoch - done, steps_per_epoch, epochs, epoch + 1)] if epoch + 1 < epochs else []
+    return [(start, steps_per_epoch - done, epoch + 1, epoch)] + rest
 
 
 def _start_afresh(directory: str) -> str:
