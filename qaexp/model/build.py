@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from qaexp.errors import ModelLoadError, first_line
-from qaexp.model.pretrained import load_qa_model, resolve_checkpoint
+from qaexp.model.pretrained import load_qa_model, model_config, resolve_checkpoint
 from qaexp.model.wordpiece import count_words, learn_vocabulary
 
 log = logging.getLogger(__name__)
@@ -139,17 +139,9 @@ def _explain_load_failure(directory: str, what: str) -> Iterator[None]:
             raise ModelLoadError(f"cannot load the {what} from local directory {directory!r}: it has no config.json, "
                                  "so it was not written by save_pretrained (a qaexp run saves one in <run dir>/model)") \
                 from err
-        if not _model_type(directory):  # transformers 5 then fails on the tokenizer files with a vaguer message
-            raise ModelLoadError(f"cannot load the {what} from {directory!r}: its config.json names no model_type "
-                                 "(the architecture, e.g. \"bert\"), so it was not written by save_pretrained; give "
-                                 "a directory with a model's own config.json") from err
+        # transformers 5 fails on the tokenizer files of a config.json without a model_type with a vaguer message
+        model_config(directory)
         raise ModelLoadError(f"cannot load the {what} from {directory!r}: {first_line(err, limit=300)}") from err
-
-
-def _model_type(directory: str):
-    """config.json's model_type, or None when it has none or cannot be read."""
-    config = _config_or_none(directory)
-    return None if config is None else config.get("model_type")
 
 
 def _config_or_none(directory: str):

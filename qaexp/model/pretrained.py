@@ -226,18 +226,42 @@ def load_pretrained(directory: str, random_init: bool = False):
     return model, _load_into(model, tensors, directory, weights)
 
 
-def model_from_config(directory: str):
-    """The family's Keras 3 model for `directory`/config.json, with fresh (random) weights."""
-    from qaexp.model.families import build_qa_model
+def model_config(directory: str) -> dict:
+    """`directory`/config.json, checked to name a model_type that qaexp has a Keras 3 model for.
+
+    Reads JSON only (no TensorFlow): a run calls it when it resolves model.checkpoint, so that a directory of
+    another architecture is refused within a second, not after TensorFlow's start-up."""
+    from qaexp.model.families import MODEL_TYPES
 
     path = os.path.join(directory, "config.json")
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"cannot build a question-answering model from {path}: {first_line(err, limit=300)}") \
+            from err
+    if not isinstance(config, dict) or not config.get("model_type"):
+        raise ModelLoadError(f"cannot load the model from {directory!r}: its config.json names no model_type (the "
+                             "architecture, e.g. \"bert\"), so it was not written by save_pretrained; give a "
+                             "directory with a model's own config.json")
+    if config["model_type"] not in MODEL_TYPES:
+        raise ModelLoadError(f"cannot build a question-answering model from {path}: model_type "
+                             f"{config['model_type']!r} has no Keras 3 model in qaexp (supported: "
+                             f"{', '.join(MODEL_TYPES)})")
+    return config
+
+
+def model_from_config(directory: str):
+    """The family's Keras 3 model for `directory`/config.json, with fresh (random) weights."""
+    from qaexp.model.families import build_qa_model
+
+    config = model_config(directory)
+    try:
         return build_qa_model(config)
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError) as err:
         what = f"missing key {err}" if isinstance(err, KeyError) else first_line(err, limit=300)
-        raise ModelLoadError(f"cannot build a question-answering model from {path}: {what}") from err
+        raise ModelLoadError(f"cannot build a question-answering model from "
+                             f"{os.path.join(directory, 'config.json')}: {what}") from err
 
 
 def _tf_named_tensors(directory: str, h5: bool) -> dict:

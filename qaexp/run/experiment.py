@@ -142,15 +142,16 @@ def _load_data(data_cfg: DictConfig, with_train: bool) -> Splits:
 
 def _fetched(model_cfg: DictConfig) -> DictConfig:
     """model.checkpoint as a local directory. Hub checkpoints are fetched into (or found in) the Hugging Face
-    cache here, before TensorFlow is imported, so that a missing repo or an unreachable hub is reported within
-    seconds. The run's own config keeps the name the user gave."""
+    cache here, before TensorFlow is imported, so that a missing repo, an unreachable hub or a config.json of an
+    architecture qaexp has no model for is reported within seconds. The run's own config keeps the name the user gave."""
     if not model_cfg.checkpoint:
         return model_cfg
     from omegaconf import OmegaConf
 
-    from qaexp.model.pretrained import resolve_checkpoint
+    from qaexp.model.pretrained import model_config, resolve_checkpoint
 
     directory = resolve_checkpoint(model_cfg.checkpoint, model_cfg.revision)
+    model_config(directory)  # a directory of another architecture, refused before TensorFlow loads
     return OmegaConf.merge(model_cfg, {"checkpoint": directory, "revision": None})
 
 
