@@ -51,18 +51,44 @@ def cli():
     return run_cli
 
 
+# The shared tiny run: 300 questions in batches of 16 (19 steps per epoch), two epochs, default verbosity.
+TINY_RUN = ["experiment=quickstart", "data.num_train=300", "data.num_validation=40", "trainer.epochs=2"]
+
+
+def user_environment() -> dict:
+    """The environment a user runs the CLI in: without the quiet settings this test process got from importing
+    qaexp (which a child would take for the user's own choice) and without HYDRA_FULL_ERROR."""
+    from qaexp.quiet import QUIET_DEFAULTS, VERBOSE_ENV
+
+    unset = {*QUIET_DEFAULTS, VERBOSE_ENV, "HYDRA_FULL_ERROR"}
+    return {key: value for key, value in os.environ.items() if key not in unset}
+
+
 @pytest.fixture(scope="session")
-def trained_tiny_model(tmp_path_factory) -> pathlib.Path:
-    """The run directory of a quick tiny-model run through the CLI (its saved model is in `<dir>/model`).
+def tiny_run(tmp_path_factory) -> pathlib.Path:
+    """The directory of one tiny-model run through the CLI as a user starts it (TINY_RUN, their environment, an
+    empty feature cache of its own, stdout and stderr both written to one file as `> run.log 2>&1` or a Slurm job
+    does): `<dir>/run` is its run directory (its saved model in `run/model`), `<dir>/console.log` what it printed,
+    `<dir>/cache` its feature cache, `<dir>/status` its exit status.
 
-    Made once per session (across pytest-xdist workers too): tests that only need some trained model share this
-    one (about half a minute idle). Read-only: copy it to change it."""
-    def make(run_dir: pathlib.Path) -> None:
-        result = run_cli(["-m", "qaexp", "experiment=quickstart", "data.num_train=300", "data.num_validation=40",
-                          "trainer.epochs=1", "trainer.verbose=0", f"hydra.run.dir={run_dir}"])
-        assert result.returncode == 0, result.stderr[-3000:]
+    Made once per session (across pytest-xdist workers too) and shared by the tests that need some trained model
+    and by those that check what a run prints and writes (tests/test_cli.py, test_quiet.py, test_everyday.py).
+    Read-only: copy it to change it."""
+    def make(root: pathlib.Path) -> None:
+        with open(root / "console.log", "w") as console:
+            result = subprocess.run([sys.executable, "-m", "qaexp", *TINY_RUN, f"data.cache_dir={root / 'cache'}",
+                                     f"hydra.run.dir={root / 'run'}"], cwd=REPO, stdout=console,
+                                    stderr=subprocess.STDOUT, text=True, timeout=600, env=user_environment())
+        (root / "status").write_text(str(result.returncode))
+        assert result.returncode == 0, (root / "console.log").read_text()[-3000:]
 
-    return once_per_session(tmp_path_factory, "trained_tiny", make)
+    return once_per_session(tmp_path_factory, "tiny_run", make)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_model(tiny_run) -> pathlib.Path:
+    """The run directory of the shared tiny run (its saved model is in `<dir>/model`). Read-only."""
+    return tiny_run / "run"
 
 
 @pytest.fixture(scope="session")

@@ -5,32 +5,30 @@ import pytest
 
 from conftest import run_cli
 
-SMALL_RUN = ["experiment=quickstart", "data.num_train=400", "data.num_validation=60", "trainer.epochs=2",
-             "model.architecture.hidden_size=64", "model.architecture.intermediate_size=128",
-             "data.max_length=128", "data.doc_stride=48", "trainer.verbose=0"]
+from conftest import TINY_RUN
+
+# The shared tiny run's data (conftest.tiny_run: 300 training and 40 evaluation questions, 2 epochs).
+EVALUATE_LIKE_THE_TINY_RUN = [arg for arg in TINY_RUN if not arg.startswith("trainer.epochs=")]
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run")
-    result = run_cli(["-m", "qaexp", *SMALL_RUN, f"hydra.run.dir={run_dir}"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
+def trained_run(trained_tiny_model):
+    return trained_tiny_model
 
 
 @pytest.mark.slow
 def test_run_writes_metrics_predictions_and_model(trained_run):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert metrics["status"] == "completed"
-    assert metrics["train_examples"] == 400 and metrics["eval_examples"] == 60
-    assert metrics["train_windows"] >= 400 and metrics["eval_windows"] >= 60
+    assert metrics["train_examples"] == 300 and metrics["eval_examples"] == 40
+    assert metrics["train_windows"] >= 300 and metrics["eval_windows"] >= 40
     assert len(metrics["history"]["loss"]) == 2
     assert metrics["history"]["loss"][1] < metrics["history"]["loss"][0], "training did not reduce the loss"
     assert 0 <= metrics["exact_match"] <= metrics["f1"] <= 100
     # trainer.keep_best (default): the final model is the epoch with the best validation F1
     assert max(metrics["history"]["val_f1"]) == pytest.approx(metrics["f1"])
     predictions = json.loads((trained_run / "predictions.json").read_text())
-    assert len(predictions) == 60 and all(isinstance(v, str) for v in predictions.values())
+    assert len(predictions) == 40 and all(isinstance(v, str) for v in predictions.values())
     assert (trained_run / ".hydra" / "config.yaml").exists()
     assert (trained_run / "model" / "config.json").exists()
     assert (trained_run / "model" / "tokenizer.json").exists()
@@ -39,8 +37,8 @@ def test_run_writes_metrics_predictions_and_model(trained_run):
 
 @pytest.mark.slow
 def test_saved_model_reloads_with_the_same_predictions(trained_run, tmp_path):
-    result = run_cli(["-m", "qaexp", *SMALL_RUN, f"model.checkpoint={trained_run / 'model'}", "trainer.epochs=0",
-                      f"hydra.run.dir={tmp_path}"])
+    result = run_cli(["-m", "qaexp", *EVALUATE_LIKE_THE_TINY_RUN, f"model.checkpoint={trained_run / 'model'}",
+                      "trainer.epochs=0", "trainer.verbose=0", f"hydra.run.dir={tmp_path}"])
     assert result.returncode == 0, result.stderr[-3000:]
     original = json.loads((trained_run / "predictions.json").read_text())
     reloaded = json.loads((tmp_path / "predictions.json").read_text())

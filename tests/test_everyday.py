@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -39,28 +40,30 @@ def logged_to_file(args, log_file):
 # ---- logs that read well in a file ------------------------------------------------------------------------------
 
 
-def test_a_run_logged_to_a_file_has_one_progress_line_per_epoch_and_says_where_its_windows_came_from(tmp_path):
-    cache = tmp_path / "cache"
-    first, text = logged_to_file([*SMALL, "trainer.epochs=1", f"data.cache_dir={cache}",
-                                  f"hydra.run.dir={tmp_path / 'first'}"], tmp_path / "first.log")
-    assert first.returncode == 0, text[-3000:]
+def test_a_run_logged_to_a_file_has_one_progress_line_per_epoch_and_says_where_its_windows_came_from(tiny_run,
+                                                                                                       tmp_path):
+    # The shared tiny run (conftest.tiny_run) wrote its stdout and stderr to one file: 2 epochs on an empty cache.
+    text = (tiny_run / "console.log").read_text()
+    assert (tiny_run / "status").read_text() == "0", text[-3000:]
     assert "\b" not in text and "\r" not in text, "progress-bar text in the log file"
-    assert [m.groups()[:2] for m in PROGRESS_LINE.finditer(text)] == [("1", "1")], text
-    assert "training: 19 steps per epoch, 1 epoch\n" in text
+    assert [m.groups()[:2] for m in PROGRESS_LINE.finditer(text)] == [("1", "2"), ("2", "2")], text
+    assert "training: 19 steps per epoch, 2 epochs\n" in text
     # An empty cache: the windows were tokenised by this run, not read.
     assert re.search(r"tokenising train: 300 windows, built and written to the feature cache ", text), text
     assert "read from the feature cache" not in text
+    # Its run directory's own log file has the same lines.
+    assert len(PROGRESS_LINE.findall((tiny_run / "run" / "__main__.log").read_text())) == 2
 
-    second, text = logged_to_file([*SMALL, "trainer.epochs=2", "trainer.max_steps=1", f"data.cache_dir={cache}",
+    cache = tmp_path / "cache"
+    shutil.copytree(tiny_run / "cache", cache)  # the shared run is read-only
+    second, text = logged_to_file([*SMALL, "trainer.epochs=1", "trainer.max_steps=1", f"data.cache_dir={cache}",
                                    f"hydra.run.dir={tmp_path / 'second'}"], tmp_path / "second.log")
     assert second.returncode == 0, text[-3000:]
     assert "\b" not in text and "\r" not in text
-    assert [m.groups()[:2] for m in PROGRESS_LINE.finditer(text)] == [("1", "2"), ("2", "2")], text
-    assert "training: 1 step per epoch, 2 epochs\n" in text
+    assert [m.groups()[:2] for m in PROGRESS_LINE.finditer(text)] == [("1", "1")], text
+    assert "training: 1 step per epoch, 1 epoch\n" in text  # the singulars
     assert re.search(r"train: 300 windows read from the feature cache \S+ \(no tokenising\)", text), text
     assert "built and written" not in text and "tokenising train" not in text
-    # The run's own log file has the same lines.
-    assert len(PROGRESS_LINE.findall((tmp_path / "second" / "__main__.log").read_text())) == 2
 
 
 def test_progress_lines_within_a_long_epoch_carry_the_step_speed_and_time_left(caplog):

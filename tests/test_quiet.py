@@ -1,54 +1,42 @@
 """Quiet by default (qaexp/quiet.py): a small run and `qaexp predict` through the CLI print none of the
 libraries' start-up notices; QAEXP_VERBOSE=1 brings them back. qaexp's own progress lines stay."""
-import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO
-from qaexp.quiet import QUIET_DEFAULTS, VERBOSE_ENV
+from conftest import REPO, user_environment
 
 NOISE = ["cuInit", "absl::InitializeLog", "Sharding callback duration", "oneDNN", "cudart", "cuda drivers",
          "CPU instructions", "TensorFlow and JAX classes are deprecated", "All model checkpoint layers were used",
          "newly initialized"]
-SMALL_RUN = ["experiment=quickstart", "data.num_train=64", "data.num_validation=16", "trainer.epochs=1"]
+SMALL_RUN = ["experiment=quickstart", "data.num_train=64", "data.num_validation=16"]
 
 
 def user_cli(args, extra_env=None):
-    """The CLI in a user's environment: without the quiet settings this test process got from conftest and from
-    importing qaexp (which a child would take for the user's own choice)."""
-    unset = {*QUIET_DEFAULTS, VERBOSE_ENV}
-    env = {key: value for key, value in os.environ.items() if key not in unset}
+    """The CLI in a user's environment (conftest.user_environment)."""
     return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={**env, **(extra_env or {})})
+                          env={**user_environment(), **(extra_env or {})})
 
 
-def noise_in(result) -> list[str]:
-    return [words for words in NOISE if words in result.stdout + result.stderr]
+def noise_in(text: str) -> list[str]:
+    return [words for words in NOISE if words in text]
 
 
-@pytest.fixture(scope="module")
-def quiet_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("quiet_run")
-    return run_dir, user_cli(["qaexp", *SMALL_RUN, f"hydra.run.dir={run_dir}"])
-
-
-@pytest.mark.slow  # a short training run through the CLI
-def test_a_small_run_prints_no_library_notices_but_its_own_progress(quiet_run):
-    _, result = quiet_run
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert noise_in(result) == [], result.stderr[-3000:]
-    assert "epoch 1: val_loss" in result.stdout and "exact_match" in result.stdout
+@pytest.mark.slow  # the shared tiny run (conftest.tiny_run): a short training run through the CLI
+def test_a_small_run_prints_no_library_notices_but_its_own_progress(tiny_run):
+    printed = (tiny_run / "console.log").read_text()  # its stdout and stderr
+    assert (tiny_run / "status").read_text() == "0", printed[-3000:]
+    assert noise_in(printed) == [], printed[-3000:]
+    assert "epoch 1: val_loss" in printed and "exact_match" in printed
 
 
 @pytest.mark.slow
-def test_predict_prints_only_the_answer(quiet_run):
-    run_dir, _ = quiet_run
-    result = user_cli(["qaexp.predict", str(run_dir / "model"), "--question", "Who was born in 1901?",
+def test_predict_prints_only_the_answer(trained_tiny_model):
+    result = user_cli(["qaexp.predict", str(trained_tiny_model / "model"), "--question", "Who was born in 1901?",
                        "--context", "Marla Venkot was born in 1901."])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert noise_in(result) == [] and result.stderr.strip() == "", result.stderr[-3000:]
+    assert noise_in(result.stdout + result.stderr) == [] and result.stderr.strip() == "", result.stderr[-3000:]
     assert len(result.stdout.strip().splitlines()) == 1
 
 
