@@ -147,10 +147,10 @@ CASES = {
         lambda ws: [truncate(e / "input_input_ids.npy") for e in feature_entries(ws.cache)], "evaluate",
         ["ignoring the damaged feature cache entry", "input_input_ids.npy"], rebuilt=True),
     "feature cache entry corrupted": Case(
-        lambda ws: [flip_byte(e / "offsets.npy") for e in feature_entries(ws.cache)], "evaluate",
+        lambda ws: [flip_byte(e / "offsets.npy") for e in feature_entries(ws.cache)], "read_windows",
         ["ignoring the damaged feature cache entry", "SHA-256"], rebuilt=True),
     "feature cache entry half-written": Case(
-        lambda ws: [(e / "qaexp-manifest.json").unlink() for e in feature_entries(ws.cache)], "evaluate",
+        lambda ws: [(e / "qaexp-manifest.json").unlink() for e in feature_entries(ws.cache)], "read_windows",
         ["ignoring the damaged feature cache entry", "not written completely"], rebuilt=True),
     "tokenizer cache entry truncated": Case(
         lambda ws: truncate(tokenizer_entry(ws.cache) / "tokenizer.json"), "scratch",
@@ -195,7 +195,7 @@ CASES = {
         lambda ws: None, "load_model",
         ["model.safetensors", "roformer encoder", "distilbert", "another architecture"], model="models/other_arch"),
 }
-IN_PROCESS = {"read_checkpoint", "read_tokenizer", "load_model"}
+IN_PROCESS = {"read_checkpoint", "read_tokenizer", "load_model", "read_windows"}
 CLI_CASES = [name for name, case in CASES.items() if case.kind not in IN_PROCESS]
 
 
@@ -261,7 +261,54 @@ def test_damaged_state_is_detected(fault_runs, reference, name):
         assert not (ws.root / "out" / "predictions.json").exists()
 
 
-@pytest.mark.parametrize("name", [name for name in CASES if name not in CLI_CASES])
+def validation_windows(run: Path, cache: Path):
+    """What an evaluation of the run's model reads: its validation split's windows, through the feature cache."""
+    from omegaconf import OmegaConf
+    from transformers import AutoTokenizer
+
+    from qaexp.data import cache as feature_cache
+    from qaexp.data.squad import load_splits
+
+    config = OmegaConf.load(run / ".hydra" / "config.yaml")
+    records = load_splits(config.data, with_train=False).validation
+    tokenizer = AutoTokenizer.from_pretrained(str(run / "model"))
+    return feature_cache.windows_for(records, tokenizer, config.data.max_length, config.data.doc_stride, str(cache),
+                                     split="validation")
+
+
+@pytest.mark.parametrize("name", [name for name in CASES if CASES[name].kind == "read_windows"])
+def test_a_damaged_feature_cache_entry_is_rebuilt_by_the_reader_the_run_uses(reference, other_models, tmp_path,
+                                                                             caplog, name):
+    """The other feature-cache damages, through cache.windows_for (the CLI case above shows that the run prints
+    its warning and gets the clean run's answers): one warning naming the entry, the same windows as the
+    undamaged entry gives, and a whole entry in its place."""
+    import logging
+
+    import numpy as np
+
+    from qaexp.output.manifest import verify_manifest
+
+    case = CASES[name]
+    ws = workspace(reference, other_models, tmp_path, name)
+    with caplog.at_level(logging.WARNING):
+        rebuilt = validation_windows(ws.run, ws.cache)
+    warnings = [r.getMessage() for r in caplog.records if "ignoring the damaged" in r.getMessage()]
+    (entry,) = [e for e in feature_entries(ws.cache) if any(str(e) in w for w in warnings)]
+    assert len(warnings) == 1, warnings
+    for word in case.words:
+        assert word in warnings[0], f"{word!r} not in: {warnings[0]}"
+    clean = validation_windows(reference / "run", reference / "cache")
+    rows, width = np.arange(len(clean)), int(clean.lengths.max())
+    assert len(rebuilt) == len(clean) and rebuilt.lengths.tolist() == clean.lengths.tolist()
+    for column, values in clean.inputs.items():
+        np.testing.assert_array_equal(rebuilt.inputs[column].padded(rows, width, 0), values.padded(rows, width, 0))
+    np.testing.assert_array_equal(rebuilt.padded_offsets(), clean.padded_offsets())
+    np.testing.assert_array_equal(rebuilt.start_positions, clean.start_positions)
+    verify_manifest(str(entry))  # the damaged entry was replaced by a whole one
+
+
+@pytest.mark.parametrize("name", [name for name in CASES
+                                  if name not in CLI_CASES and CASES[name].kind != "read_windows"])
 def test_damaged_state_is_detected_by_the_reader_the_run_uses(reference, other_models, tmp_path, name):
     from qaexp.errors import QAExpError
     from qaexp.model.pretrained import load_qa_model
