@@ -494,13 +494,17 @@ def test_interrupted_run_saves_a_checkpoint_and_says_so(tmp_path, train_file, si
     stderr = errors.text
     assert process.returncode == 128 + signum, stderr[-2000:]
     assert "Traceback" not in stderr
-    assert f"interrupted by {signum.name}" in stderr
+    assert f"qaexp: interrupted by {signum.name}" in stderr.strip().splitlines()[-1]
     outcome = metrics(run_dir)
     assert outcome["status"] == "interrupted" and outcome["signal"] == signum.name
+    assert "train" not in outcome["seconds"], "the interrupted stage was recorded as finished"
     assert os.path.exists(outcome["checkpoint"] + ".index")
     assert outcome["optimizer_steps"] >= 1
     assert "trainer.resume=true" in outcome["resume"]
     assert not (run_dir / "model").exists() and not (run_dir / "predictions.json").exists()
+    assert not list(run_dir.rglob(".tmp-*")), "a temporary file or directory was left behind"
+    # the tokenizer saved for resuming, before training began, is whole
+    assert (run_dir / "checkpoints" / "tokenizer" / "tokenizer.json").stat().st_size > 0
 
 
 @pytest.mark.slow
