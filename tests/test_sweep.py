@@ -163,14 +163,25 @@ def test_jobs_in_one_process_do_not_leak_into_each_other(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_two_by_two_sweep_with_wandb_and_its_report(tmp_path):
+def test_a_sweep_with_wandb_records_every_job_and_a_failing_job_does_not_stop_it(tmp_path):
+    """Three learning rates (the first invalid) by two seeds: the two jobs of lr=-1 fail with one line each and
+    the sweep goes on; the other four are W&B runs grouped by the sweep, and the report ranks them and lists the
+    failures."""
     sweep_dir = tmp_path / "sweep"
     fake_key = "0123456789abcdef0123456789abcdef01234567"
-    sweep(sweep_dir, "optimizer.lr=1e-3,3e-3", "trainer.seed=1,2", "logger=wandb",
-          env={"WANDB_MODE": "offline", "WANDB_API_KEY": fake_key})
+    result = sweep(sweep_dir, "optimizer.lr=-1,1e-3,3e-3", "trainer.seed=1,2", "logger=wandb",
+                   env={"WANDB_MODE": "offline", "WANDB_API_KEY": fake_key})
+    assert "Traceback" not in result.stderr
 
+    jobs = job_dirs(sweep_dir)
+    assert len(jobs) == 6
+    for job_dir in jobs[:2]:  # lr=-1, seeds 1 and 2
+        failed = metrics(job_dir)
+        assert failed["status"] == "failed" and "optimizer.lr=-1.0 must be > 0" in failed["error"]
+        assert f"qaexp: job {job_dir.name} failed ({job_dir}/metrics.json): optimizer.lr=-1.0 must be > 0" \
+            in result.stderr
     job_settings = []
-    for job_dir in job_dirs(sweep_dir):
+    for job_dir in jobs[2:]:
         result = metrics(job_dir)
         assert result["status"] == "completed" and 0 <= result["f1"] <= 100
         (run,) = offline_runs(str(job_dir))
@@ -192,28 +203,16 @@ def test_two_by_two_sweep_with_wandb_and_its_report(tmp_path):
     assert report.main([str(sweep_dir)]) == 0
     with open(sweep_dir / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 and {row["status"] for row in rows} == {"completed"}
-    assert [float(row["f1"]) for row in rows] == sorted((float(row["f1"]) for row in rows), reverse=True)
-    assert {row["trainer.seed"] for row in rows} == {"1", "2"}
-    assert_valid_png(sweep_dir / "f1_vs_lr.png")
-
-
-@pytest.mark.slow
-def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    result = sweep(sweep_dir, "optimizer.lr=-1,1e-3")
-
-    failed, completed = (metrics(job_dir) for job_dir in job_dirs(sweep_dir))
-    assert failed["status"] == "failed" and "optimizer.lr=-1.0 must be > 0" in failed["error"]
-    assert completed["status"] == "completed"
-    assert f"qaexp: job 0 failed ({sweep_dir / '0'}/metrics.json): optimizer.lr=-1.0 must be > 0" in result.stderr
-    assert "Traceback" not in result.stderr
-
-    assert report.main([str(sweep_dir)]) == 0
+    completed = [row for row in rows if row["status"] == "completed"]
+    assert len(completed) == 4 and rows[:4] == completed  # the completed jobs first, best F1 first
+    assert [float(row["f1"]) for row in completed] == sorted((float(row["f1"]) for row in completed), reverse=True)
+    assert {row["trainer.seed"] for row in completed} == {"1", "2"}
+    assert sorted((row["job"], row["status"]) for row in rows[4:]) == [("0", "failed"), ("1", "failed")]
     markdown = (sweep_dir / "results.md").read_text()
-    assert "## Failed jobs" in markdown and "job 0 (model=tiny, lr=-1): failed: optimizer.lr=-1.0" in markdown
-    with open(sweep_dir / "results.csv", newline="") as f:
-        assert [(row["job"], row["status"]) for row in csv.DictReader(f)] == [("1", "completed"), ("0", "failed")]
+    assert "## Failed jobs" in markdown
+    for job, seed in (0, 1), (1, 2):
+        assert f"job {job} (model=tiny, lr=-1, trainer.seed={seed}): failed: optimizer.lr=-1.0" in markdown
+    assert_valid_png(sweep_dir / "f1_vs_lr.png")
 
 
 @pytest.mark.slow
