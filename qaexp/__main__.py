@@ -14,7 +14,8 @@ import qaexp.config  # noqa: F401  (registers the config schemas)
 from qaexp.cli import report_error
 from qaexp.errors import QAExpError, RunInterrupted, first_line
 from qaexp.run import distributed, hydra_job, preemption, sweep_resume
-from qaexp.run.outcome import METRICS_FILE, signals_as_interrupts
+from qaexp.rundir import METRICS
+from qaexp.run.outcome import signals_as_interrupts
 
 log = logging.getLogger("qaexp")
 
@@ -194,7 +195,7 @@ def _failed_job(err: Exception) -> float:
         _log_to_file_only(f"job {job} failed: {err}")
     else:  # a bug, not a user error: keep the traceback in the job's log
         log.exception("job %s failed", job)
-    print(f"qaexp: job {job} failed ({hydra_cfg.runtime.output_dir}/{METRICS_FILE}): {first_line(err)}",
+    print(f"qaexp: job {job} failed ({hydra_cfg.runtime.output_dir}/{METRICS}): {first_line(err)}",
           file=sys.stderr)
     return float("-inf")
 

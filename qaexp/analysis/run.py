@@ -12,13 +12,11 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from qaexp import rundir
 from qaexp.analysis.questions import Question, build_questions
 from qaexp.errors import InputError
 
 log = logging.getLogger(__name__)
-
-PREDICTIONS_FILE = "predictions.json"
-
 
 @dataclass
 class RunQuestions:
@@ -29,19 +27,13 @@ class RunQuestions:
 
 
 def load_run_questions(run_dir: str) -> RunQuestions:
-    config_path = os.path.join(run_dir, ".hydra", "config.yaml")
-    predictions_path = os.path.join(run_dir, PREDICTIONS_FILE)
-    if not os.path.isfile(config_path):
-        raise InputError(f"{run_dir} is not a qaexp run directory (no .hydra/config.yaml): give the directory a "
-                         "run wrote (outputs/runs/DATE/TIME)")
+    cfg = rundir.read_config(run_dir)
+    predictions_path = os.path.join(run_dir, rundir.PREDICTIONS)
     if not os.path.isfile(predictions_path):
-        raise InputError(f"{run_dir} has no {PREDICTIONS_FILE}: the run did not finish its evaluation; analyse a "
+        raise InputError(f"{run_dir} has no {rundir.PREDICTIONS}: the run did not finish its evaluation; analyse a "
                          "completed run")
-    from omegaconf import OmegaConf
-
     from qaexp.data.squad import load_splits
 
-    cfg = OmegaConf.load(config_path)
     examples = load_splits(cfg.data, with_train=False).validation or []
     predictions = _read_predictions(predictions_path)
     windows = _windows(run_dir, cfg, examples)
@@ -62,7 +54,7 @@ def _read_predictions(path: str) -> dict[str, str]:
 
 def _windows(run_dir: str, cfg, examples: list[dict]) -> Optional[object]:
     """The run's evaluation windows (from the feature cache when present), or None without a saved tokenizer."""
-    model_dir = os.path.join(run_dir, "model")
+    model_dir = os.path.join(run_dir, rundir.MODEL)
     if not os.path.isfile(os.path.join(model_dir, "tokenizer_config.json")):
         log.warning("%s has no saved tokenizer: the context-length and window-boundary slices are left out",
                     model_dir)

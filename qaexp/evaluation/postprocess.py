@@ -42,9 +42,11 @@ class Predictions:
         Infinite null odds (no valid span) are written as ``Infinity``, which Python's json reads.
         """
         os.makedirs(run_dir, exist_ok=True)
-        files = {"predictions.json": self.predictions, "nbest_predictions.json": self.nbest}
+        from qaexp import rundir
+
+        files = {rundir.PREDICTIONS: self.predictions, rundir.NBEST: self.nbest}
         if self.null_odds:
-            files["null_odds.json"] = self.null_odds
+            files[rundir.NULL_ODDS] = self.null_odds
         paths = [os.path.join(run_dir, name) for name in files]
         for path, data in zip(paths, files.values()):
             write_json_atomic(path, data)

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from typing import Optional
 
-CHECKPOINTS = "checkpoints"  # training.state.CHECKPOINT_DIR (not imported: that module imports TensorFlow)
+from qaexp.rundir import CHECKPOINTS
 
 
 def task() -> Optional[tuple[str, int]]:

@@ -11,11 +11,10 @@ from types import SimpleNamespace
 
 from omegaconf import DictConfig
 
+from qaexp import rundir
 from qaexp.output.files import storage_errors
 
 log = logging.getLogger(__name__)
-
-EXTRA_DIR = "extra_eval"
 
 
 def load_extra_sets(data_cfg: DictConfig) -> dict[str, list[dict]]:
@@ -43,7 +42,7 @@ def evaluate_extra_sets(cfg: DictConfig, run_dir: str, model, tokenizer, sets: d
                                     sample_limit=entry.max_eval_samples, split=entry.name)
         evaluation = evaluate(model, records, windows, cfg.trainer.eval_batch_size, tokenizer.pad_token_id, settings)
         with storage_errors(run_dir):
-            evaluation.answers.write(os.path.join(run_dir, EXTRA_DIR, entry.name))
+            evaluation.answers.write(os.path.join(run_dir, rundir.EXTRA_EVAL, entry.name))
         results[entry.name] = {"exact_match": evaluation.scores["exact_match"], "f1": evaluation.scores["f1"],
                                "val_loss": evaluation.loss, "eval_examples": len(records),
                                "eval_windows": len(windows), "version_2_with_negative": bool(version_2),

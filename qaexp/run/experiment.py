@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, ContextManager, Iterator, Optional
 
 from omegaconf import DictConfig
 
+from qaexp import rundir
 from qaexp.config import check_max_length, position_limit, validate
 from qaexp.data.squad import Splits, load_splits
 from qaexp.errors import DataError, HubPushError
 from qaexp.output.files import save_directory_atomic, storage_errors, write_json_atomic
 from qaexp.evaluation.threshold import settle_threshold
 from qaexp.run import evaluation_sets, hub_needs, runtime, tracking
-from qaexp.run.outcome import (METRICS_FILE, Progress, Status, record_failure, record_interrupted,
+from qaexp.run.outcome import (Progress, Status, record_failure, record_interrupted,
                                signals_as_interrupts)
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from qaexp.evaluation.inference import Evaluation
 
 log = logging.getLogger(__name__)
-
-MODEL_DIR = "model"  # the saved model, tokenizer and model card, inside the run directory
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
@@ -70,7 +69,7 @@ class _Run:
 
     @property
     def model_dir(self) -> str:
-        return os.path.join(self.directory, MODEL_DIR)
+        return os.path.join(self.directory, rundir.MODEL)
 
     def stage(self, name: str) -> ContextManager[None]:
         """Times the block as `name` in metrics.json's `seconds`."""
@@ -249,7 +248,7 @@ def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Train
     """Fit with checkpoints in <run dir>/checkpoints, evaluating after every epoch."""
     from qaexp.training import fit
     from qaexp.training.batching import Batcher
-    from qaexp.training.state import CHECKPOINT_DIR, RunState, fit_segments
+    from qaexp.training.state import RunState, fit_segments
 
     cfg, trainer = run.cfg, run.cfg.trainer
     batcher = Batcher(windows, trainer.batch_size, padding=trainer.padding, max_length=cfg.data.max_length,
@@ -259,7 +258,7 @@ def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Train
     steps = len(batcher) if trainer.max_steps is None else min(len(batcher), trainer.max_steps)
     with strategy.scope():
         trainable = fit.compile_for_training(model, cfg.optimizer, trainer, steps * trainer.epochs)
-    state = RunState(os.path.join(run.directory, CHECKPOINT_DIR), model, trainable.optimizer, steps, trainer.epochs,
+    state = RunState(os.path.join(run.directory, rundir.CHECKPOINTS), model, trainable.optimizer, steps, trainer.epochs,
                      every_steps=trainer.checkpoint_every_steps, keep_best=trainer.keep_best,
                      patience=trainer.early_stopping_patience, chief=strategy.extended.should_checkpoint)
     start = state.start(trainer.resume, tokenizer)
@@ -367,7 +366,7 @@ def _publish(run: _Run, summary: dict) -> dict:
     publication = hub.push_run(run.model_dir, run.cfg.hub) if saved and run.cfg.hub.push else None
     record = {**summary, **(publication.record() if publication else {})}
     run.progress.summary = record
-    write_json_atomic(os.path.join(run.directory, METRICS_FILE), record)
+    write_json_atomic(os.path.join(run.directory, rundir.METRICS), record)
     run.tracker.log_results(record, run.model_dir if saved else None)
     log.info("exact_match %.2f f1 %.2f -> %s", record["exact_match"], record["f1"], run.directory)
     if publication is not None and publication.error is not None:

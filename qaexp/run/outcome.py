@@ -15,14 +15,12 @@ from enum import Enum
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
+from qaexp import rundir
 from qaexp.errors import QAExpError, RunInterrupted, TrainingDiverged
 from qaexp.output.files import write_json_atomic
 from qaexp.run.timer import StageTimer
 
 log = logging.getLogger(__name__)
-
-METRICS_FILE = "metrics.json"  # in every run directory, whatever the outcome
-
 
 class Status(str, Enum):
     """A run's `status` in metrics.json (`incomplete`: a job directory without one, as the report sees it)."""
@@ -94,7 +92,7 @@ def record_failure(run_dir: str, progress: Progress, err: Exception) -> None:
 
 def load_outcome(run_dir: str) -> dict:
     """What metrics.json in `run_dir` holds; OSError or ValueError (with the reason) when it cannot be read."""
-    with open(os.path.join(run_dir, METRICS_FILE), encoding="utf-8") as f:
+    with open(os.path.join(run_dir, rundir.METRICS), encoding="utf-8") as f:
         outcome = json.load(f)
     if not isinstance(outcome, dict):
         raise ValueError("not a JSON object")
@@ -111,6 +109,6 @@ def read_outcome(run_dir: str) -> Optional[dict]:
 
 def write_outcome(run_dir: str, outcome: dict) -> None:
     try:
-        write_json_atomic(os.path.join(run_dir, METRICS_FILE), outcome)
+        write_json_atomic(os.path.join(run_dir, rundir.METRICS), outcome)
     except QAExpError as err:  # e.g. disk full: keep the error that ended the run as the one reported
         log.error("could not record the run's outcome: %s", err)

@@ -14,13 +14,13 @@ from typing import Optional
 
 from omegaconf import DictConfig
 
+from qaexp import rundir
 from qaexp.output.files import write_json_atomic
 from qaexp.run import hydra_job
 from qaexp.run.outcome import Status, read_outcome
 
 log = logging.getLogger(__name__)
 
-JOB_FILE = "job.json"  # in each sweep job's directory: the overrides it ran with
 _HOW_RUN = ("trainer.resume",)  # overrides that do not change what a job trains
 
 
@@ -44,7 +44,7 @@ def completed_before(cfg: DictConfig, job_dir: str) -> Optional[dict]:
     overrides starts afresh (trainer.resume is set to false for it); an interrupted or killed one resumes.
     """
     overrides = job_overrides()
-    earlier = _read_json(os.path.join(job_dir, JOB_FILE))
+    earlier = _read_json(os.path.join(job_dir, rundir.JOB))
     metrics = read_outcome(job_dir)
     if earlier is not None and earlier.get("overrides") != overrides:
         log.warning("job %s: its directory holds a run of other overrides (%s): starting afresh", job_dir,
@@ -56,10 +56,10 @@ def completed_before(cfg: DictConfig, job_dir: str) -> Optional[dict]:
     elif metrics and metrics.get("status") in (Status.FAILED, Status.DIVERGED):
         log.info("job %s %s before: running it again from the start", job_dir, metrics["status"])
         cfg.trainer.resume = False
-    write_json_atomic(os.path.join(job_dir, JOB_FILE), {"overrides": overrides})
+    write_json_atomic(os.path.join(job_dir, rundir.JOB), {"overrides": overrides})
     return None
 
 
 def record_job(job_dir: str) -> None:
     """Note the overrides a sweep job runs with, for a later `trainer.resume=true` of the sweep."""
-    write_json_atomic(os.path.join(job_dir, JOB_FILE), {"overrides": job_overrides()})
+    write_json_atomic(os.path.join(job_dir, rundir.JOB), {"overrides": job_overrides()})

@@ -2,7 +2,7 @@
 
 experiment.run opens a tracker with `start(cfg, run_dir)`; its Keras callback logs the per-step training loss
 and learning rate and the per-epoch validation loss, EM and F1; the final metrics go to the run summary.
-metrics.json (outcome.METRICS_FILE) is written by experiment.run whatever the backend.
+metrics.json (rundir.METRICS) is written by experiment.run whatever the backend.
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
+from qaexp import rundir
 from qaexp.data import window_rule
 from qaexp.errors import QAExpError
 
@@ -29,14 +30,11 @@ def check_model_dir(model_dir: str) -> None:
                          "of a qaexp run (RUN_DIR/model) or any directory written by save_pretrained")
 
 
-SETTINGS_FILE = "qaexp.json"  # beside the weights: the settings inference needs, written by the run
-
-
 def write_inference_settings(model_dir: str, data_cfg, threshold: float, threshold_source: str) -> str:
     """model_dir/qaexp.json: the window and answer settings the model was evaluated with, its no-answer threshold."""
     from qaexp.output.files import write_json_atomic
 
-    path = os.path.join(model_dir, SETTINGS_FILE)
+    path = os.path.join(model_dir, rundir.SETTINGS)
     write_json_atomic(path, {"max_length": int(data_cfg.max_length), "doc_stride": int(data_cfg.doc_stride),
                              "max_answer_length": int(data_cfg.max_answer_length),
                              "version_2_with_negative": bool(data_cfg.version_2_with_negative),
@@ -49,7 +47,7 @@ def saved_settings(model_dir: str) -> dict:
     """The DEFAULTS keys of model_dir/qaexp.json; {} when the model has none (older runs, other tools' models)."""
     import json
 
-    path = os.path.join(model_dir, SETTINGS_FILE)
+    path = os.path.join(model_dir, rundir.SETTINGS)
     if not os.path.isfile(path):
         return {}
     try:
@@ -60,21 +58,14 @@ def saved_settings(model_dir: str) -> dict:
     return {key: saved[key] for key in DEFAULTS if saved.get(key) is not None}
 
 
-def run_config_path(model_dir: str) -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(model_dir)), ".hydra", "config.yaml")
-
-
 def trained_settings(model_dir: str) -> dict:
     """The DEFAULTS keys found in the data section of the model's run config; {} when there is no run config."""
     from omegaconf import OmegaConf
 
-    path = run_config_path(model_dir)
-    if not os.path.isfile(path):
+    config = rundir.read_config(os.path.dirname(os.path.abspath(model_dir)), optional=True)
+    if config is None:
         return {}
-    try:
-        data = OmegaConf.to_container(OmegaConf.load(path)).get("data") or {}
-    except Exception as err:  # a broken YAML file: say which, in one line
-        raise QAExpError(f"cannot read the run config {path}: {str(err).strip().splitlines()[0]}") from err
+    data = OmegaConf.to_container(config).get("data") or {}
     return {key: data[key] for key in DEFAULTS if data.get(key) is not None}
 
 

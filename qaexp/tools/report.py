@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import re
 import sys
@@ -18,13 +17,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Optional
 
-import yaml
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import OmegaConf
 
+from qaexp import rundir
 from qaexp.cli import report_error
 from qaexp.errors import QAExpError, ReportError
 from qaexp.output.files import atomic_file, storage_errors, write_text_atomic
-from qaexp.run.outcome import METRICS_FILE, Status, load_outcome
+from qaexp.run.outcome import Status, load_outcome
 from qaexp.tools import report_plots, seed_stats
 
 OWN_COLUMNS = ("model", "optimizer.lr")  # overrides shown in their own columns
@@ -65,13 +64,13 @@ def find_job_dirs(paths: list[str]) -> list[str]:
         if not os.path.isdir(path):
             raise ReportError(f"{path} is not a directory")
         for root, dirs, _ in os.walk(path):
-            if os.path.isfile(os.path.join(root, ".hydra", "config.yaml")):
+            if rundir.is_run_directory(root):
                 found.append(root)
                 dirs.clear()  # a job directory holds no further jobs
             else:
                 dirs.sort(key=_natural_key)
     if not found:
-        raise ReportError(f"no job directories (with .hydra/config.yaml) under {', '.join(paths)}")
+        raise ReportError(f"no job directories (with {rundir.CONFIG}) under {', '.join(paths)}")
     return found
 
 
@@ -79,35 +78,18 @@ def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def _damaged(path: str, err: Exception) -> ReportError:
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return ReportError(f"{path} is damaged ({reason}): restore it, or move its job directory out of the report's "
-                       "directories")
-
-
-def _read_yaml(path: str, kind: type):
-    """A job's or sweep's YAML file as `kind` (DictConfig or ListConfig), or one line naming the damaged file."""
-    try:
-        content = OmegaConf.load(path)
-    except (OSError, ValueError, yaml.YAMLError) as err:
-        raise _damaged(path, err) from None
-    if not isinstance(content, kind):
-        raise _damaged(path, TypeError("not a mapping of settings" if kind is DictConfig else "not a list"))
-    return content
-
-
 def load_job(path: str, root: str) -> Job:
-    config = _read_yaml(os.path.join(path, ".hydra", "config.yaml"), DictConfig)
+    config = rundir.read_config(path)
     lr = OmegaConf.select(config, "optimizer.lr", throw_on_resolution_failure=False)
     job = Job(path=path, name=os.path.relpath(path, root) if path != root else os.path.basename(path),
               model=_model_name(path, config), lr=float(lr) if lr is not None else None,
-              overrides=_read_overrides(os.path.join(path, ".hydra", "overrides.yaml")))
-    metrics_path = os.path.join(path, METRICS_FILE)
+              overrides=_read_overrides(os.path.join(path, rundir.OVERRIDES)))
+    metrics_path = os.path.join(path, rundir.METRICS)
     if os.path.isfile(metrics_path):
         try:
             metrics = load_outcome(path)
         except (OSError, ValueError) as err:
-            raise _damaged(metrics_path, err) from None
+            raise rundir.damaged(metrics_path, err) from None
         job.status = metrics.get("status", Status.COMPLETED)
         job.exact_match, job.f1, job.val_loss = metrics.get("exact_match"), metrics.get("f1"), metrics.get("val_loss")
         job.train_seconds = (metrics.get("seconds") or {}).get("train")
@@ -119,9 +101,9 @@ def load_job(path: str, root: str) -> Job:
 
 def _model_name(path: str, config) -> str:
     """The model config group chosen (hydra.yaml), else the checkpoint."""
-    hydra_yaml = os.path.join(path, ".hydra", "hydra.yaml")
+    hydra_yaml = os.path.join(path, rundir.HYDRA)
     if os.path.isfile(hydra_yaml):
-        choice = OmegaConf.select(_read_yaml(hydra_yaml, DictConfig), "hydra.runtime.choices.model",
+        choice = OmegaConf.select(rundir.read_yaml(hydra_yaml), "hydra.runtime.choices.model",
                                   throw_on_resolution_failure=False)
         if choice:
             return str(choice)
@@ -134,7 +116,7 @@ def _read_overrides(path: str) -> dict[str, str]:
 
     if not os.path.isfile(path):
         return {}
-    parsed = OverridesParser.create().parse_overrides(list(_read_yaml(path, ListConfig)))
+    parsed = OverridesParser.create().parse_overrides(list(rundir.read_yaml(path, "list")))
     return {o.key_or_group: o.get_value_element_as_str() if not o.is_delete() else "~" for o in parsed}
 
 
@@ -212,7 +194,7 @@ def sweep_command(paths: list[str]) -> Optional[str]:
     multirun = os.path.join(paths[0], "multirun.yaml")
     if len(paths) != 1 or not os.path.isfile(multirun):
         return None
-    overrides = OmegaConf.select(_read_yaml(multirun, DictConfig), "hydra.overrides.task", default=None)
+    overrides = OmegaConf.select(rundir.read_yaml(multirun), "hydra.overrides.task", default=None)
     return "python -m qaexp -m " + " ".join(overrides) if overrides else None
 
 

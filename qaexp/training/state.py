@@ -23,18 +23,16 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from qaexp import rundir
 from qaexp.errors import CheckpointError, first_line
 from qaexp.output.files import save_directory_atomic, storage_errors
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
-TOKENIZER_DIR = "tokenizer"  # inside CHECKPOINT_DIR: what a resumed run tokenises with
-
 
 def saved_tokenizer(run_dir: str):
     """The tokenizer saved with the run's checkpoints, if there is one (a damaged one is a CheckpointError)."""
-    path = os.path.join(run_dir, CHECKPOINT_DIR, TOKENIZER_DIR)
+    path = os.path.join(run_dir, rundir.CHECKPOINTS, rundir.TOKENIZER)
     if not os.path.isdir(path):
         return None
     from transformers import AutoTokenizer
@@ -124,7 +122,7 @@ class RunState:
             from qaexp.model.build import without_call_state
 
             with without_call_state(tokenizer):
-                save_directory_atomic(os.path.join(self.directory, TOKENIZER_DIR), tokenizer.save_pretrained)
+                save_directory_atomic(os.path.join(self.directory, rundir.TOKENIZER), tokenizer.save_pretrained)
         return self.step
 
     @property
