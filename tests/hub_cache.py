@@ -21,10 +21,17 @@ library default) and a tokenizer of the real kind trained here on synthetic text
     xlm-roberta   SentencePiece sentencepiece.bpe.model     model.safetensors + tf_model.h5
     albert        SentencePiece spiece.model (uncased)      model.safetensors + tf_model.h5
     deberta-v2    SentencePiece spm.model, NO tokenizer.json tf_model.h5 + pytorch_model.bin placeholder
+    modernbert    byte-level BPE tokenizer.json only        model.safetensors (no TF class ever existed)
+                  (answerdotai/ModernBERT-*), or Gemma-style
+                  BPE with byte fallback (jhu-clsp/mmBERT-*)
+
+A family's usual tokenizer can differ by checkpoint (CHECKPOINT_TOKENIZERS): mmBERT is model_type modernbert with
+Gemma 2's tokenizer, so its entries get their own built source.
 
 The checkpoints are base (pretraining) checkpoints, not QA models: encoder tensors under the base prefix
-(`bert.`, `roberta.`, `deberta.`, ...), the pretraining head (`cls.predictions.*`, `lm_head.*`,
-`discriminator_predictions.*`, `predictions.*`, `vocab_transform`/`vocab_projector`) and, where the real
+(`bert.`, `roberta.`, `deberta.`, `model.`, ...), the pretraining head (`cls.predictions.*`, `lm_head.*`,
+`discriminator_predictions.*`, `predictions.*`, `vocab_transform`/`vocab_projector`, ModernBERT's `head.*` and
+`decoder.bias`) and, where the real
 checkpoints have one, the pooler; no `qa_outputs`. No TensorFlow model class and no torch builds them: the
 encoder's PyTorch names and shapes come from qaexp's own Keras 3 model of the family
 (`qaexp.model.families.build_qa_model` + `export_weights`), the values from NumPy, and each file is written
@@ -93,13 +100,20 @@ def _albert_head(h, e, v):  # ALBERT's MLM head projects back to the factorised 
             "predictions.LayerNorm.weight": (e,), "predictions.LayerNorm.bias": (e,), "predictions.decoder.bias": (v,)}
 
 
+def _modernbert_head(h, e, v):
+    # ModernBertForMaskedLM: `head.{dense,norm}` (bias-free in the released configs) and the decoder's bias; the
+    # decoder weight is the tied embedding table, which the saved file holds once (as the encoder's). A QA model
+    # of the family has the same `head` (transformers' ModernBertForQuestionAnswering), so it loads these two.
+    return {"head.dense.weight": (h, h), "head.norm.weight": (h,), "decoder.bias": (v,)}
+
+
 def _pooler(name: str) -> HeadShapes:  # bert-base-*, roberta-*, xlm-roberta-*, albert-*: a pooler no QA model uses
     return lambda h, e, v: {f"{name}.weight": (h, h), f"{name}.bias": (h,)}
 
 
 @dataclass(frozen=True)
 class Family:
-    tokenizer: str  # wordpiece | byte_bpe | spm_xlmr | spm_albert | spm_deberta
+    tokenizer: str  # wordpiece | byte_bpe | spm_xlmr | spm_albert | spm_deberta (gemma_bpe: CHECKPOINT_TOKENIZERS)
     architecture: str  # config.json's `architectures` on the hub (the PyTorch pretraining class)
     tf_scope: str  # the scope TF `save_pretrained` named weights with: the TF pretraining class, snake-cased
     heads: tuple[HeadShapes, ...]  # pretraining head and pooler tensors beside the encoder's
@@ -136,7 +150,17 @@ FAMILIES = {
     "deberta-v2": Family("spm_deberta", "DebertaV2ForMaskedLM", "tf_deberta_v2_for_masked_lm",
                          (_mlm_transform_head("cls.predictions"),), ("tf_model.h5", "pytorch_model.bin"),
                          fast_class="DebertaV2TokenizerFast", tf_shared={"cls": "deberta.embeddings."}),
+    # answerdotai/ModernBERT-*: model.safetensors only (transformers never had a TF ModernBERT: no tf_model.h5;
+    # tf_scope only names the layout the h5 reader tests write). transformers 5 loads every modernbert repo's
+    # tokenizer.json with its generic tokenizers-backed class, whatever tokenizer_config.json names.
+    "modernbert": Family("byte_bpe", "ModernBertForMaskedLM", "tf_modern_bert_for_masked_lm", (_modernbert_head,),
+                         ("model.safetensors",), fast_class="PreTrainedTokenizerFast"),
 }
+
+# Checkpoints whose tokenizer is not their family's usual one: {repo id prefix: tokenizer kind}.
+CHECKPOINT_TOKENIZERS = {"jhu-clsp/mmBERT-": "gemma_bpe"}  # mmBERT: ModernBERT with Gemma 2's tokenizer
+# Families whose real repos ship tf_model.h5 (the h5 format tests apply to them only).
+H5_FAMILIES = [name for name, spec in FAMILIES.items() if "tf_model.h5" in spec.weights]
 
 # Tokenizer kinds of the label-recovery test: (kind, uncased, a family that uses it).
 TOKENIZER_KINDS = {
@@ -146,6 +170,8 @@ TOKENIZER_KINDS = {
     "sentencepiece-albert": ("spm_albert", True, "albert"),
     "sentencepiece-deberta-v3": ("spm_deberta", False, "deberta-v2"),
     "sentencepiece-xlm-r": ("spm_xlmr", False, "xlm-roberta"),
+    "byte-level-bpe-modernbert": ("byte_bpe", False, "modernbert"),  # [CLS]/[SEP] template, offsets untrimmed
+    "gemma-bpe-mmbert": ("gemma_bpe", False, "modernbert"),  # "▁" for spaces, byte fallback, no pre-tokenizer
 }
 
 HIDDEN, LAYERS, HEADS, INTERMEDIATE = 32, 2, 2, 64
@@ -162,10 +188,16 @@ class Entry:
     checkpoint: str
     family: str
     uncased: bool
+    tokenizer: str = ""  # the tokenizer kind where it is not the family's usual one (CHECKPOINT_TOKENIZERS)
 
     @property
     def source_key(self) -> str:  # entries with the same key share one built model and tokenizer
-        return f"{self.family}-{'uncased' if self.uncased else 'cased'}"
+        kind = f"{self.tokenizer}-" if self.tokenizer else ""
+        return f"{self.family}-{kind}{'uncased' if self.uncased else 'cased'}"
+
+    @property
+    def tokenizer_kind(self) -> str:
+        return self.tokenizer or FAMILIES[self.family].tokenizer
 
 
 def hub_entries(conf_dir: pathlib.Path = MODEL_CONF) -> list[Entry]:
@@ -181,7 +213,8 @@ def hub_entries(conf_dir: pathlib.Path = MODEL_CONF) -> list[Entry]:
             raise ValueError(f"{path.name}: family {family!r} has no test model in tests/hub_cache.py "
                              f"(known: {', '.join(sorted(FAMILIES))}); add it to FAMILIES")
         uncased = bool(data.get("lowercase")) or "uncased" in checkpoint.lower() or FAMILIES[family].uncased
-        entries.append(Entry(path.stem, checkpoint, family, uncased))
+        tokenizer = next((kind for prefix, kind in CHECKPOINT_TOKENIZERS.items() if checkpoint.startswith(prefix)), "")
+        entries.append(Entry(path.stem, checkpoint, family, uncased, tokenizer))
     return entries
 
 
@@ -290,15 +323,20 @@ def _wordpiece_vocab(texts: Iterable[str], uncased: bool, size: int) -> list[str
     return vocab + ranked[: max(0, size - len(vocab))]
 
 
-def _byte_bpe(texts: Iterable[str], merges_wanted: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """GPT-2/RoBERTa byte-level BPE (vocab.json, merges.txt) learnt with a deterministic tie-break (the most
-    frequent pair, then the smallest pair), on words pre-tokenised by tokenizers' ByteLevel pre-tokenizer."""
+def _byte_level_merges(texts: Iterable[str], merges_wanted: int) -> list[tuple[str, str]]:
+    """BPE merges over words pre-tokenised by tokenizers' ByteLevel pre-tokenizer (GPT-2, RoBERTa, OLMo)."""
     from tokenizers import pre_tokenizers
 
     pre = pre_tokenizers.ByteLevel(add_prefix_space=False)
     counts = Counter()
     for text in texts:
         counts.update(w for w, _ in pre.pre_tokenize_str(text))
+    return _learn_merges(counts, merges_wanted)
+
+
+def _learn_merges(counts: Counter, merges_wanted: int) -> list[tuple[str, str]]:
+    """BPE merges learnt from {word: count} (each word starts as its characters) with a deterministic tie-break
+    (the most frequent pair, then the smallest pair), unlike the `tokenizers` trainer's hash order."""
     words = [list(w) for w in sorted(counts)]
     freq = [counts[w] for w in sorted(counts)]
     pairs: Counter = Counter()
@@ -339,6 +377,14 @@ def _byte_bpe(texts: Iterable[str], merges_wanted: int) -> tuple[dict[str, int],
         for p in changed:
             if pairs.get(p, 0) > 0:
                 heapq.heappush(heap, (-pairs[p], p))
+    return merges
+
+
+def _byte_bpe(texts: Iterable[str], merges_wanted: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """GPT-2/RoBERTa byte-level BPE (vocab.json, merges.txt) with RoBERTa's special tokens."""
+    from tokenizers import pre_tokenizers
+
+    merges = _byte_level_merges(texts, merges_wanted)
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     tokens = ["<s>", "<pad>", "</s>", "<unk>"] + alphabet + [a + b for a, b in merges]
     vocab: dict[str, int] = {}
@@ -370,6 +416,81 @@ def _sentencepiece(texts: list[str], kind: str, size: int) -> bytes:
     return buffer.getvalue()
 
 
+def _modernbert_tokenizer(texts: list[str], size: int):
+    """answerdotai/ModernBERT-*'s tokenizer.json: OLMo's byte-level BPE (NFC, the ByteLevel pre-tokenizer without a
+    prefix space, GPT-NeoX's <|endoftext|> and <|padding|> first) with BERT's special tokens appended ([MASK]
+    taking the space before it) and a `[CLS] A [SEP] B [SEP]` template. A template post-processor does not trim
+    offsets as RoBERTa's ByteLevel one does: a word's token covers the space before it ("ĠVelmont")."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    merges = _byte_level_merges(texts, size)
+    tokens = ["<|endoftext|>", "<|padding|>", *sorted(pre_tokenizers.ByteLevel.alphabet()),
+              *(a + b for a, b in merges), *MODERNBERT_SPECIAL]
+    vocab: dict[str, int] = {}
+    for token in tokens:
+        vocab.setdefault(token, len(vocab))
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A:0 [SEP]", pair="[CLS] $A:0 [SEP] $B:0 [SEP]",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    tokenizer.add_special_tokens([AddedToken("<|endoftext|>", special=True), AddedToken("<|padding|>", special=True),
+                                  *(AddedToken(t, special=True, lstrip=t == "[MASK]") for t in MODERNBERT_SPECIAL)])
+    return tokenizer
+
+
+def _gemma_tokenizer(texts: list[str], size: int):
+    """jhu-clsp/mmBERT-*'s tokenizer.json, Gemma 2's kind: BPE learnt on SentencePiece-style pieces (a space is
+    "▁", marking the start of the next piece; no prefix space), run on the whole normalised text (no
+    pre-tokenizer), characters outside the vocabulary as byte tokens <0xNN> (byte fallback); special tokens
+    <pad> <eos> <bos> <unk> <mask> first, as in Gemma's vocabulary; `<bos> A <eos> B <eos>` around a pair
+    (mmBERT's exact pair template: unconfirmed)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    pieces = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")
+    counts = Counter()
+    for text in texts:
+        counts.update(w for w, _ in pieces.pre_tokenize_str(text))
+    merges = _learn_merges(counts, size)
+    tokens = [*GEMMA_SPECIAL, *(f"<0x{b:02X}>" for b in range(256)), *sorted({c for w in counts for c in w}),
+              *(a + b for a, b in merges)]
+    vocab: dict[str, int] = {}
+    for token in tokens:
+        vocab.setdefault(token, len(vocab))
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tokenizer.normalizer = normalizers.Replace(" ", "▁")
+    tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<bos> $A:0 <eos>", pair="<bos> $A:0 <eos> $B:0 <eos>",
+        special_tokens=[("<bos>", vocab["<bos>"]), ("<eos>", vocab["<eos>"])])
+    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in GEMMA_SPECIAL])
+    return tokenizer
+
+
+MODERNBERT_SPECIAL = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+GEMMA_SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+# tokenizer_config.json and special_tokens_map.json of the two tokenizer.json-only kinds. Both repos' configs
+# allow 8,192 tokens; mmBERT's tokenizer_class is unconfirmed (transformers 5 ignores it for model_type modernbert).
+TOKENIZER_JSON_KINDS = {
+    "byte_bpe_modernbert": (_modernbert_tokenizer, dict(cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+                                                        mask_token="[MASK]", unk_token="[UNK]")),
+    "gemma_bpe": (_gemma_tokenizer, dict(bos_token="<bos>", eos_token="<eos>", cls_token="<bos>", sep_token="<eos>",
+                                         pad_token="<pad>", mask_token="<mask>", unk_token="<unk>")),
+}
+
+
+def _write_tokenizer_json(kind: str, texts: list[str], directory: pathlib.Path, size: int) -> list[str]:
+    build, special = TOKENIZER_JSON_KINDS[kind]
+    build(texts, size).save(str(directory / "tokenizer.json"))
+    config = {**special, "clean_up_tokenization_spaces": True, "model_input_names": ["input_ids", "attention_mask"],
+              "model_max_length": 8192, "tokenizer_class": "PreTrainedTokenizerFast"}
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    (directory / "special_tokens_map.json").write_text(json.dumps(special, indent=2, sort_keys=True))
+    return ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+
 def tokenizer_class(family: str) -> type:
     """The fast (tokenizers-backed) tokenizer class of `family`. transformers 5 keeps the `...TokenizerFast` names
     as aliases of its tokenizers-backed `...Tokenizer` classes (ELECTRA's is BertTokenizer), so the same name
@@ -387,6 +508,10 @@ def write_tokenizer(kind: str, texts: list[str], directory: os.PathLike, uncased
     directory.mkdir(parents=True, exist_ok=True)
     family = family or next(f for f, spec in FAMILIES.items() if spec.tokenizer == kind)
     fast_class = tokenizer_class(family)
+    if kind == "byte_bpe" and family == "modernbert" or kind == "gemma_bpe":
+        # the repo holds tokenizer.json as its tokenizer (no vocab.json / merges.txt / SentencePiece model)
+        kind = "byte_bpe_modernbert" if kind == "byte_bpe" else kind
+        return read_dir(directory, _write_tokenizer_json(kind, texts, directory, size))
     work = directory / ".work"
     work.mkdir(exist_ok=True)
     if kind == "wordpiece":
@@ -460,6 +585,15 @@ def model_config(family: str, vocab_size: int, special: Mapping[str, int]):
                                       position_buckets=256, norm_rel_ebd="layer_norm", share_att_key=True,
                                       pos_att_type=["p2c", "c2p"], max_relative_positions=-1,
                                       position_biased_input=False, type_vocab_size=0, layer_norm_eps=1e-7)
+    elif family == "modernbert":  # answerdotai/ModernBERT-base's config.json, scaled down (8,192 positions: rotary)
+        config = AutoConfig.for_model("modernbert", vocab_size=vocab_size, hidden_size=HIDDEN,
+                                      num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                                      intermediate_size=INTERMEDIATE, max_position_embeddings=8192,
+                                      hidden_activation="gelu", pad_token_id=special.get("pad", 0),
+                                      bos_token_id=special.get("bos"), cls_token_id=special.get("bos"),
+                                      eos_token_id=special.get("eos"), sep_token_id=special.get("eos"),
+                                      global_attn_every_n_layers=3, local_attention=128, global_rope_theta=160000.0,
+                                      local_rope_theta=10000.0)
     else:
         raise ValueError(f"no test model for family {family!r}")
     config.architectures = [FAMILIES[family].architecture]  # what the hub's config.json says
@@ -782,6 +916,15 @@ def write_config(family: str, directory: os.PathLike):
     special = {"pad": tokenizer.pad_token_id, "bos": tokenizer.cls_token_id, "eos": tokenizer.sep_token_id}
     config = model_config(family, len(tokenizer), special)
     config.save_pretrained(str(directory))
+    if family == "modernbert":
+        # The released repos' config.json was written by transformers 4.4x: the old attention/rotary keys
+        # (global_attn_every_n_layers, global/local_rope_theta), not transformers 5's layer_types / rope_parameters.
+        path = directory / "config.json"
+        saved = json.loads(path.read_text())
+        for key in ("layer_types", "rope_parameters"):
+            saved.pop(key, None)
+        saved.update(global_attn_every_n_layers=3, global_rope_theta=160000.0, local_rope_theta=10000.0)
+        path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     return config
 
 
@@ -792,9 +935,10 @@ def write_weights(source: Source) -> None:
     (source.directory / "pytorch_model.bin").write_bytes(PYTORCH_BIN_PLACEHOLDER)
 
 
-def build_source(key: str, family: str, uncased: bool, directory: pathlib.Path, texts: list[str]) -> Source:
-    spec = FAMILIES[family]
-    tokenizer_files = list(write_tokenizer(spec.tokenizer, texts, directory, uncased=uncased, family=family))
+def build_source(key: str, family: str, uncased: bool, directory: pathlib.Path, texts: list[str],
+                 tokenizer: str = "") -> Source:
+    kind = tokenizer or FAMILIES[family].tokenizer
+    tokenizer_files = list(write_tokenizer(kind, texts, directory, uncased=uncased, family=family))
     config = write_config(family, directory)
     source = Source(key, family, uncased, directory, tokenizer_files,
                     pretraining_tensors(family, config, source_seed(key)),
@@ -812,7 +956,8 @@ def build_hub(hf_home: os.PathLike, workdir: os.PathLike, entries: list[Entry] |
     for entry in entries:
         if entry.source_key not in sources:
             sources[entry.source_key] = build_source(entry.source_key, entry.family, entry.uncased,
-                                                     pathlib.Path(workdir) / entry.source_key, texts)
+                                                     pathlib.Path(workdir) / entry.source_key, texts,
+                                                     entry.tokenizer)
         snapshots[entry.checkpoint] = cache.add_snapshot(entry.checkpoint, sources[entry.source_key].files())
     return HubBuild(pathlib.Path(hf_home), entries, sources, snapshots)
 

@@ -114,6 +114,29 @@ def test_checkpoint_models_skip_the_architecture_limit():
     validate(composed(["model=bert-base-cased", "data=synthetic", "data.max_length=1024", "data.doc_stride=128"]))
 
 
+def test_modernbert_windows_reach_8192_tokens_and_no_further():
+    """ModernBERT and mmBERT take data.max_length up to their 8,192 positions (rotary: no reserved positions); one
+    more is refused with one line naming the limit, by the check a run makes once the model is loaded."""
+    from transformers import AutoConfig
+
+    from qaexp.model.families import build_qa_model
+    from qaexp.run.experiment import _check_model_limit
+
+    # ModernBERT-base's position limit on a model small enough to build in a moment
+    model = build_qa_model(AutoConfig.for_model("modernbert", vocab_size=64, hidden_size=16, num_hidden_layers=1,
+                                                num_attention_heads=2, intermediate_size=16,
+                                                max_position_embeddings=8192, pad_token_id=0).to_dict())
+    at_limit = composed(["model=modernbert-base", "data=synthetic", "data.max_length=8192", "data.doc_stride=1024"])
+    validate(at_limit)
+    _check_model_limit(at_limit, model)
+    above = composed(["model=modernbert-base", "data=synthetic", "data.max_length=8193", "data.doc_stride=1024"])
+    validate(above)  # the limit is the checkpoint's: known once its config is loaded
+    with pytest.raises(ConfigError) as caught:
+        _check_model_limit(above, model)
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1 and "data.max_length=8193" in message and "[1, 8192]" in message, message
+
+
 def test_trust_remote_code_is_off_unless_turned_on():
     for option in (path.stem for path in (CONF / "model").glob("*.yaml")):
         assert composed([f"model={option}"]).model.trust_remote_code is False

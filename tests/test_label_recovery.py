@@ -1,8 +1,9 @@
 """Answer labels survive tokenisation on real SQuAD for every tokenizer family of the model group.
 
-For each tokenizer kind (WordPiece cased and uncased, RoBERTa's byte-level BPE, and SentencePiece as ALBERT,
-DeBERTa-v3 (fast tokenizer converted from spm.model at load time) and XLM-R use it), trained here on the SQuAD
-dev contexts with the same code as the hub-cache fixture and loaded by qaexp's own tokenizer loader:
+For each tokenizer kind (WordPiece cased and uncased, RoBERTa's byte-level BPE, SentencePiece as ALBERT, DeBERTa-v3
+(fast tokenizer converted from spm.model at load time) and XLM-R use it, ModernBERT's byte-level BPE behind a
+[CLS]/[SEP] template that leaves offsets untrimmed, and mmBERT's Gemma-style BPE with byte fallback), trained here
+on the SQuAD dev contexts with the same code as the hub-cache fixture and loaded by qaexp's own tokenizer loader:
 
 * qaexp's windowing (features.tokenize_windows, 384/128) labels windows whose labelled tokens' offsets cut the
   gold answer, after SQuAD normalisation, on >= 99% of labelled windows, and the cut keeps the answer's first

@@ -132,8 +132,9 @@ def _usage(cfg: DictConfig, summary: dict) -> str:
     """The card's snippet: transformers (PyTorch) as it is today. Since transformers 5.3 there is no
     "question-answering" pipeline, so the snippet scores spans itself, by qaexp's rule (evaluation/postprocess.py)
     for one window: the best start + end logit over spans of context tokens at most max_answer_length tokens long,
-    the text cut from the context by the tokenizer's offsets; under SQuAD v2, no answer when the [CLS] score beats it
-    by more than the model's threshold. tests/fixtures/parity/check_saved_models.py runs it as written."""
+    the text cut from the context by the tokenizer's offsets, from its first non-space character; under SQuAD v2, no
+    answer when the [CLS] score beats it by more than the model's threshold.
+    tests/fixtures/parity/check_saved_models.py runs it as written."""
     data = cfg.data
     lines = ["import torch  # pip install transformers torch",
              "from transformers import AutoModelForQuestionAnswering, AutoTokenizer", "",
@@ -153,7 +154,9 @@ def _usage(cfg: DictConfig, summary: dict) -> str:
              f"valid = in_context[:, None] & in_context[None, :] & (length >= 0) & (length < {data.max_answer_length})",
              "best = int(scores.masked_fill(~valid, -1e9).argmax())",
              "start, end = divmod(best, len(in_context))",
-             "answer = context[int(offsets[start][0]):int(offsets[end][1])]"]
+             "# .lstrip(): byte-level BPE and SentencePiece offsets cover the space before a word; qaexp's answers",
+             "# start at its first character",
+             "answer = context[int(offsets[start][0]):int(offsets[end][1])].lstrip()"]
     if data.version_2_with_negative:
         threshold = (summary.get("null_threshold") or {}).get("value", data.null_score_diff_threshold)
         lines += [f"THRESHOLD = {threshold!r}  # the no-answer threshold this model carries (MODEL_DIR/qaexp.json)",
