@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "qaexp-windows-v2"  # v2: a directory of memory-mapped columns  # change when windows.tokenize_windows' output changes for the same input
 TOKENIZER_FORMAT = "qaexp-tokenizer-2"  # 2: vocabularies learned by model/wordpiece.py (deterministic)
-LABEL_ARRAYS = ("start_positions", "end_positions", "example_index", "cls_index")
+LABEL_ARRAYS = windows.LABEL_COLUMNS  # the label columns a Windows holds, one per window
 
 
 def windows_for(records: list[dict], tokenizer, max_length: int, doc_stride: int, cache_dir: Optional[str], *,

@@ -118,7 +118,7 @@ class Windows:
             rows.release_pages()
 
 
-_LABEL_COLUMNS = ("start_positions", "end_positions", "example_index", "cls_index")
+LABEL_COLUMNS = ("start_positions", "end_positions", "example_index", "cls_index")
 
 
 def tokenize_windows(examples: list[dict], tokenizer, max_length: int, doc_stride: int,
@@ -264,7 +264,7 @@ def _cls_position(input_ids: list[int], cls_token_id) -> int:
 def concat_windows(parts: list[Windows], input_names) -> Windows:
     names = [name for name in input_names if parts and name in parts[0].inputs]
     inputs = {name: Rows.concat([part.inputs[name] for part in parts]) for name in names}
-    labels = {name: _concat_column([getattr(part, name) for part in parts]) for name in _LABEL_COLUMNS}
+    labels = {name: _concat_column([getattr(part, name) for part in parts]) for name in LABEL_COLUMNS}
     offsets = Rows.concat([part.offsets for part in parts]) if parts else Rows(np.zeros((0, 2), np.int32),
                                                                                 np.zeros(1, np.int64))
     return Windows(inputs=inputs, offsets=offsets, **labels)
