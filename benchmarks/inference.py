@@ -100,7 +100,8 @@ def qaexp_settings(model_dir: str) -> SimpleNamespace:
 
 
 def qaexp_side(model_dir: str, records: list[dict], settings: SimpleNamespace, args):
-    from qaexp.tools.predict import answer_questions, load_saved
+    from qaexp.model.saved import load_saved
+    from qaexp.tools.predict import answer_questions
 
     tokenizer, model = load_saved(model_dir)
     answer_questions(tokenizer, model, records[: args.warmup], settings, args.batch_size)

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from conftest import REPO, run_cli
+from qaexp.model.saved import load_saved
 from qaexp.tools import predict
 
 QUICK_RUN = ["experiment=quickstart", "data.num_train=300", "data.num_validation=40"]  # as trained_tiny_model
@@ -145,7 +146,7 @@ def test_the_saved_model_is_a_transformers_checkpoint_that_reloads_exactly(train
     with safe_open(str(tmp_path / "model.safetensors"), "numpy") as f:
         assert set(f.keys()) == set(saved) and all(np.array_equal(f.get_tensor(n), saved[n]) for n in saved)
 
-    tokenizer, reloaded = predict.load_saved(str(model_dir))
+    tokenizer, reloaded = load_saved(str(model_dir))
     batch = tokenizer(["Where did Ada grow up?"], ["Ada grew up in Lyon."], return_tensors="np")
     first, second = model(model.select_inputs(dict(batch))), reloaded(reloaded.select_inputs(dict(batch)))
     for key in ("start_logits", "end_logits"):

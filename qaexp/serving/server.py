@@ -20,7 +20,7 @@ WARM_UP = [{"question": "Who wrote it?", "context": "Ada wrote it."},
 def build_service(model_dir: str, overrides: dict, *, limits: Limits = Limits(), batching: bool = True,
                   max_batch_questions: int = 32, max_wait_ms: float = 5.0, max_pending: int = 256,
                   windows_per_forward: int = 32) -> Service:
-    from qaexp.tools.predict import load_saved
+    from qaexp.model.saved import load_saved
     from qaexp.serving.answers import ranked_answers
 
     settings = answer_settings(model_dir, overrides)

@@ -80,7 +80,7 @@ def original_weights_bytes(model_dir: str) -> int:
 
 
 def export(args) -> dict:
-    from qaexp.tools.predict import load_saved
+    from qaexp.model.saved import load_saved
 
     check_format(args.format)
     settings = answer_settings(args.model_dir, setting_overrides(args))

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from types import SimpleNamespace
 
 from qaexp.cli import report_error
 from qaexp.errors import QAExpError
-from qaexp.quiet import import_tensorflow
+from qaexp.model.saved import load_saved
 from qaexp.serving.settings import add_setting_flags, answer_settings, setting_overrides
 
 
@@ -53,20 +52,6 @@ def parse_args(argv):
     if args.question is not None and not args.question.strip():
         parser.error("--question is empty")
     return args
-
-
-def load_saved(model_dir: str):
-    from omegaconf import OmegaConf
-
-    from qaexp.model import build
-
-    if not os.path.isdir(model_dir):
-        raise QAExpError(f"{model_dir} is not a directory: give the model directory of a qaexp run (RUN_DIR/model) "
-                         "or any directory written by save_pretrained")
-    model_cfg = OmegaConf.create({"checkpoint": model_dir, "padding_side": "right", "trust_remote_code": False})
-    import_tensorflow()  # before transformers: its libraries' loading notices are dropped
-    tokenizer = build.build_tokenizer(model_cfg)
-    return tokenizer, build.build_model(model_cfg, tokenizer)
 
 
 def answer_questions(tokenizer, model, records: list[dict], settings, batch_size: int = 32,
