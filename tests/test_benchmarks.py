@@ -131,7 +131,7 @@ def test_train_throughput_times_the_paddings_through_the_runs_pipeline(squad_v1_
 
 @pytest.mark.slow
 def test_jit_compile_benchmark_times_both_settings_and_fits_a_family_under_xla():
-    # XLA's cheapest compilation (the figures are not checked, the code path is): a third less CPU time
+    # XLA's cheapest compilation (the figures are not checked, the code path is): about a quarter less CPU time
     done = run_cli([str(REPO / "benchmarks" / "jit_compile.py"), "--smoke", "--families", "roformer,bert",
                     "--batch-size", "2"],
                    env={"XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"})
