@@ -20,6 +20,8 @@ import time
 from finetune_pretrained import COMMON, DEFAULT_DATA, run_experiment, split_articles
 
 POLICIES = ("fp32", "mixed_bfloat16")
+SMALLEST_TINY = ["model.architecture.num_hidden_layers=1", "model.architecture.hidden_size=32",
+                 "model.architecture.intermediate_size=64"]
 
 
 def parse_args():
@@ -29,15 +31,18 @@ def parse_args():
     parser.add_argument("--minilm-eval", type=int, default=200, help="held-out questions the MiniLM runs answer")
     parser.add_argument("--out", default=None, help="directory for the runs (default: a temporary one)")
     parser.add_argument("--tasks", default="quickstart,minilm", help="comma-separated: quickstart, minilm")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 2 steps of each, no warm-up run")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 2 steps of each (the quickstart's tiny model at 1 layer, 32 wide), "
+                        "no warm-up run")
     return parser.parse_args()
 
 
 def tasks(args, out: str) -> dict:
     train_file, heldout_file = split_articles(args.data, out, args.quick)
     quickstart = ["experiment=quickstart", "trainer.save_model=false", "trainer.verbose=0"]
-    if args.quick:
-        quickstart += ["data.num_train=32", "data.num_validation=8", "trainer.epochs=1", "trainer.max_steps=2"]
+    if args.quick:  # and a 1-layer, 32-wide tiny model: building and tracing it is most of a smoke run's time
+        quickstart += ["data.num_train=32", "data.num_validation=8", "trainer.epochs=1", "trainer.max_steps=2",
+                       *SMALLEST_TINY]
     steps, questions = (2, 16) if args.quick else (args.minilm_steps, args.minilm_eval)
     minilm = COMMON + ["data=json", f"data.train_file={train_file}", f"data.validation_file={heldout_file}",
                        f"trainer.max_steps={steps}", f"data.max_eval_samples={questions}", "trainer.verbose=0"]

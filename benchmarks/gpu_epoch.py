@@ -10,8 +10,8 @@ The projected epoch is SQuAD v1.1 train's 88.7k windows at the fast configuratio
     python benchmarks/gpu_epoch.py [--batch-size 32] [--steps 100]
 
 Without a visible GPU it says so and exits 0 with no figures (--allow-cpu runs the code path anyway, e.g.
-`--allow-cpu --model tiny --steps 3`, as a smoke test whose figures mean nothing). The last line of output
-is one JSON line.
+`--allow-cpu --smoke --model micro --steps 1`, as a smoke test whose figures mean nothing). The last line of
+output is one JSON line.
 """
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ ARCHITECTURES = {
                          "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512},
     "tiny": {"model_type": "bert", "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
              "intermediate_size": 256, "max_position_embeddings": 512},
+    # the smallest model the code path runs with (the test suite's smoke run: building and tracing cost CPU time)
+    "micro": {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "intermediate_size": 64, "max_position_embeddings": 512},
 }
 CONFIGS = {  # name: (precision policy, padding, XLA)
     "fp32_fixed": ("float32", "max_length", False),

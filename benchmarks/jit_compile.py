@@ -22,7 +22,8 @@ tf.function(jit_compile=True) against the plain forward pass (training=False) on
 loss finite) and the max abs difference of the logits.
 
     python benchmarks/jit_compile.py [--models tiny,minilm] [--rounds 3] [--steps-per-round 2] [--width 256]
-    python benchmarks/jit_compile.py --smoke [--families roformer]   # tiny only, 1 step (the test suite's check)
+    python benchmarks/jit_compile.py --smoke [--families roformer]   # the test suite's check: tiny only (1 layer,
+                                                                      # 32 wide), 1 step
 
 Prints the figures, then exactly one JSON line as the last line of output.
 """
@@ -45,6 +46,9 @@ import numpy as np  # noqa: E402
 FIXTURES = REPO / "tests" / "fixtures" / "parity"
 MODELS = ("tiny", "minilm")
 VARIANTS = ("eager", "xla")  # trainer.jit_compile false / true ("eager": TensorFlow's own kernels in a tf.function)
+# --smoke's tiny model: 1 layer, 32 wide (XLA's compilation time grows with the graph; the figures mean nothing)
+SMOKE_TINY = ["model.architecture.num_hidden_layers=1", "model.architecture.hidden_size=32",
+              "model.architecture.intermediate_size=64"]
 
 
 def parse_args(argv=None):
@@ -56,7 +60,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=16, help="rows per batch (both models' default)")
     parser.add_argument("--families", default="all",
                         help="parity fixtures to fit with jit_compile=true: all, none, or comma-separated names")
-    parser.add_argument("--smoke", action="store_true", help="tiny only, width 64, 1 round of 1 step")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny only (1 layer, 32 wide), width 64, 1 round of 1 step")
     args = parser.parse_args(argv)
     if args.smoke:
         args.models, args.rounds, args.steps_per_round, args.width = "tiny", 1, 1, 64
@@ -68,13 +73,14 @@ def parse_args(argv=None):
     return args
 
 
-def composed(model: str, jit_compile: bool):
+def composed(model: str, jit_compile: bool, overrides=()):
     from hydra import compose, initialize_config_dir
 
     import qaexp.config  # noqa: F401  (registers the schema conf/config.yaml names)
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("config", overrides=[f"model={model}", f"trainer.jit_compile={str(jit_compile).lower()}"])
+        return compose("config", overrides=[f"model={model}", f"trainer.jit_compile={str(jit_compile).lower()}",
+                                            *overrides])
 
 
 def build(model: str, cfg):
@@ -130,7 +136,7 @@ def measure(model: str, args) -> dict:
     keras.utils.clear_session()
     trainables, batch = {}, None
     for variant in VARIANTS:
-        cfg = composed(model, variant == "xla")
+        cfg = composed(model, variant == "xla", SMOKE_TINY if args.smoke else ())
         qa_model, vocab = build(model, cfg)
         trainables[variant] = trainer(qa_model, cfg)
         if batch is None:

@@ -22,7 +22,8 @@ wall-clock rates and ratios are reported too (`wall_*`).
     python benchmarks/train_throughput.py [--batch-size 8] [--steps-tiny 60] [--steps-large 5]
 
 Prints the figures, then exactly one JSON line as the last line of output (the headline ratios are the
-distilbert-sized model's; with --tiny-only, the tiny model's).
+distilbert-sized model's; with --tiny-only, the tiny model's). `--smoke` is the test suite's check: --tiny-only with a
+1-layer, 32-wide BERT in tiny's place (its figures mean nothing).
 """
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ ARCHITECTURES = {
              "intermediate_size": 256, "max_position_embeddings": 512},
     "distilbert_sized": {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 6,
                          "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512},
+    # --smoke's stand-in for tiny: the smallest model the code path runs with (building and tracing cost CPU time)
+    "micro": {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "intermediate_size": 64, "max_position_embeddings": 512},
 }
 
 
@@ -123,7 +127,8 @@ def train_on(trainable, batcher: Batcher, batches: list) -> list[tuple[float, fl
     return timer.seconds
 
 
-def measure(name: str, windows, tok, batch_size: int, steps: int, jit_compile: bool = False) -> dict:
+def measure(name: str, windows, tok, batch_size: int, steps: int, jit_compile: bool = False,
+            architecture: str | None = None) -> dict:
     import keras
     from omegaconf import OmegaConf
 
@@ -134,7 +139,7 @@ def measure(name: str, windows, tok, batch_size: int, steps: int, jit_compile: b
     for padding in PADDINGS:
         keras.utils.clear_session()
         keras.utils.set_random_seed(0)
-        model_cfg = OmegaConf.create({"checkpoint": None, "architecture": ARCHITECTURES[name]})
+        model_cfg = OmegaConf.create({"checkpoint": None, "architecture": ARCHITECTURES[architecture or name]})
         trainable = QATrainingModel(build_model(model_cfg, tok))
         trainable.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit_compile)
         batcher = Batcher(windows, batch_size, padding=padding, max_length=MAX_LENGTH, pad_id=tok.pad_token_id,
@@ -166,10 +171,13 @@ def main() -> None:
     parser.add_argument("--steps-tiny", type=int, default=60)
     parser.add_argument("--steps-large", type=int, default=5)
     parser.add_argument("--cache-dir", default=cache_dir(), help="qaexp's feature cache (default: the user's)")
-    parser.add_argument("--tiny-only", action="store_true", help="smoke test: skip the distilbert-sized model")
+    parser.add_argument("--tiny-only", action="store_true", help="skip the distilbert-sized model")
+    parser.add_argument("--smoke", action="store_true", help="smoke test (figures mean nothing): --tiny-only, and "
+                        "in tiny's place a 1-layer, 32-wide BERT")
     parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA (as "
                         "trainer.jit_compile=true; XLA compiles once per padded width)")
     args = parser.parse_args()
+    args.tiny_only = args.tiny_only or args.smoke
     if min(args.batch_size, args.steps_tiny, args.steps_large) < 1:
         sys.exit("train_throughput: --batch-size, --steps-tiny and --steps-large must be >= 1")
     if not args.data.exists():
@@ -179,14 +187,16 @@ def main() -> None:
     records = read_records(str(args.data))
     windows = cache.windows_for(records, tok, MAX_LENGTH, DOC_STRIDE, args.cache_dir, split="dev")
     print(f"{len(records)} questions -> {len(windows)} windows, mean length {windows.lengths.mean():.0f} tokens")
-    tiny = measure("tiny", windows, tok, args.batch_size, args.steps_tiny, args.jit_compile)
+    tiny = measure("tiny", windows, tok, args.batch_size, args.steps_tiny, args.jit_compile,
+                   "micro" if args.smoke else None)
     large = tiny if args.tiny_only else measure("distilbert_sized", windows, tok, args.batch_size, args.steps_large,
                                                 args.jit_compile)
     print(json.dumps({"bucketed_vs_fixed": large["bucketed_vs_fixed"], "dynamic_vs_fixed": large["dynamic_vs_fixed"],
                       "fixed_ex_s": large["fixed_ex_s"], "dynamic_ex_s": large["dynamic_ex_s"],
                       "bucketed_ex_s": large["bucketed_ex_s"], "distilbert_sized": large, "tiny": tiny,
-                      "batch_size": args.batch_size, "steps": {"tiny": args.steps_tiny, "large": args.steps_large}, "jit_compile": args.jit_compile,
-                      "windows": len(windows), "cores": os.cpu_count(), "load": round(os.getloadavg()[0], 1)}))
+                      "batch_size": args.batch_size, "steps": {"tiny": args.steps_tiny, "large": args.steps_large},
+                      "jit_compile": args.jit_compile, "smoke": args.smoke, "windows": len(windows),
+                      "cores": os.cpu_count(), "load": round(os.getloadavg()[0], 1)}))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """qaexp as a user installs it: a wheel installed into a fresh virtual environment (not editable), used from a
 directory that has nothing to do with the repository. The configs ship inside the package (qaexp.conf)."""
+import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import zipfile
@@ -115,16 +117,25 @@ def distributions(python: pathlib.Path, cwd) -> dict[str, str]:
     """{normalised distribution name: version} of everything installed in the venv of `python`."""
     listed = run([python, "-m", "pip", "list", "--format", "json", "--disable-pip-version-check"], cwd=cwd)
     assert listed.returncode == 0, listed.stderr[-2000:]
-    import json
-    import re
+    return {normalised(entry["name"]): entry["version"] for entry in json.loads(listed.stdout)}
 
-    return {re.sub(r"[-_.]+", "-", entry["name"]).lower(): entry["version"] for entry in json.loads(listed.stdout)}
+
+def normalised(name: str) -> str:
+    """A distribution's name as PEP 503 compares names (pip list and pip's report spell some differently)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def test_qaexp_installs_beside_the_newest_hub_libraries_without_downgrading_them(tmp_path):
     """A user who already has the newest transformers, huggingface_hub and datasets installs qaexp (with its dev
-    extras, as CI does) on top: nothing is downgraded, `pip check` is clean and no tf-keras comes along (qaexp's
-    models are Keras 3; transformers 5 has no TensorFlow classes that would need it). Needs the package index."""
+    extras, as CI does) on top: nothing installed is replaced or downgraded, no tf-keras comes along (qaexp's models
+    are Keras 3; transformers 5 has no TensorFlow classes that would need it) and the environment stays consistent.
+    Needs the package index.
+
+    The hub libraries are really installed (and `pip check` passes on them); qaexp[dev] on top is resolved by pip
+    with --dry-run --report, which runs the same resolver as the real install without downloading and installing
+    TensorFlow & co.: the report lists everything the install would add or replace. Consistency follows without a
+    second `pip check`: what was installed is consistent (checked), the report shows none of it would change, and
+    pip's resolver only reports a set that satisfies the requirements of everything it would install."""
     made = run([sys.executable, "-m", "venv", tmp_path / "venv"], cwd=tmp_path, timeout=300)
     assert made.returncode == 0, made.stderr[-3000:]
     python = tmp_path / "venv" / "bin" / "python"
@@ -137,11 +148,14 @@ def test_qaexp_installs_beside_the_newest_hub_libraries_without_downgrading_them
     assert first.returncode == 0, first.stderr[-3000:]
     before = distributions(python, tmp_path)
     assert int(before["transformers"].split(".")[0]) >= 5, before["transformers"]
-    then = run([*pip, "install", f"{REPO}[dev]"], cwd=tmp_path, timeout=1800)
-    assert then.returncode == 0, then.stderr[-3000:]
-    after = distributions(python, tmp_path)
-    changed = {name: (version, after.get(name)) for name, version in before.items() if after.get(name) != version}
-    assert not changed, f"installing qaexp changed what was installed before it: {changed}"
-    assert "qaexp" in after and not {"tf-keras", "tf-keras-nightly"} & set(after), sorted(after)
     checked = run([*pip, "check"], cwd=tmp_path, timeout=300)
     assert checked.returncode == 0, checked.stdout[-3000:]
+    report = tmp_path / "report.json"
+    then = run([*pip, "install", "--dry-run", "--report", report, f"{REPO}[dev]"], cwd=tmp_path, timeout=1800)
+    assert then.returncode == 0, then.stderr[-3000:]
+    would_install = {normalised(item["metadata"]["name"]): item["metadata"]["version"]
+                     for item in json.loads(report.read_text())["install"]}
+    changed = {name: (version, would_install[name]) for name, version in before.items() if name in would_install}
+    assert not changed, f"installing qaexp would replace what was installed before it: {changed}"
+    assert "qaexp" in would_install and not {"tf-keras", "tf-keras-nightly"} & set(would_install), \
+        sorted(would_install)
