@@ -17,6 +17,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from qaexp.errors import CheckpointError, first_line
 from qaexp.output.files import atomic_file, write_json_atomic
 
 POINTER = "checkpoint"  # the file naming the latest archive, as TensorFlow's manager has one
@@ -32,7 +33,11 @@ class Value:
         self.assign(value)
 
     def assign(self, value) -> None:
-        self.value = np.bytes_(value.encode()) if isinstance(value, str) else np.asarray(value, self.dtype)
+        value = value.encode() if isinstance(value, str) else value
+        if isinstance(value, bytes) or np.asarray(value).dtype.kind == "S":  # as given, or read back from an archive
+            self.value = np.bytes_(np.asarray(value).item())
+        else:
+            self.value = np.asarray(value, self.dtype)
 
     def assign_add(self, delta) -> None:
         self.value = np.asarray(self.value + delta, self.dtype)
@@ -101,10 +106,6 @@ def latest(directory: str) -> Optional[str]:
     return os.path.join(directory, name)
 
 
-def has_archives(directory: str) -> bool:
-    return bool(glob.glob(os.path.join(directory, "ckpt-*" + SUFFIX)))
-
-
 def read(prefix: str) -> dict:
     """Every array of the archive `prefix`.npz, each read whole (zipfile checks its CRC-32)."""
     with np.load(prefix + SUFFIX, allow_pickle=False) as archive:
@@ -117,3 +118,26 @@ def _as_array(variable) -> np.ndarray:
     import keras
 
     return np.asarray(keras.ops.convert_to_numpy(variable))
+
+
+def readable(directory: str, action: str, fix: str) -> Optional[str]:
+    """state.readable_checkpoint for these archives, with its lines: the prefix of the latest archive once every
+    array in it has been read back, None when `directory` holds none, else a CheckpointError ending with `fix`."""
+    import zipfile
+
+    try:
+        last = latest(directory)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"cannot {action} {directory}: its 'checkpoint' file is damaged "
+                              f"({first_line(err, limit=200)}): {fix}") from err
+    if last is None:
+        if glob.glob(os.path.join(directory, "ckpt-*" + SUFFIX)):
+            raise CheckpointError(f"cannot {action} {directory}: its 'checkpoint' file is damaged or names a "
+                                  f"checkpoint that is missing: {fix}")
+        return None
+    try:
+        read(last)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"cannot {action} {last} ({SUFFIX}): the checkpoint is damaged or incomplete "
+                              f"({first_line(err, limit=200)}): {fix}") from err
+    return last

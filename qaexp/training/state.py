@@ -308,7 +308,9 @@ def readable_checkpoint(directory: str, action: str = "resume from") -> Optional
     checks each one's CRC32C), so that a damaged file is one clear error now, not a failure mid-training when
     the optimizer's slots are restored. None when the directory holds no checkpoint at all."""
     if backend.is_jax():
-        return _readable_archive(directory, action)
+        from qaexp.training.array_checkpoints import readable
+
+        return readable(directory, action, _start_afresh(directory))
     import tensorflow as tf
 
     try:
@@ -327,30 +329,6 @@ def readable_checkpoint(directory: str, action: str = "resume from") -> Optional
             reader.get_tensor(name)
     except (tf.errors.OpError, ValueError, IndexError) as err:
         raise CheckpointError(f"cannot {action} {last} (.index and .data files): the checkpoint is damaged or "
-                              f"incomplete ({first_line(err, limit=200)}): {_start_afresh(directory)}") from err
-    return last
-
-
-def _readable_archive(directory: str, action: str) -> Optional[str]:
-    """readable_checkpoint for the JAX backend's archives (training/array_checkpoints.py), with the same lines."""
-    import zipfile
-
-    from qaexp.training import array_checkpoints
-
-    try:
-        last = array_checkpoints.latest(directory)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"cannot {action} {directory}: its 'checkpoint' file is damaged "
-                              f"({first_line(err, limit=200)}): {_start_afresh(directory)}") from err
-    if last is None:
-        if array_checkpoints.has_archives(directory):
-            raise CheckpointError(f"cannot {action} {directory}: its 'checkpoint' file is damaged or names a "
-                                  f"checkpoint that is missing: {_start_afresh(directory)}")
-        return None
-    try:
-        array_checkpoints.read(last)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise CheckpointError(f"cannot {action} {last} ({array_checkpoints.SUFFIX}): the checkpoint is damaged or "
                               f"incomplete ({first_line(err, limit=200)}): {_start_afresh(directory)}") from err
     return last
 
