@@ -16,7 +16,8 @@ right padding, random answer positions), Adam; one warm-up fit of 2 steps (traci
 ._forward_function`) on `--eval-batch` rows of the same shape, one warm-up call, then `--calls` timed calls; a
 question is one window here. Time: wall seconds and process CPU seconds (all threads).
 
-    python benchmarks/backends.py                    # the defaults: a few minutes on a 2-core CPU
+    python benchmarks/backends.py                    # the defaults: batch 8 x 128, 4 steps, 2 inference calls
+    python benchmarks/backends.py --width 192 --steps 8 --calls 4   # docs/benchmarks.md's run (18 min at load 7-9)
     python benchmarks/backends.py --smoke            # tiny models, seconds
 
 Prints a table, then one JSON line as the last line: for each model, JAX's speed over each TensorFlow variant's
@@ -157,10 +158,10 @@ def worker(backend: str, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--width", type=int, default=192)
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--eval-batch", type=int, default=32)
-    parser.add_argument("--calls", type=int, default=4)
+    parser.add_argument("--calls", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="tiny models, a few steps: seconds")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
