@@ -151,6 +151,18 @@ def test_jax_trains_through_the_cli_to_the_stated_f1_without_importing_tensorflo
     assert config["architectures"] == ["RoFormerForQuestionAnswering"]
 
 
+def predict_args(tmp, name: str) -> list[str]:
+    """`qaexp predict` of 30 synthetic validation questions with the model trained on JAX."""
+    questions = tmp / "questions.jsonl"
+    if not questions.exists():
+        from qaexp.data.synthetic import generate_examples
+
+        records = generate_examples(30, seed=0, split="validation")
+        questions.write_text("".join(json.dumps({k: r[k] for k in ("id", "context", "question")}) + "\n"
+                                     for r in records))
+    return [str(tmp / "run" / "model"), "--file", str(questions), "--official-output", str(tmp / f"{name}.json")]
+
+
 def small_run(tmp, *overrides) -> list[str]:
     return ["model=tiny", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
             "model.architecture.num_hidden_layers=1", "data=synthetic", "data.num_train=240", "data.num_validation=30",
@@ -182,7 +194,8 @@ def jax_checks(jax_run, trained_tiny_model):
                      {"directory": str(tmp / "resumed"),
                       "overrides": small_run(tmp, "trainer.epochs=3", "trainer.resume=true",
                                              "trainer.early_stopping_patience=1")}],
-            "logits": {"models": models, "inputs": str(tmp / "inputs.npz"), "output": str(tmp / "jax_logits.npz")}}
+            "logits": {"models": models, "inputs": str(tmp / "inputs.npz"), "output": str(tmp / "jax_logits.npz")},
+            "predict": predict_args(tmp, "jax")}
     (tmp / "spec.json").write_text(json.dumps(spec))
     done = run_cli([str(HELPERS / "jax_checks.py"), str(tmp / "spec.json")],
                    env=jax_env(tmp, XLA_FLAGS="--xla_force_host_platform_device_count=2"))
@@ -210,6 +223,17 @@ def test_a_model_gives_the_same_logits_on_either_backend_whichever_trained_it(ja
             theirs = jax_logits[f"{number}/{name}"]
             assert np.abs(np.asarray(ours) - theirs)[real].max() < 1e-4, (directory, name)
             assert (np.asarray(ours).argmax(axis=1) == theirs.argmax(axis=1)).all()
+
+
+@jax_installed
+@pytest.mark.slow
+def test_qaexp_predict_gives_the_same_answers_on_either_backend(jax_checks):
+    from qaexp.tools.predict import main as predict
+
+    tmp, *_ = jax_checks
+    assert predict(predict_args(tmp, "tensorflow")) == 0  # this process: TensorFlow
+    on_jax, on_tensorflow = (json.loads((tmp / f"{name}.json").read_text()) for name in ("jax", "tensorflow"))
+    assert len(on_jax) == 30 and on_jax == on_tensorflow
 
 
 @jax_installed

@@ -5,7 +5,8 @@ KERAS_BACKEND=jax with tests/helpers/no_tensorflow on PYTHONPATH.
 
 SPEC: {"runs": [{"directory": D, "overrides": [...]}, ...] (experiments run in-process one after another, as the
                                                           CLI would run them),
-       "logits": {"models": [MODEL_DIR, ...], "inputs": INPUTS.npz, "output": OUT.npz} (optional)}
+       "logits": {"models": [MODEL_DIR, ...], "inputs": INPUTS.npz, "output": OUT.npz} (optional),
+       "predict": [ARGS...] (optional: `qaexp predict ARGS`, in-process)}
 Prints one JSON line: {"backend", "devices", "metrics": [each run's metrics.json]}; OUT.npz holds
 `<i>/start_logits`, `<i>/end_logits` for each model i, computed with qaexp's own forward pass.
 """
@@ -52,6 +53,10 @@ def main() -> None:
     metrics = [run_experiment(**run) for run in spec.get("runs", [])]
     if "logits" in spec:
         logits(**spec["logits"])
+    if "predict" in spec:
+        from qaexp.tools.predict import main as predict
+
+        assert predict(spec["predict"]) == 0
     import jax
 
     print(json.dumps({"backend": backend.current(), "devices": len(jax.devices()), "metrics": metrics}))
