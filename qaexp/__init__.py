@@ -1,8 +1,9 @@
 """qaexp: configuration-driven experiments for extractive question answering."""
-import os
+# Keras 3 (the `keras` package) is qaexp's Keras, on the TensorFlow backend unless KERAS_BACKEND says otherwise;
+# a run's trainer.backend replaces this default before Keras is imported (qaexp/backend.py).
+from qaexp.backend import set_default
 
-# Keras 3 (the `keras` package) is qaexp's Keras, on the TensorFlow backend unless KERAS_BACKEND says otherwise.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+set_default()
 
 from qaexp.quiet import set_quiet_environment  # noqa: E402  (the libraries' notices off; QAEXP_VERBOSE=1 shows them)
 

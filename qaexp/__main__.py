@@ -48,6 +48,10 @@ def main(cfg: DictConfig) -> float:
         done = _sweep_job_done(cfg, job_dir)
         if done is not None:
             return done["f1"]
+        from qaexp import backend
+
+        backend.activate(cfg.trainer.backend, cfg.trainer.cpu_devices)  # before anything imports Keras
+        backend.report(cfg.trainer.backend)
         with preemption.checkpoint_and_requeue():
             return run(cfg, _output_dir(cfg, job_dir))["f1"]
     except Exception as err:

@@ -44,7 +44,8 @@ OptimizerName = _choices("OptimizerName", "adam adamw")
 Schedule = _choices("Schedule", "constant linear")
 PrecisionPolicy = _choices("PrecisionPolicy", "float32 mixed_float16 mixed_bfloat16")
 Padding = _choices("Padding", "max_length dynamic bucketed")
-Strategy = _choices("Strategy", "default mirrored multi_worker tpu")
+Strategy = _choices("Strategy", "default mirrored multi_worker tpu data_parallel")  # data_parallel: JAX's
+Backend = _choices("Backend", "tensorflow jax")  # the Keras backend (qaexp/backend.py)
 LoggerName = _choices("LoggerName", "none wandb tensorboard")
 LoggerMode = _choices("LoggerMode", "online offline disabled")
 PaddingSide = _choices("PaddingSide", "left right")
@@ -61,6 +62,7 @@ KNOWN: dict[str, type[Choice]] = {
     "precision.policy": PrecisionPolicy,
     "trainer.padding": Padding,
     "trainer.strategy": Strategy,
+    "trainer.backend": Backend,
     "logger.name": LoggerName,
     "logger.mode": LoggerMode,
     "model.padding_side": PaddingSide,
@@ -163,8 +165,10 @@ class TrainerConfig:
     bucket_window: int = 50  # batches per shuffled window that is sorted by length
     max_steps: Optional[int] = None
     steps_per_execution: int = 1
-    jit_compile: bool = False
+    jit_compile: bool = False  # TensorFlow's choice; JAX compiles every step with XLA regardless
     strategy: str = Strategy.default.value
+    # The Keras backend, chosen before Keras is imported (qaexp/backend.py); KERAS_BACKEND in the environment wins.
+    backend: str = Backend.tensorflow.value
     # Training progress: 0 silent, 1 Keras' live bar, 2 Keras' line per epoch; null (default): the live bar on a
     # terminal, else (a Slurm log, `> run.log`) qaexp's timestamped lines: each epoch's (and within a long epoch,
     # one a minute) with loss, steps/s, elapsed time and ETA, without the bar's backspaces.
@@ -239,6 +243,11 @@ def validate(cfg: DictConfig) -> None:
     from qaexp.limits import check_directories, check_numbers
 
     check_numbers(cfg)  # every numeric key against its range, in qaexp/limits.py
+    from qaexp.backend import unsupported
+
+    problem = unsupported(cfg)  # what the run's Keras backend cannot do (tf.distribute on JAX, ...)
+    if problem:
+        raise ConfigError(problem)
     data = cfg.data
     window_rule.check_window(data.max_length, data.doc_stride)  # the rule every tool applies too (data/window_rule.py)
     if cfg.model.from_scratch:

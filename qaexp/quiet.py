@@ -43,6 +43,8 @@ def quiet_python_loggers() -> None:
     """absl's INFO lines off (Hydra's logging set-up would print them); call once logging is configured."""
     if not verbose():
         logging.getLogger("absl").setLevel(logging.WARNING)
+        # JAX's INFO line for every platform it probes and does not find ("Unable to initialize backend 'tpu'")
+        logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 
 def import_tensorflow():

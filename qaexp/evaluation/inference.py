@@ -51,10 +51,10 @@ def _block_logits(model, windows: Windows, batch_size: int, pad_id: int, with_lo
                       with_labels=with_loss, bucket_window=10**9)
     for idx, batch in tqdm(batcher.batches(), total=len(batcher), desc="predicting", unit="batch",
                            disable=None if progress else True):  # None: only on a terminal
-        s, e, loss = forward(batch)
-        start[idx, : s.shape[1]] = s.numpy()
-        end[idx, : e.shape[1]] = e.numpy()
-        losses.append(np.atleast_1d(loss.numpy()))
+        s, e, loss = (np.asarray(t) for t in forward(batch))
+        start[idx, : s.shape[1]] = s
+        end[idx, : e.shape[1]] = e
+        losses.append(np.atleast_1d(loss))
     return start, end, losses
 
 
@@ -140,10 +140,16 @@ def _unless_stopped(forward, should_stop):
 
 
 def _forward_function(model, with_loss: bool):
-    import tensorflow as tf
+    """The compiled forward pass (start and end logits, per-window loss) of `model`: a tf.function on TensorFlow,
+    a jax.jit of Keras' stateless call on JAX."""
+    from qaexp.backend import is_jax
 
     cached = _FORWARDS.setdefault(model, {})
+    if with_loss not in cached and is_jax():
+        cached[with_loss] = _jax_forward(model, with_loss)
     if with_loss not in cached:
+        import tensorflow as tf
+
         model_ref = weakref.ref(model)  # a strong reference from the cache's value would keep the model alive
 
         # autograph=False: nothing here is data-dependent Python (Keras traces its own train step without it too)
@@ -159,3 +165,28 @@ def _forward_function(model, with_loss: bool):
 
         cached[with_loss] = forward
     return cached[with_loss]
+
+
+def _jax_forward(model, with_loss: bool):
+    """The forward pass as one jitted function of the variables' current values (read at each call, so that it
+    follows training) and the batch; one compilation per batch shape, which bucketed padding keeps few."""
+    import jax
+    import jax.numpy as jnp
+
+    from qaexp.training.qa_model import model_inputs, per_window_loss
+
+    model_ref = weakref.ref(model)
+
+    @jax.jit
+    def forward(trainable, non_trainable, batch):
+        qa_model = model_ref()
+        out, _ = qa_model.stateless_call(trainable, non_trainable, model_inputs(qa_model, batch), training=False)
+        loss = per_window_loss(batch, out) if with_loss else jnp.zeros(())
+        return (out["start_logits"].astype("float32"), out["end_logits"].astype("float32"), loss.astype("float32"))
+
+    def run(batch):
+        qa_model = model_ref()
+        return forward([v.value for v in qa_model.trainable_variables],
+                       [v.value for v in qa_model.non_trainable_variables], batch)
+
+    return run

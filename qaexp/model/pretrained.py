@@ -351,12 +351,39 @@ def _read_safetensors_file(path: str) -> dict:
         keys = list(f.keys())
         if not any(f.get_slice(key).get_dtype() == "BF16" for key in keys):
             return {key: _widen(f.get_tensor(key)) for key in keys}
-    # safetensors' NumPy reader has no bfloat16: such files are read through TensorFlow and widened.
-    import tensorflow as tf
-    from safetensors.tensorflow import load_file
+    # safetensors' NumPy reader has no bfloat16: such files are read as raw bytes and widened (a bfloat16 is the
+    # upper half of a float32), with NumPy alone, so that no backend's library is needed to load a checkpoint.
+    import numpy as np
 
-    return {key: tf.cast(value, tf.float32).numpy() if value.dtype in (tf.bfloat16, tf.float16) else value.numpy()
-            for key, value in load_file(path).items()}
+    tensors = {}
+    with safe_open(path, framework="numpy") as f:
+        for key in keys:
+            if f.get_slice(key).get_dtype() != "BF16":
+                tensors[key] = _widen(f.get_tensor(key))
+    for key, (shape, raw) in _bf16_tensors(path).items():
+        tensors[key] = (raw.astype(np.uint32) << 16).view(np.float32).reshape(shape)
+    return tensors
+
+
+def _bf16_tensors(path: str) -> dict:
+    """{name: (shape, uint16 array)} of a safetensors file's BF16 tensors: its header (8-byte little-endian
+    length, then JSON: dtype, shape and byte offsets into the data after it) read as the format defines it."""
+    import json
+    import struct
+
+    import numpy as np
+
+    with open(path, "rb") as file:
+        (length,) = struct.unpack("<Q", file.read(8))
+        header = json.loads(file.read(length))
+        start = 8 + length
+    found = {}
+    for key, entry in header.items():
+        if key != "__metadata__" and entry["dtype"] == "BF16":
+            begin, end = entry["data_offsets"]
+            raw = np.fromfile(path, dtype="<u2", count=(end - begin) // 2, offset=start + begin)
+            found[key] = (tuple(entry["shape"]), raw)
+    return found
 
 
 def _widen(array):

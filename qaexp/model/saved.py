@@ -22,6 +22,9 @@ def load_saved(model_dir: str):
         raise QAExpError(f"{model_dir} is not a directory: give the model directory of a qaexp run (RUN_DIR/model) "
                          "or any directory written by save_pretrained")
     model_cfg = OmegaConf.create({"checkpoint": model_dir, "padding_side": "right", "trust_remote_code": False})
-    import_tensorflow()  # before transformers: its libraries' loading notices are dropped
+    from qaexp.backend import current
+
+    if current() == "tensorflow":  # under KERAS_BACKEND=jax the model runs on JAX, without TensorFlow
+        import_tensorflow()  # before transformers: its libraries' loading notices are dropped
     tokenizer = build.build_tokenizer(model_cfg)
     return tokenizer, build.build_model(model_cfg, tokenizer)

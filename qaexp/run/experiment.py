@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ContextManager, Iterator, Optional
 from omegaconf import DictConfig
 
 from qaexp import rundir
+from qaexp.backend import current as current_backend
 from qaexp.config import check_max_length, position_limit, validate
 from qaexp.data.squad import Splits, load_splits
 from qaexp.errors import DataError, HubPushError
@@ -105,8 +106,7 @@ def _experiment(run: _Run) -> dict:
         tokenizer = _tokenizer(run, model_cfg, splits.train)
     with run.stage("features"):
         windows = _windows(cfg.data, splits, tokenizer)
-    with runtime.precision_policy(cfg.precision.policy):
-        strategy = runtime.build_strategy(cfg.trainer.strategy)
+    with runtime.precision_policy(cfg.precision.policy), runtime.strategy_for_run(cfg.trainer.strategy) as strategy:
         with run.stage("build_model"), strategy.scope():
             model = _model(cfg, model_cfg, tokenizer)
         trained, final = _train_or_evaluate(run, model, tokenizer, splits, windows, strategy)
@@ -276,7 +276,9 @@ def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Train
         for first, per_epoch, epochs, initial_epoch in fit_segments(start, steps, trainer.epochs):
             if state.finished:  # nothing left (a resumed finished run), or early stopping after the first segment
                 break
-            trainable.fit(batcher.dataset(first, count=steps * trainer.epochs - first), steps_per_epoch=per_epoch,
+            # Each fit call gets the batches to the end of training (its epochs draw from the one stream).
+            data = batcher.fit_input(first, steps * trainer.epochs - first, row_multiple=strategy.num_replicas_in_sync)
+            trainable.fit(data, steps_per_epoch=per_epoch,
                           epochs=epochs, initial_epoch=initial_epoch, verbose=keras_verbose, callbacks=callbacks,
                           shuffle=False)  # the batches come in their own (seeded) order
     final = state.best_result if state.final_weights() else evaluator.last
@@ -345,6 +347,7 @@ def _summary(cfg: DictConfig, splits: Splits, windows: _Windows, trained: _Train
         "eval_examples": len(splits.validation),
         "eval_windows": len(windows.validation),
         "history": history,
+        "backend": current_backend(),
         "seconds": seconds,
         "data_repairs": splits.repairs,
         **({"squad_v2": final.scores} if cfg.data.version_2_with_negative else {}),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Optional
 
 from hydra.core.hydra_config import HydraConfig
@@ -157,3 +158,26 @@ def remove_unused_sweep_dir(created: Optional[str]) -> None:
     for top in (SweepDirWatch.created, created):
         if top is not None and os.path.commonpath([os.path.abspath(top), sweep_dir]) == os.path.abspath(top):
             remove_if_empty(top)
+
+
+class BackendCheck(Callback):
+    """Refuses a Keras backend whose packages are not installed (trainer.backend=jax without jax) with one line,
+    before Hydra makes the run directory (conf/config.yaml, hydra.callbacks). A sweep's jobs that choose another
+    backend than its base config are checked as each job starts (qaexp/__main__.py)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _check_backend_installed(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        _check_backend_installed(config)
+
+
+def _check_backend_installed(config: DictConfig) -> None:
+    from qaexp import backend
+    from qaexp.cli import report_error
+    from qaexp.errors import ConfigError
+
+    try:
+        backend.check_installed(*backend.effective(config.trainer.backend))
+    except ConfigError as err:
+        sys.exit(report_error(err))

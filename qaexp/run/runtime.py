@@ -1,4 +1,5 @@
-"""The process a run trains in: TensorFlow's threads, the Keras precision policy, the distribution strategy.
+"""The process a run trains in: TensorFlow's threads, the Keras precision policy, the distribution strategy (on
+JAX: keras.distribution's DataParallel, behind the small part of tf.distribute's interface a run uses).
 
 Jobs that share a process (Hydra's basic launcher runs a sweep's jobs one after another) must not see each
 other's settings: `prepare` clears the Keras session and seeds every generator for each run, and the
@@ -18,8 +19,16 @@ log = logging.getLogger(__name__)
 def prepare(threads: int | None, seed: int, cpu_devices: int | None = None) -> None:
     """A fresh start for one run: thread limits, CPU devices, malloc tuned for TensorFlow, no Keras state, every
     seed set."""
+    from qaexp.backend import is_jax
     from qaexp.quiet import import_tensorflow, quiet_python_loggers
 
+    if is_jax():  # neither TensorFlow nor its settings (qaexp.backend.activate set the JAX devices)
+        quiet_python_loggers()
+        import keras
+
+        keras.utils.clear_session()
+        _seed_without_tensorflow(seed)
+        return
     import_tensorflow()  # first here: its libraries' loading notices are dropped
     quiet_python_loggers()
     import keras
@@ -33,20 +42,45 @@ def prepare(threads: int | None, seed: int, cpu_devices: int | None = None) -> N
     keras.utils.set_random_seed(seed)
 
 
+def _seed_without_tensorflow(seed: int) -> None:
+    """keras.utils.set_random_seed, which also seeds TensorFlow wherever it is installed (importing it, seconds and
+    memory a JAX run does not need): Keras' lazy TensorFlow handle is told it is unavailable for the call."""
+    import keras
+    from keras.src.utils import module_utils
+
+    lazy = module_utils.tensorflow
+    known, lazy._available = lazy._available, False
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        lazy._available = known
+
+
 @contextlib.contextmanager
 def precision_policy(name: str) -> Iterator[None]:
     """Set the Keras global dtype policy for the run and restore the previous one afterwards."""
     import keras
-    import tensorflow as tf
 
     previous = keras.config.dtype_policy()
-    if name != PrecisionPolicy.float32 and not tf.config.list_physical_devices("GPU"):
+    if name != PrecisionPolicy.float32 and not _has_gpu():
         _warn_if_slow_on_cpu(name)
     keras.config.set_dtype_policy(name)
     try:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def _has_gpu() -> bool:
+    from qaexp.backend import is_jax
+
+    if is_jax():
+        import jax
+
+        return any(device.platform == "gpu" for device in jax.devices())
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def _warn_if_slow_on_cpu(name: str) -> None:
@@ -95,6 +129,44 @@ def split_cpu(devices: int | None) -> None:
     except RuntimeError:  # an earlier job in this process already started TensorFlow
         log.warning("trainer.cpu_devices=%d ignored: TensorFlow already started in this process with %d CPU "
                     "device(s)", devices, len(tf.config.list_logical_devices("CPU")))
+
+
+@contextlib.contextmanager
+def strategy_for_run(name: str):
+    """The run's distribution strategy for the block: tf.distribute's (build_strategy) on TensorFlow; on JAX one
+    that sets keras.distribution's for the block (DataParallel for data_parallel; none otherwise)."""
+    from qaexp.backend import is_jax
+
+    if not is_jax():
+        yield build_strategy(name)
+        return
+    import jax
+    import keras
+
+    distribution = None
+    if name == Strategy.data_parallel:
+        distribution = keras.distribution.DataParallel(devices=jax.devices())
+        log.info("trainer.strategy=data_parallel: %d device(s): %s", len(jax.devices()),
+                 ", ".join(str(device) for device in jax.devices()))
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(distribution)
+    try:
+        yield JaxStrategy(len(jax.devices()) if distribution is not None else 1)
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
+class JaxStrategy:
+    """What a run asks of its strategy (tf.distribute's names), on JAX: the distribution itself is Keras' global
+    one, so the scope has nothing to enter; `num_replicas_in_sync` is the devices a batch is split over."""
+
+    def __init__(self, devices: int):
+        self.num_replicas_in_sync = devices
+        self.extended = self  # tf.distribute keeps should_checkpoint on `extended`
+        self.should_checkpoint = True  # one process (multi-host JAX is not supported: the README says so)
+
+    def scope(self):
+        return contextlib.nullcontext()
 
 
 def build_strategy(name: str):

@@ -134,6 +134,13 @@ def _megabytes(n: int) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    from qaexp.backend import current
+
+    if current() != "tensorflow":  # SavedModel, TFLite and tf2onnx all start from a TensorFlow graph
+        print(f"qaexp export: error: --format {args.format} is written through TensorFlow, but KERAS_BACKEND="
+              f"{current()}: run qaexp export with KERAS_BACKEND unset or tensorflow (a model trained on JAX is the "
+              "same Hugging Face directory and exports the same way)", file=sys.stderr)
+        return 2
     try:
         report = export(args)
     except QAExpError as err:

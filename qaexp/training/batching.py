@@ -1,4 +1,5 @@
-"""Batching of unpadded windows: fixed, dynamic or length-bucketed padding, as a tf.data pipeline.
+"""Batching of unpadded windows: fixed, dynamic or length-bucketed padding, as a tf.data pipeline (TensorFlow) or
+a generator of NumPy batches (JAX).
 
 A training batcher's order is a pure function of (shuffle_seed, pass number): every pass over the data is
 reshuffled, and a resumed run can start again at any global batch index with the batches it would have seen.
@@ -90,6 +91,25 @@ class Batcher:
         while True:
             yield from self.order(epoch)[skip:]
             epoch, skip = epoch + 1, 0
+
+    def fit_input(self, start_batch: int, count: int, row_multiple: int = 1):
+        """What Keras' fit trains on: `dataset` on TensorFlow, `stream` on JAX."""
+        from qaexp.backend import is_jax
+
+        if is_jax():
+            return self.stream(start_batch, count, row_multiple)
+        return self.dataset(start_batch, count)
+
+    def stream(self, start_batch: int, count: int, row_multiple: int = 1, release_every: int = 1
+               ) -> Iterator[tuple[dict]]:
+        """The `count` batches from global batch `start_batch` on, as NumPy dicts exactly as `pad` pads them, for
+        Keras' JAX fit (which reads a generator in its own loop, without a thread). `row_multiple`: a batch is cut
+        to a multiple of that many rows (keras.distribution.DataParallel splits every batch evenly across its
+        devices; a pass's short last batch may not split), the windows cut being that pass's last ones."""
+        for served, idx in enumerate(self.indices(start_batch, count), 1):
+            if served % release_every == 0:
+                self.windows.release_pages()
+            yield (self.pad(idx[: len(idx) - len(idx) % row_multiple]),)  # Keras takes a generator's (inputs,)
 
     def dataset(self, start_batch: int, count: int, release_every: int = 1):
         """A tf.data.Dataset of the `count` batches from global batch `start_batch` on, exactly as `pad` pads them.

@@ -193,6 +193,9 @@ def compile_for_training(qa_model, opt_cfg: DictConfig, trainer_cfg: DictConfig,
     create_optimizer_variables(optimizer, qa_model.trainable_variables)
     # jit_compile is given explicitly: Keras 3's default ("auto") would compile with XLA where it can, which
     # changes the dropout random numbers and (measured, benchmarks/keras3_speed.py) slows training on the CPU.
+    # On JAX, XLA is the only compiled path (jit_compile=False would run every op eagerly): always on.
+    from qaexp.backend import is_jax
+
     trainable.compile(optimizer=optimizer, steps_per_execution=trainer_cfg.steps_per_execution,
-                      jit_compile=bool(trainer_cfg.jit_compile), auto_scale_loss=False)
+                      jit_compile=True if is_jax() else bool(trainer_cfg.jit_compile), auto_scale_loss=False)
     return trainable

@@ -5,12 +5,16 @@ Keras' default train step would average the per-window losses per replica and re
 scaling. Here the reduction is explicit and exact: the loss of a step is the
 sum of the per-window losses divided by the number of windows in the global batch (all replicas together), so
 one step of any replica count and any number of accumulated micro-batches makes the update of one large batch.
+
+The step below is TensorFlow's (tf.GradientTape, tf.distribute); on the JAX backend Keras' own fit calls the
+stateless step of training/jax_step.py instead, with the same reduction. Only `per_window_loss` and
+`model_inputs`, which both use, are backend-neutral (keras.ops).
 """
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
+from qaexp.backend import is_jax
 from qaexp.training.batching import LABELS
 
 
@@ -71,7 +75,17 @@ class QATrainingModel(keras.Model):
         # compile_for_training, the loss tracker's from __init__ (as without a strategy, where Keras skips this).
         return
 
-    def train_step(self, batch):
+    def train_step(self, *args):
+        # Keras' TensorFlow fit calls train_step(batch), its JAX fit train_step(state, batch) (stateless).
+        if is_jax():
+            from qaexp.training.jax_step import train_step
+
+            return train_step(self, *args)
+        return self._tf_train_step(*args)
+
+    def _tf_train_step(self, batch):
+        import tensorflow as tf
+
         rows = tf.shape(batch["input_ids"])[0]
         global_rows = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
                                                                      tf.cast(rows, tf.float32))
@@ -94,8 +108,10 @@ class QATrainingModel(keras.Model):
             loss = tf.reshape(loss, [1])
         return {"loss": loss}
 
-    def _gradients(self, batch: dict, weights: tf.Tensor, global_rows: tf.Tensor):
+    def _gradients(self, batch: dict, weights, global_rows):
         """Gradients of sum(weights * loss) / global_rows, and that weighted loss sum."""
+        import tensorflow as tf
+
         variables = self.qa_model.trainable_variables
         with tf.GradientTape() as tape:
             outputs = self.qa_model(model_inputs(self.qa_model, batch), training=True)
@@ -110,7 +126,9 @@ class QATrainingModel(keras.Model):
         return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)], \
             loss_sum
 
-    def _accumulated_gradients(self, batch: dict, rows: tf.Tensor, global_rows: tf.Tensor):
+    def _accumulated_gradients(self, batch: dict, rows, global_rows):
+        import tensorflow as tf
+
         steps = self.grad_accum_steps
         micro = -(-rows // steps)
         pad = micro * steps - rows
@@ -137,6 +155,8 @@ class QATrainingModel(keras.Model):
 def _multi_worker(strategy) -> bool:
     """Keras' own test for a strategy whose logs it reduces across workers (a MultiWorkerMirroredStrategy with
     more than one worker)."""
+    import tensorflow as tf
+
     extended = getattr(strategy, "extended", None)
     return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
             and bool(getattr(extended, "_in_multi_worker_mode", lambda: False)()))

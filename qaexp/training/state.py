@@ -8,6 +8,9 @@ resumed run loads instead of building one (whose token ids could differ from the
 The data position needs no saving: the batch order is a function of the global step (see batching.Batcher),
 so a resumed run continues with the batch it would have trained on next. Keras 3's fit cannot start inside an
 epoch, so `fit_segments` cuts a resumed run's training into the rest of its epoch and the whole epochs after it.
+
+On TensorFlow the checkpoints are tf.train.Checkpoint's; on JAX (no TensorFlow) NumPy archives with the same
+contents, behind the same manager interface (training/array_checkpoints.py).
 """
 from __future__ import annotations
 
@@ -21,9 +24,8 @@ import tempfile
 from typing import Optional
 
 import keras
-import tensorflow as tf
 
-from qaexp import rundir
+from qaexp import backend, rundir
 from qaexp.errors import CheckpointError, first_line
 from qaexp.output.files import save_directory_atomic, storage_errors
 
@@ -45,34 +47,55 @@ def saved_tokenizer(run_dir: str):
                               f"({first_line(err, limit=200)}): {_start_afresh(path)}") from err
 
 
-class _Records(tf.Module):
-    """Per-epoch bookkeeping, as variables so that it is saved in the same checkpoint as the weights."""
-
-    def __init__(self):
-        super().__init__()
-        self.history = tf.Variable("{}", dtype=tf.string, trainable=False)
-        self.best_f1 = tf.Variable(float("-inf"), dtype=tf.float64, trainable=False)
-        self.best_epoch = tf.Variable(-1, dtype=tf.int64, trainable=False)
-        self.stale_epochs = tf.Variable(0, dtype=tf.int64, trainable=False)
+RECORDS = ("history", "best_f1", "best_epoch", "stale_epochs")
 
 
-def model_variables(model) -> tf.Module:
+def _records():
+    """Per-epoch bookkeeping, as variables so that it is saved in the same checkpoint as the weights (on JAX,
+    plain values with the same assign / numpy interface, saved in the same archive)."""
+    initial = {"history": ("{}", None), "best_f1": (float("-inf"), "float64"), "best_epoch": (-1, "int64"),
+               "stale_epochs": (0, "int64")}
+    if backend.is_jax():
+        from types import SimpleNamespace
+
+        from qaexp.training.array_checkpoints import Value
+
+        return SimpleNamespace(**{name: Value(value, dtype) for name, (value, dtype) in initial.items()})
+    import tensorflow as tf
+
+    records = tf.Module()
+    for name, (value, dtype) in initial.items():
+        setattr(records, name, tf.Variable(value, dtype=dtype or tf.string, trainable=False))
+    return records
+
+
+def named_variables(model) -> dict:
+    """The model's variables by their PyTorch names (`hf_weights`); any other Keras model's (the tests' small
+    ones) by position."""
+    named = getattr(model, "hf_weights", None)
+    return ({name: variable for name, (variable, _) in named().items()} if named is not None
+            else {f"{i:05d}": variable for i, variable in enumerate(model.weights)})
+
+
+def model_variables(model):
     """The model's variables by name, for tf.train.Checkpoint. Not the Keras 3 model itself: TensorFlow's checkpoint
     does not see the layers a Keras 3 layer keeps in a list (a backbone's encoder layers), so a checkpoint of the
     model holds its embeddings and head only, and restoring it silently leaves every encoder layer as it was
     (measured: a kept "best" epoch that was neither epoch's weights). qaexp's models name every variable by its
     PyTorch name (`hf_weights`); any other Keras model (the tests' small ones) by its position."""
+    import tensorflow as tf
+
     holder = tf.Module()
-    named = getattr(model, "hf_weights", None)
-    holder.by_name = ({name: variable for name, (variable, _) in named().items()} if named is not None
-                      else {f"{i:05d}": variable for i, variable in enumerate(model.weights)})
+    holder.by_name = named_variables(model)
     return holder
 
 
-def optimizer_variables(optimizer) -> tf.Module:
+def optimizer_variables(optimizer):
     """The optimizer's variables in its own order (its step, then each slot), for tf.train.Checkpoint, for the
     same reason as model_variables: the Keras 3 optimizer keeps its slots in lists TensorFlow does not track. The
     order is fixed by the model's variables, so a checkpoint of another model or optimizer fails to restore."""
+    import tensorflow as tf
+
     holder = tf.Module()
     holder.in_order = list(optimizer.variables)
     return holder
@@ -90,9 +113,9 @@ class RunState:
         self.chief = chief
         self.steps_per_epoch, self.total_steps = steps_per_epoch, steps_per_epoch * epochs
         self.every_steps, self.keep_best, self.patience = every_steps, keep_best, patience
-        self.records = _Records()
-        self.latest: Optional[tf.train.CheckpointManager] = None  # created by start()
-        self.best: Optional[tf.train.CheckpointManager] = None
+        self.records = _records()
+        self.latest = None  # created by start(): tf.train.CheckpointManager, or on JAX array_checkpoints'
+        self.best = None
         self.resumed = False
         self.best_result = None  # the Evaluation of the best epoch, when it ran in this process
 
@@ -105,12 +128,7 @@ class RunState:
             log.warning("trainer.resume=false: removing the old checkpoints in %s", self.directory)
             shutil.rmtree(self.directory)
         written = self.directory if self.chief else tempfile.mkdtemp(prefix="qaexp-worker-checkpoints-")
-        self.latest = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=model_variables(self.qa_model), optimizer=optimizer_variables(self.optimizer),
-                                records=self.records),
-            os.path.join(written, "latest"), max_to_keep=1)
-        self.best = tf.train.CheckpointManager(tf.train.Checkpoint(model=model_variables(self.qa_model)),
-                                               os.path.join(written, "best"), max_to_keep=1)
+        self.latest, self.best = self._managers(written)
         last = readable_checkpoint(os.path.join(self.directory, "latest")) if resume else None
         if last:
             restore_matching(self.latest.checkpoint, last)
@@ -124,6 +142,41 @@ class RunState:
             with without_call_state(tokenizer):
                 save_directory_atomic(os.path.join(self.directory, rundir.TOKENIZER), tokenizer.save_pretrained)
         return self.step
+
+    def _managers(self, written: str):
+        """The managers of the `latest` and `best` checkpoints under `written`."""
+        if backend.is_jax():
+            from qaexp.training.array_checkpoints import ArrayCheckpointManager
+
+            return (ArrayCheckpointManager(self._full_checkpoint(), os.path.join(written, "latest")),
+                    ArrayCheckpointManager(self._model_checkpoint(), os.path.join(written, "best")))
+        import tensorflow as tf
+
+        return (tf.train.CheckpointManager(self._full_checkpoint(), os.path.join(written, "latest"), max_to_keep=1),
+                tf.train.CheckpointManager(self._model_checkpoint(), os.path.join(written, "best"), max_to_keep=1))
+
+    def _full_checkpoint(self):
+        """Model, optimizer and records: what `latest` holds."""
+        if backend.is_jax():
+            from qaexp.training.array_checkpoints import ArrayCheckpoint
+
+            return ArrayCheckpoint(model=lambda: named_variables(self.qa_model),
+                                   optimizer=lambda: {f"{i:05d}": v for i, v in enumerate(self.optimizer.variables)},
+                                   records=lambda: {name: getattr(self.records, name) for name in RECORDS})
+        import tensorflow as tf
+
+        return tf.train.Checkpoint(model=model_variables(self.qa_model), optimizer=optimizer_variables(self.optimizer),
+                                   records=self.records)
+
+    def _model_checkpoint(self):
+        """The model's weights only: what `best` holds."""
+        if backend.is_jax():
+            from qaexp.training.array_checkpoints import ArrayCheckpoint
+
+            return ArrayCheckpoint(model=lambda: named_variables(self.qa_model))
+        import tensorflow as tf
+
+        return tf.train.Checkpoint(model=model_variables(self.qa_model))
 
     @property
     def step(self) -> int:
@@ -161,7 +214,7 @@ class RunState:
             self.records.stale_epochs.assign(0)
             self.best_result = result
             if self.keep_best:
-                with storage_errors(self.best.directory, also=(tf.errors.OpError,)):
+                with storage_errors(self.best.directory, also=_file_errors()):
                     self.best.save(checkpoint_number=epoch + 1)
         else:
             self.records.stale_epochs.assign_add(1)
@@ -180,7 +233,7 @@ class RunState:
                         "it; the last checkpoint stays %s", self.step, epochs_done, self.latest.latest_checkpoint)
             return False
         # A failed save leaves the previous checkpoint in place: CheckpointManager deletes it only afterwards.
-        with storage_errors(self.latest.directory, also=(tf.errors.OpError,)):
+        with storage_errors(self.latest.directory, also=_file_errors()):
             self.latest.save(checkpoint_number=self.step)
         return True
 
@@ -198,7 +251,7 @@ class RunState:
         if best is None:
             raise CheckpointError(f"the best epoch's checkpoint in {self.best.directory} is missing: rerun with "
                                   "trainer.keep_best=false, or train again")
-        restore_matching(tf.train.Checkpoint(model=model_variables(self.qa_model)), best)
+        restore_matching(self._model_checkpoint(), best)
         log.info("keeping the weights of epoch %d (best validation F1 %.2f), not of the last epoch %d",
                  self.best_epoch + 1, float(self.records.best_f1.numpy()), last_epoch + 1)
         return True
@@ -233,6 +286,15 @@ def fit_segments(start: int, steps_per_epoch: int, epochs: int) -> list[tuple[in
     return [(start, steps_per_epoch - done, epoch + 1, epoch)] + rest
 
 
+def _file_errors() -> tuple:
+    """The backend's own errors for a file it cannot write, besides OSError (TensorFlow's OpError)."""
+    if backend.is_jax():
+        return ()
+    import tensorflow as tf
+
+    return (tf.errors.OpError,)
+
+
 def _start_afresh(directory: str) -> str:
     """What to do about damaged checkpoints in `directory` (checkpoints/latest or checkpoints/best)."""
     return f"delete {os.path.dirname(directory)} to train from the start, or rerun without trainer.resume=true"
@@ -242,6 +304,12 @@ def readable_checkpoint(directory: str, action: str = "resume from") -> Optional
     """The prefix of the last checkpoint in `directory` once every tensor in it has been read back (TensorFlow
     checks each one's CRC32C), so that a damaged file is one clear error now, not a failure mid-training when
     the optimizer's slots are restored. None when the directory holds no checkpoint at all."""
+    if backend.is_jax():
+        from qaexp.training.array_checkpoints import readable
+
+        return readable(directory, action, _start_afresh(directory))
+    import tensorflow as tf
+
     try:
         last = tf.train.latest_checkpoint(directory)
     except (tf.errors.OpError, ValueError) as err:
@@ -262,11 +330,21 @@ def readable_checkpoint(directory: str, action: str = "resume from") -> Optional
     return last
 
 
-def restore_matching(checkpoint: tf.train.Checkpoint, path: str) -> None:
+def restore_matching(checkpoint, path: str) -> None:
     """Restore `path` into `checkpoint`'s objects, which must all be in it with the same shapes."""
+    if backend.is_jax():
+        errors: tuple = (ValueError,)
+        restore = checkpoint.restore
+    else:
+        import tensorflow as tf
+
+        errors = (AssertionError, ValueError, tf.errors.OpError)
+
+        def restore(where):
+            checkpoint.restore(where).assert_existing_objects_matched()
     try:
-        checkpoint.restore(path).assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as err:
+        restore(path)
+    except errors as err:
         raise CheckpointError(f"cannot resume from {path}: it was saved by a different model or optimizer (another "
                               "architecture or trainer settings than this run's .hydra/config.yaml): resume with "
                               f"the run's own settings, or {_start_afresh(os.path.dirname(path))}") from err
@@ -278,13 +356,21 @@ class _Checkpointing(keras.callbacks.Callback):
         self.state, self.evaluator = state, evaluator
         self.saved_at = state.step
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = self.state.step  # between epochs the variables hold their values on every backend
+
     def on_train_batch_end(self, batch, logs=None):
         every = self.state.every_steps
         if not every:
             return
-        step = self.state.step
+        # Keras' JAX fit keeps the variables' values outside the variables during an epoch (its stateless step):
+        # the step is counted there, and the values are put back (jax_state_sync) only when a save is due.
+        jax = backend.is_jax()
+        step = self.epoch_start + batch + 1 if jax else self.state.step
         # An epoch's last step is saved by on_epoch_end, after its evaluation.
         if step % self.state.steps_per_epoch and step - self.saved_at >= every:
+            if jax:
+                self.model.jax_state_sync()
             self.state.save()
             self.saved_at = step
 
