@@ -161,7 +161,7 @@ class TrainerConfig:
     eval_batch_size: int = 64
     seed: int = 42
     padding: str = Padding.bucketed.value
-    pad_to_multiple_of: int = 8
+    pad_to_multiple_of: Optional[int] = None  # batch widths round up to this; null: 8 on TensorFlow, 64 on JAX
     bucket_window: int = 50  # batches per shuffled window that is sorted by length
     max_steps: Optional[int] = None
     steps_per_execution: int = 1

@@ -111,7 +111,7 @@ NUMBERS: dict[str, Range] = {
     "trainer.batch_size": _counts(MAX_BATCH),  # and >= grad_accum_steps (config.validate)
     "trainer.eval_batch_size": _counts(MAX_BATCH),
     "trainer.seed": _counts(MAX_SEED, low=0),
-    "trainer.pad_to_multiple_of": _counts(MAX_TOKENS),
+    "trainer.pad_to_multiple_of": _counts(MAX_TOKENS, nullable=True, null_means="8 on TensorFlow, 64 on JAX"),
     "trainer.bucket_window": _counts(MAX_STEPS),
     "trainer.max_steps": _counts(MAX_STEPS, nullable=True),
     "trainer.steps_per_execution": _counts(MAX_STEPS),
