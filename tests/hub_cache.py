@@ -627,6 +627,13 @@ def pretraining_tensors(family: str, config, seed: int) -> dict[str, np.ndarray]
     embedding = config.get("embedding_size", hidden)
     for head in FAMILIES[family].heads:
         shapes.update(head(hidden, embedding, config["vocab_size"]))
+    return tensors_of_shapes(shapes, seed)
+
+
+def tensors_of_shapes(shapes: Mapping[str, tuple], seed: int) -> dict[str, np.ndarray]:
+    """{name: float32 array of that shape}, every value from a NumPy generator seeded by `seed`: another checkpoint
+    of the same model is `tensors_of_shapes({n: t.shape for n, t in tensors.items()}, other_seed)`, without
+    building the model again for its shapes."""
     rng = np.random.default_rng(seed)
     return {name: random_tensor(rng, name, tuple(shape)) for name, shape in shapes.items()}
 
@@ -962,11 +969,54 @@ def build_hub(hf_home: os.PathLike, workdir: os.PathLike, entries: list[Entry] |
     return HubBuild(pathlib.Path(hf_home), entries, sources, snapshots)
 
 
+MANIFEST = "hub_build.json"
+
+
+def write_manifest(build: HubBuild, path: pathlib.Path) -> None:
+    """What `read_hub` needs besides the files: each source's tokenizer files and its tensors' names in order."""
+    sources = {key: {"family": s.family, "uncased": s.uncased, "directory": str(s.directory),
+                     "tokenizer_files": s.tokenizer_files, "tensors": list(s.tensors),
+                     "legacy_layer_norm_names": s.legacy_layer_norm_names} for key, s in build.sources.items()}
+    path.write_text(json.dumps({"sources": sources, "snapshots": {k: str(v) for k, v in build.snapshots.items()}}))
+
+
+def read_hub(hf_home: pathlib.Path, manifest: pathlib.Path) -> HubBuild:
+    """The HubBuild that `build_hub` returned, from the files it wrote: each source's tensors are read back from its
+    model.safetensors (float32, so exactly the values written; legacy LayerNorm names mapped back)."""
+    data = json.loads(manifest.read_text())
+    sources = {}
+    for key, info in data["sources"].items():
+        directory = pathlib.Path(info["directory"])
+        stored = read_safetensors_file(directory / "model.safetensors")
+        renamed = legacy_layer_norm_names if info["legacy_layer_norm_names"] else (lambda t: t)
+        tensors = {name: stored[next(iter(renamed({name: None})))] for name in info["tensors"]}
+        sources[key] = Source(key, info["family"], info["uncased"], directory, info["tokenizer_files"], tensors,
+                              legacy_layer_norm_names=info["legacy_layer_norm_names"])
+    entries = hub_entries()
+    assert {e.checkpoint for e in entries} == set(data["snapshots"]), "conf/model changed during the session"
+    return HubBuild(hf_home, entries, sources, {k: pathlib.Path(v) for k, v in data["snapshots"].items()})
+
+
+# basetemp -> the session's HubBuild. Every test module that imports the fixture below defines it anew, and pytest
+# would run each definition once: this keeps it to one build per session.
+_SESSION_BUILDS: dict[str, HubBuild] = {}
+
+
 @pytest.fixture(scope="session")
 def hub_build(tmp_path_factory) -> HubBuild:
-    """Every hub entry of conf/model in a hub cache under a temporary HF_HOME (built once per session)."""
-    root = tmp_path_factory.mktemp("hub_cache")
-    return build_hub(root / "hf_home", root / "sources")
+    """Every hub entry of conf/model in a hub cache under a temporary HF_HOME, built once per session, for every
+    module that imports this fixture and across pytest-xdist workers too (the other workers read what the first
+    one wrote). Read-only."""
+    from conftest import once_per_session
+
+    def make(root: pathlib.Path) -> None:
+        write_manifest(build_hub(root / "hf_home", root / "sources"), root / MANIFEST)
+
+    session = str(tmp_path_factory.getbasetemp())
+    if session not in _SESSION_BUILDS:
+        root = once_per_session(tmp_path_factory, "hub_cache", make)
+        _SESSION_BUILDS[session] = read_hub(root / "hf_home", root / MANIFEST)
+    return _SESSION_BUILDS[session]
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Every bad input ends with one clear line and a non-zero exit, and no run directory claims completion.
 
-The table runs the real CLI; nearly every case fails before TensorFlow is imported (a few seconds each). The
-runs that must train (interrupt, divergence, secrets) use the smallest model and are marked slow.
+The table runs the real CLI for one case of each error class (and for Hydra's errors, the refusals before Hydra
+and the tools), the other cases in this process through the function the CLI calls; nearly every case fails
+before TensorFlow is imported. The runs that must train (interrupt, divergence, secrets) use the smallest model and are marked slow.
 """
 import errno
 import json
@@ -20,7 +21,8 @@ import pytest
 from conftest import REPO
 
 TINY = ["model=tiny", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
-        "model.architecture.num_hidden_layers=1", "data.max_length=128", "data.doc_stride=32", "data.cache=false"]
+        "model.architecture.num_hidden_layers=1", "data.max_length=128", "data.doc_stride=32", "data.cache=false",
+        "trainer.threads=1"]  # a model this small gains nothing from more TensorFlow threads, only CPU time
 CONTEXT = "Ada number {n} grew up in Lyon and later moved to Paris to study."
 SECRETS = {"WANDB_API_KEY": "sentinel0wandb0key0123456789abcdef0123456",
            "HF_TOKEN": "hf_sentinel_HF_TOKEN_value",
@@ -138,25 +140,72 @@ CASES = [
 BEFORE_HYDRA = {"unknown key", "added unknown key", "unknown group option"}
 
 
+# Cases whose error the run raises (after Hydra composed the config) go through the CLI for one case of each
+# error class; the others run in this process (`in_process`), through the function the CLI calls, at a tenth
+# of the cost of a CLI process each. Hydra's own errors, the refusals before Hydra and the tools stay CLI.
+CLI_OF_ERROR_CLASS = {"ConfigError": "lr zero", "DataError": "missing data file",
+                      "ModelLoadError": "checkpoint is an empty directory"}
+IN_PROCESS_CASES = {c[0] for c in CASES if c[3] == 2 and c[0] not in BEFORE_HYDRA and not c[1][0].startswith("qaexp.")
+                    and c[0] not in CLI_OF_ERROR_CLASS.values()}
+
+
+def case_args(overrides, data, tmp_path) -> list[str]:
+    """The case's `python -m qaexp` arguments (with the tiny model), or the tool and its arguments."""
+    args = [o.format(data=data, tmp=tmp_path) for o in overrides]
+    if args[0].startswith("qaexp."):
+        return args
+    dataset = [] if any(o.startswith("data=") for o in overrides) else ["data=synthetic"]
+    return [*TINY, *dataset, *args]
+
+
 def run_case(overrides, data, tmp_path, run_dir):
     """The case's command: `python -m qaexp` with the tiny model, or the tool its first word names."""
-    args = [o.format(data=data, tmp=tmp_path) for o in overrides]
+    args = case_args(overrides, data, tmp_path)
     if args[0].startswith("qaexp."):
         return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
                               env=cli_env())
-    dataset = [] if any(o.startswith("data=") for o in overrides) else ["data=synthetic"]
-    return qaexp([*TINY, *dataset, *args], run_dir)
+    return qaexp(args, run_dir)
+
+
+def in_process(overrides, data, tmp_path, run_dir, monkeypatch, capsys):
+    """What `python -m qaexp` does with the case, in this process: Hydra composes the config, the run directory
+    exists, qaexp.run.experiment.run (what the CLI's main calls) raises, and qaexp.cli.report_error prints the
+    error line and gives the exit status. Reaching TensorFlow's import fails the test (the CLI cases check that
+    stderr shows no TensorFlow). Returns what the CLI's CompletedProcess would hold."""
+    from hydra import compose, initialize_config_dir
+
+    from qaexp.cli import report_error
+    from qaexp.errors import QAExpError
+    from qaexp.run import experiment, runtime
+
+    def tensorflow_reached(*args, **kwargs):
+        raise AssertionError("failed only after importing TensorFlow")
+
+    monkeypatch.setattr(runtime, "prepare", tensorflow_reached)
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=case_args(overrides, data, tmp_path))
+    run_dir.mkdir()
+    capsys.readouterr()
+    with pytest.raises(QAExpError) as info:
+        experiment.run(cfg, str(run_dir))
+    # a class no CLI case shows: move this case to CLI_OF_ERROR_CLASS
+    assert type(info.value).__name__ in CLI_OF_ERROR_CLASS, type(info.value)
+    status = report_error(info.value)
+    return SimpleNamespace(returncode=status, stderr=capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("case, overrides, content, status, words", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_gives_one_clear_error(tmp_path, case, overrides, content, status, words):
+def test_bad_input_gives_one_clear_error(tmp_path, monkeypatch, capsys, case, overrides, content, status, words):
     data = tmp_path / "data.json"
     if content is not None:
         data.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     (tmp_path / "empty").mkdir()
     run_dir = tmp_path / "run"
     started = time.monotonic()
-    result = run_case(overrides, data, tmp_path, run_dir)
+    if case in IN_PROCESS_CASES:
+        result = in_process(overrides, data, tmp_path, run_dir, monkeypatch, capsys)
+    else:
+        result = run_case(overrides, data, tmp_path, run_dir)
     words = [word.format(tmp=tmp_path) for word in words]
     assert result.returncode == status, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
@@ -210,6 +259,7 @@ def test_validation_and_data_loading_do_not_import_tensorflow(tmp_path):
 
 def test_the_table_is_large_enough():
     assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
+    assert set(CLI_OF_ERROR_CLASS.values()) <= {c[0] for c in CASES} - IN_PROCESS_CASES
 
 
 def test_an_unreadable_data_file_is_one_line(tmp_path):
@@ -400,35 +450,65 @@ def test_trust_remote_code_is_passed_to_the_tokenizer(monkeypatch, tmp_path, tru
     assert seen == {"tokenizer": trust}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("trust", [False, True])
-def test_a_model_type_without_a_keras_model_is_one_line_and_runs_no_repository_code(tmp_path, trust):
-    """The model is always qaexp's own Keras 3 model for config.json's model_type: a checkpoint of another type
-    is refused with the supported types, and model.trust_remote_code=true does not import the repository's
-    modeling code in its place (it only reaches the tokenizer)."""
+def custom_checkpoint(directory):
+    """A checkpoint whose config.json names a model_type qaexp has no Keras 3 model for, and whose repository
+    code, if anything imported it, would leave a file IMPORTED beside it."""
     from safetensors.numpy import save_file
 
     from qaexp.model.build import train_wordpiece_tokenizer
-    from qaexp.model.families import MODEL_TYPES
 
-    checkpoint = tmp_path / "custom"
-    train_wordpiece_tokenizer([CONTEXT.format(n=n) for n in range(50)], 200, True).save_pretrained(checkpoint)
-    save_file({"custom.embeddings.weight": np.zeros((200, 8), np.float32)}, str(checkpoint / "model.safetensors"))
-    (checkpoint / "config.json").write_text(json.dumps({
+    train_wordpiece_tokenizer([CONTEXT.format(n=n) for n in range(50)], 200, True).save_pretrained(directory)
+    save_file({"custom.embeddings.weight": np.zeros((200, 8), np.float32)}, str(directory / "model.safetensors"))
+    (directory / "config.json").write_text(json.dumps({
         "model_type": "my-custom-qa", "architectures": ["CustomForQuestionAnswering"],
         "auto_map": {"AutoModelForQuestionAnswering": "modeling_custom.CustomForQuestionAnswering"}}))
-    (checkpoint / "modeling_custom.py").write_text(
+    (directory / "modeling_custom.py").write_text(
         "import pathlib\npathlib.Path(__file__).with_name('IMPORTED').write_text('repository code ran')\n")
+    return directory
+
+
+def assert_names_the_model_types(line: str) -> None:
+    from qaexp.model.families import MODEL_TYPES
+
+    assert "'my-custom-qa'" in line and "config.json" in line, line
+    assert all(model_type in line for model_type in MODEL_TYPES), line  # the types a checkpoint may have
+
+
+@pytest.mark.slow
+def test_a_model_type_without_a_keras_model_is_one_line_and_runs_no_repository_code(tmp_path):
+    """The model is always qaexp's own Keras 3 model for config.json's model_type: a checkpoint of another type
+    is refused with the supported types, and model.trust_remote_code=true does not import the repository's
+    modeling code in its place (it only reaches the tokenizer)."""
+    checkpoint = custom_checkpoint(tmp_path / "custom")
     run_dir = tmp_path / "run"
     result = qaexp(["experiment=quickstart", "data.num_train=20", "data.num_validation=8", "trainer.epochs=0",
-                    f"model.checkpoint={checkpoint}", f"model.trust_remote_code={str(trust).lower()}"], run_dir)
+                    f"model.checkpoint={checkpoint}", "model.trust_remote_code=true"], run_dir)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("qaexp: error: ") and "'my-custom-qa'" in last and "config.json" in last, last
-    assert all(model_type in last for model_type in MODEL_TYPES), last  # the types a checkpoint may have
+    assert last.startswith("qaexp: error: "), last
+    assert_names_the_model_types(last)
     assert not (checkpoint / "IMPORTED").exists()
     assert metrics(run_dir)["status"] == "failed"
+
+
+def test_a_model_type_without_a_keras_model_is_refused_without_trust_too(tmp_path):
+    """model.trust_remote_code=false, in this process: the tokenizer and model loaders a run calls refuse the
+    checkpoint with the QAExpError the CLI prints as its one line (the test above shows the CLI printing it)."""
+    from omegaconf import OmegaConf
+
+    from qaexp.errors import QAExpError
+    from qaexp.model import build
+
+    checkpoint = custom_checkpoint(tmp_path / "custom")
+    model_cfg = OmegaConf.create({"checkpoint": str(checkpoint), "revision": None, "trust_remote_code": False,
+                                  "random_init": False, "padding_side": "right"})
+    with pytest.raises(QAExpError) as info:
+        build.build_model(model_cfg, build.build_tokenizer(model_cfg))
+    message = str(info.value)
+    assert len(message.splitlines()) == 1, message
+    assert_names_the_model_types(message)
+    assert not (checkpoint / "IMPORTED").exists()
 
 
 # ---- runs that train ---------------------------------------------------------------------------------------------

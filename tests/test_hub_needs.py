@@ -9,7 +9,6 @@ import pytest
 from conftest import run_cli
 from hub_cache import FakeHub, closed_port, hub_build, hub_home  # noqa: F401  (session fixtures)
 from hub_dataset_cache import write_hub_dataset
-from test_hub_checkpoints import SMALL_DATA
 
 OFFLINE_ERROR_SECONDS = 10
 MAX_STDERR_LINES = 3
@@ -58,34 +57,49 @@ def test_hub_offline_names_every_need_without_probing(tmp_path):
     assert "'rajpurkar/squad'" in result.stderr
 
 
-@pytest.mark.slow  # builds the hub cache fixture and trains one epoch of a tiny roberta
-def test_cached_model_and_unreachable_hub_run_from_the_cache(hub_home, tmp_path):
-    result, _ = timed_run(["model=roberta-base", *SMALL_DATA, "trainer.epochs=1"], network_down(hub_home), tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert not any(noise in result.stderr + result.stdout for noise in RETRY_NOISE), result.stderr[-3000:]
-    assert "cannot be reached" in result.stdout and "using the cached model 'FacebookAI/roberta-base'" in result.stdout
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
+@pytest.fixture(scope="module")
+def cached_run(hub_home, tmp_path_factory):
+    """One run with the hub unreachable whose model (model=roberta-base, from the hub cache fixture) and dataset
+    (data=squad, from a cache `datasets` prepared) are both cached in its HF_HOME: it goes offline and trains on
+    the first max_train_samples rows; the malformed row after them is never converted (it would stop the run).
+    Returns (result, run directory)."""
+    import shutil
 
-
-@pytest.mark.slow  # trains one epoch of the tiny model
-def test_cached_dataset_and_unreachable_hub_run_from_the_cache(tmp_path):
-    """data=squad from a cache `datasets` prepared, with the hub unreachable: the run goes offline and trains on
-    the first max_train_samples rows; the malformed row after them is never converted (it would stop the run)."""
     from qaexp.data.synthetic import generate_examples
 
-    home = tmp_path / "hf_home"
+    root = tmp_path_factory.mktemp("cached_run")
+    home = root / "hf_home"
+    repo = "models--FacebookAI--roberta-base"  # the model's repo as huggingface_hub left it (relative symlinks)
+    shutil.copytree(hub_home / "hub" / repo, home / "hub" / repo, symlinks=True)
     train = generate_examples(17, seed=1, difficulty="easy", split="train", unanswerable_fraction=0.0)
     train[16]["answers"]["answer_start"].append(0)  # one offset too many: refused when converted
     validation = generate_examples(9, seed=2, difficulty="easy", split="validation", unanswerable_fraction=0.0)
     validation[8]["context"] = " "  # an empty context: refused when checked
     write_hub_dataset(home, "rajpurkar/squad", "plain_text", {"train": train, "validation": validation})
-    result, _ = timed_run(["model=tiny", "data=squad", "data.max_train_samples=16", "data.max_eval_samples=8",
+    result, _ = timed_run(["model=roberta-base", "data=squad", "data.max_train_samples=16", "data.max_eval_samples=8",
                            "data.max_length=128", "data.doc_stride=48", "trainer.epochs=1", "trainer.verbose=0"],
-                          network_down(home), tmp_path)
+                          network_down(home), root)
+    return result, root / "run"
+
+
+@pytest.mark.slow  # builds the hub cache fixture and trains one epoch of a tiny roberta
+def test_cached_model_and_unreachable_hub_run_from_the_cache(cached_run):
+    result, run = cached_run
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "using the cached dataset 'rajpurkar/squad' (config plain_text)" in result.stdout, result.stdout[-3000:]
     assert not any(noise in result.stderr + result.stdout for noise in RETRY_NOISE), result.stderr[-3000:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "cannot be reached" in result.stdout and "using the cached model 'FacebookAI/roberta-base'" in result.stdout
+    assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.slow  # the same run (cached_run)
+def test_cached_dataset_and_unreachable_hub_run_from_the_cache(cached_run):
+    result, run = cached_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    # the one line names every cached need, the model first
+    assert ("using the cached model 'FacebookAI/roberta-base' and dataset 'rajpurkar/squad' (config plain_text)"
+            in result.stdout), result.stdout[-3000:]
+    assert not any(noise in result.stderr + result.stdout for noise in RETRY_NOISE), result.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["train_examples"] == 16, metrics
     assert metrics["eval_examples"] == 8, metrics
 
