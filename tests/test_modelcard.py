@@ -92,4 +92,7 @@ def test_a_run_writes_a_card_that_matches_its_metrics(trained_tiny_model):
     meta, body = split_card((trained_tiny_model / "model" / "README.md").read_text())
     values = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert values == {"exact_match": round(metrics["exact_match"], 2), "f1": round(metrics["f1"], 2)}
-    assert body.count("\n| 1 | ") == 1 and "\n| 2 | " not in body  # one epoch, one row
+    epochs = len(metrics["history"]["loss"])
+    assert epochs == 2  # the shared tiny run (conftest.tiny_run): one row per epoch
+    assert all(body.count(f"\n| {epoch} | ") == 1 for epoch in range(1, epochs + 1))
+    assert f"\n| {epochs + 1} | " not in body
