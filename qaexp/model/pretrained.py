@@ -345,23 +345,17 @@ def read_safetensors(directory: str) -> dict:
 
 
 def _read_safetensors_file(path: str) -> dict:
+    import numpy as np
     from safetensors import safe_open
 
+    # safetensors' NumPy reader has no bfloat16: such tensors are read as raw bytes and widened (a bfloat16 is the
+    # upper half of a float32), with NumPy alone, so that no backend's library is needed to load a checkpoint.
     with safe_open(path, framework="numpy") as f:
         keys = list(f.keys())
-        if not any(f.get_slice(key).get_dtype() == "BF16" for key in keys):
-            return {key: _widen(f.get_tensor(key)) for key in keys}
-    # safetensors' NumPy reader has no bfloat16: such files are read as raw bytes and widened (a bfloat16 is the
-    # upper half of a float32), with NumPy alone, so that no backend's library is needed to load a checkpoint.
-    import numpy as np
-
-    tensors = {}
-    with safe_open(path, framework="numpy") as f:
-        for key in keys:
-            if f.get_slice(key).get_dtype() != "BF16":
-                tensors[key] = _widen(f.get_tensor(key))
-    for key, (shape, raw) in _bf16_tensors(path).items():
-        tensors[key] = (raw.astype(np.uint32) << 16).view(np.float32).reshape(shape)
+        tensors = {key: _widen(f.get_tensor(key)) for key in keys if f.get_slice(key).get_dtype() != "BF16"}
+    if len(tensors) < len(keys):
+        for key, (shape, raw) in _bf16_tensors(path).items():
+            tensors[key] = (raw.astype(np.uint32) << 16).view(np.float32).reshape(shape)
     return tensors
 
 
