@@ -11,8 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import qaexp.config  # noqa: F401  (registers the config schemas)
-from qaexp.cli import report_error
-from qaexp.errors import QAExpError, RunInterrupted, first_line
+from qaexp.errors import QAExpError, RunInterrupted, first_line, report_error
 from qaexp.run import distributed, hydra_job, preemption, sweep_resume
 from qaexp.rundir import METRICS
 from qaexp.run.outcome import signals_as_interrupts

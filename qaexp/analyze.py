@@ -1,7 +1,4 @@
-"""`python -m qaexp.analyze`: the same as `qaexp analyze` (qaexp.tools.analyze)."""
-import sys
+"""`python -m qaexp.analyze` = `qaexp analyze` (qaexp/tools/analyze.py); qaexp/cli.py says why this module exists."""
+from qaexp.cli import run_as_main
 
-from qaexp.tools.analyze import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+run_as_main(__name__, "analyze")

@@ -1,24 +1,33 @@
-"""The `qaexp` console script: `qaexp [overrides]` trains; `qaexp predict|evaluate|report|serve|export|analyze ...` run the other tools."""
+"""The `qaexp` console script: `qaexp [overrides]` trains; `qaexp TOOL ...` runs the tool TOOLS names.
+
+Every tool is the module qaexp/tools/<command>.py with a `main(argv=None) -> int`, reached through this one
+dispatch, whether as `qaexp predict ...` or as `python -m qaexp.predict ...`. `python -m` needs a module of that
+name, so qaexp/predict.py, evaluate.py, report.py, serve.py, export.py, analyze.py and hub.py exist only for it:
+each is one call of `run_as_main` with its own name (the README documents both spellings).
+"""
 from __future__ import annotations
 
 import importlib
 import sys
+from typing import Callable, Optional
 
-EXIT_BAD_INPUT = 2  # a bad input: config, data, paths (Hydra's own config errors exit with 1)
-SUBCOMMANDS = {"predict": "qaexp.tools.predict", "evaluate": "qaexp.tools.score", "report": "qaexp.tools.report",
-               "serve": "qaexp.tools.serve", "export": "qaexp.tools.export", "analyze": "qaexp.tools.analyze"}
+TOOLS = ("predict", "evaluate", "report", "serve", "export", "analyze", "hub")
+
+
+def tool_main(name: str) -> Callable[[Optional[list[str]]], int]:
+    """The `main` of the tool `qaexp NAME` runs: qaexp/tools/NAME.py."""
+    return importlib.import_module(f"qaexp.tools.{name}").main
+
+
+def run_as_main(module_name: str, tool: str) -> None:
+    """A `python -m qaexp.TOOL` alias module's one line: run the tool when the module is run, not when imported."""
+    if module_name == "__main__":
+        sys.exit(tool_main(tool)())
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
-        module = importlib.import_module(SUBCOMMANDS[sys.argv.pop(1)])
-        sys.exit(module.main())
-    from qaexp.__main__ import entry
+    if len(sys.argv) > 1 and sys.argv[1] in TOOLS:
+        sys.exit(tool_main(sys.argv.pop(1))())
+    from qaexp.__main__ import entry  # here: a tool's start-up does not import Hydra's app and the run's modules
 
     entry()
-
-
-def report_error(error: BaseException | str, tool: str | None = None) -> int:
-    """Print the one-line error every qaexp command uses (`qaexp [tool]: error: ...`); returns its exit status, 2."""
-    print(f"qaexp{' ' + tool if tool else ''}: error: {error}", file=sys.stderr)
-    return EXIT_BAD_INPUT

@@ -5,7 +5,10 @@ status 2 and no traceback; anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+import sys
 from typing import Optional
+
+EXIT_BAD_INPUT = 2  # a bad input: config, data, paths (Hydra's own config errors exit with 1)
 
 
 class QAExpError(Exception):
@@ -62,6 +65,12 @@ class RunInterrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+def report_error(error: BaseException | str, tool: str | None = None) -> int:
+    """Print the one-line error every qaexp command uses (`qaexp [tool]: error: ...`); returns its exit status, 2."""
+    print(f"qaexp{' ' + tool if tool else ''}: error: {error}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def first_line(err: BaseException, *, named: bool = False, limit: Optional[int] = None) -> str:

@@ -1,7 +1,4 @@
-"""`python -m qaexp.evaluate`: the same as `qaexp evaluate` (qaexp.tools.score)."""
-import sys
+"""`python -m qaexp.evaluate` = `qaexp evaluate` (qaexp/tools/evaluate.py); qaexp/cli.py says why this module exists."""
+from qaexp.cli import run_as_main
 
-from qaexp.tools.score import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+run_as_main(__name__, "evaluate")

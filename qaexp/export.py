@@ -1,7 +1,4 @@
-"""`python -m qaexp.export`: the same as `qaexp export` (qaexp.tools.export)."""
-import sys
+"""`python -m qaexp.export` = `qaexp export` (qaexp/tools/export.py); qaexp/cli.py says why this module exists."""
+from qaexp.cli import run_as_main
 
-from qaexp.tools.export import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+run_as_main(__name__, "export")

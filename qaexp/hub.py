@@ -1,7 +1,4 @@
-"""`python -m qaexp.hub`: upload a saved model directory (qaexp.tools.push)."""
-import sys
+"""`python -m qaexp.hub` = `qaexp hub` (qaexp/tools/hub.py); qaexp/cli.py says why this module exists."""
+from qaexp.cli import run_as_main
 
-from qaexp.tools.push import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+run_as_main(__name__, "hub")

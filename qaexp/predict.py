@@ -1,7 +1,4 @@
-"""`python -m qaexp.predict`: the same as `qaexp predict` (qaexp.tools.predict)."""
-import sys
+"""`python -m qaexp.predict` = `qaexp predict` (qaexp/tools/predict.py); qaexp/cli.py says why this module exists."""
+from qaexp.cli import run_as_main
 
-from qaexp.tools.predict import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+run_as_main(__name__, "predict")

@@ -1,7 +1,4 @@
-"""`python -m qaexp.report`: the same as `qaexp report` (qaexp.tools.report)."""
-import sys
+"""`python -m qaexp.report` = `qaexp report` (qaexp/tools/report.py); qaexp/cli.py says why this module exists."""
+from qaexp.cli import run_as_main
 
-from qaexp.tools.report import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+run_as_main(__name__, "report")

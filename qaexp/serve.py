@@ -1,7 +1,4 @@
-"""`python -m qaexp.serve`: the same as `qaexp serve` (qaexp.tools.serve)."""
-import sys
+"""`python -m qaexp.serve` = `qaexp serve` (qaexp/tools/serve.py); qaexp/cli.py says why this module exists."""
+from qaexp.cli import run_as_main
 
-from qaexp.tools.serve import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+run_as_main(__name__, "serve")

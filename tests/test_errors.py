@@ -169,12 +169,12 @@ def run_case(overrides, data, tmp_path, run_dir):
 
 def in_process(overrides, data, tmp_path, run_dir, monkeypatch, capsys):
     """What `python -m qaexp` does with the case, in this process: Hydra composes the config, the run directory
-    exists, qaexp.run.experiment.run (what the CLI's main calls) raises, and qaexp.cli.report_error prints the
+    exists, qaexp.run.experiment.run (what the CLI's main calls) raises, and qaexp.errors.report_error prints the
     error line and gives the exit status. Reaching TensorFlow's import fails the test (the CLI cases check that
     stderr shows no TensorFlow). Returns what the CLI's CompletedProcess would hold."""
     from hydra import compose, initialize_config_dir
 
-    from qaexp.cli import report_error
+    from qaexp.errors import report_error
     from qaexp.errors import QAExpError
     from qaexp.run import experiment, runtime
 

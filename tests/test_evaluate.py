@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli as run_python
 
-from qaexp.tools.score import read_official_gold
+from qaexp.tools.evaluate import read_official_gold
 
 
 def run_cli(*args):

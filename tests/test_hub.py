@@ -5,7 +5,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import run_cli
-from qaexp.tools import push
+from qaexp.tools import hub
 from qaexp.errors import HubPushError
 from qaexp.output.hub import push_model_dir, push_run
 
@@ -79,7 +79,7 @@ def test_failed_push_is_recorded_and_names_the_retry_command(model_dir, monkeypa
 
 def test_hub_cli_without_token_exits_2_with_one_line(model_dir, monkeypatch, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    assert push.main([str(model_dir), "me/qa"]) == 2
+    assert hub.main([str(model_dir), "me/qa"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 
 

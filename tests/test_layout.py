@@ -1,30 +1,37 @@
 """The package's shape: the documented command aliases lead to the tools, and modules and functions stay small."""
 import ast
 import importlib
+import runpy
+import sys
 
 import pytest
 
 from conftest import REPO
+from qaexp.cli import TOOLS
 
 PACKAGE = REPO / "qaexp"
 
 
-ALIASES = [("qaexp.predict", "qaexp.tools.predict"), ("qaexp.evaluate", "qaexp.tools.score"),
-           ("qaexp.report", "qaexp.tools.report"), ("qaexp.hub", "qaexp.tools.push"),
-           ("qaexp.analyze", "qaexp.tools.analyze")]
+def _help_of(run, capsys) -> str:
+    with pytest.raises(SystemExit) as stop:
+        run()
+    assert stop.value.code == 0
+    return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("alias, tool", ALIASES)
-def test_python_m_aliases_run_the_tools(alias, tool):
-    assert importlib.import_module(alias).main is importlib.import_module(tool).main
+@pytest.mark.parametrize("tool", TOOLS)
+def test_python_m_alias_runs_the_tool_of_its_name(tool, capsys, monkeypatch):
+    """`python -m qaexp.TOOL --help` is the help of qaexp/tools/TOOL.py, the module `qaexp TOOL` runs."""
+    own = _help_of(lambda: importlib.import_module(f"qaexp.tools.{tool}").main(["--help"]), capsys)
+    monkeypatch.setattr(sys, "argv", [f"qaexp.{tool}", "--help"])
+    assert _help_of(lambda: runpy.run_module(f"qaexp.{tool}", run_name="__main__"), capsys) == own
+    importlib.import_module(f"qaexp.{tool}")  # imported, not run: no SystemExit
 
 
-def test_console_subcommands_are_the_same_tools():
-    from qaexp.cli import SUBCOMMANDS
-
-    assert SUBCOMMANDS == {"predict": "qaexp.tools.predict", "evaluate": "qaexp.tools.score",
-                           "report": "qaexp.tools.report", "serve": "qaexp.tools.serve",
-                           "export": "qaexp.tools.export", "analyze": "qaexp.tools.analyze"}
+def test_every_tool_module_is_a_command_and_every_command_a_tool_module():
+    modules = {path.stem for path in (PACKAGE / "tools").glob("*.py") if path.stem != "__init__"}
+    assert modules == set(TOOLS)
+    assert {path.stem for path in PACKAGE.glob("*.py")} >= set(TOOLS)  # each has its `python -m` alias
 
 
 def test_no_module_over_400_lines_and_no_function_over_50():

@@ -5,7 +5,9 @@ import math
 import pytest
 from matplotlib.image import imread
 
-from qaexp.tools import report, report_plots
+from qaexp.analysis import sweep_plots
+from qaexp.analysis.sweep_jobs import load_job
+from qaexp.tools import report
 from test_report import completed, make_job
 
 # t quantiles for a two-sided 95% interval (statistical tables): 1 and 2 degrees of freedom
@@ -66,9 +68,9 @@ def test_cost_columns_and_the_pareto_front(seeded_sweep):
     assert float(rows["0"]["windows_per_second"]) == pytest.approx(300 * 2 / 20.0)
     assert rows["6"]["windows_per_second"] == ""  # failed: no throughput
 
-    jobs = [report.load_job(str(seeded_sweep / str(n)), str(seeded_sweep)) for n in range(7)]
+    jobs = [load_job(str(seeded_sweep / str(n)), str(seeded_sweep)) for n in range(7)]
     # fastest first: 18 s F1 44, then 20 s F1 60 (beats it), 21 s F1 62, then 80 s F1 70; 19 s/40, 22 s/58 dominated
-    assert [job.name for job in report_plots.pareto_front(jobs)] == ["4", "0", "2", "5"]
+    assert [job.name for job in sweep_plots.pareto_front(jobs)] == ["4", "0", "2", "5"]
     for name in ("f1_by_configuration.png", "f1_vs_train_time.png"):
         png = seeded_sweep / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000

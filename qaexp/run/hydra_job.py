@@ -15,6 +15,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from qaexp import backend
+from qaexp.errors import ConfigError, report_error
+
 # Overrides that say how a job was chosen or recorded, not what it trained: left out of run names.
 _NOT_NAMING = ("logger", "hydra.", "hparams_search", "trainer.verbose", "trainer.threads")
 
@@ -173,10 +176,6 @@ class BackendCheck(Callback):
 
 
 def _check_backend_installed(config: DictConfig) -> None:
-    from qaexp import backend
-    from qaexp.cli import report_error
-    from qaexp.errors import ConfigError
-
     try:
         backend.check_installed(*backend.effective(config.trainer.backend))
     except ConfigError as err:

@@ -15,8 +15,7 @@ import argparse
 import os
 import sys
 
-from qaexp.cli import report_error
-from qaexp.errors import QAExpError
+from qaexp.errors import QAExpError, report_error
 
 
 def parse_args(argv):

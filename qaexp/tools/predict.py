@@ -21,8 +21,7 @@ import json
 import sys
 from types import SimpleNamespace
 
-from qaexp.cli import report_error
-from qaexp.errors import QAExpError
+from qaexp.errors import QAExpError, report_error
 from qaexp.model.saved import load_saved
 from qaexp.serving.settings import add_setting_flags, answer_settings, setting_overrides
 

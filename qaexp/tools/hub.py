@@ -1,11 +1,10 @@
-"""`python -m qaexp.hub RUN_DIR/model USER/NAME [--public]`: upload a saved model directory (again)."""
+"""`qaexp hub RUN_DIR/model USER/NAME [--public]` (or `python -m qaexp.hub`): upload a saved model directory (again)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from qaexp.cli import report_error
-from qaexp.errors import HubPushError
+from qaexp.errors import HubPushError, report_error
 from qaexp.output.hub import TOKEN_VARIABLE, push_model_dir
 
 

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Sequence
 from qaexp.output.files import atomic_file, storage_errors
 
 if TYPE_CHECKING:
-    from qaexp.tools.report import Job
-    from qaexp.tools.seed_stats import Configuration
+    from qaexp.analysis.sweep_jobs import Job
+    from qaexp.analysis.seed_stats import Configuration
 
 
 def _figure(width: float, height: float):

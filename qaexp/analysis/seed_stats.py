@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Sequence
 
 if TYPE_CHECKING:
-    from qaexp.tools.report import Job
+    from qaexp.analysis.sweep_jobs import Job
 
 DEFAULT_SEED_KEYS = ("trainer.seed",)
 # Overrides that say how a job was run, not what it trained: never part of a configuration's identity.

@@ -13,9 +13,8 @@ import sys
 import warnings
 from typing import Sequence
 
-from qaexp.cli import report_error
 from qaexp.data.squad import squad_paragraphs
-from qaexp.errors import InputError, QAExpError
+from qaexp.errors import InputError, QAExpError, report_error
 from qaexp.evaluation.metrics import evaluate_v1, evaluate_v2
 from qaexp.output.files import write_json_atomic
 
