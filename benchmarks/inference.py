@@ -114,7 +114,7 @@ def qaexp_side(model_dir: str, records: list[dict], settings: SimpleNamespace, a
 
 def floor_seconds(tokenizer, model, records: list[dict], settings: SimpleNamespace, batch_size: int) -> float:
     """The traced forward pass alone over the padded batches qaexp's inference feeds the model."""
-    from qaexp.config import Padding
+    from qaexp.config.schema import Padding
     from qaexp.data.windows import tokenize_windows
     from qaexp.evaluation.inference import _forward_function
     from qaexp.training.batching import Batcher

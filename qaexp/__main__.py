@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import qaexp.config  # noqa: F401  (registers the config schemas)
+from qaexp.config.suggestions import for_overrides, override_problem
 from qaexp.errors import QAExpError, RunInterrupted, first_line, report_error
 from qaexp.run import distributed, hydra_job, preemption, sweep_resume
 from qaexp.rundir import METRICS
@@ -121,8 +122,6 @@ def entry() -> None:
 
 
 def _print_suggestion(overrides: list[str]) -> None:
-    from qaexp.suggestions import for_overrides
-
     hint = for_overrides(overrides, group_options, config_groups())
     if hint:
         print(f"qaexp: {hint}", file=sys.stderr)
@@ -140,8 +139,6 @@ def _override_problem(argv: list[str]) -> Optional[str]:
     flags = {arg.split("=", 1)[0] for arg in argv if arg.startswith("-")}
     if flags & {*NOT_RUNNING, *OTHER_PRIMARY}:
         return None
-    from qaexp.suggestions import override_problem
-
     extra = _user_config_dirs(argv)
     return override_problem(argv, lambda group: group_options(group, extra or []), config_groups(),
                             check_options=extra is not None)

@@ -7,7 +7,8 @@ the user's: child processes (a sweep's submitit jobs, the tests' CLI runs) inher
 KERAS_BACKEND that differs from the noted default, or comes without the note, is the user's and wins over the
 config (the run log says so).
 
-What the JAX backend cannot do is refused here (`unsupported`), at config-check time, each with one line.
+What each backend cannot do is a table of config values in config/validation.py (BACKEND_ONLY), refused there with
+one line at config-check time.
 """
 from __future__ import annotations
 
@@ -121,35 +122,3 @@ def report(configured: str) -> None:
         log.info("Keras backend: %s (%s; trainer.backend=%s is overridden by it)", name, source, configured)
     else:
         log.info("Keras backend: %s (%s)", name, source)
-
-
-# What only the TensorFlow backend has: config key -> (values, why). Checked by unsupported() before a run starts.
-TENSORFLOW_ONLY = {
-    "trainer.strategy": ({"mirrored", "multi_worker", "tpu"},
-                         "is a tf.distribute strategy: on JAX use trainer.strategy=data_parallel (all devices of "
-                         "this host), or trainer.backend=tensorflow"),
-    "precision.policy": ({"mixed_float16"},
-                         "needs loss scaling, which qaexp does on TensorFlow only: on JAX use precision=mixed_bfloat16 "
-                         "(no loss scaling needed), or trainer.backend=tensorflow"),
-    "logger.name": ({"tensorboard"},
-                    "writes through TensorFlow's summary writer: on JAX use logger=wandb or logger=none, or "
-                    "trainer.backend=tensorflow"),
-}
-JAX_ONLY = {
-    "trainer.strategy": ({"data_parallel"},
-                         "is keras.distribution's, which qaexp uses on JAX: on TensorFlow use trainer.strategy=mirrored, "
-                         "or trainer.backend=jax"),
-}
-
-
-def unsupported(cfg) -> Optional[str]:
-    """The one line for a setting the run's backend cannot do, or None."""
-    from qaexp.config import get_key
-
-    name, source = effective(cfg.trainer.backend)
-    table = TENSORFLOW_ONLY if name == "jax" else JAX_ONLY
-    for key, (values, why) in table.items():
-        value = get_key(cfg, key)
-        if value in values:
-            return f"{key}={value} {why} (the backend is {name}: {source})"
-    return None

@@ -72,7 +72,7 @@ def test_a_backend_cannot_change_once_keras_runs_in_the_process(no_user_backend)
     ("logger=tensorboard", "logger.name=tensorboard writes through TensorFlow's summary writer"),
 ])
 def test_what_only_tensorflow_does_is_refused_under_jax_in_one_line(no_user_backend, override, expected):
-    from qaexp.config import validate
+    from qaexp.config.validation import validate
 
     with pytest.raises(ConfigError, match=expected) as refused:
         validate(composed(["trainer.backend=jax", override]))
@@ -81,7 +81,7 @@ def test_what_only_tensorflow_does_is_refused_under_jax_in_one_line(no_user_back
 
 
 def test_data_parallel_is_refused_on_tensorflow_with_its_equivalent(no_user_backend):
-    from qaexp.config import validate
+    from qaexp.config.validation import validate
 
     with pytest.raises(ConfigError, match="trainer.strategy=data_parallel is keras.distribution's, which qaexp uses "
                                           "on JAX: on TensorFlow use trainer.strategy=mirrored"):

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 
 import qaexp.config  # noqa: F401  (registers the schemas)
 from conftest import REPO
-from qaexp.config import validate
+from qaexp.config.validation import validate
 from qaexp.errors import ConfigError
 
 CONF = REPO / "conf"

@@ -244,7 +244,7 @@ def test_an_output_directory_that_cannot_be_made_is_one_line(tmp_path, multirun)
 def test_validation_and_data_loading_do_not_import_tensorflow(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text(GOOD)
-    code = ("import sys; import qaexp.__main__, qaexp.run.experiment; from qaexp.config import validate; "
+    code = ("import sys; import qaexp.__main__, qaexp.run.experiment; from qaexp.config.validation import validate; "
             "from qaexp.data.squad import load_splits; from hydra import compose, initialize_config_dir; "
             f"initialize_config_dir(config_dir={str(REPO / 'conf')!r}, version_base='1.3'); "
             f"cfg = compose('config', overrides=['model=tiny', 'data=json', 'data.train_file={data}', "

@@ -220,7 +220,7 @@ def overrides(draw):
 
 
 def validate_or_explain(changes):
-    from qaexp.config import validate
+    from qaexp.config.validation import validate
     from qaexp.errors import ConfigError
 
     cfg = base_config().copy()

@@ -13,10 +13,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import qaexp.config as config
+from qaexp.config.schema import QAExpConfig
+from qaexp.config.validation import validate
 from conftest import REPO
 from qaexp.errors import ConfigError
-from qaexp.limits import NUMBERS, directory_problem
+from qaexp.config.limits import NUMBERS, directory_problem
 
 # Keys for which the value is meaningful: 0 / a negative number / a huge one (1e12 and more).
 ZERO_OK = {"trainer.epochs", "trainer.seed", "trainer.verbose", "optimizer.weight_decay", "optimizer.warmup_ratio",
@@ -31,7 +32,7 @@ HUGE_OK = {"data.null_score_diff_threshold", "data.seed", "optimizer.lr", "model
 def base():
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["model=tiny", "data=synthetic"])
-    config.validate(cfg)
+    validate(cfg)
     return cfg
 
 
@@ -44,8 +45,8 @@ def with_value(cfg, key, value):
 def numeric_schema_keys() -> dict[str, type]:
     """Every int or float (optional or not) key of the schema, with its type."""
     found = {}
-    for group in dataclasses.fields(config.QAExpConfig):
-        schema = typing.get_type_hints(config.QAExpConfig)[group.name]
+    for group in dataclasses.fields(QAExpConfig):
+        schema = typing.get_type_hints(QAExpConfig)[group.name]
         if not dataclasses.is_dataclass(schema):
             continue
         for name, kind in typing.get_type_hints(schema).items():
@@ -88,10 +89,10 @@ def meaningful(key, label):
 def test_numeric_key_at_its_edges(base, key, label, value):
     cfg = with_value(base, key, value)
     if meaningful(key, label):
-        config.validate(cfg)
+        validate(cfg)
         return
     with pytest.raises(ConfigError) as caught:
-        config.validate(cfg)
+        validate(cfg)
     message = str(caught.value)
     assert message.startswith(f"{key}=") and "valid: " in message and "\n" not in message, message
 
@@ -101,7 +102,7 @@ def test_numeric_key_at_its_edges(base, key, label, value):
                                          ("hidden_dropout_prob", 1.0), ("attention_probs_dropout_prob", math.nan)])
 def test_architecture_sizes_at_their_edges(base, name, value):
     with pytest.raises(ConfigError, match=rf"^model\.architecture\.{name}=.* \(valid: "):
-        config.validate(with_value(base, f"model.architecture.{name}", value))
+        validate(with_value(base, f"model.architecture.{name}", value))
 
 
 def test_messages_name_the_range(base):
@@ -112,7 +113,7 @@ def test_messages_name_the_range(base):
                                      "default)"}
     for (key, value), message in cases.items():
         with pytest.raises(ConfigError) as caught:
-            config.validate(with_value(base, key, value))
+            validate(with_value(base, key, value))
         assert str(caught.value) == message
 
 
@@ -137,18 +138,18 @@ def test_directory_keys_at_a_file_a_missing_path_and_below_a_file(tmp_path, key,
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["model=tiny", "data=synthetic", *extra])
     with pytest.raises(ConfigError, match=rf"^{key}={a_file} is a file, not a directory: set it to a directory"):
-        config.validate(with_value(cfg, key, str(a_file)))
+        validate(with_value(cfg, key, str(a_file)))
     with pytest.raises(ConfigError, match=rf"{key}={a_file}/sub cannot be created: {a_file} is a file"):
-        config.validate(with_value(cfg, key, str(a_file / "sub")))
-    config.validate(with_value(cfg, key, str(tmp_path / "missing" / "made later")))  # created by the run
+        validate(with_value(cfg, key, str(a_file / "sub")))
+    validate(with_value(cfg, key, str(tmp_path / "missing" / "made later")))  # created by the run
     assert not (tmp_path / "missing").exists()
 
 
 def test_unused_directory_keys_are_not_checked(tmp_path, base):
     a_file = tmp_path / "a_file"
     a_file.write_text("")
-    config.validate(with_value(with_value(base, "data.cache", False), "data.cache_dir", str(a_file)))
-    config.validate(with_value(base, "logger.log_dir", str(a_file)))  # logger=none writes no logs
+    validate(with_value(with_value(base, "data.cache", False), "data.cache_dir", str(a_file)))
+    validate(with_value(base, "logger.log_dir", str(a_file)))  # logger=none writes no logs
 
 
 def test_an_unwritable_directory_is_named(tmp_path, base, caplog):
@@ -160,8 +161,8 @@ def test_an_unwritable_directory_is_named(tmp_path, base, caplog):
             pytest.skip("this process writes through read-only permissions (running as root): nothing to detect")
         assert directory_problem(str(locked / "cache")) == f"is not writable: permission denied on {locked}"
         with pytest.raises(ConfigError, match=rf"^logger.log_dir={locked} is not writable"):
-            config.validate(with_value(with_value(base, "logger.name", "tensorboard"), "logger.log_dir", str(locked)))
-        config.validate(with_value(base, "data.cache_dir", str(locked)))  # a read-only cache is still read
+            validate(with_value(with_value(base, "logger.name", "tensorboard"), "logger.log_dir", str(locked)))
+        validate(with_value(base, "data.cache_dir", str(locked)))  # a read-only cache is still read
         assert f"data.cache_dir={locked} is not writable" in caplog.text
     finally:
         locked.chmod(0o700)
@@ -170,10 +171,10 @@ def test_an_unwritable_directory_is_named(tmp_path, base, caplog):
 
 def test_a_read_only_cache_directory_is_a_warning_not_an_error(base, caplog, monkeypatch):
     """What the test above checks where permissions do block writes, with os.access answering as for a user."""
-    import qaexp.limits as limits
+    import qaexp.config.limits as limits
 
     monkeypatch.setattr(limits.os, "access", lambda path, mode: False)
-    config.validate(with_value(base, "data.cache_dir", "/tmp"))
+    validate(with_value(base, "data.cache_dir", "/tmp"))
     assert "data.cache_dir=/tmp is not writable: permission denied on /tmp: entries found there are read" in caplog.text
     with pytest.raises(ConfigError, match=r"^logger.log_dir=/tmp is not writable: permission denied on /tmp: set it"):
-        config.validate(with_value(with_value(base, "logger.name", "tensorboard"), "logger.log_dir", "/tmp"))
+        validate(with_value(with_value(base, "logger.name", "tensorboard"), "logger.log_dir", "/tmp"))

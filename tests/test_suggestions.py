@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import run_cli
-from qaexp.suggestions import for_overrides, nearest_key
+from qaexp.config.suggestions import for_overrides, nearest_key
 
 
 @pytest.mark.parametrize("override, suggestion", [

@@ -212,7 +212,7 @@ def test_resume_restores_steps_records_and_best_weights(tmp_path):
 def test_training_keys_are_validated(override, message):
     from hydra import compose, initialize_config_dir
 
-    from qaexp.config import validate
+    from qaexp.config.validation import validate
     from qaexp.errors import ConfigError
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

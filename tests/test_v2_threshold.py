@@ -269,7 +269,7 @@ def test_bad_evaluation_options_are_one_clear_error(overrides, words):
     from hydra import compose, initialize_config_dir
 
     from conftest import REPO
-    from qaexp.config import validate
+    from qaexp.config.validation import validate
     from qaexp.errors import ConfigError
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from qaexp.config import BadAnswerPolicy
+from qaexp.config.schema import BadAnswerPolicy
 from qaexp.errors import DataError
 
 log = logging.getLogger(__name__)

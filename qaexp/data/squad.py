@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
 from omegaconf import DictConfig
 
-from qaexp.config import DataSource
+from qaexp.config.schema import DataSource
 from qaexp.data.checks import check_records, check_squad_version, warn_shared_ids
 from qaexp.data.hub_datasets import load_hub_dataset
 from qaexp.errors import DataError

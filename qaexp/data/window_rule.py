@@ -5,7 +5,7 @@ share doc_stride context tokens, so the context must get more than doc_stride to
 fast tokenizer cannot make overlapping windows (it panics). Questions longer than `question_room` tokens are
 cut to it while tokenising; the rule keeps that room at MIN_QUESTION_TOKENS or more.
 
-`check_window` is the one check, with one message, wherever a window setting comes in: `config.validate`
+`check_window` is the one check, with one message, wherever a window setting comes in: `config.validation.validate`
 (training, before TensorFlow loads), `serving/settings.answer_settings` (predict, serve and export: flags, the
 model's qaexp.json or its run config, before the model loads) and `data/windows.py` (while tokenising). Before
 a tokenizer is known it counts SPECIAL_TOKENS_ALLOWANCE special tokens, the most any supported tokenizer adds to

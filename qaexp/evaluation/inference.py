@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qaexp.config import Padding
+from qaexp.config.schema import Padding
 from qaexp.data.windows import Windows
 from qaexp.training.batching import Batcher
 

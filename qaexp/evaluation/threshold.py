@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qaexp.config import NullTuning
+from qaexp.config.schema import NullTuning
 
 if TYPE_CHECKING:
     from qaexp.evaluation.inference import Evaluation

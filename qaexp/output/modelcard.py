@@ -13,7 +13,7 @@ from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from qaexp.config import DataSource
+from qaexp.config.schema import DataSource
 from qaexp.model.locations import looks_like_local_path
 from qaexp.output.files import write_text_atomic
 

@@ -15,11 +15,13 @@ from omegaconf import DictConfig
 
 from qaexp import rundir
 from qaexp.backend import current as current_backend
-from qaexp.config import check_max_length, position_limit, validate
+from qaexp.config.validation import check_max_length, position_limit, validate
 from qaexp.data.squad import Splits, load_splits
 from qaexp.errors import DataError, HubPushError
 from qaexp.output.files import save_directory_atomic, storage_errors, write_json_atomic
 from qaexp.evaluation.threshold import settle_threshold
+from qaexp.model.locations import PACKAGE_SCHEME
+from qaexp.model.pretrained import resolve_package_checkpoint
 from qaexp.run import evaluation_sets, hub_needs, runtime, tracking
 from qaexp.run.outcome import (Progress, Status, record_failure, record_interrupted,
                                signals_as_interrupts)
@@ -54,6 +56,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
 
 def _run(cfg: DictConfig, run_dir: str, progress: Progress) -> dict:
     validate(cfg)
+    if cfg.model.checkpoint and cfg.model.checkpoint.startswith(PACKAGE_SCHEME):
+        resolve_package_checkpoint(cfg.model.checkpoint)  # a missing package: one line before anything loads
     hub_needs.preflight(cfg)  # an unreachable hub is one line here, before anything loads
     with tracking.start(cfg, run_dir) as tracker:
         return _experiment(_Run(cfg, run_dir, progress, tracker))

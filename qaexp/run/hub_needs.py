@@ -19,7 +19,7 @@ from typing import Optional
 
 from omegaconf import DictConfig
 
-from qaexp.config import DataSource
+from qaexp.config.schema import DataSource
 from qaexp.errors import HubUnreachable
 from qaexp.model.locations import is_hub_id
 

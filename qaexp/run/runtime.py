@@ -11,7 +11,7 @@ import contextlib
 import logging
 from typing import Iterator
 
-from qaexp.config import PrecisionPolicy, Strategy
+from qaexp.config.schema import PrecisionPolicy, Strategy
 
 log = logging.getLogger(__name__)
 

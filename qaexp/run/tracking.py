@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qaexp.run import hydra_job, reachability
 from qaexp.run.outcome import status_of
-from qaexp.config import LoggerMode, LoggerName
+from qaexp.config.schema import LoggerMode, LoggerName
 from qaexp.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)

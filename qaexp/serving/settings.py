@@ -73,7 +73,7 @@ def answer_settings(model_dir: str, overrides: dict) -> SimpleNamespace:
     """DEFAULTS, then the run's own settings (its config, then model/qaexp.json), then the overrides that are not
     None (command-line flags). Checked as training checks its config, with the same one-line errors: each value
     against its range (limits.NUMBERS), then the window rule."""
-    from qaexp.limits import NUMBERS, check_value
+    from qaexp.config.limits import NUMBERS, check_value
 
     check_model_dir(model_dir)
     chosen = {**DEFAULTS, **trained_settings(model_dir), **saved_settings(model_dir),

@@ -11,7 +11,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from qaexp.config import Padding
+from qaexp.config.schema import Padding
 from qaexp.data.windows import Windows
 
 LABELS = ("start_positions", "end_positions")

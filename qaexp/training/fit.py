@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from omegaconf import DictConfig
 
-from qaexp.config import OptimizerName, Schedule
+from qaexp.config.schema import OptimizerName, Schedule
 from qaexp.errors import TrainingDiverged
 
 if TYPE_CHECKING:

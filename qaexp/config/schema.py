@@ -1,5 +1,4 @@
-"""Structured-config schemas for every config group, the values some keys allow, and the checks Hydra's types
-cannot express.
+"""Structured-config schemas for every config group and the values some keys allow.
 
 The schemas are registered in Hydra's ConfigStore as `qaexp_schema`; `conf/config.yaml` lists it first in
 its defaults, so every group file merges into a typed node: an unknown key or a value of the wrong type is
@@ -8,21 +7,18 @@ rejected by OmegaConf with the key named, before anything heavy is imported.
 Keys with a closed set of values (the Choice enums below, listed in KNOWN) stay typed `str` in the schema:
 typed with the enum, a bad value would stop Hydra while composing (exit status 1, no run directory), where
 qaexp promises its own one-line error (exit status 2) that the run's metrics.json records. `validate` checks
-them against the enums instead, the one place their values are listed.
+them against the enums instead (config/validation.py), the one place their values are listed.
 """
 from __future__ import annotations
 
-import dataclasses
-import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from qaexp.data import window_rule
-from qaexp.errors import ConfigError
 
 
 class Choice(str, Enum):
@@ -224,118 +220,10 @@ def register_configs() -> None:
 
 register_configs()
 
+
 def get_key(cfg: DictConfig, dotted: str) -> Any:
+    """The value at a dotted key (`trainer.batch_size`) of a config."""
     node: Any = cfg
     for part in dotted.split("."):
         node = node[part]
     return node
-
-
-def validate(cfg: DictConfig) -> None:
-    """Range and consistency checks; raises ConfigError naming the key and what is allowed.
-
-    The ranges of the numeric keys and what the directory keys must be are tables in qaexp/limits.py."""
-    check_no_unknown_keys(cfg)
-    for key, choices in KNOWN.items():
-        value, allowed = get_key(cfg, key), [choice.value for choice in choices]
-        if value not in allowed:
-            raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
-    from qaexp.limits import check_directories, check_numbers
-
-    check_numbers(cfg)  # every numeric key against its range, in qaexp/limits.py
-    from qaexp.backend import unsupported
-
-    problem = unsupported(cfg)  # what the run's Keras backend cannot do (tf.distribute on JAX, ...)
-    if problem:
-        raise ConfigError(problem)
-    data = cfg.data
-    window_rule.check_window(data.max_length, data.doc_stride)  # the rule every tool applies too (data/window_rule.py)
-    if cfg.model.from_scratch:
-        _check_architecture(cfg.model.architecture)
-        arch = cfg.model.architecture
-        check_max_length(data.max_length, position_limit(arch.get("model_type"), arch.get("max_position_embeddings")),
-                         "model.architecture.max_position_embeddings")
-    if cfg.trainer.grad_accum_steps > cfg.trainer.batch_size:
-        raise ConfigError(f"trainer.grad_accum_steps={cfg.trainer.grad_accum_steps} must be <= trainer.batch_size="
-                          f"{cfg.trainer.batch_size} (the batch is split into that many micro-batches)")
-    check_directories(cfg)
-    if data.source == DataSource.json and not (data.train_file or data.validation_file):
-        raise ConfigError("data=json needs data.train_file and/or data.validation_file")
-    if data.source == DataSource.hub and not data.name:
-        raise ConfigError("data.source=hub needs data.name (a dataset on the Hugging Face hub)")
-    if not cfg.model.from_scratch and not cfg.model.checkpoint:
-        raise ConfigError("model.checkpoint is empty: give a hub name or a local directory, or use model=tiny")
-    if cfg.model.checkpoint and cfg.model.checkpoint.startswith("pkg:"):
-        from qaexp.model.pretrained import resolve_package_checkpoint
-
-        resolve_package_checkpoint(cfg.model.checkpoint)  # a missing package is reported before TensorFlow loads
-    _check_evaluation_options(data)
-    if cfg.hub.push and not cfg.hub.repo_id:
-        raise ConfigError("hub.push=true needs hub.repo_id=USER/NAME (the hub repository to upload to)")
-    if cfg.hub.push and not cfg.trainer.save_model:
-        raise ConfigError("hub.push=true needs trainer.save_model=true (the saved model directory is what is pushed)")
-
-
-def _check_evaluation_options(data: DictConfig) -> None:
-    from qaexp.limits import NUMBERS, check_value
-
-    if data.null_threshold_tuning != NullTuning.off and not data.version_2_with_negative:
-        raise ConfigError(f"data.null_threshold_tuning={data.null_threshold_tuning} needs "
-                          "data.version_2_with_negative=true (only SQuAD v2 predicts no-answer)")
-    seen: set[str] = set()
-    for number, entry in enumerate(data.extra_eval):
-        where = f"data.extra_eval[{number}]"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", entry.name or "") or entry.name in seen:
-            raise ConfigError(f"{where}.name={entry.name!r} must be a unique name of letters, digits, '_', '.', '-'")
-        seen.add(entry.name)
-        if entry.source not in [choice.value for choice in EvalSource]:
-            raise ConfigError(f"{where}.source={entry.source!r} is not one of json, hub")
-        if entry.source == EvalSource.json and not entry.file:
-            raise ConfigError(f"{where} ({entry.name}) needs file=PATH (a SQuAD JSON or JSON-lines file)")
-        if entry.source == EvalSource.hub and not entry.dataset:
-            raise ConfigError(f"{where} ({entry.name}) with source=hub needs dataset=NAME (a hub dataset)")
-        check_value(f"{where}.max_eval_samples", entry.max_eval_samples, NUMBERS["data.max_eval_samples"])
-
-
-# These models number positions from padding_idx + 1 = 2, so two position embeddings are never used.
-POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
-
-
-def position_limit(model_type: Optional[str], max_position_embeddings: Optional[int]) -> Optional[int]:
-    if max_position_embeddings is None:
-        return None
-    return max_position_embeddings - POSITION_OFFSET.get(model_type or "", 0)
-
-
-def check_max_length(max_length: int, limit: Optional[int], limit_name: str) -> None:
-    """data.max_length must fit the model's position embeddings (from the config, or a loaded checkpoint's)."""
-    if limit is not None and max_length > limit:
-        raise ConfigError(f"data.max_length={max_length} exceeds the model's position limit: it must be in "
-                          f"[1, {limit}] ({limit_name}={limit})")
-
-
-def _check_architecture(arch: DictConfig) -> None:
-    """The sizes' ranges are in limits.ARCHITECTURE; here, what relates them."""
-    hidden, heads = arch.get("hidden_size"), arch.get("num_attention_heads")
-    if hidden is not None and heads is not None and hidden % heads:
-        raise ConfigError(f"model.architecture.hidden_size={hidden} must be a multiple of "
-                          f"model.architecture.num_attention_heads={heads}")
-
-
-def check_no_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
-    """Reject keys added with `+group.key=value`: Hydra's add-override opens the typed node, so they get in."""
-    schema = OmegaConf.get_type(cfg)
-    if not dataclasses.is_dataclass(schema):
-        return  # a free-form dict (e.g. model.architecture): any key is allowed
-    known = {f.name for f in dataclasses.fields(schema)}
-    for key, value in cfg.items_ex(resolve=False):
-        name = f"{prefix}{key}"
-        if name == "hydra":  # present when composed with return_hydra_config=True
-            continue
-        if key not in known:  # python -m qaexp refuses the command line's before Hydra runs; compose() calls do not
-            from qaexp.suggestions import nearest, unknown_key_message
-
-            match = nearest(str(key), known)
-            raise ConfigError(unknown_key_message(name, known, prefix + match if match else None))
-        if isinstance(value, DictConfig):
-            check_no_unknown_keys(value, f"{name}.")

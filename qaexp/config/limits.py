@@ -1,10 +1,10 @@
 """What every numeric config key and every directory key may hold: one table each, and the checks that read them.
 
-`config.validate` calls `check_numbers` and `check_directories` before anything heavy is imported, so a value
-out of range is one line naming the key and its valid range within seconds. Checks that relate two keys
-(grad_accum_steps against batch_size, the model's position limit) stay in config.py, doc_stride against
-max_length in data/window_rule.py (the tools apply it too); the data files are checked where they are read (data/squad.py), the model directory where it is
-resolved (model/pretrained.py).
+`validation.validate` calls `check_numbers` and `check_directories` before anything heavy is imported, so a
+value out of range is one line naming the key and its valid range within seconds. Checks that relate two keys
+(grad_accum_steps against batch_size, the model's position limit) are in validation.py, doc_stride against
+max_length in data/window_rule.py (the tools apply it too); the data files are checked where they are read
+(data/squad.py), the model directory where it is resolved (model/pretrained.py).
 
 A new numeric key in the schema needs a row in NUMBERS (tests/test_limits.py fails until it has one).
 """
@@ -18,7 +18,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 from omegaconf import DictConfig
 
-from qaexp.config import LoggerName, get_key
+from qaexp.config.schema import LoggerName, get_key
 from qaexp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ NUMBERS: dict[str, Range] = {
     "optimizer.epsilon": POSITIVE,
     "optimizer.clipnorm": Range(0, None, low_open=True, nullable=True, null_means="no clipping"),
     "trainer.epochs": _counts(MAX_EPOCHS, low=0),  # 0 evaluates without training
-    "trainer.batch_size": _counts(MAX_BATCH),  # and >= grad_accum_steps (config.validate)
+    "trainer.batch_size": _counts(MAX_BATCH),  # and >= grad_accum_steps (validation.validate)
     "trainer.eval_batch_size": _counts(MAX_BATCH),
     "trainer.seed": _counts(MAX_SEED, low=0),
     "trainer.pad_to_multiple_of": _counts(MAX_TOKENS, nullable=True, null_means="8 on TensorFlow, 64 on JAX"),

@@ -3,7 +3,8 @@
 `override_problem` checks the command line's overrides before Hydra composes anything, so that a mistyped key
 (`trainer.epoch=1`, `+trainer.epoch=1`) or group option (`model=robeta-base`) is one line that leads with the
 nearest valid spelling, and no run directory is made. Hydra's own advice for an unknown key, `+key=value`, is
-wrong for qaexp: the schema is closed, and `+` only moves the error later (config.check_no_unknown_keys).
+wrong for qaexp: the schema is closed, and `+` only moves the error later (validation.check_no_unknown_keys,
+whose line is `unknown_key_message` with the match `nearest` finds, as here).
 `for_overrides` gives the "did you mean" line after an error of Hydra's for what the pre-check leaves to it.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import typing
 from typing import Callable, Iterable, Iterator, Optional
 
-from qaexp.config import QAExpConfig
+from qaexp.config.schema import QAExpConfig
 
 SIMILARITY_CUTOFF = 0.6
 NOT_CHECKED = ("hydra.", "hydra/")  # Hydra's own settings: its error lists them already
