@@ -15,7 +15,7 @@ hits both alike). Each step is timed by Keras batch hooks (fit's start-up exclud
 threads; the figure to trust on a shared machine) and wall seconds. `xla_vs_eager` = CPU seconds per step with
 jit_compile=true / without (< 1: XLA is faster).
 
-Families. For every fixture directory: `qaexp.model.families.weights.load_checkpoint`, compile_for_training with
+Families. For every fixture directory: `qaexp.model.hf_checkpoint.load_checkpoint`, compile_for_training with
 jit_compile=true (checked to be in effect: Keras falls back to false for a model it deems unfit for XLA), two
 fit steps on a batch of 4 x 32 random tokens; then the forward pass under
 tf.function(jit_compile=True) against the plain forward pass (training=False) on the same batch: `fit_ok` (the
@@ -176,7 +176,7 @@ def family_fits(names: str) -> dict:
     import keras
     import tensorflow as tf
 
-    from qaexp.model.families.weights import load_checkpoint
+    from qaexp.model.hf_checkpoint import load_checkpoint
     from qaexp.training.qa_model import model_inputs
 
     cfg = composed("tiny", True)

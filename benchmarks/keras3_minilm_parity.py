@@ -64,7 +64,8 @@ def old_model(source: str):
 
 
 def new_model(source: str, head_kernel: np.ndarray, head_bias: np.ndarray):
-    from qaexp.model.families.weights import load_checkpoint, load_weights, missing_encoder
+    from qaexp.model.families.weights import load_weights, missing_encoder
+    from qaexp.model.hf_checkpoint import load_checkpoint
 
     model, report = load_checkpoint(source)
     if missing_encoder(report):

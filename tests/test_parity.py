@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from qaexp.model.families import build_qa_model
-from qaexp.model.families.weights import export_weights, load_checkpoint, load_weights, missing_encoder
+from qaexp.model.families.weights import export_weights, load_weights, missing_encoder
+from qaexp.model.hf_checkpoint import load_checkpoint
 from qaexp.model.pretrained import read_safetensors
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parity")
@@ -221,7 +222,7 @@ def test_every_family_matches_transformers_on_the_jax_backend_without_tensorflow
 
     script = (
         "import sys, numpy as np, keras\n"
-        "from qaexp.model.families.weights import load_checkpoint\n"
+        "from qaexp.model.hf_checkpoint import load_checkpoint\n"
         "assert keras.backend.backend() == 'jax'\n"
         f"for family in {FAMILIES!r}:\n"
         f"    folder = {FIXTURES!r} + '/' + family\n"
@@ -427,7 +428,7 @@ def _loss_gradients(model, data, variables, over_padding: bool = False) -> list:
     positions; `over_padding`: the softmax over every position, padding included, as transformers' loss takes it."""
     import tensorflow as tf
 
-    from qaexp.training.qa_model import per_window_loss
+    from qaexp.training.loss import per_window_loss
 
     inputs = model.select_inputs({k: data[k].astype("int32") for k in ("input_ids", "attention_mask",
                                                                        "token_type_ids") if k in data})
@@ -475,7 +476,7 @@ def test_without_the_padding_row_rule_a_loss_over_padding_would_train_that_row()
     finally:
         table.padding_idx = 0
     assert grad[0].any()
-    # qaexp's own loss leaves the padding out (training/qa_model.per_window_loss): no gradient reaches the row
+    # qaexp's own loss leaves the padding out (training/loss.per_window_loss): no gradient reaches the row
     # even without the rule, and the real rows still learn.
     assert not masked[0].any() and np.count_nonzero(np.abs(masked).sum(axis=1)) > 1
 

@@ -155,7 +155,8 @@ def _forward_function(model, with_loss: bool):
         # autograph=False: nothing here is data-dependent Python (Keras traces its own train step without it too)
         @tf.function(reduce_retracing=True, autograph=False)
         def forward(batch):
-            from qaexp.training.qa_model import model_inputs, per_window_loss
+            from qaexp.training.loss import per_window_loss
+            from qaexp.training.qa_model import model_inputs
 
             qa_model = model_ref()
             out = qa_model(model_inputs(qa_model, batch), training=False)
@@ -173,7 +174,8 @@ def _jax_forward(model, with_loss: bool):
     import jax
     import jax.numpy as jnp
 
-    from qaexp.training.qa_model import model_inputs, per_window_loss
+    from qaexp.training.loss import per_window_loss
+    from qaexp.training.qa_model import model_inputs
 
     model_ref = weakref.ref(model)
 

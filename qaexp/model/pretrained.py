@@ -22,10 +22,13 @@ import importlib.util
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from qaexp.errors import ModelLoadError, first_line
 from qaexp.model.locations import PACKAGE_SCHEME, looks_like_local_path
+
+if TYPE_CHECKING:
+    from qaexp.model.families.weights import LoadReport
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +214,8 @@ def load_pretrained(directory: str, random_init: bool = False):
     missing from the checkpoint (it then starts untrained; a checkpoint that has one, e.g. a SQuAD-fine-tuned
     model, keeps it); `random_init` keeps the architecture and skips the weights (a no-pretraining baseline)."""
     if random_init:
+        from qaexp.model.families.weights import LoadReport  # here: families import Keras
+
         model = model_from_config(directory)
         return model, LoadReport(loaded=[], new=list(model.hf_weights()))
     _check_saved_weights(directory)
@@ -385,10 +390,3 @@ def _widen(array):
     import numpy as np
 
     return array.astype(np.float32) if array.dtype == np.float16 else array
-
-
-@dataclass
-class LoadReport:
-    loaded: list[str]  # checkpoint keys copied into the model
-    new: list[str]  # model weights not in the checkpoint (the task head)
-    unused: list[str] = field(default_factory=list)  # checkpoint keys the model has no place for

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import keras
 
-from qaexp.training.qa_model import per_window_loss
+from qaexp.training.loss import per_window_loss
 
 
 def train_step(model, state, batch):

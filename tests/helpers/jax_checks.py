@@ -35,7 +35,7 @@ def logits(models: list[str], inputs: str, output: str) -> None:
     import numpy as np
 
     from qaexp.evaluation.inference import _forward_function
-    from qaexp.model.families.weights import load_checkpoint
+    from qaexp.model.hf_checkpoint import load_checkpoint
 
     batch = dict(np.load(inputs))
     found = {}

@@ -7,17 +7,16 @@ exporting gives back every loaded tensor bit for bit.
 
 `save_checkpoint` writes a model as a Hugging Face directory (`config.json` naming the family's
 `...ForQuestionAnswering`, `model.safetensors` in PyTorch names) that transformers 5 (PyTorch) loads with no weight
-newly initialised, and `load_checkpoint` reads that same directory back: one weight format for qaexp and the
-ecosystem (tests/fixtures/parity/check_saved_models.py checks the transformers side).
+newly initialised, and `model/hf_checkpoint.load_checkpoint` reads that same directory back: one weight format
+for qaexp and the ecosystem (tests/fixtures/parity/check_saved_models.py checks the transformers side).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from qaexp.errors import ModelLoadError, first_line
-from qaexp.model.pretrained import LoadReport, read_safetensors
 
 # The task head's top-level names, outside the encoder prefix: `qa_outputs` for the BERT-like families,
 # ModernBERT's prediction head `head.{dense,norm}` and its start/end Linear `classifier`. A checkpoint may lack
@@ -42,6 +41,13 @@ def _canonical(name: str, prefix: str) -> str:
     if name.startswith(f"{prefix}.") or name.startswith(HEAD_PREFIXES):
         return name
     return f"{prefix}.{name}"
+
+
+@dataclass
+class LoadReport:
+    loaded: list[str]  # checkpoint keys copied into the model
+    new: list[str]  # model weights not in the checkpoint (the task head)
+    unused: list[str] = field(default_factory=list)  # checkpoint keys the model has no place for
 
 
 def load_weights(model, tensors: dict) -> LoadReport:
@@ -86,18 +92,6 @@ def export_weights(model) -> dict:
         value = np.asarray(variable.numpy(), dtype="float32")
         out[name] = np.ascontiguousarray(value.T if transpose else value)
     return out
-
-
-def load_checkpoint(directory: str):
-    """(model, LoadReport) for a directory with `config.json` and PyTorch-named safetensors (sharded or not, fp32,
-    fp16 or bf16). A config qaexp cannot build, or weights that do not fit it, is a one-line ModelLoadError."""
-    from qaexp.model.pretrained import model_from_config
-
-    model = model_from_config(directory)
-    try:
-        return model, load_weights(model, read_safetensors(directory))
-    except ValueError as err:
-        raise ModelLoadError(f"{directory}: {first_line(err, limit=300)}") from err
 
 
 def saved_config(model) -> dict:
