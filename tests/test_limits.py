@@ -1,7 +1,7 @@
 """Every numeric config key at 0, negative, NaN, inf and absurdly large, and every directory key at a file, a
 missing path and an unwritable place: allowed, or one ConfigError naming the key and its valid range.
 
-The expectations below are written out by hand (what each key means), not read from qaexp/limits.py's table,
+The expectations below are written out by hand (what each key means), not read from qaexp/config/limits.py's table,
 so a row that is missing or wrong there fails here.
 """
 import dataclasses
