@@ -146,8 +146,9 @@ def test_the_saved_model_is_a_transformers_checkpoint_that_reloads_exactly(train
     with safe_open(str(tmp_path / "model.safetensors"), "numpy") as f:
         assert set(f.keys()) == set(saved) and all(np.array_equal(f.get_tensor(n), saved[n]) for n in saved)
 
-    tokenizer, reloaded = load_saved(str(model_dir))
-    batch = tokenizer(["Where did Ada grow up?"], ["Ada grew up in Lyon."], return_tensors="np")
+    saved_model = load_saved(str(model_dir))
+    reloaded = saved_model.model
+    batch = saved_model.tokenizer(["Where did Ada grow up?"], ["Ada grew up in Lyon."], return_tensors="np")
     first, second = model(model.select_inputs(dict(batch))), reloaded(reloaded.select_inputs(dict(batch)))
     for key in ("start_logits", "end_logits"):
         assert np.array_equal(np.asarray(first[key]), np.asarray(second[key]))
