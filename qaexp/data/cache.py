@@ -104,9 +104,7 @@ def tokenizer_fingerprint(tokenizer) -> Optional[str]:
 
 def _serialised_without_call_state(backend) -> str:
     """The backend's JSON without its truncation/padding settings, which each call changes (restored after)."""
-    from qaexp.model.build import without_call_state
-
-    with without_call_state(backend):
+    with windows.without_call_state(backend):
         return backend.to_str()
 
 
