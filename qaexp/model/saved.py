@@ -4,11 +4,11 @@ it is used with, loaded from a model directory as one value (`load_saved`).
 `qaexp predict`, `qaexp serve` and `qaexp export` all start here. A model directory is RUN_DIR/model or any
 directory written by save_pretrained whose model_type qaexp has a Keras 3 model for.
 
-The settings are the run's own, else defaults, else flags. A qaexp run writes RUN_DIR/model/qaexp.json with the
-settings inference needs, the (possibly tuned) SQuAD v2 no-answer threshold included (`saved_settings` reads it).
-Its composed config in RUN_DIR/.hydra/config.yaml beside RUN_DIR/model holds the same data settings (max_length,
-doc_stride, version_2_with_negative, null_score_diff_threshold, max_answer_length) before any tuning;
-`trained_settings` reads them, for older runs. Whatever their source, they are checked by training's window rule.
+The settings are training's defaults, overridden by the run's own, overridden by flags. A qaexp run writes
+RUN_DIR/model/qaexp.json with the settings inference needs, the (possibly tuned) SQuAD v2 no-answer threshold
+included (`saved_settings` reads it). Its composed config in RUN_DIR/.hydra/config.yaml beside RUN_DIR/model
+holds the same data settings (max_length, doc_stride, version_2_with_negative, null_score_diff_threshold,
+max_answer_length) before any tuning; `trained_settings` reads them, for older runs. Whatever their source, they are checked by training's window rule.
 """
 from __future__ import annotations
 
