@@ -49,12 +49,36 @@ def quiet_python_loggers() -> None:
 
 def import_tensorflow():
     """`import tensorflow`, with the notices its libraries print while loading dropped (see the module)."""
-    if "tensorflow" in sys.modules or verbose() or _tf_info_shown():
+    if "tensorflow" in sys.modules:
         import tensorflow
         return tensorflow
-    with _stderr_filtered(LOAD_NOTICES):
-        import tensorflow
+    with _jax_hidden():
+        if verbose() or _tf_info_shown():
+            import tensorflow
+        else:
+            with _stderr_filtered(LOAD_NOTICES):
+                import tensorflow
     return tensorflow
+
+
+class _jax_hidden:
+    """JAX out of sight while TensorFlow loads, then back.
+
+    TensorFlow's TFLite module imports jax whenever it is installed (for `experimental_from_jax`, which qaexp
+    never calls), and the dev extra installs it: that import took 0.5-0.9 of the 4.3-4.9 CPU s of `import keras`
+    on the TensorFlow backend (2-core VM, 2026-12-06). A None entry in sys.modules makes that one import fail as
+    if jax were absent, which TFLite expects; the entry is removed afterwards, so a later `import jax` works."""
+
+    def __enter__(self):
+        self.hidden = "jax" not in sys.modules
+        if self.hidden:
+            sys.modules["jax"] = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.hidden and sys.modules.get("jax", 0) is None:
+            del sys.modules["jax"]
+        return False
 
 
 def _tf_info_shown() -> bool:
