@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from keras import layers, ops
 
-from qaexp.model.families.common import (Embedding, TransformerLayer, embedding_weights, key_mask, layer_norm,
-                                          norm_weights)
+from qaexp.model.families.common import (Composite, Embedding, TransformerLayer, embedding_weights, key_mask,
+                                         layer_norm, norm_weights)
 
 MODEL_TYPES = ("bert",)
 PREFIX = "bert"
@@ -17,7 +17,7 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 ARCHITECTURE = "BertForQuestionAnswering"
 
 
-class BertBackbone(layers.Layer):
+class BertBackbone(Composite):
     """Embeddings (word + position + token type, LayerNorm, dropout) then the encoder layers; returns the last
     hidden states. `embedding_size` differs from `hidden_size` in ELECTRA (a projection follows)."""
 

@@ -118,7 +118,19 @@ def embedding_weights(name: str, layer: layers.Embedding) -> dict:
     return {f"{name}.weight": (layer.embeddings, False)}
 
 
-class SelfAttention(layers.Layer):
+class Composite(layers.Layer):
+    """A layer made of other layers, which build themselves from their real input shapes on its first call.
+
+    Without a `build` of its own, Keras builds such a layer by tracing `call` on symbolic inputs first (a TensorFlow
+    graph of the whole layer, again for each nested layer), which was most of the 0.7-1.1 CPU s that building even a
+    2-layer model took (measured 2026-12-07 on the 2-core VM). Nothing here owns a variable of its own: a layer
+    that does (DeBERTa's relative table, RoFormer's sinusoids) overrides `build` to make it."""
+
+    def build(self, input_shape=None):
+        pass
+
+
+class SelfAttention(Composite):
     """Multi-head scaled dot-product self-attention: query/key/value projections, an optional rotary step on the
     projected heads (RoFormer), the output projection. The residual and LayerNorm live in `TransformerLayer`."""
 
@@ -148,7 +160,7 @@ class SelfAttention(layers.Layer):
         return self.output_dense(merge_heads(attend(scores, v, mask, self.dropout, training)))
 
 
-class TransformerLayer(layers.Layer):
+class TransformerLayer(Composite):
     """The post-LayerNorm encoder layer BERT, RoBERTa, ELECTRA, DistilBERT, ALBERT and RoFormer all share:
     x = LN(x + attention(x)); x = LN(x + W2 act(W1 x)). Only the PyTorch names differ, hence `names`."""
 
@@ -212,6 +224,9 @@ class QuestionAnsweringModel(keras.Model):
         self.input_names = tuple(input_names)
         self.architecture = architecture
         self.hf_config = dict(config)
+
+    def build(self, input_shape=None):
+        pass  # as Composite's: the backbone, head and qa_outputs build themselves on the first call
 
     def select_inputs(self, features: dict) -> dict:
         return {name: features[name] for name in self.input_names if name in features}

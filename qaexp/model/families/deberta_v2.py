@@ -14,8 +14,8 @@ import math
 
 from keras import layers, ops
 
-from qaexp.model.families.common import (Embedding, activation, dense, embedding_weights, layer_norm, linear_weights,
-                                          masked_fill_value, merge_heads, norm_weights, split_heads)
+from qaexp.model.families.common import (Composite, Embedding, activation, dense, embedding_weights, layer_norm,
+                                         linear_weights, masked_fill_value, merge_heads, norm_weights, split_heads)
 
 MODEL_TYPES = ("deberta-v2",)
 PREFIX = "deberta"
@@ -53,7 +53,7 @@ def relative_span(config: dict) -> int:
     return buckets if buckets > 0 else max_relative_positions(config)
 
 
-class DisentangledAttention(layers.Layer):
+class DisentangledAttention(Composite):
     def __init__(self, config: dict, **kwargs):
         super().__init__(**kwargs)
         hidden = config["hidden_size"]
@@ -109,7 +109,7 @@ class DisentangledAttention(layers.Layer):
         return out
 
 
-class DebertaLayer(layers.Layer):
+class DebertaLayer(Composite):
     def __init__(self, config: dict, **kwargs):
         super().__init__(**kwargs)
         eps = config.get("layer_norm_eps", 1e-7)
@@ -136,7 +136,7 @@ class DebertaLayer(layers.Layer):
         return out
 
 
-class DebertaV2Backbone(layers.Layer):
+class DebertaV2Backbone(Composite):
     def __init__(self, config: dict, **kwargs):
         super().__init__(**kwargs)
         if config.get("conv_kernel_size", 0) > 0:

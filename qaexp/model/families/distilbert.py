@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from keras import layers, ops
 
-from qaexp.model.families.common import (Embedding, TransformerLayer, embedding_weights, key_mask, layer_norm,
-                                          norm_weights)
+from qaexp.model.families.common import (Composite, Embedding, TransformerLayer, embedding_weights, key_mask,
+                                         layer_norm, norm_weights)
 
 MODEL_TYPES = ("distilbert",)
 PREFIX = "distilbert"
@@ -24,7 +24,7 @@ NAMES = {
 }
 
 
-class DistilBertBackbone(layers.Layer):
+class DistilBertBackbone(Composite):
     def __init__(self, config: dict, **kwargs):
         super().__init__(**kwargs)
         dim = config["dim"]

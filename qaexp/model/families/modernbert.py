@@ -21,8 +21,8 @@ import math
 import numpy as np
 from keras import layers, ops
 
-from qaexp.model.families.common import (Embedding, activation, attend, dense, embedding_weights, key_mask,
-                                          linear_weights, merge_heads, norm_weights)
+from qaexp.model.families.common import (Composite, Embedding, activation, attend, dense, embedding_weights, key_mask,
+                                         linear_weights, merge_heads, norm_weights)
 
 MODEL_TYPES = ("modernbert",)
 PREFIX = "model"
@@ -91,7 +91,7 @@ def norm(eps: float, bias: bool, name: str) -> layers.LayerNormalization:
     return layers.LayerNormalization(epsilon=eps, center=bias, name=name)
 
 
-class ModernBertAttention(layers.Layer):
+class ModernBertAttention(Composite):
     """One fused query/key/value Linear (`Wqkv`, laid out [q | k | v], each heads x head_dim), rotary on q and k,
     masked softmax, `Wo`; dropout on the probabilities and after `Wo`, both at `attention_dropout`."""
 
@@ -115,7 +115,7 @@ class ModernBertAttention(layers.Layer):
         return self.out_drop(self.Wo(attended), training=training)
 
 
-class ModernBertLayer(layers.Layer):
+class ModernBertLayer(Composite):
     """Pre-norm: x += attn(attn_norm(x)); x += Wo(act(a) * g) with [a | g] = Wi(mlp_norm(x)). Layer 0 has no
     attn_norm (the embedding norm just ran)."""
 
@@ -152,7 +152,7 @@ class ModernBertLayer(layers.Layer):
         return out
 
 
-class ModernBertBackbone(layers.Layer):
+class ModernBertBackbone(Composite):
     """tok_embeddings -> norm -> dropout, the layers (each with its type's mask and rotary tables), final_norm."""
 
     def __init__(self, config: dict, **kwargs):
@@ -195,7 +195,7 @@ class ModernBertBackbone(layers.Layer):
         return out
 
 
-class ModernBertPredictionHead(layers.Layer):
+class ModernBertPredictionHead(Composite):
     """transformers' `head` then `drop`: norm(act(dense(x))), dropout at `classifier_dropout`; runs on every
     token before the start/end Linear."""
 

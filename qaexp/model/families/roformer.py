@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from keras import layers, ops
 
-from qaexp.model.families.common import (Embedding, TransformerLayer, dense, embedding_weights, key_mask, layer_norm,
-                                          linear_weights, norm_weights)
+from qaexp.model.families.common import (Composite, Embedding, TransformerLayer, dense, embedding_weights, key_mask,
+                                         layer_norm, linear_weights, norm_weights)
 
 MODEL_TYPES = ("roformer",)
 PREFIX = "roformer"
@@ -41,7 +41,7 @@ def apply_rotary(x, positions):
     return x * cos + rotated * sin
 
 
-class RoFormerBackbone(layers.Layer):
+class RoFormerBackbone(Composite):
     def __init__(self, config: dict, **kwargs):
         super().__init__(**kwargs)
         hidden = config["hidden_size"]
