@@ -117,7 +117,7 @@ def floor_seconds(tokenizer, model, records: list[dict], settings: SimpleNamespa
     from qaexp.config.schema import Padding
     from qaexp.data.windows import tokenize_windows
     from qaexp.evaluation.inference import _forward_function
-    from qaexp.training.batching import Batcher
+    from qaexp.data.batches import Batcher
 
     windows = tokenize_windows(records, tokenizer, settings.max_length, settings.doc_stride, progress=False)
     batcher = Batcher(windows, batch_size, padding=Padding.bucketed, max_length=int(windows.lengths.max()),

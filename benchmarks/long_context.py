@@ -55,7 +55,7 @@ from qaexp.data import cache  # noqa: E402
 from qaexp.data.squad import read_records  # noqa: E402
 from qaexp.data.windows import concat_windows, tokenize_windows  # noqa: E402
 from qaexp.run.malloc import keep_freed_memory  # noqa: E402
-from qaexp.training.batching import Batcher, batch_width  # noqa: E402
+from qaexp.data.batches import Batcher, batch_width  # noqa: E402
 from train_throughput import tokenizer, train_on  # noqa: E402
 
 DOC_STRIDE = 128
@@ -94,7 +94,7 @@ def padded_per_real(windows, padding: str, max_length: int, order=None) -> float
 
 def evaluation_order(batcher: Batcher) -> list:
     # qaexp.evaluation.inference: bucketed over the whole set in data order (bucket_window covers every window)
-    from qaexp.training.batching import batch_order
+    from qaexp.data.batches import batch_order
 
     return batch_order(batcher.lengths, PADDING_BATCH, "bucketed", None, bucket_window=10 ** 9)
 

@@ -100,7 +100,7 @@ def one_size(args, target: int) -> dict:
     from qaexp.data.squad import read_records
     from qaexp.data.windows import tokenize_windows
     from qaexp.evaluation import inference
-    from qaexp.training.batching import Batcher, pad_batch
+    from qaexp.data.batches import Batcher, pad_batch
     from transformers import BertTokenizerFast
 
     # vocab=, not vocab_file=: transformers 5 ignores vocab_file= and builds a 5-token vocabulary

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qaexp.data import cache  # noqa: E402
 from qaexp.run.malloc import keep_freed_memory  # noqa: E402
 from qaexp.data.squad import read_records  # noqa: E402
-from qaexp.training.batching import Batcher, batch_width  # noqa: E402
+from qaexp.data.batches import Batcher, batch_width  # noqa: E402
 
 MAX_LENGTH, DOC_STRIDE = 384, 128
 PADDINGS = ("max_length", "dynamic", "bucketed")

@@ -5,8 +5,8 @@ import pytest
 
 from helpers import tiny_qa
 from helpers.batching_oracle import padded_stream
+from qaexp.data.batches import Batcher, batch_order
 from qaexp.data.windows import Rows, Windows
-from qaexp.training.batching import Batcher, batch_order
 
 PADDINGS = ("max_length", "dynamic", "bucketed")
 PAD_ID = 0

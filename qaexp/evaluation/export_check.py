@@ -14,7 +14,7 @@ class VerificationFailed(Exception):
 def exported_logits(run, windows, batch_size: int, pad_id: int):
     """Start/end logits of every window, batched and padded exactly as inference.predict_logits does."""
     from qaexp.evaluation.inference import FILL_LOGIT
-    from qaexp.training.batching import Batcher
+    from qaexp.data.batches import Batcher
 
     width = int(windows.lengths.max())
     start = np.full((len(windows), width), FILL_LOGIT, dtype=np.float32)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qaexp.config.schema import Padding
+from qaexp.data.batches import Batcher
 from qaexp.data.windows import Windows
-from qaexp.training.batching import Batcher
 
 if TYPE_CHECKING:
     from qaexp.evaluation.postprocess import Predictions

@@ -251,7 +251,7 @@ def _train_or_evaluate(run: _Run, model, tokenizer, splits: Splits, windows: _Wi
 def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Trained:
     """Fit with checkpoints in <run dir>/checkpoints, evaluating after every epoch."""
     from qaexp.training import fit
-    from qaexp.training.batching import Batcher
+    from qaexp.data.batches import Batcher
     from qaexp.training.state import RunState, fit_segments
 
     cfg, trainer = run.cfg, run.cfg.trainer
