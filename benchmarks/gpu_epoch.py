@@ -83,7 +83,7 @@ def throughput(config: str, windows: Windows, args) -> float:
     from omegaconf import OmegaConf
 
     from qaexp.model.build import build_model
-    from qaexp.run.runtime import precision_policy
+    from qaexp.runtime.process import precision_policy
     from qaexp.training.qa_model import QATrainingModel
 
     policy, padding, xla = CONFIGS[config]

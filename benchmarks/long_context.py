@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/train_thr
 from qaexp.data import cache  # noqa: E402
 from qaexp.data.squad import read_records  # noqa: E402
 from qaexp.data.windows import concat_windows, tokenize_windows  # noqa: E402
-from qaexp.run.malloc import keep_freed_memory  # noqa: E402
+from qaexp.runtime.malloc import keep_freed_memory  # noqa: E402
 from qaexp.data.batches import Batcher, batch_width  # noqa: E402
 from train_throughput import tokenizer, train_on  # noqa: E402
 

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qaexp.data import cache  # noqa: E402
-from qaexp.run.malloc import keep_freed_memory  # noqa: E402
+from qaexp.runtime.malloc import keep_freed_memory  # noqa: E402
 from qaexp.data.squad import read_records  # noqa: E402
 from qaexp.data.batches import Batcher, batch_width  # noqa: E402
 

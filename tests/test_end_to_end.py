@@ -70,7 +70,7 @@ def relative(a, b):
 def test_mixed_bfloat16_trains_through_the_cli_on_the_cpu(tmp_path, cache_dir, float32_run):
     _, _, reference = float32_run
     output, metrics = train(tmp_path / "bf16", cache_dir, "trainer.epochs=1", "precision=mixed_bfloat16")
-    from qaexp.run.cpu import supports_bf16
+    from qaexp.runtime.cpu import supports_bf16
 
     warned = "precision=mixed_bfloat16 requested but no GPU is visible" in output
     assert warned != supports_bf16(), output[-2000:]  # the slow-CPU warning only where the CPU lacks bf16

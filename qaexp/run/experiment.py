@@ -22,9 +22,10 @@ from qaexp.output.files import save_directory_atomic, storage_errors, write_json
 from qaexp.evaluation.threshold import settle_threshold
 from qaexp.model.locations import PACKAGE_SCHEME
 from qaexp.model.pretrained import resolve_package_checkpoint
-from qaexp.run import evaluation_sets, hub_needs, runtime, tracking
+from qaexp.run import evaluation_sets, hub_needs, tracking
 from qaexp.run.outcome import (Progress, Status, record_failure, record_interrupted,
                                signals_as_interrupts)
+from qaexp.runtime import process
 
 if TYPE_CHECKING:
     from qaexp.data.windows import Windows
@@ -105,12 +106,12 @@ def _experiment(run: _Run) -> dict:
         extra_sets = evaluation_sets.load_extra_sets(cfg.data)
     with run.stage("fetch_checkpoint"):
         model_cfg = _fetched(cfg.model)
-    runtime.prepare(cfg.trainer.threads, cfg.trainer.seed, cfg.trainer.cpu_devices)
+    process.prepare(cfg.trainer.threads, cfg.trainer.seed, cfg.trainer.cpu_devices)
     with run.stage("tokenizer"):
         tokenizer = _tokenizer(run, model_cfg, splits.train)
     with run.stage("features"):
         windows = _windows(cfg.data, splits, tokenizer)
-    with runtime.precision_policy(cfg.precision.policy), runtime.strategy_for_run(cfg.trainer.strategy) as strategy:
+    with process.precision_policy(cfg.precision.policy), process.strategy_for_run(cfg.trainer.strategy) as strategy:
         with run.stage("build_model"), strategy.scope():
             model = _model(cfg, model_cfg, tokenizer)
         trained, final = _train_or_evaluate(run, model, tokenizer, splits, windows, strategy)
