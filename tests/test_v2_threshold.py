@@ -241,7 +241,7 @@ def test_extra_evaluation_set_in_metrics_report_and_model_card(v2_run, tmp_path)
 
 
 def test_the_models_qaexp_json_wins_over_the_run_config_and_flags_win_over_both(tmp_path):
-    from qaexp.serving.settings import answer_settings, write_inference_settings
+    from qaexp.model.saved import answer_settings, write_inference_settings
 
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "config.yaml").write_text(

@@ -9,7 +9,7 @@ from conftest import REPO
 from helpers import tiny_qa
 from qaexp.data import window_rule
 from qaexp.errors import ConfigError
-from qaexp.serving.settings import DEFAULTS, answer_settings
+from qaexp.model.saved import DEFAULTS, answer_settings
 
 MAX_LENGTH = 384
 # Allowed: the question keeps 8 tokens after 4 special tokens and more than doc_stride context tokens.

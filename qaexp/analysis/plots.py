@@ -1,18 +1,12 @@
-"""The analysis' PNG plots, drawn with matplotlib's Agg backend (no display needed)."""
+"""The analysis' PNG plots (drawn and saved atomically as output/figures draws and saves every plot)."""
 from __future__ import annotations
 
 from typing import Sequence
 
 from qaexp.analysis.slices import SliceRow
+from qaexp.output.figures import new_figure, save_png
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+DPI = 110
 
 
 def _by_slicing(rows: Sequence[SliceRow]) -> dict[str, list[SliceRow]]:
@@ -24,10 +18,10 @@ def _by_slicing(rows: Sequence[SliceRow]) -> dict[str, list[SliceRow]]:
 
 def plot_slices(rows: Sequence[SliceRow], path: str, title: str) -> None:
     """One panel per slicing: F1 per slice with its 95% interval, each bar labelled with its question count."""
-    plt = _pyplot()
     grouped = _by_slicing(rows)
-    fig, axes = plt.subplots(len(grouped), 1, figsize=(7.5, 1.2 + sum(0.38 * len(r) + 0.6 for r in grouped.values())),
-                             gridspec_kw={"height_ratios": [len(r) + 1 for r in grouped.values()]}, squeeze=False)
+    fig = new_figure(7.5, 1.2 + sum(0.38 * len(r) + 0.6 for r in grouped.values()))
+    axes = fig.subplots(len(grouped), 1, gridspec_kw={"height_ratios": [len(r) + 1 for r in grouped.values()]},
+                        squeeze=False)
     for ax, (slicing, members) in zip(axes[:, 0], grouped.items()):
         labels = [f"{row.name} (n={row.count})" for row in members]
         values = [row.f1 for row in members]
@@ -43,16 +37,15 @@ def plot_slices(rows: Sequence[SliceRow], path: str, title: str) -> None:
     axes[-1, 0].set_xlabel("F1 (bars: 95% interval)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, DPI)
 
 
 def plot_confusion(matrix: dict, path: str) -> None:
     """SQuAD v2: gold has an answer / not against predicted an answer / not."""
-    plt = _pyplot()
     cells = [[matrix["answer"]["answer"], matrix["answer"]["no answer"]],
              [matrix["no answer"]["answer"], matrix["no answer"]["no answer"]]]
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    fig = new_figure(4.2, 3.6)
+    ax = fig.subplots()
     ax.imshow(cells, cmap="Blues")
     for i in range(2):
         for j in range(2):
@@ -63,16 +56,15 @@ def plot_confusion(matrix: dict, path: str) -> None:
     ax.set_ylabel("gold")
     ax.set_title("answer / no-answer confusion", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, DPI)
 
 
 def plot_differences(rows: Sequence[tuple[str, str, int, float]], path: str, title: str) -> None:
     """Per slice: F1 of B minus F1 of A (rows of slicing, slice, count, difference)."""
-    plt = _pyplot()
     labels = [f"{slicing}: {name} (n={count})" for slicing, name, count, _ in rows]
     values = [difference for *_, difference in rows]
-    fig, ax = plt.subplots(figsize=(7.5, 1.0 + 0.28 * len(rows)))
+    fig = new_figure(7.5, 1.0 + 0.28 * len(rows))
+    ax = fig.subplots()
     ax.barh(range(len(rows)), values, color=["#55a868" if v >= 0 else "#c44e52" for v in values])
     ax.axvline(0, color="#333333", linewidth=0.8)
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
@@ -81,5 +73,4 @@ def plot_differences(rows: Sequence[tuple[str, str, int, float]], path: str, tit
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, DPI)

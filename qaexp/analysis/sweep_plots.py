@@ -3,31 +3,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from qaexp.output.files import atomic_file, storage_errors
+from qaexp.output.figures import new_figure, save_png
 
 if TYPE_CHECKING:
     from qaexp.analysis.sweep_jobs import Job
     from qaexp.analysis.seed_stats import Configuration
 
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height))
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure, path: str) -> None:
-    with storage_errors(path), atomic_file(path, "wb") as f:
-        figure.savefig(f, format="png", dpi=120)
+DPI = 120  # the report's plots (report.py's too)
 
 
 def plot_seeds(configs: Sequence[Configuration], path: str) -> None:
     """Per configuration (best mean F1 first): the mean with its 95% interval as an error bar, each seed a dot."""
     scored = [config for config in configs if config.n]
-    figure = _figure(max(6.0, 1.1 * len(scored) + 2.5), 5.0)
+    figure = new_figure(max(6.0, 1.1 * len(scored) + 2.5), 5.0)
     axes = figure.add_subplot()
     for x, config in enumerate(scored):
         mean, interval = config.mean("f1"), config.interval("f1")
@@ -49,7 +37,7 @@ def plot_seeds(configs: Sequence[Configuration], path: str) -> None:
     else:
         axes.text(0.5, 0.5, "no completed jobs", ha="center", va="center", transform=axes.transAxes)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path, DPI)
 
 
 def _wrap(label: str) -> str:
@@ -70,7 +58,7 @@ def pareto_front(jobs: Sequence[Job]) -> list[Job]:
 
 def plot_cost(configs: Sequence[Configuration], path: str) -> None:
     """F1 against training seconds, one colour per configuration, the Pareto front drawn as a step line."""
-    figure = _figure(7.0, 4.5)
+    figure = new_figure(7.0, 4.5)
     axes = figure.add_subplot()
     for config in configs:
         points = [(job.train_seconds, job.f1) for job in config.scored if job.train_seconds is not None]
@@ -91,4 +79,4 @@ def plot_cost(configs: Sequence[Configuration], path: str) -> None:
     axes.set_title("F1 against training time (circled: the Pareto front)")
     axes.grid(True, alpha=0.3)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path, DPI)

@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "qaexp-windows-v2"  # v2: a directory of memory-mapped columns  # change when windows.tokenize_windows' output changes for the same input
 TOKENIZER_FORMAT = "qaexp-tokenizer-2"  # 2: vocabularies learned by model/wordpiece.py (deterministic)
-LABEL_ARRAYS = windows.LABEL_COLUMNS  # the label columns a Windows holds, one per window
 
 
 def windows_for(records: list[dict], tokenizer, max_length: int, doc_stride: int, cache_dir: Optional[str], *,
@@ -48,7 +47,7 @@ def windows_for(records: list[dict], tokenizer, max_length: int, doc_stride: int
     def write(directory: str) -> None:
         built.append(directory)
         chunks = windows.window_chunks(records, tokenizer, max_length, doc_stride, desc=desc)
-        _write_columns(directory, chunks, tokenizer.model_input_names)
+        write_columns(directory, chunks, tokenizer.model_input_names)
 
     def read(directory: str) -> Windows:
         cached = load(directory)
@@ -105,9 +104,7 @@ def tokenizer_fingerprint(tokenizer) -> Optional[str]:
 
 def _serialised_without_call_state(backend) -> str:
     """The backend's JSON without its truncation/padding settings, which each call changes (restored after)."""
-    from qaexp.model.build import without_call_state
-
-    with without_call_state(backend):
+    with windows.without_call_state(backend):
         return backend.to_str()
 
 
@@ -121,25 +118,21 @@ def records_fingerprint(records: list[dict]) -> str:
     return digest.hexdigest()
 
 
-def write_entry(path: str, chunks: Iterable[Windows], input_names) -> None:
-    """Write the windows of consecutive chunks as one entry at `path` (no lock: for benchmarks and tests)."""
-    cache_store.publish(path, lambda directory: _write_columns(directory, chunks, input_names))
-
-
-def _write_columns(directory: str, chunks, input_names) -> None:
-    """Append each chunk's columns to raw files, then turn them into .npy files (their shape known only at the end)."""
+def write_columns(directory: str, chunks: Iterable[Windows], input_names) -> None:
+    """An entry's files in `directory` from the windows of consecutive chunks (the one writer: a run's and the
+    memory benchmark's). Append each chunk's columns to raw files, then turn them into .npy files (their shape known only at the end)."""
     columns: dict[str, _Column] = {}
     total = 0
     for chunk in chunks:
         parts = {f"input_{name}": rows.values for name, rows in chunk.inputs.items() if name in input_names}
         parts.update({"offsets": chunk.offsets.values, "bounds": chunk.offsets.bounds[1:] + total})
-        parts.update({name: getattr(chunk, name) for name in LABEL_ARRAYS})
+        parts.update({name: getattr(chunk, name) for name in windows.LABEL_COLUMNS})
         for name, values in parts.items():
             if name not in columns:
                 columns[name] = _Column(os.path.join(directory, name), _column_dtype(name))
             columns[name].append(values)
         total += int(chunk.offsets.bounds[-1])
-    for name in ("bounds", "offsets", *LABEL_ARRAYS):  # present even when there are no windows
+    for name in ("bounds", "offsets", *windows.LABEL_COLUMNS):  # present even when there are no windows
         if name not in columns:
             columns[name] = _Column(os.path.join(directory, name), _column_dtype(name))
     for column in columns.values():
@@ -169,7 +162,7 @@ class _Column:
 
 
 def _column_dtype(name: str):
-    return np.int64 if name in LABEL_ARRAYS or name == "bounds" else np.int32
+    return np.int64 if name in windows.LABEL_COLUMNS or name == "bounds" else np.int32
 
 
 def load(path: str) -> Windows:
@@ -181,7 +174,7 @@ def load(path: str) -> Windows:
     inputs = {name[len("input_"):]: Rows(values, bounds) for name, values in arrays.items()
               if name.startswith("input_")}
     return Windows(inputs=inputs, offsets=Rows(arrays["offsets"], bounds),
-                   **{name: np.array(arrays[name]) for name in LABEL_ARRAYS})
+                   **{name: np.array(arrays[name]) for name in windows.LABEL_COLUMNS})
 
 
 def _mapped(path: str) -> np.ndarray:

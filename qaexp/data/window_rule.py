@@ -6,7 +6,7 @@ fast tokenizer cannot make overlapping windows (it panics). Questions longer tha
 cut to it while tokenising; the rule keeps that room at MIN_QUESTION_TOKENS or more.
 
 `check_window` is the one check, with one message, wherever a window setting comes in: `config.validation.validate`
-(training, before TensorFlow loads), `serving/settings.answer_settings` (predict, serve and export: flags, the
+(training, before TensorFlow loads), `model/saved.answer_settings` (predict, serve and export: flags, the
 model's qaexp.json or its run config, before the model loads) and `data/windows.py` (while tokenising). Before
 a tokenizer is known it counts SPECIAL_TOKENS_ALLOWANCE special tokens, the most any supported tokenizer adds to
 a pair; windows.py checks again with the tokenizer's own count, which is never stricter for those tokenizers.
@@ -18,7 +18,7 @@ from __future__ import annotations
 from qaexp.errors import ConfigError
 
 # The defaults of data.max_length, data.doc_stride, data.max_answer_length and data.n_best_size (config.DataConfig),
-# and of the tools when a model brings no settings of its own (serving/settings.DEFAULTS). The answer settings
+# and of the tools when a model brings no settings of its own (model/saved.DEFAULTS). The answer settings
 # sit beside the window ones because every reader of a saved model takes the four together.
 MAX_LENGTH = 384
 DOC_STRIDE = 128

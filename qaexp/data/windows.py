@@ -7,6 +7,7 @@ which every token that is not context is (-1, -1), so predicted spans map back t
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 from dataclasses import dataclass
@@ -272,3 +273,21 @@ def concat_windows(parts: list[Windows], input_names) -> Windows:
 
 def _concat_column(columns: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(c, dtype=np.int64) for c in columns]) if columns else np.zeros(0, np.int64)
+
+
+@contextlib.contextmanager
+def without_call_state(tokenizer) -> Iterator[None]:
+    """A fast tokenizer (or its backend) without the truncation and padding settings its last call left, restored
+    afterwards: what is saved or fingerprinted inside is the same whether or not it has tokenised anything yet
+    (a run that read its windows from the cache saves the same tokenizer.json as one that tokenised them)."""
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    truncation, padding = backend.truncation, backend.padding
+    backend.no_truncation()
+    backend.no_padding()
+    try:
+        yield
+    finally:
+        if truncation is not None:
+            backend.enable_truncation(**truncation)
+        if padding is not None:
+            backend.enable_padding(**padding)

@@ -13,19 +13,10 @@ class VerificationFailed(Exception):
 
 def exported_logits(run, windows, batch_size: int, pad_id: int):
     """Start/end logits of every window, batched and padded exactly as inference.predict_logits does."""
-    from qaexp.evaluation.inference import FILL_LOGIT
-    from qaexp.data.batches import Batcher
+    from qaexp.evaluation.inference import FILL_LOGIT, batched_logits
 
-    width = int(windows.lengths.max())
-    start = np.full((len(windows), width), FILL_LOGIT, dtype=np.float32)
-    end = np.full_like(start, FILL_LOGIT)
-    batcher = Batcher(windows, batch_size, padding="bucketed", max_length=width, pad_id=pad_id,
-                      with_labels=False, bucket_window=10**9)
-    for idx, batch in batcher.batches():
-        s, e = run(batch)
-        start[idx, : s.shape[1]] = s
-        end[idx, : e.shape[1]] = e
-    padding = ~inside_windows(windows, width)  # never part of an answer
+    start, end, _ = batched_logits(run, windows, batch_size, pad_id)
+    padding = ~inside_windows(windows, start.shape[1])  # never part of an answer
     start[padding] = end[padding] = FILL_LOGIT
     return start, end
 

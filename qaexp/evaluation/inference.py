@@ -38,24 +38,36 @@ def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_l
 def _block_logits(model, windows: Windows, batch_size: int, pad_id: int, with_loss: bool, progress: bool,
                   should_stop=None):
     """Start/end logits over `windows` and the per-batch losses."""
-    from tqdm.auto import tqdm
-
     forward = _forward_function(model, with_loss)
     if should_stop is not None:
         forward = _unless_stopped(forward, should_stop)
+    start, end, rests = batched_logits(forward, windows, batch_size, pad_id, with_labels=with_loss,
+                                       progress=progress)
+    return start, end, [np.atleast_1d(rest[0]) for rest in rests]
+
+
+def batched_logits(run, windows: Windows, batch_size: int, pad_id: int, with_labels: bool = False,
+                   progress: bool = False):
+    """(start, end, rests): the logits of (n_windows, longest window) that `run(batch) -> (start, end, *rest)` gives
+    over `windows` in qaexp's batches (bucketed padding), and each batch's `rest` (a loss) in batch order.
+
+    The one batching loop of every forward pass over windows: the model's own (inference) and an exported
+    model's (export_check), so that both see exactly the same batches."""
+    from tqdm.auto import tqdm
+
     width = int(windows.lengths.max())
     start = np.full((len(windows), width), FILL_LOGIT, dtype=np.float32)
     end = np.full_like(start, FILL_LOGIT)
-    losses = []
+    rests = []
     batcher = Batcher(windows, batch_size, padding=Padding.bucketed, max_length=width, pad_id=pad_id,
-                      with_labels=with_loss, bucket_window=10**9)
+                      with_labels=with_labels, bucket_window=10**9)
     for idx, batch in tqdm(batcher.batches(), total=len(batcher), desc="predicting", unit="batch",
                            disable=None if progress else True):  # None: only on a terminal
-        s, e, loss = (np.asarray(t) for t in forward(batch))
+        s, e, *rest = (np.asarray(t) for t in run(batch))
         start[idx, : s.shape[1]] = s
         end[idx, : e.shape[1]] = e
-        losses.append(np.atleast_1d(loss))
-    return start, end, losses
+        rests.append(rest)
+    return start, end, rests
 
 
 @dataclass(frozen=True)
@@ -75,20 +87,25 @@ def evaluate(model, examples: list[dict], windows: Windows, batch_size: int, pad
 
 
 def predict_answers(model, examples: list[dict], windows: Windows, batch_size: int, pad_id: int, data_cfg,
-                    with_loss: bool = False, block_windows: int = BLOCK_WINDOWS, progress: bool = False):
+                    with_loss: bool = False, block_windows: int = BLOCK_WINDOWS, progress: bool = False,
+                    should_stop=None, each_block=None):
     """(answers, mean loss or None), the logits computed and post-processed a block of whole examples at a time.
 
     Memory holds one block's logits and offsets, whatever the number of windows. A set of at most
     `block_windows` windows is one block: exactly `predict_logits` + `answer` over the whole set.
+    should_stop: as in predict_logits. each_block(examples, windows, start, end, answers) sees each block's
+    windows (example indices counted from its first example), logits and answers before they are released.
     """
     from qaexp.evaluation.postprocess import Predictions
 
     merged, losses = Predictions({}, {}, {}), []
     for first_example, last_example, lo, hi in example_blocks(windows.example_index, len(examples), block_windows):
         block = windows.slice(lo, hi, first_example)
-        start, end, batch_losses = _block_logits(model, block, batch_size, pad_id, with_loss, progress)
+        start, end, batch_losses = _block_logits(model, block, batch_size, pad_id, with_loss, progress, should_stop)
         losses.extend(batch_losses)
         part = answer(examples[first_example:last_example], block, start, end, data_cfg)
+        if each_block is not None:
+            each_block(examples[first_example:last_example], block, start, end, part)
         merged.predictions.update(part.predictions)
         merged.nbest.update(part.nbest)
         merged.null_odds.update(part.null_odds)

@@ -110,24 +110,6 @@ def build_model(model_cfg: DictConfig, tokenizer):
 
 
 @contextlib.contextmanager
-def without_call_state(tokenizer) -> Iterator[None]:
-    """A fast tokenizer (or its backend) without the truncation and padding settings its last call left, restored
-    afterwards: what is saved or fingerprinted inside is the same whether or not it has tokenised anything yet
-    (a run that read its windows from the cache saves the same tokenizer.json as one that tokenised them)."""
-    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
-    truncation, padding = backend.truncation, backend.padding
-    backend.no_truncation()
-    backend.no_padding()
-    try:
-        yield
-    finally:
-        if truncation is not None:
-            backend.enable_truncation(**truncation)
-        if padding is not None:
-            backend.enable_padding(**padding)
-
-
-@contextlib.contextmanager
 def _explain_load_failure(directory: str, what: str) -> Iterator[None]:
     try:
         yield

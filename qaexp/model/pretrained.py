@@ -25,6 +25,7 @@ import os
 from typing import TYPE_CHECKING
 
 from qaexp.errors import ModelLoadError, first_line
+from qaexp.model.hub_cache import HUB_TIMEOUT_SECONDS, OFFLINE_HINT, cached_snapshot
 from qaexp.model.locations import PACKAGE_SCHEME, looks_like_local_path
 
 if TYPE_CHECKING:
@@ -40,9 +41,6 @@ TORCH_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 # Config and tokenizer files of every family: *.json (config, tokenizer.json, vocab.json, ...), *.txt (vocab.txt,
 # merges.txt) and *.model (SentencePiece: spm.model, spiece.model, sentencepiece.bpe.model).
 HUB_SMALL_FILES = ["*.json", "*.txt", "*.model"]
-HUB_TIMEOUT_SECONDS = 10
-OFFLINE_HINT = ("Use experiment=quickstart or model=tiny (no download needed), "
-                "or model.checkpoint=/path/to/a/saved/model")
 TORCH_CONVERSION = ("convert it once where torch is installed: python -c \"import torch; from safetensors.torch "
                     "import save_file; sd = torch.load('pytorch_model.bin', map_location='cpu'); "
                     "save_file({k: v.clone().contiguous() for k, v in sd.items()}, 'model.safetensors', "
@@ -85,7 +83,7 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> str:
 
     listing = _hub_listing(repo_id, revision)
     if listing is None:  # offline or unreachable: what the cache holds
-        directory = _cached_snapshot(repo_id, revision)
+        directory = cached_snapshot(repo_id, revision)
         weight_files(sorted(os.listdir(directory)), f"{repo_id} (cached at {directory})")
         log.debug("offline: using the cached snapshot of %s", repo_id)  # a run's pre-flight said so already
         return directory
@@ -107,31 +105,6 @@ def _hub_listing(repo_id: str, revision: str | None) -> tuple[str, list[str]] | 
     except hub_unreachable_errors():
         return None
     return info.sha, [sibling.rfilename for sibling in info.siblings or []]
-
-
-def _cached_snapshot(repo_id: str, revision: str | None) -> str:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return snapshot_download(repo_id, revision=revision, local_files_only=True)
-    except LocalEntryNotFoundError as err:
-        if revision and _cached_repo_folder(repo_id) is not None:
-            raise ModelLoadError(f"cannot load {repo_id!r} at revision {revision!r}: the Hugging Face cache holds "
-                                 "other revisions of it but not this one, and the hub cannot be reached (no "
-                                 "network? HF_HUB_OFFLINE=1?): give a cached model.revision or go online") from err
-        at = f" at revision {revision!r}" if revision else ""
-        raise ModelLoadError(f"cannot load {repo_id!r}{at}: it is not a local directory, it is not in the Hugging "
-                             "Face cache, and it cannot be downloaded from the Hugging Face hub (no network? "
-                             f"HF_HUB_OFFLINE=1?). {OFFLINE_HINT}") from err
-
-
-def _cached_repo_folder(repo_id: str) -> str | None:
-    from huggingface_hub import constants
-    from huggingface_hub.file_download import repo_folder_name
-
-    folder = os.path.join(constants.HF_HUB_CACHE, repo_folder_name(repo_id=repo_id, repo_type="model"))
-    return folder if os.path.isdir(os.path.join(folder, "snapshots")) else None
 
 
 class _explain_hub_error:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from qaexp.config.schema import DataSource
 from qaexp.model.locations import looks_like_local_path
 from qaexp.output.files import write_text_atomic
+from qaexp.output.shared_config import plain_config
 
 CARD_NAME = "README.md"
 CONFIG_SECTIONS = ("model", "data", "optimizer", "precision", "trainer")
@@ -172,8 +173,6 @@ def _usage(cfg: DictConfig, summary: dict) -> str:
 
 
 def _hyperparameters(cfg: DictConfig, summary: dict) -> str:
-    from qaexp.run.tracking import plain_config
-
     config = plain_config(cfg)
     opt, trainer, data = config["optimizer"], config["trainer"], config["data"]
     items = {

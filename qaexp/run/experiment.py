@@ -307,12 +307,12 @@ def _save_pretrained(cfg: DictConfig, model, tokenizer, directory: str, threshol
     from qaexp.model.families.weights import save_checkpoint
     from qaexp.model.pretrained import weights_in
     from qaexp.output.manifest import write_manifest
-    from qaexp.serving.settings import write_inference_settings
+    from qaexp.model.saved import write_inference_settings
 
     save_checkpoint(model, directory)  # config.json + model.safetensors: what transformers loads, and qaexp too
     write_manifest(directory, weights_in(directory))  # checked whenever the model is loaded
     if tokenizer is not None:
-        from qaexp.model.build import without_call_state
+        from qaexp.data.windows import without_call_state
 
         with without_call_state(tokenizer):
             tokenizer.save_pretrained(directory)

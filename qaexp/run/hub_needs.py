@@ -2,7 +2,7 @@
 
 `preflight` lists the run's hub needs (the model checkpoint when it is a hub id, the dataset when
 `data.source=hub`) and whether each is already cached. Only when something is needed does it ask whether the hub
-can be reached: HF_HUB_OFFLINE=1 says no at once, otherwise one request with a short timeout and no retries.
+can be reached: HF_HUB_OFFLINE=1 says no at once, otherwise one request (model/hub_cache.HUB_TIMEOUT_SECONDS) and no retries.
 * reachable: nothing changes, the loaders download as usual;
 * unreachable, something not cached: one HubUnreachable line naming every missing need and the offline options;
 * unreachable, everything cached: the rest of the run is offline (HF_HUB_OFFLINE=1), from the cache.
@@ -21,11 +21,11 @@ from omegaconf import DictConfig
 
 from qaexp.config.schema import DataSource
 from qaexp.errors import HubUnreachable
+from qaexp.model.hub_cache import HUB_TIMEOUT_SECONDS, model_cached
 from qaexp.model.locations import is_hub_id
 
 log = logging.getLogger(__name__)
 
-PROBE_TIMEOUT_SECONDS = 3.0
 OFFLINE_REASON = "HF_HUB_OFFLINE=1 is set"
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 NOISY_LOGGERS = ("huggingface_hub", "datasets", "urllib3", "requests")
@@ -77,13 +77,6 @@ def hub_needs(cfg: DictConfig) -> list[HubNeed]:
     return needs
 
 
-def model_cached(repo_id: str, revision: Optional[str]) -> bool:
-    """The repo's config.json is in the huggingface_hub cache at `revision` (a branch, tag or commit)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(repo_id, "config.json", revision=revision), str)
-
-
 def dataset_cached(name: str, config_name: Optional[str]) -> bool:
     """`datasets` has prepared the dataset: <datasets cache>/<namespace>___<name>/<config>/<version>/<hash>/
     dataset_info.json, the directory its offline mode loads from."""
@@ -129,9 +122,9 @@ def probe(endpoint: str) -> Optional[str]:
 
     with quiet_libraries():
         try:
-            requests.head(endpoint, timeout=PROBE_TIMEOUT_SECONDS, allow_redirects=False)
+            requests.head(endpoint, timeout=HUB_TIMEOUT_SECONDS, allow_redirects=False)
         except requests.Timeout:
-            return f"no answer from {endpoint} within {PROBE_TIMEOUT_SECONDS:g} s"
+            return f"no answer from {endpoint} within {HUB_TIMEOUT_SECONDS:g} s"
         except requests.RequestException as err:
             return f"cannot connect to {endpoint}: {type(err).__name__}"
     return None

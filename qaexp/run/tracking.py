@@ -10,23 +10,21 @@ import importlib.util
 import logging
 import netrc
 import os
-import re
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 from urllib.parse import urlparse
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from qaexp.run import hydra_job
 from qaexp.run.outcome import status_of
 from qaexp.runtime import reachability
 from qaexp.config.schema import LoggerMode, LoggerName
 from qaexp.errors import ConfigError, first_line
+from qaexp.output.shared_config import plain_config
 
 log = logging.getLogger(__name__)
 
-# Config keys whose values must never reach a tracking backend (the config has none today: a safety net).
-_SECRET_KEY = re.compile(r"(^|_)(api_?key|token|secret|password)$", re.IGNORECASE)
 # Summary entries worth a place in a run's summary: the final scores, losses and status.
 _SUMMARY_KEYS = ("status", "exact_match", "f1", "val_loss", "train_loss", "epochs")
 
@@ -245,19 +243,6 @@ def has_wandb_api_key() -> bool:
         return os.path.exists(path) and netrc.netrc(path).authenticators(host) is not None
     except (netrc.NetrcParseError, OSError):
         return False
-
-
-def plain_config(cfg: DictConfig) -> dict:
-    """The resolved config as plain containers, with any secret-looking value masked."""
-    return _masked(OmegaConf.to_container(cfg, resolve=True))
-
-
-def _masked(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: "***" if _SECRET_KEY.search(str(k)) and v is not None else _masked(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_masked(v) for v in node]
-    return node
 
 
 def summary_scalars(summary: dict) -> dict:

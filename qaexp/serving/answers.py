@@ -1,53 +1,42 @@
-"""Ranked answers with character spans, through qaexp's own windows, forward pass and post-processing.
+"""Ranked answers with character spans: the answers of evaluation/answering.py (those of `qaexp predict`), and
+where each candidate sits in its context.
 
-The answers are exactly those of `qaexp.predict` (the same three steps as `predict.answer_questions`); what is
-added is where each candidate sits in its context. Post-processing reports a candidate's text and its start/end
-logits, so its span is the token pair of one of the question's windows that carries exactly those logits and
-covers exactly that text (ties between equal texts with equal logits do not change the answer).
+Post-processing reports a candidate's text and its start/end logits, so its span is the token pair of one of the
+question's windows that carries exactly those logits and covers exactly that text (ties between equal texts with
+equal logits do not change the answer).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from qaexp.evaluation.answering import answer_questions, decided_first, question_record
+
 NO_ANSWER_SPAN = (0, 0)  # the Hugging Face convention for the empty answer
-TOKENIZE_CHUNK = 8  # questions tokenized at once: 8 contexts of 50,000 characters took about 0.5 s on 2 busy cores
 
 
 def questions_as_records(questions: list[dict]) -> list[dict]:
     """Records in qaexp's shape (unique ids, no gold answers) for {"question", "context"} dicts."""
-    return [{"id": str(n), "title": "", "question": q["question"], "context": q["context"],
-             "answers": {"text": [], "answer_start": []}} for n, q in enumerate(questions)]
+    return [question_record(str(n), q["question"], q["context"]) for n, q in enumerate(questions)]
 
 
-def ranked_answers(tokenizer, model, questions: list[dict], settings, batch_size: int = 32,
-                   should_stop=None) -> list[list[dict]]:
+def ranked_answers(saved, questions: list[dict], batch_size: int = 32, should_stop=None) -> list[list[dict]]:
     """Per question: its candidates as {"answer", "score", "start", "end"}, the prediction first.
 
     Up to settings.n_best_size candidates; the prediction is the post-processing's answer (for SQuAD v2 models
     the empty answer when the null score wins by more than the threshold), the rest follow by score.
     should_stop: see inference.predict_logits (raises inference.Abandoned).
     """
-    from qaexp.data import windows as features
-    from qaexp.evaluation import inference
+    ranked: list[list[dict]] = []
 
-    records = questions_as_records(questions)
-    parts = []
-    # A few questions at a time, so that a stop need not wait for a whole request of long contexts (the windows
-    # are the same whatever the chunk size).
-    for part in features.window_chunks(records, tokenizer, settings.max_length, settings.doc_stride,
-                                       chunk_size=TOKENIZE_CHUNK, progress=False):
-        if should_stop is not None and should_stop():
-            raise inference.Abandoned("stopped while tokenizing")
-        parts.append(part)
-    windows = features.concat_windows(parts, tokenizer.model_input_names)
-    start, end, _ = inference.predict_logits(model, windows, batch_size, tokenizer.pad_token_id,
-                                             should_stop=should_stop)
-    answers = inference.answer(records, windows, start, end, settings)
-    windows_of = _windows_per_question(windows.example_index, len(records))
-    return [_prediction_first(answers.predictions[r["id"]],
-                              [_with_span(entry, r["context"], windows_of[n], windows.offsets, start, end)
-                               for entry in answers.nbest[r["id"]]])
-            for n, r in enumerate(records)]
+    def with_spans(records, windows, start, end, answers) -> None:
+        windows_of = _windows_per_question(windows.example_index, len(records))
+        ranked.extend([_with_span(entry, r["context"], windows_of[n], windows.offsets, start, end)
+                       for entry in decided_first(answers.nbest[r["id"]], answers.predictions[r["id"]])]
+                      for n, r in enumerate(records))
+
+    answer_questions(saved, questions_as_records(questions), batch_size, should_stop=should_stop,
+                     each_block=with_spans)
+    return ranked
 
 
 def _windows_per_question(example_index: np.ndarray, n_questions: int) -> list[np.ndarray]:
@@ -80,10 +69,3 @@ def _span_of(entry: dict, context: str, windows: np.ndarray, offsets: list, star
                     return char_start, char_end
     found = context.find(text)  # not reached for entries post-processing made; a safe answer all the same
     return (found, found + len(text)) if found >= 0 else NO_ANSWER_SPAN
-
-
-def _prediction_first(prediction: str, candidates: list[dict]) -> list[dict]:
-    chosen = next((i for i, c in enumerate(candidates) if c["answer"] == prediction), None)
-    if chosen is None:  # an empty prediction without a null candidate: no span was valid at all
-        return [{"answer": prediction, "score": 0.0, "start": 0, "end": 0}, *candidates]
-    return [candidates[chosen], *candidates[:chosen], *candidates[chosen + 1:]]

@@ -18,12 +18,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Service:
-    """What the app serves: a loaded model with its settings, and how requests reach it."""
+    """What the app serves: a loaded model with its settings (model/saved.SavedModel), and how requests reach it."""
 
-    model_dir: str
-    tokenizer: object
-    model: object
-    settings: object  # settings.answer_settings(...)
+    saved: object
     limits: Limits
     batcher: RequestBatcher
 
@@ -76,10 +73,10 @@ def create_app(service: Service) -> FastAPI:
 
 
 def model_description(service: Service) -> dict:
-    settings = service.settings
-    return {"model": os.path.basename(os.path.dirname(os.path.abspath(service.model_dir))) + "/"
-            + os.path.basename(os.path.abspath(service.model_dir)),
-            "model_type": service.model.hf_config.get("model_type"),
+    settings, model_dir = service.saved.settings, service.saved.model_dir
+    return {"model": os.path.basename(os.path.dirname(os.path.abspath(model_dir))) + "/"
+            + os.path.basename(os.path.abspath(model_dir)),
+            "model_type": service.saved.model.hf_config.get("model_type"),
             "max_length": settings.max_length, "doc_stride": settings.doc_stride,
             "max_answer_length": settings.max_answer_length,
             "version_2_with_negative": bool(settings.version_2_with_negative),

@@ -10,7 +10,6 @@ from qaexp.errors import QAExpError
 from qaexp.serving.app import Service, create_app
 from qaexp.serving.batcher import STOP_GRACE_S, RequestBatcher
 from qaexp.serving.payload import Limits
-from qaexp.serving.settings import answer_settings
 
 WARM_UP = [{"question": "Who wrote it?", "context": "Ada wrote it."},
            {"question": "Which city is the capital of the country in the story?",
@@ -20,21 +19,20 @@ WARM_UP = [{"question": "Who wrote it?", "context": "Ada wrote it."},
 def build_service(model_dir: str, overrides: dict, *, limits: Limits = Limits(), batching: bool = True,
                   max_batch_questions: int = 32, max_wait_ms: float = 5.0, max_pending: int = 256,
                   windows_per_forward: int = 32) -> Service:
-    from qaexp.model.saved import load_saved
+    from qaexp.model.saved import answer_settings, load_saved
     from qaexp.serving.answers import ranked_answers
 
-    settings = answer_settings(model_dir, overrides)
-    tokenizer, model = load_saved(model_dir)
+    saved = load_saved(model_dir, answer_settings(model_dir, overrides))
     abandon = threading.Event()  # set by the batcher when it stops: the forward passes end at the next one
-    answer_all = functools.partial(ranked_answers, tokenizer, model, settings=settings,
-                                   batch_size=windows_per_forward, should_stop=abandon.is_set)
+    answer_all = functools.partial(ranked_answers, saved, batch_size=windows_per_forward,
+                                   should_stop=abandon.is_set)
     # Trace the forward pass before the first request: once for one shape, then (another batch size and width)
     # for any shape, so no request waits for a retrace.
     answer_all(WARM_UP[:1])
     answer_all(WARM_UP)
     batcher = RequestBatcher(answer_all, batching=batching, max_questions=max_batch_questions,
                              max_wait_ms=max_wait_ms, max_pending=max_pending, abandon=abandon)
-    return Service(model_dir, tokenizer, model, settings, limits, batcher)
+    return Service(saved, limits, batcher)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

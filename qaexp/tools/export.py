@@ -25,7 +25,8 @@ import sys
 from qaexp.errors import QAExpError
 from qaexp.evaluation.export_check import VerificationFailed, timed, verify
 from qaexp.output.export_formats import check_format, input_names, write_onnx, write_saved_model, write_tflite
-from qaexp.serving.settings import add_setting_flags, answer_settings, describe, setting_overrides
+from qaexp.model.saved import answer_settings, describe
+from qaexp.tools.setting_flags import add_setting_flags, setting_overrides
 
 SAMPLE_SEED = 0
 
@@ -85,7 +86,8 @@ def export(args) -> dict:
     check_format(args.format)
     settings = answer_settings(args.model_dir, setting_overrides(args))
     records, source = verification_records(args, settings)  # a bad --eval-file fails before any conversion
-    tokenizer, model = load_saved(args.model_dir)
+    saved = load_saved(args.model_dir, settings)
+    tokenizer, model = saved.tokenizer, saved.model
     names = input_names(tokenizer, model)
     _make_parent(args.output)
     writers = {"saved_model": lambda: write_saved_model(model, names, args.output),

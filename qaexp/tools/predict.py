@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from types import SimpleNamespace
-
 from qaexp.errors import QAExpError, report_error
-from qaexp.model.saved import load_saved
-from qaexp.serving.settings import add_setting_flags, answer_settings, setting_overrides
+from qaexp.model.saved import answer_settings, load_saved
+from qaexp.tools.setting_flags import add_setting_flags, setting_overrides
 
 
 def parse_args(argv):
@@ -53,17 +51,6 @@ def parse_args(argv):
     return args
 
 
-def answer_questions(tokenizer, model, records: list[dict], settings, batch_size: int = 32,
-                     progress: bool = False) -> object:
-    from qaexp.data.windows import tokenize_windows
-    from qaexp.evaluation import inference
-
-    windows = tokenize_windows(records, tokenizer, settings.max_length, settings.doc_stride, progress=progress)
-    answers, _ = inference.predict_answers(model, records, windows, batch_size, tokenizer.pad_token_id, settings,
-                                           progress=progress)
-    return answers
-
-
 def file_predictions(answers, top_k: int) -> dict:
     """{id: {"answer", "answers": top-k [{"text", "score"}], "no_answer"}} from a Predictions object."""
     return {qid: {"answer": text,
@@ -72,23 +59,23 @@ def file_predictions(answers, top_k: int) -> dict:
             for qid, text in answers.predictions.items()}
 
 
-def _settings(args) -> SimpleNamespace:
+def _settings(args):
     """The model's own settings (model/qaexp.json: its tuned no-answer threshold too; else its run config), then
-    the flags given."""
-    settings = answer_settings(args.model_dir, setting_overrides(args))
-    settings.n_best_size = max(settings.n_best_size, args.top_k)
-    return settings
+    the flags given; checked before the model loads."""
+    from qaexp.data.window_rule import N_BEST_SIZE
+
+    return answer_settings(args.model_dir, setting_overrides(args), n_best_size=max(N_BEST_SIZE, args.top_k))
 
 
 def _predict_file(args) -> int:
     from qaexp.data.squad import read_records
+    from qaexp.evaluation.answering import answer_questions
     from qaexp.output.files import write_json_atomic
 
     records = read_records(args.file, answers_optional=True)
     _check_unique_ids(records, args.file)
-    settings = _settings(args)
-    tokenizer, model = load_saved(args.model_dir)
-    answers = answer_questions(tokenizer, model, records, settings, args.batch_size, progress=True)
+    saved = load_saved(args.model_dir, _settings(args))
+    answers = answer_questions(saved, records, args.batch_size, progress=True)
     detailed = file_predictions(answers, args.top_k)
     if args.output:
         write_json_atomic(args.output, detailed)
@@ -117,11 +104,10 @@ def main(argv=None) -> int:
         context = _read_context(args.context)
         if not context.strip():
             raise QAExpError("the context is empty: give the passage to answer from with --context TEXT or @FILE")
-        settings = _settings(args)
-        tokenizer, model = load_saved(args.model_dir)
-        record = {"id": "q0", "title": "", "context": context, "question": args.question,
-                  "answers": {"text": [], "answer_start": []}}
-        answers = answer_questions(tokenizer, model, [record], settings)
+        from qaexp.evaluation.answering import answer_questions, decided_first, question_record
+
+        saved = load_saved(args.model_dir, _settings(args))
+        answers = answer_questions(saved, [question_record("q0", args.question, context)])
         best = decided_first(answers.nbest["q0"], answers.predictions["q0"])[: args.top_k]
     except QAExpError as err:
         return report_error(err, "predict")
@@ -131,12 +117,6 @@ def main(argv=None) -> int:
         for candidate in best:
             print(f"{candidate['text']}\t{candidate['probability']:.4f}")
     return 0
-
-
-def decided_first(nbest: list[dict], decided: str) -> list[dict]:
-    """The n-best list with the answer the threshold decided on first (v2: "" can win with a lower score)."""
-    chosen = next((i for i, candidate in enumerate(nbest) if candidate["text"] == decided), 0)
-    return [nbest[chosen], *nbest[:chosen], *nbest[chosen + 1:]]
 
 
 def _read_context(value: str) -> str:

@@ -21,6 +21,7 @@ from qaexp import rundir
 from qaexp.analysis import seed_stats, sweep_plots
 from qaexp.analysis.sweep_jobs import Job, find_job_dirs, load_job, natural_key
 from qaexp.errors import QAExpError, report_error
+from qaexp.output.figures import new_figure, save_png
 from qaexp.output.files import atomic_file, storage_errors, write_text_atomic
 
 OWN_COLUMNS = ("model", "optimizer.lr")  # overrides shown in their own columns
@@ -129,12 +130,8 @@ def write_markdown(table_md: str, failures: list[str], command: Optional[str], p
 
 def plot_f1_vs_lr(jobs: list[Job], failures: list[str], path: str) -> None:
     """F1 against learning rate, one line per model through the mean over seeds, each job a point."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     failure_inches = 0.16 * (len(failures) + 1) if failures else 0.0
-    figure = Figure(figsize=(7, 4.5 + failure_inches))
-    FigureCanvasAgg(figure)
+    figure = new_figure(7, 4.5 + failure_inches)
     axes = figure.add_subplot()
     by_model: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for job in jobs:
@@ -158,8 +155,7 @@ def plot_f1_vs_lr(jobs: list[Job], failures: list[str], path: str) -> None:
         figure.text(0.01, 0.01, "Not plotted:\n" + "\n".join(_shorten(line) for line in failures),
                     fontsize=8, va="bottom", color="firebrick")
         figure.subplots_adjust(bottom=(0.6 + failure_inches) / (4.5 + failure_inches))
-    with storage_errors(path), atomic_file(path, "wb") as f:
-        figure.savefig(f, format="png", dpi=120)
+    save_png(figure, path, sweep_plots.DPI)
 
 
 def _shorten(text: str, limit: int = 110) -> str:

@@ -22,9 +22,10 @@ import signal
 import sys
 
 from qaexp.errors import QAExpError
+from qaexp.model.saved import describe
 from qaexp.serving.batcher import STOP_GRACE_S
 from qaexp.serving.payload import Limits
-from qaexp.serving.settings import add_setting_flags, describe, setting_overrides
+from qaexp.tools.setting_flags import add_setting_flags, setting_overrides
 
 
 def parse_args(argv):
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     batching = "no batching" if args.no_batching else \
         f"batching up to {args.max_batch_questions} questions, {args.max_wait_ms:g} ms wait"
-    print(f"qaexp serve: {args.model_dir} ({describe(service.settings)}; {batching})\n"
+    print(f"qaexp serve: {args.model_dir} ({describe(service.saved.settings)}; {batching})\n"
           f"qaexp serve: listening on http://{address}/ (page at /, POST / or /predict, GET /health); "
           "Ctrl-C stops", flush=True)
     # uvicorn stops gracefully on SIGINT/SIGTERM and then raises the signal again for the previous handler:

@@ -137,7 +137,7 @@ class RunState:
         elif resume:
             log.warning("trainer.resume=true but %s has no checkpoint: training from the start", self.directory)
         if not self.resumed and self.chief and tokenizer is not None:
-            from qaexp.model.build import without_call_state
+            from qaexp.data.windows import without_call_state
 
             with without_call_state(tokenizer):
                 save_directory_atomic(os.path.join(self.directory, rundir.TOKENIZER), tokenizer.save_pretrained)
