@@ -94,13 +94,13 @@ def repeated_chunks(windows, copies: int, questions: int):
 
 def one_size(args, target: int) -> dict:
     import numpy as np
-    from omegaconf import OmegaConf
 
     from feature_prep import vocab_file
     from qaexp.data import cache, cache_store
     from qaexp.data.squad import read_records
     from qaexp.data.windows import tokenize_windows
     from qaexp.evaluation import inference
+    from qaexp.evaluation.settings import AnswerSettings
     from qaexp.data.batches import Batcher, pad_batch
     from transformers import BertTokenizerFast
 
@@ -109,8 +109,8 @@ def one_size(args, target: int) -> dict:
     dev = read_records(args.data)[: args.questions]
     dev_windows = tokenize_windows(dev, tokenizer, 384, 128, progress=False)
     copies = -(-target // len(dev_windows))
-    settings = OmegaConf.create({"n_best_size": 1, "max_answer_length": 30, "version_2_with_negative": False,
-                                 "null_score_diff_threshold": 0.0})
+    settings = AnswerSettings(max_length=384, doc_stride=128, max_answer_length=30, n_best_size=1,
+                              version_2_with_negative=False, null_score_diff_threshold=0.0)
     model = TokenLogits(tokenizer.vocab_size)
     reference, _ = inference.predict_answers(model, dev, dev_windows, EVAL_BATCH, tokenizer.pad_token_id, settings)
 

@@ -26,6 +26,7 @@ from qaexp.data.squad import Splits, load_splits
 from qaexp.data.windows import Windows, without_call_state
 from qaexp.errors import DataError, HubPushError
 from qaexp.evaluation.inference import Evaluation, evaluate
+from qaexp.evaluation.settings import AnswerSettings
 from qaexp.evaluation.threshold import settle_threshold
 from qaexp.model import build
 from qaexp.model.families.weights import save_checkpoint
@@ -235,7 +236,7 @@ def _train_or_evaluate(run: _Run, model, tokenizer, splits: Splits, windows: _Wi
 
     def evaluation():
         return evaluate(model, splits.validation, windows.validation, cfg.trainer.eval_batch_size,
-                        tokenizer.pad_token_id, cfg.data)
+                        tokenizer.pad_token_id, AnswerSettings.of(cfg.data))
 
     trained = _Trained()
     if windows.train is not None and cfg.trainer.epochs > 0:
