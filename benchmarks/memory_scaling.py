@@ -6,7 +6,7 @@ data); `eval_rss_mb` the peak after evaluating every window too (it adds per-que
 record, one prediction and its n-best list per question). In each process:
 
 1. SQuAD v1.1 dev is tokenised once (MiniLM's uncased vocabulary, max_length 384, stride 128), and its windows
-   repeated, chunk by chunk, into a feature-cache entry (`qaexp.data.cache.write_columns`, the writer a run
+   repeated, chunk by chunk, into a window-cache entry (`qaexp.data.cache.write_columns`, the writer a run
    uses, published with `cache_store.publish`) until the size is reached: the same columnar, memory-mapped
    entry a run with that much data gets;
 2. the entry is loaded (memory-mapped) and one epoch of training batches (`Batcher.dataset`, bucketed, batch

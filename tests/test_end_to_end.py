@@ -2,7 +2,7 @@
 `precision=mixed_bfloat16` and `trainer.strategy=mirrored` (two logical CPUs) must train the same model to the
 same place as the float32 single-device run.
 
-All three runs share their data, tokenizer and feature cache, and a constant learning rate (optimizer=adam), so
+All three runs share their data, tokenizer and window cache, and a constant learning rate (optimizer=adam), so
 epoch 1 of a one-epoch run is epoch 1 of the three-epoch run: the same batches, in the same order, at the same
 learning rate. The tiny model's tokenizer is deterministic (qaexp/model/wordpiece.py), so the figures are too.
 """

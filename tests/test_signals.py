@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 STAGES = {
     "load_data": (signal.SIGTERM, []),
     "tokenizer": (signal.SIGINT, []),
-    "features": (signal.SIGTERM, []),
+    "windows": (signal.SIGTERM, []),
     "build_model": (signal.SIGINT, []),
     "evaluate": (signal.SIGINT, ["trainer.epochs=0"]),
     "save_model": (signal.SIGTERM, ["trainer.epochs=0"]),

@@ -119,7 +119,7 @@ def _experiment(run: _Run) -> dict:
     process.prepare(cfg.trainer.threads, cfg.trainer.seed, cfg.trainer.cpu_devices)
     with run.stage("tokenizer"):
         tokenizer = _tokenizer(run, model_cfg, splits.train)
-    with run.stage("features"):
+    with run.stage("windows"):
         windows = _windows(cfg.data, splits, tokenizer)
     with process.precision_policy(cfg.precision.policy), process.strategy_for_run(cfg.trainer.strategy) as strategy:
         with run.stage("build_model"), strategy.scope():
