@@ -2,7 +2,7 @@
 
 Each run is qaexp.run.experiment.run on a config composed from conf/ (as the CLI would), in one process,
 the two policies alternating. Speed is the training stage's wall time and the whole run's process CPU time
-(the better measure on a shared machine); quality is EM/F1 of the run's own evaluation. The CPU's bf16 support (qaexp.run.cpu.supports_bf16) and the load average are recorded.
+(the better measure on a shared machine); quality is EM/F1 of the run's own evaluation. The CPU's bf16 support (qaexp.runtime.cpu.supports_bf16) and the load average are recorded.
 Prints one line per run, then one JSON line.
 
     python benchmarks/bf16_cpu.py [--minilm-steps 30] [--minilm-eval 200] [--quick]
@@ -51,7 +51,7 @@ def tasks(args, out: str) -> dict:
 
 
 def main() -> None:
-    from qaexp.run.cpu import supports_bf16
+    from qaexp.runtime.cpu import supports_bf16
 
     args = parse_args()
     logging.basicConfig(level=logging.WARNING)

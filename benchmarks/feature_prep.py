@@ -10,7 +10,7 @@ of the same vocab with its own records. Windows: max_length 384, doc_stride 128.
    its predictions (qaexp: the context slice between the span's character offsets; transformers: its
    get_final_text over the original words), equals the gold answer after normalize_answer (qaexp on the full
    dev set and on the subset, transformers on the subset);
-3. the feature cache: windows of the full dev set tokenised into an empty cache, then read back from it.
+3. the window cache: windows of the full dev set tokenised into an empty cache, then read back from it.
 
     python benchmarks/feature_prep.py [--data ../shared/data/squad/dev-v1.1.json] [--subset 1000]
 
@@ -266,7 +266,7 @@ def main() -> None:
 
 
     (first_wall, first_cpu), (second_wall, second_cpu) = cache_runs(records, fast)
-    print(f"feature cache, full dev set: first run {first_cpu:.2f} CPU s ({first_wall:.2f} wall s; tokenise + "
+    print(f"window cache, full dev set: first run {first_cpu:.2f} CPU s ({first_wall:.2f} wall s; tokenise + "
           f"write), second {second_cpu:.3f} CPU s ({second_wall:.3f} wall s; read)")
     print(json.dumps({
         "speedup_vs_transformers": ratio(hf_cpu, qaexp_cpu, 2),

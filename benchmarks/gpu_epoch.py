@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qaexp.data.windows import Rows, Windows  # noqa: E402
-from qaexp.training.batching import Batcher  # noqa: E402
+from qaexp.data.batches import Batcher  # noqa: E402
 
 MAX_LENGTH = 384
 TRAIN_WINDOWS = 88_700  # SQuAD v1.1 train at max_length 384, doc_stride 128
@@ -83,7 +83,7 @@ def throughput(config: str, windows: Windows, args) -> float:
     from omegaconf import OmegaConf
 
     from qaexp.model.build import build_model
-    from qaexp.run.runtime import precision_policy
+    from qaexp.runtime.process import precision_policy
     from qaexp.training.qa_model import QATrainingModel
 
     policy, padding, xla = CONFIGS[config]

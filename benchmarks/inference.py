@@ -29,11 +29,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import qaexp  # noqa: E402,F401  (sets KERAS_BACKEND and quietens the libraries before TensorFlow is imported)
+from qaexp.evaluation.settings import AnswerSettings  # noqa: E402
 
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "squad" / "dev-v1.1.json"
 
@@ -94,14 +94,14 @@ def timed(fn, name: str = ""):
     return result, time.perf_counter() - started
 
 
-def qaexp_settings(model_dir: str) -> SimpleNamespace:
+def qaexp_settings(model_dir: str) -> AnswerSettings:
     """The window and answer settings `qaexp.predict MODEL_DIR` uses (no flags): both sides are given these."""
     from qaexp.model.saved import answer_settings
 
     return answer_settings(model_dir, {})
 
 
-def qaexp_side(model_dir: str, records: list[dict], settings: SimpleNamespace, args):
+def qaexp_side(model_dir: str, records: list[dict], settings: AnswerSettings, args):
     from qaexp.evaluation.answering import answer_questions
     from qaexp.model.saved import load_saved
 
@@ -111,12 +111,12 @@ def qaexp_side(model_dir: str, records: list[dict], settings: SimpleNamespace, a
     return saved.tokenizer, saved.model, answers, seconds
 
 
-def floor_seconds(tokenizer, model, records: list[dict], settings: SimpleNamespace, batch_size: int) -> float:
+def floor_seconds(tokenizer, model, records: list[dict], settings: AnswerSettings, batch_size: int) -> float:
     """The traced forward pass alone over the padded batches qaexp's inference feeds the model."""
     from qaexp.config.schema import Padding
     from qaexp.data.windows import tokenize_windows
     from qaexp.evaluation.inference import _forward_function
-    from qaexp.training.batching import Batcher
+    from qaexp.data.batches import Batcher
 
     windows = tokenize_windows(records, tokenizer, settings.max_length, settings.doc_stride, progress=False)
     batcher = Batcher(windows, batch_size, padding=Padding.bucketed, max_length=int(windows.lengths.max()),

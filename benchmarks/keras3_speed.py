@@ -282,7 +282,7 @@ def main() -> None:
         print(f"keras3_speed: skipped: {missing}")
         print(json.dumps({"skipped": missing}))
         return
-    from qaexp.run.malloc import keep_freed_memory
+    from qaexp.runtime.malloc import keep_freed_memory
 
     keep_freed_memory()  # as every qaexp run does
     import tensorflow as tf

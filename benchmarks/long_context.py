@@ -54,8 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/train_thr
 from qaexp.data import cache  # noqa: E402
 from qaexp.data.squad import read_records  # noqa: E402
 from qaexp.data.windows import concat_windows, tokenize_windows  # noqa: E402
-from qaexp.run.malloc import keep_freed_memory  # noqa: E402
-from qaexp.training.batching import Batcher, batch_width  # noqa: E402
+from qaexp.runtime.malloc import keep_freed_memory  # noqa: E402
+from qaexp.data.batches import Batcher, batch_width  # noqa: E402
 from train_throughput import tokenizer, train_on  # noqa: E402
 
 DOC_STRIDE = 128
@@ -94,7 +94,7 @@ def padded_per_real(windows, padding: str, max_length: int, order=None) -> float
 
 def evaluation_order(batcher: Batcher) -> list:
     # qaexp.evaluation.inference: bucketed over the whole set in data order (bucket_window covers every window)
-    from qaexp.training.batching import batch_order
+    from qaexp.data.batches import batch_order
 
     return batch_order(batcher.lengths, PADDING_BATCH, "bucketed", None, bucket_window=10 ** 9)
 
@@ -136,11 +136,11 @@ def build(name: str):
 
 def per_question(name: str, groups: dict, shares: dict, tok, batch_size: int) -> dict:
     """Section 2 for one model: {max_length: {train/eval CPU s per question, by group and weighted}}."""
-    from omegaconf import OmegaConf
-
     from qaexp.evaluation.inference import evaluate
+    from qaexp.evaluation.settings import AnswerSettings
 
-    data_cfg = OmegaConf.create(EVAL_SETTINGS)
+    def settings(max_length: int) -> AnswerSettings:
+        return AnswerSettings.of(EVAL_SETTINGS, max_length=max_length, doc_stride=DOC_STRIDE)
     model, trainable = build(name)
     sets = {(max_length, group): tokenize_windows(records, tok, max_length, DOC_STRIDE, progress=False)
             for max_length in MAX_LENGTHS for group, records in groups.items()}
@@ -159,8 +159,8 @@ def per_question(name: str, groups: dict, shares: dict, tok, batch_size: int) ->
                for idx in batcher_of(windows, MAX_LENGTHS[-1]).order(0)]
     by_width = sorted(batches, key=lambda idx: int(warm.lengths[idx].max()))
     train_on(trainable, warm, [by_width[0], by_width[-1]])
-    for (_, group), windows in sets.items():
-        evaluate(model, groups[group], windows, batch_size, tok.pad_token_id, data_cfg)
+    for (max_length, group), windows in sets.items():
+        evaluate(model, groups[group], windows, batch_size, tok.pad_token_id, settings(max_length))
     same = [sets[max_length, "single"].inputs["input_ids"] for max_length in MAX_LENGTHS]
     assert all(np.array_equal(rows.values, same[0].values) and np.array_equal(rows.bounds, same[0].bounds)
                for rows in same), "a one-window question's window changed with max_length"
@@ -173,7 +173,7 @@ def per_question(name: str, groups: dict, shares: dict, tok, batch_size: int) ->
             # the steps' own CPU time (Keras batch hooks), without fit's start-up
             train_cpu = sum(cpu for _, cpu in train_on(trainable, batcher, batcher.order(0)))
             started = cpu_seconds()
-            evaluate(model, records, windows, batch_size, tok.pad_token_id, data_cfg)
+            evaluate(model, records, windows, batch_size, tok.pad_token_id, settings(max_length))
             eval_cpu = cpu_seconds() - started
             row[group] = {"train_s": train_cpu / len(records), "eval_s": eval_cpu / len(records),
                           "windows": len(windows), "questions": len(records)}

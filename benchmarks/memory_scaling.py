@@ -6,7 +6,7 @@ data); `eval_rss_mb` the peak after evaluating every window too (it adds per-que
 record, one prediction and its n-best list per question). In each process:
 
 1. SQuAD v1.1 dev is tokenised once (MiniLM's uncased vocabulary, max_length 384, stride 128), and its windows
-   repeated, chunk by chunk, into a feature-cache entry (`qaexp.data.cache.write_columns`, the writer a run
+   repeated, chunk by chunk, into a window-cache entry (`qaexp.data.cache.write_columns`, the writer a run
    uses, published with `cache_store.publish`) until the size is reached: the same columnar, memory-mapped
    entry a run with that much data gets;
 2. the entry is loaded (memory-mapped) and one epoch of training batches (`Batcher.dataset`, bucketed, batch
@@ -94,14 +94,14 @@ def repeated_chunks(windows, copies: int, questions: int):
 
 def one_size(args, target: int) -> dict:
     import numpy as np
-    from omegaconf import OmegaConf
 
     from feature_prep import vocab_file
     from qaexp.data import cache, cache_store
     from qaexp.data.squad import read_records
     from qaexp.data.windows import tokenize_windows
     from qaexp.evaluation import inference
-    from qaexp.training.batching import Batcher, pad_batch
+    from qaexp.evaluation.settings import AnswerSettings
+    from qaexp.data.batches import Batcher, pad_batch
     from transformers import BertTokenizerFast
 
     # vocab=, not vocab_file=: transformers 5 ignores vocab_file= and builds a 5-token vocabulary
@@ -109,8 +109,8 @@ def one_size(args, target: int) -> dict:
     dev = read_records(args.data)[: args.questions]
     dev_windows = tokenize_windows(dev, tokenizer, 384, 128, progress=False)
     copies = -(-target // len(dev_windows))
-    settings = OmegaConf.create({"n_best_size": 1, "max_answer_length": 30, "version_2_with_negative": False,
-                                 "null_score_diff_threshold": 0.0})
+    settings = AnswerSettings(max_length=384, doc_stride=128, max_answer_length=30, n_best_size=1,
+                              version_2_with_negative=False, null_score_diff_threshold=0.0)
     model = TokenLogits(tokenizer.vocab_size)
     reference, _ = inference.predict_answers(model, dev, dev_windows, EVAL_BATCH, tokenizer.pad_token_id, settings)
 

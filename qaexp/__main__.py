@@ -13,9 +13,10 @@ from omegaconf import DictConfig
 import qaexp.config  # noqa: F401  (registers the config schemas)
 from qaexp.config.suggestions import for_overrides, override_problem
 from qaexp.errors import QAExpError, RunInterrupted, first_line, report_error
-from qaexp.run import distributed, hydra_job, preemption, sweep_resume
-from qaexp.rundir import METRICS
+from qaexp.run import hydra_job, sweep_resume
 from qaexp.run.outcome import signals_as_interrupts
+from qaexp.rundir import METRICS
+from qaexp.runtime import distributed, preemption
 
 log = logging.getLogger("qaexp")
 
@@ -79,7 +80,7 @@ def _log_to_file_only(message: str) -> None:
 
 def _sweep_job_done(cfg: DictConfig, job_dir: str) -> Optional[dict]:
     """A sweep job's earlier metrics when a resumed sweep (trainer.resume=true) has nothing left to do for it."""
-    preemption.resume_if_requeued(cfg, job_dir)
+    sweep_resume.resume_if_requeued(cfg, job_dir)
     if not hydra_job.is_multirun():
         return None
     if cfg.trainer.resume:

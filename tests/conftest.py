@@ -14,7 +14,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # fail at once instead of retrying the (unre
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-if "QAEXP_CACHE_DIR" not in os.environ:  # tests share one feature cache, not the user's ~/.cache/qaexp
+if "QAEXP_CACHE_DIR" not in os.environ:  # tests share one window cache, not the user's ~/.cache/qaexp
     os.environ["QAEXP_CACHE_DIR"] = tempfile.mkdtemp(prefix="qaexp-test-cache-")
     atexit.register(shutil.rmtree, os.environ["QAEXP_CACHE_DIR"], ignore_errors=True)
 
@@ -67,9 +67,9 @@ def user_environment() -> dict:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> pathlib.Path:
     """The directory of one tiny-model run through the CLI as a user starts it (TINY_RUN, their environment, an
-    empty feature cache of its own, stdout and stderr both written to one file as `> run.log 2>&1` or a Slurm job
+    empty window cache of its own, stdout and stderr both written to one file as `> run.log 2>&1` or a Slurm job
     does): `<dir>/run` is its run directory (its saved model in `run/model`), `<dir>/console.log` what it printed,
-    `<dir>/cache` its feature cache, `<dir>/status` its exit status.
+    `<dir>/cache` its window cache, `<dir>/status` its exit status.
 
     Made once per session (across pytest-xdist workers too) and shared by the tests that need some trained model
     and by those that check what a run prints and writes (tests/test_cli.py, test_quiet.py, test_everyday.py).
@@ -149,7 +149,7 @@ def once_per_session(tmp_path_factory, name: str, make) -> pathlib.Path:
 def reference_run(tmp_path_factory) -> pathlib.Path:
     """A completed helpers.state_runs.RUN that kept its checkpoints and started with an empty cache of its own,
     shared by the damaged-state and concurrency tests: `<root>/run` is its run directory, `<root>/cache` its
-    feature and tokenizer cache. Read-only: copy it to damage it."""
+    window and tokenizer cache. Read-only: copy it to damage it."""
     from helpers.state_runs import RUN, qaexp
 
     def make(root: pathlib.Path) -> None:

@@ -5,8 +5,8 @@ import pytest
 
 from helpers import tiny_qa
 from helpers.batching_oracle import padded_stream
+from qaexp.data.batches import Batcher, batch_order
 from qaexp.data.windows import Rows, Windows
-from qaexp.training.batching import Batcher, batch_order
 
 PADDINGS = ("max_length", "dynamic", "bucketed")
 PAD_ID = 0
@@ -128,15 +128,14 @@ def logits_with(model, windows, padding, pad_id):
 
 
 def test_eval_logits_and_predictions_do_not_depend_on_padding(tiny_setup):
-    from omegaconf import OmegaConf
-
     from qaexp.evaluation.inference import FILL_LOGIT, answer
+    from qaexp.evaluation.settings import AnswerSettings
 
     examples, tokenizer, windows, model = tiny_setup
     assert len(set(windows.lengths.tolist())) > 3  # windows of several lengths, so the paddings differ
     results = {p: logits_with(model, windows, p, tokenizer.pad_token_id) for p in PADDINGS}
-    data_cfg = OmegaConf.create({"n_best_size": 20, "max_answer_length": 30, "version_2_with_negative": False,
-                                 "null_score_diff_threshold": 0.0})
+    settings = AnswerSettings(max_length=96, doc_stride=32, max_answer_length=30, n_best_size=20,
+                              version_2_with_negative=False, null_score_diff_threshold=0.0)
     predictions = {}
     for padding, (start, end) in results.items():
         for i in range(len(windows)):
@@ -146,5 +145,5 @@ def test_eval_logits_and_predictions_do_not_depend_on_padding(tiny_setup):
         padded = [np.full((len(windows), width), FILL_LOGIT, np.float32) for _ in range(2)]
         for i in range(len(windows)):
             padded[0][i, : len(start[i])], padded[1][i, : len(end[i])] = start[i], end[i]
-        predictions[padding] = answer(examples, windows, padded[0], padded[1], data_cfg).predictions
+        predictions[padding] = answer(examples, windows, padded[0], padded[1], settings).predictions
     assert predictions["dynamic"] == predictions["max_length"] == predictions["bucketed"]

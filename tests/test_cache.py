@@ -1,4 +1,4 @@
-"""The on-disk feature cache: a hit returns equal windows without tokenising; any key ingredient changes the key."""
+"""The on-disk window cache: a hit returns equal windows without tokenising; any key ingredient changes the key."""
 import os
 
 import numpy as np

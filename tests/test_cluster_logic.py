@@ -9,7 +9,8 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from qaexp.run import distributed, preemption, reachability, sweep_resume, tracking
+from qaexp.run import sweep_resume, tracking
+from qaexp.runtime import distributed, preemption, reachability
 from test_sweep import compose_config
 
 CLUSTER = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
@@ -92,15 +93,15 @@ def test_a_requeued_submitit_job_resumes_after_the_preemption_signal_only(tmp_pa
     (tmp_path / "metrics.json").write_text(json.dumps({"status": "interrupted", "signal": signal_name,
                                                         "checkpoint": "ckpt-4"}))
     cfg = OmegaConf.create({"trainer": {"resume": False}})
-    preemption.resume_if_requeued(cfg, str(tmp_path))
+    sweep_resume.resume_if_requeued(cfg, str(tmp_path))
     assert not cfg.trainer.resume  # not a submitit job
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
     monkeypatch.setenv("SUBMITIT_FOLDER", str(tmp_path))
-    preemption.resume_if_requeued(cfg, str(tmp_path))
+    sweep_resume.resume_if_requeued(cfg, str(tmp_path))
     assert cfg.trainer.resume
     (tmp_path / "metrics.json").write_text(json.dumps({"status": "interrupted", "signal": "SIGINT"}))
     cfg = OmegaConf.create({"trainer": {"resume": False}})
-    preemption.resume_if_requeued(cfg, str(tmp_path))
+    sweep_resume.resume_if_requeued(cfg, str(tmp_path))
     assert not cfg.trainer.resume  # a user's Ctrl-C is not a requeue
 
 

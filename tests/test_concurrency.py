@@ -1,4 +1,4 @@
-"""Runs that start at once, sharing one feature cache, tokenizer cache and output root, get the results each would
+"""Runs that start at once, sharing one window cache, tokenizer cache and output root, get the results each would
 get alone, and agree on one cache entry; the cache ends up holding only whole entries.
 
 "Alone" is a run with its own, empty cache: so the same comparison shows that the results do not depend on the

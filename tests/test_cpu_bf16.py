@@ -3,7 +3,7 @@ import logging
 
 import pytest
 
-from qaexp.run import cpu, runtime
+from qaexp.runtime import cpu, process
 
 FLAGS_WITH_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
 FLAGS_WITHOUT = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
@@ -35,8 +35,8 @@ def test_the_cpu_precision_warning_is_true(monkeypatch, caplog, policy, has_bf16
 
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
     monkeypatch.setattr(cpu, "supports_bf16", lambda: has_bf16)
-    with caplog.at_level(logging.INFO, logger=runtime.log.name):
-        with runtime.precision_policy(policy):
+    with caplog.at_level(logging.INFO, logger=process.log.name):
+        with process.precision_policy(policy):
             assert keras.config.dtype_policy().name == policy
     assert keras.config.dtype_policy().name == "float32"
     warned = [r for r in caplog.records if r.levelno == logging.WARNING and "no GPU is visible" in r.getMessage()]

@@ -2,7 +2,7 @@
 `precision=mixed_bfloat16` and `trainer.strategy=mirrored` (two logical CPUs) must train the same model to the
 same place as the float32 single-device run.
 
-All three runs share their data, tokenizer and feature cache, and a constant learning rate (optimizer=adam), so
+All three runs share their data, tokenizer and window cache, and a constant learning rate (optimizer=adam), so
 epoch 1 of a one-epoch run is epoch 1 of the three-epoch run: the same batches, in the same order, at the same
 learning rate. The tiny model's tokenizer is deterministic (qaexp/model/wordpiece.py), so the figures are too.
 """
@@ -70,7 +70,7 @@ def relative(a, b):
 def test_mixed_bfloat16_trains_through_the_cli_on_the_cpu(tmp_path, cache_dir, float32_run):
     _, _, reference = float32_run
     output, metrics = train(tmp_path / "bf16", cache_dir, "trainer.epochs=1", "precision=mixed_bfloat16")
-    from qaexp.run.cpu import supports_bf16
+    from qaexp.runtime.cpu import supports_bf16
 
     warned = "precision=mixed_bfloat16 requested but no GPU is visible" in output
     assert warned != supports_bf16(), output[-2000:]  # the slow-CPU warning only where the CPU lacks bf16

@@ -176,12 +176,13 @@ def in_process(overrides, data, tmp_path, run_dir, monkeypatch, capsys):
 
     from qaexp.errors import report_error
     from qaexp.errors import QAExpError
-    from qaexp.run import experiment, runtime
+    from qaexp.run import experiment
+    from qaexp.runtime import process
 
     def tensorflow_reached(*args, **kwargs):
         raise AssertionError("failed only after importing TensorFlow")
 
-    monkeypatch.setattr(runtime, "prepare", tensorflow_reached)
+    monkeypatch.setattr(process, "prepare", tensorflow_reached)
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=case_args(overrides, data, tmp_path))
     run_dir.mkdir()

@@ -49,8 +49,8 @@ def test_a_run_logged_to_a_file_has_one_progress_line_per_epoch_and_says_where_i
     assert [m.groups()[:2] for m in PROGRESS_LINE.finditer(text)] == [("1", "2"), ("2", "2")], text
     assert "training: 19 steps per epoch, 2 epochs\n" in text
     # An empty cache: the windows were tokenised by this run, not read.
-    assert re.search(r"tokenising train: 300 windows, built and written to the feature cache ", text), text
-    assert "read from the feature cache" not in text
+    assert re.search(r"tokenising train: 300 windows, built and written to the window cache ", text), text
+    assert "read from the window cache" not in text
     # Its run directory's own log file has the same lines.
     assert len(PROGRESS_LINE.findall((tiny_run / "run" / "__main__.log").read_text())) == 2
 
@@ -62,7 +62,7 @@ def test_a_run_logged_to_a_file_has_one_progress_line_per_epoch_and_says_where_i
     assert "\b" not in text and "\r" not in text
     assert [m.groups()[:2] for m in PROGRESS_LINE.finditer(text)] == [("1", "1")], text
     assert "training: 1 step per epoch, 1 epoch\n" in text  # the singulars
-    assert re.search(r"train: 300 windows read from the feature cache \S+ \(no tokenising\)", text), text
+    assert re.search(r"train: 300 windows read from the window cache \S+ \(no tokenising\)", text), text
     assert "built and written" not in text and "tokenising train" not in text
 
 

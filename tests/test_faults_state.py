@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow  # each case is a CLI process that imports TensorF
 
 @pytest.fixture(scope="module")
 def reference(reference_run) -> Path:
-    """A completed run that kept its checkpoints; its feature and tokenizer cache is `<root>/cache` (conftest)."""
+    """A completed run that kept its checkpoints; its window and tokenizer cache is `<root>/cache` (conftest)."""
     return reference_run
 
 
@@ -42,7 +42,7 @@ def flip_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def feature_entries(cache: Path) -> list[Path]:
+def window_entries(cache: Path) -> list[Path]:
     return [entry for entry in cache.iterdir() if entry.is_dir() and entry.name != "tokenizers"]
 
 
@@ -143,15 +143,15 @@ class Workspace:
 
 LATEST_DATA = "latest/ckpt-13.data-00000-of-00001"  # 200 questions -> 13 steps of 16
 CASES = {
-    "feature cache entry truncated": Case(
-        lambda ws: [truncate(e / "input_input_ids.npy") for e in feature_entries(ws.cache)], "evaluate",
-        ["ignoring the damaged feature cache entry", "input_input_ids.npy"], rebuilt=True),
-    "feature cache entry corrupted": Case(
-        lambda ws: [flip_byte(e / "offsets.npy") for e in feature_entries(ws.cache)], "read_windows",
-        ["ignoring the damaged feature cache entry", "SHA-256"], rebuilt=True),
-    "feature cache entry half-written": Case(
-        lambda ws: [(e / "qaexp-manifest.json").unlink() for e in feature_entries(ws.cache)], "read_windows",
-        ["ignoring the damaged feature cache entry", "not written completely"], rebuilt=True),
+    "window cache entry truncated": Case(
+        lambda ws: [truncate(e / "input_input_ids.npy") for e in window_entries(ws.cache)], "evaluate",
+        ["ignoring the damaged window cache entry", "input_input_ids.npy"], rebuilt=True),
+    "window cache entry corrupted": Case(
+        lambda ws: [flip_byte(e / "offsets.npy") for e in window_entries(ws.cache)], "read_windows",
+        ["ignoring the damaged window cache entry", "SHA-256"], rebuilt=True),
+    "window cache entry half-written": Case(
+        lambda ws: [(e / "qaexp-manifest.json").unlink() for e in window_entries(ws.cache)], "read_windows",
+        ["ignoring the damaged window cache entry", "not written completely"], rebuilt=True),
     "tokenizer cache entry truncated": Case(
         lambda ws: truncate(tokenizer_entry(ws.cache) / "tokenizer.json"), "scratch",
         ["ignoring the damaged tokenizer cache entry", "tokenizer.json"], rebuilt=True),
@@ -241,7 +241,7 @@ def test_damaged_state_is_detected(fault_runs, reference, name):
     if case.rebuilt:
         assert result.returncode == 0, output[-3000:]
         warnings = [line for line in output.splitlines() if "ignoring the damaged" in line]
-        entries = feature_entries(ws.cache) if name.startswith("feature") else [tokenizer_entry(ws.cache)]
+        entries = window_entries(ws.cache) if name.startswith("window") else [tokenizer_entry(ws.cache)]
         read = [entry for entry in entries if any(str(entry) in line for line in warnings)]
         # Every entry is damaged; each one the run read is rebuilt with exactly one warning (an evaluation with
         # trainer.epochs=0 does not read the training split's entry).
@@ -262,24 +262,24 @@ def test_damaged_state_is_detected(fault_runs, reference, name):
 
 
 def validation_windows(run: Path, cache: Path):
-    """What an evaluation of the run's model reads: its validation split's windows, through the feature cache."""
+    """What an evaluation of the run's model reads: its validation split's windows, through the window cache."""
     from omegaconf import OmegaConf
     from transformers import AutoTokenizer
 
-    from qaexp.data import cache as feature_cache
+    from qaexp.data import cache as window_cache
     from qaexp.data.squad import load_splits
 
     config = OmegaConf.load(run / ".hydra" / "config.yaml")
     records = load_splits(config.data, with_train=False).validation
     tokenizer = AutoTokenizer.from_pretrained(str(run / "model"))
-    return feature_cache.windows_for(records, tokenizer, config.data.max_length, config.data.doc_stride, str(cache),
+    return window_cache.windows_for(records, tokenizer, config.data.max_length, config.data.doc_stride, str(cache),
                                      split="validation")
 
 
 @pytest.mark.parametrize("name", [name for name in CASES if CASES[name].kind == "read_windows"])
-def test_a_damaged_feature_cache_entry_is_rebuilt_by_the_reader_the_run_uses(reference, other_models, tmp_path,
+def test_a_damaged_window_cache_entry_is_rebuilt_by_the_reader_the_run_uses(reference, other_models, tmp_path,
                                                                              caplog, name):
-    """The other feature-cache damages, through cache.windows_for (the CLI case above shows that the run prints
+    """The other window-cache damages, through cache.windows_for (the CLI case above shows that the run prints
     its warning and gets the clean run's answers): one warning naming the entry, the same windows as the
     undamaged entry gives, and a whole entry in its place."""
     import logging
@@ -293,7 +293,7 @@ def test_a_damaged_feature_cache_entry_is_rebuilt_by_the_reader_the_run_uses(ref
     with caplog.at_level(logging.WARNING):
         rebuilt = validation_windows(ws.run, ws.cache)
     warnings = [r.getMessage() for r in caplog.records if "ignoring the damaged" in r.getMessage()]
-    (entry,) = [e for e in feature_entries(ws.cache) if any(str(e) in w for w in warnings)]
+    (entry,) = [e for e in window_entries(ws.cache) if any(str(e) in w for w in warnings)]
     assert len(warnings) == 1, warnings
     for word in case.words:
         assert word in warnings[0], f"{word!r} not in: {warnings[0]}"
@@ -343,7 +343,7 @@ def assert_same_as_the_clean_run(case: Case, ws: Workspace, reference: Path, reb
 
 def test_the_table_covers_every_kind_of_stored_state():
     kinds = {name.split(" ")[0] for name in CASES}
-    assert {"feature", "tokenizer", "checkpoint", "saved", "model.safetensors", "weight", "weights"} <= kinds
+    assert {"window", "tokenizer", "checkpoint", "saved", "model.safetensors", "weight", "weights"} <= kinds
     # a saved model's weights are damaged in the file a run now saves (model.safetensors, no tf_model.h5)
     assert any(name.startswith("saved model.safetensors") for name in CASES)
     # each kind of failure reaches the user through the CLI in at least one case

@@ -5,7 +5,7 @@ For each tokenizer kind (WordPiece cased and uncased, RoBERTa's byte-level BPE, 
 [CLS]/[SEP] template that leaves offsets untrimmed, and mmBERT's Gemma-style BPE with byte fallback), trained here
 on the SQuAD dev contexts with the same code as the hub-cache fixture and loaded by qaexp's own tokenizer loader:
 
-* qaexp's windowing (features.tokenize_windows, 384/128) labels windows whose labelled tokens' offsets cut the
+* qaexp's windowing (windows.tokenize_windows, 384/128) labels windows whose labelled tokens' offsets cut the
   gold answer, after SQuAD normalisation, on >= 99% of labelled windows, and the cut keeps the answer's first
   character (RoBERTa's leading space / trim_offsets trap: transformers #3796);
 * answers built from those labels by qaexp's postprocessing (oracle logits at the labels) are the gold answers

@@ -1,10 +1,10 @@
-"""qaexp.run.malloc: freed tensor-sized blocks stay in the process instead of costing fresh pages each step."""
+"""qaexp.runtime.malloc: freed tensor-sized blocks stay in the process instead of costing fresh pages each step."""
 import subprocess
 import sys
 
 import pytest
 
-from qaexp.run.malloc import _mallopt
+from qaexp.runtime.malloc import _mallopt
 
 PROBE = """
 import ctypes, ctypes.util, resource, sys
@@ -12,7 +12,7 @@ libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
 if sys.argv[1] == "tuned":
-    from qaexp.run.malloc import keep_freed_memory
+    from qaexp.runtime.malloc import keep_freed_memory
     assert keep_freed_memory()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for step in range(40):

@@ -31,7 +31,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_number_of_steps(tmp_path, cli)
     assert metrics["resumed"] is True
     assert metrics["optimizer_steps"] == steps_per_epoch * EPOCHS  # what an uninterrupted run does
     assert metrics["epochs"] == EPOCHS and len(metrics["history"]["val_f1"]) == EPOCHS
-    assert "read from the feature cache" in done.stdout + done.stderr  # the resumed run did not tokenise again
+    assert "read from the window cache" in done.stdout + done.stderr  # the resumed run did not tokenise again
     assert saved_step(run_dir) == metrics["optimizer_steps"]  # save_model=false: the checkpoints are the model
 
 

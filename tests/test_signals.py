@@ -1,7 +1,7 @@
 """SIGINT and SIGTERM at every stage of a run, through the CLI: exit status 128 + signal, metrics.json says
 `interrupted`, no traceback, nothing that looks complete, and what was saved before is intact.
 
-The run announces the stage through the QAEXP_STAGE_HOOK test hook (qaexp/run/timer.py): on entering the stage
+The run announces the stage through the QAEXP_STAGE_HOOK test hook (qaexp/runtime/timer.py): on entering the stage
 it writes a marker file and waits; the test sends the signal once the marker exists, so the signal arrives in
 that stage whatever the machine's speed. Interrupting training (SIGINT and SIGTERM, with the same checks as here
 and the checkpoint it saves) is tests/test_errors.py's test_interrupted_run_saves_a_checkpoint_and_says_so.
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 STAGES = {
     "load_data": (signal.SIGTERM, []),
     "tokenizer": (signal.SIGINT, []),
-    "features": (signal.SIGTERM, []),
+    "windows": (signal.SIGTERM, []),
     "build_model": (signal.SIGINT, []),
     "evaluate": (signal.SIGINT, ["trainer.epochs=0"]),
     "save_model": (signal.SIGTERM, ["trainer.epochs=0"]),

@@ -117,7 +117,7 @@ def test_single_runs_started_together_get_their_own_directories():
 
 
 def test_thread_limit_is_applied_before_tensorflow_starts_and_kept_after(cli):
-    code = ("import logging; logging.basicConfig(); from qaexp.run.runtime import limit_threads; import tensorflow as tf; "
+    code = ("import logging; logging.basicConfig(); from qaexp.runtime.process import limit_threads; import tensorflow as tf; "
             "limit_threads(1); tf.constant(1) + 1; limit_threads(1); limit_threads(2); t = tf.config.threading; "
             "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())")
     result = cli(["-c", code])

@@ -10,7 +10,7 @@ import pytest
 
 from helpers import tiny_qa
 from conftest import REPO
-from qaexp.training.batching import Batcher
+from qaexp.data.batches import Batcher
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, "tests")
     import numpy as np, keras
     from helpers import tiny_qa
-    from qaexp.training.batching import Batcher
+    from qaexp.data.batches import Batcher
     from qaexp.training.qa_model import QATrainingModel
 
     examples = tiny_qa.records(30)

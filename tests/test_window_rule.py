@@ -105,3 +105,22 @@ def test_training_and_the_tools_share_one_set_of_defaults():
     result = subprocess.run([sys.executable, "-m", "qaexp.predict", "--help"], cwd=REPO, capture_output=True,
                             text=True, timeout=60)
     assert f"max_length {window_rule.MAX_LENGTH}, doc_stride {window_rule.DOC_STRIDE}" in result.stdout
+
+
+def test_training_and_the_tools_answer_with_one_frozen_settings_value(model_dir):
+    """Inference reads one type: a run's data config and a saved model's settings (here: the defaults, none saved)
+    become equal AnswerSettings, with the config's types whatever the source gave."""
+    import dataclasses
+
+    from hydra import compose, initialize_config_dir
+
+    import qaexp.config  # noqa: F401  (registers the schemas)
+    from qaexp.evaluation.settings import AnswerSettings
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        trained = AnswerSettings.of(compose(config_name="config", overrides=["data=squad"]).data)
+    tools = answer_settings(model_dir, {"null_score_diff_threshold": 0})  # an int, as a JSON file may hold it
+    assert trained == tools
+    assert type(tools.null_score_diff_threshold) is float and type(tools.version_2_with_negative) is bool
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tools.doc_stride = 64

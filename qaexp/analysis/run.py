@@ -53,7 +53,7 @@ def _read_predictions(path: str) -> dict[str, str]:
 
 
 def _windows(run_dir: str, cfg, examples: list[dict]) -> Optional[object]:
-    """The run's evaluation windows (from the feature cache when present), or None without a saved tokenizer."""
+    """The run's evaluation windows (from the window cache when present), or None without a saved tokenizer."""
     model_dir = os.path.join(run_dir, rundir.MODEL)
     if not os.path.isfile(os.path.join(model_dir, "tokenizer_config.json")):
         log.warning("%s has no saved tokenizer: the context-length and window-boundary slices are left out",

@@ -121,7 +121,8 @@ class DataConfig:
     null_tuning_fraction: float = 0.5  # split: the share of evaluation questions the threshold is tuned on
     extra_eval: list[ExtraEvalConfig] = field(default_factory=list)  # more sets scored after training
     on_bad_answer: str = BadAnswerPolicy.fix.value
-    # tokenised windows cached on disk, keyed by tokenizer, data content, max_length, doc_stride, sample limits
+    # tokenised windows cached on disk, keyed by tokenizer, data content, max_length, doc_stride, sample limits; the
+    # default folder keeps its first name (features) so that the windows users have cached there are still found
     cache: bool = True
     cache_dir: str = "${oc.env:QAEXP_CACHE_DIR,'~/.cache/qaexp/features'}"
     # synthetic generator

@@ -1,1 +1,1 @@
-"""Data: SQuAD-shaped records (files, hub, synthetic) -> tokenised windows, cached on disk."""
+"""Data: SQuAD-shaped records (files, hub, synthetic) -> tokenised windows, cached on disk -> padded batches."""

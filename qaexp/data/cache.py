@@ -52,15 +52,15 @@ def windows_for(records: list[dict], tokenizer, max_length: int, doc_stride: int
     def read(directory: str) -> Windows:
         cached = load(directory)
         if built:  # read back right after this run tokenised them: not a cache hit
-            log.info("%s: %d windows, built and written to the feature cache %s", desc, len(cached), directory)
+            log.info("%s: %d windows, built and written to the window cache %s", desc, len(cached), directory)
         else:
-            log.info("%s: %d windows read from the feature cache %s (no tokenising)", split, len(cached), directory)
+            log.info("%s: %d windows read from the window cache %s (no tokenising)", split, len(cached), directory)
         return cached
 
     def in_memory() -> Windows:  # the cache could not be written: it costs only the cache
         return windows.tokenize_windows(records, tokenizer, max_length, doc_stride, desc=desc)
 
-    return cache_store.written_in_place(path, "feature cache", write, read, in_memory)
+    return cache_store.written_in_place(path, "window cache", write, read, in_memory)
 
 
 def trained_tokenizer_for(records: list[dict], vocab_size: int, lowercase: bool, cache_dir: Optional[str],

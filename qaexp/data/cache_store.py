@@ -12,7 +12,7 @@ file it lists must exist with its recorded size and SHA-256 (the whole file is h
 small beside tokenising again); the reader's own failure (a bad .npy header) counts as damage too. Right after
 an entry is written under the lock, it is read back without hashing again (the hashes were just computed from it).
 `cached` holds the value in memory while writing it; `written_in_place` lets the writer stream an entry too
-large for memory (the feature cache's columns) and reads it back from disk.
+large for memory (the window cache's columns) and reads it back from disk.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def cached(path: str, what: str, build: Callable[[], T], write: Callable[[T, str
            read: Callable[[str], T]) -> T:
     """The value stored in entry `path`, or `build()` stored there (write(value, directory)) and returned.
 
-    `what` names the cache in messages ("feature cache"). A damaged entry is rebuilt with one warning; a cache
+    `what` names the cache in messages ("window cache"). A damaged entry is rebuilt with one warning; a cache
     that cannot be written (read-only, full) costs only the cache, with one warning.
     """
     with _entry_lock(path, what) as locked:

@@ -1,6 +1,6 @@
 """Tokenisation of question/context pairs into overlapping windows, with answer labels and offsets.
 
-Windows are columnar (flat token arrays plus row bounds, no Python lists per window), so the feature cache can
+Windows are columnar (flat token arrays plus row bounds, no Python lists per window), so the window cache can
 hold them as memory-mapped files. One pass serves training and evaluation: every window carries its start/end labels (the CLS position when
 the answer is not inside it, or the question has none), the index of its example, and an offset mapping in
 which every token that is not context is (-1, -1), so predicted spans map back to context text.
@@ -29,7 +29,7 @@ NOT_CONTEXT = -1
 class Rows:
     """Variable-length rows stored flat (columnar): row i is values[bounds[i]:bounds[i + 1]].
 
-    The values may be a memory-mapped file (the feature cache): rows are views, read from disk when used.
+    The values may be a memory-mapped file (the window cache): rows are views, read from disk when used.
     """
 
     values: np.ndarray  # (tokens,) or (tokens, 2)
@@ -89,7 +89,7 @@ def release_mapped_pages(array: np.ndarray) -> None:
 
 @dataclass
 class Windows:
-    """Unpadded features in columnar form: flat token rows plus aligned NumPy label arrays."""
+    """Unpadded windows in columnar form: flat token rows plus aligned NumPy label arrays."""
 
     inputs: dict[str, Rows]  # input_ids, attention_mask and (for BERT) token_type_ids
     start_positions: np.ndarray

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from qaexp.evaluation.settings import AnswerSettings
 from qaexp.output.export_formats import RUNNERS
 
 class VerificationFailed(Exception):
@@ -40,7 +41,7 @@ def timed(function, *args):
     return result, time.perf_counter() - began
 
 
-def score(records, windows, start, end, settings) -> tuple[dict, dict]:
+def score(records, windows, start, end, settings: AnswerSettings) -> tuple[dict, dict]:
     from qaexp.evaluation.inference import answer
     from qaexp.evaluation.metrics import squad_metrics
 
@@ -49,7 +50,8 @@ def score(records, windows, start, end, settings) -> tuple[dict, dict]:
     return predictions, {"exact_match": metrics["exact_match"], "f1": metrics["f1"]}
 
 
-def verify(tokenizer, model, names, fmt: str, output: str, records, settings, batch_size: int) -> dict:
+def verify(tokenizer, model, names, fmt: str, output: str, records, settings: AnswerSettings, batch_size: int
+           ) -> dict:
     from qaexp.data.windows import tokenize_windows
     from qaexp.evaluation.inference import predict_logits
 

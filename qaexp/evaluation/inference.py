@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qaexp.config.schema import Padding
+from qaexp.data.batches import Batcher
 from qaexp.data.windows import Windows
-from qaexp.training.batching import Batcher
+from qaexp.evaluation.settings import AnswerSettings
 
 if TYPE_CHECKING:
     from qaexp.evaluation.postprocess import Predictions
@@ -79,15 +80,16 @@ class Evaluation:
     answers: "Predictions"
 
 
-def evaluate(model, examples: list[dict], windows: Windows, batch_size: int, pad_id: int, data_cfg) -> Evaluation:
+def evaluate(model, examples: list[dict], windows: Windows, batch_size: int, pad_id: int,
+             settings: AnswerSettings) -> Evaluation:
     """The validation loss, the answers and their SQuAD scores."""
-    answers, loss = predict_answers(model, examples, windows, batch_size, pad_id, data_cfg, with_loss=True)
-    scores = score_answers(examples, answers, data_cfg.version_2_with_negative, data_cfg.null_score_diff_threshold)
+    answers, loss = predict_answers(model, examples, windows, batch_size, pad_id, settings, with_loss=True)
+    scores = score_answers(examples, answers, settings.version_2_with_negative, settings.null_score_diff_threshold)
     return Evaluation(loss, scores, answers)
 
 
-def predict_answers(model, examples: list[dict], windows: Windows, batch_size: int, pad_id: int, data_cfg,
-                    with_loss: bool = False, block_windows: int = BLOCK_WINDOWS, progress: bool = False,
+def predict_answers(model, examples: list[dict], windows: Windows, batch_size: int, pad_id: int,
+                    settings: AnswerSettings, with_loss: bool = False, block_windows: int = BLOCK_WINDOWS, progress: bool = False,
                     should_stop=None, each_block=None):
     """(answers, mean loss or None), the logits computed and post-processed a block of whole examples at a time.
 
@@ -103,7 +105,7 @@ def predict_answers(model, examples: list[dict], windows: Windows, batch_size: i
         block = windows.slice(lo, hi, first_example)
         start, end, batch_losses = _block_logits(model, block, batch_size, pad_id, with_loss, progress, should_stop)
         losses.extend(batch_losses)
-        part = answer(examples[first_example:last_example], block, start, end, data_cfg)
+        part = answer(examples[first_example:last_example], block, start, end, settings)
         if each_block is not None:
             each_block(examples[first_example:last_example], block, start, end, part)
         merged.predictions.update(part.predictions)
@@ -138,14 +140,15 @@ def score_answers(examples: list[dict], answers: "Predictions", version_2: bool,
     return {"exact_match": scores["exact"], **scores}
 
 
-def answer(examples: list[dict], windows: Windows, start: np.ndarray, end: np.ndarray, data_cfg) -> "Predictions":
+def answer(examples: list[dict], windows: Windows, start: np.ndarray, end: np.ndarray,
+           settings: AnswerSettings) -> "Predictions":
     from qaexp.evaluation.postprocess import postprocess_predictions
 
     return postprocess_predictions(
         examples, windows.example_index, windows.padded_offsets(), start, end,
-        n_best_size=data_cfg.n_best_size, max_answer_length=data_cfg.max_answer_length,
-        version_2=data_cfg.version_2_with_negative,
-        null_score_diff_threshold=data_cfg.null_score_diff_threshold, cls_index=windows.cls_index)
+        n_best_size=settings.n_best_size, max_answer_length=settings.max_answer_length,
+        version_2=settings.version_2_with_negative,
+        null_score_diff_threshold=settings.null_score_diff_threshold, cls_index=windows.cls_index)
 
 
 def _unless_stopped(forward, should_stop):

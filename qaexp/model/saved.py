@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, Optional
 
 from qaexp import rundir
 from qaexp.data import window_rule
 from qaexp.errors import QAExpError
+from qaexp.evaluation.settings import AnswerSettings
 
 # A model that brings no settings of its own is read with training's defaults.
 DEFAULTS = {"max_length": window_rule.MAX_LENGTH, "doc_stride": window_rule.DOC_STRIDE,
@@ -76,7 +76,7 @@ def trained_settings(model_dir: str) -> dict:
     return {key: data[key] for key in DEFAULTS if data.get(key) is not None}
 
 
-def answer_settings(model_dir: str, overrides: dict, n_best_size: int = window_rule.N_BEST_SIZE) -> SimpleNamespace:
+def answer_settings(model_dir: str, overrides: dict, n_best_size: int = window_rule.N_BEST_SIZE) -> AnswerSettings:
     """DEFAULTS, then the run's own settings (its config, then model/qaexp.json), then the overrides that are not
     None (command-line flags). Checked as training checks its config, with the same one-line errors: each value
     against its range (limits.NUMBERS), then the window rule. n_best_size: candidates kept per question (predict
@@ -90,10 +90,10 @@ def answer_settings(model_dir: str, overrides: dict, n_best_size: int = window_r
         check_value(f"data.{key}", chosen[key], NUMBERS[f"data.{key}"])
     window_rule.check_window(chosen["max_length"], chosen["doc_stride"])
     # As training's post-processing (by default): scores are probabilities over this many candidates per question.
-    return SimpleNamespace(**chosen, n_best_size=n_best_size)
+    return AnswerSettings.of(chosen, n_best_size=n_best_size)
 
 
-def describe(settings: SimpleNamespace) -> str:
+def describe(settings: AnswerSettings) -> str:
     v2 = (f"SQuAD v2 (no-answer above null-score difference {settings.null_score_diff_threshold:g})"
           if settings.version_2_with_negative else "SQuAD v1 (always answers)")
     return (f"max_length={settings.max_length} doc_stride={settings.doc_stride} "
@@ -107,10 +107,10 @@ class SavedModel:
     model_dir: str
     tokenizer: Any
     model: Any
-    settings: SimpleNamespace  # answer_settings' value (window and answer settings, n_best_size)
+    settings: AnswerSettings  # answer_settings' value
 
 
-def load_saved(model_dir: str, settings: Optional[SimpleNamespace] = None) -> SavedModel:
+def load_saved(model_dir: str, settings: Optional[AnswerSettings] = None) -> SavedModel:
     """`model_dir` loaded with its settings: `settings` when the caller checked them already (answer_settings, cheap,
     before this slow load), else the model's own. One line (QAExpError) when it is not a model directory."""
     from omegaconf import OmegaConf

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import logging
 import os
-from types import SimpleNamespace
 
 from omegaconf import DictConfig
 
 from qaexp import rundir
+from qaexp.data import cache
+from qaexp.data.squad import load_eval_set
+from qaexp.evaluation.inference import evaluate
+from qaexp.evaluation.settings import AnswerSettings
 from qaexp.output.files import storage_errors
 
 log = logging.getLogger(__name__)
@@ -19,24 +22,18 @@ log = logging.getLogger(__name__)
 
 def load_extra_sets(data_cfg: DictConfig) -> dict[str, list[dict]]:
     """{name: records} of every data.extra_eval entry, loaded (and checked) before anything heavy is imported."""
-    from qaexp.data.squad import load_eval_set
-
     return {entry.name: load_eval_set(entry, data_cfg.on_bad_answer) for entry in data_cfg.extra_eval}
 
 
 def evaluate_extra_sets(cfg: DictConfig, run_dir: str, model, tokenizer, sets: dict[str, list[dict]],
                         threshold: float) -> dict[str, dict]:
     """{name: its scores and counts}; writes each set's predictions below RUN_DIR/extra_eval/."""
-    from qaexp.data import cache
-    from qaexp.evaluation.inference import evaluate
-
     results = {}
     for entry in cfg.data.extra_eval:
         records = sets[entry.name]
         version_2 = cfg.data.version_2_with_negative if entry.version_2_with_negative is None \
             else entry.version_2_with_negative
-        settings = SimpleNamespace(n_best_size=cfg.data.n_best_size, max_answer_length=cfg.data.max_answer_length,
-                                   version_2_with_negative=version_2, null_score_diff_threshold=threshold)
+        settings = AnswerSettings.of(cfg.data, version_2_with_negative=version_2, null_score_diff_threshold=threshold)
         windows = cache.windows_for(records, tokenizer, cfg.data.max_length, cfg.data.doc_stride,
                                     cfg.data.cache_dir if cfg.data.cache else None,
                                     sample_limit=entry.max_eval_samples, split=entry.name)

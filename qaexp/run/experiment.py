@@ -1,7 +1,9 @@
 """One experiment as a recipe: data -> runtime -> tokenizer -> windows -> model -> train or evaluate -> save -> publish.
 
 `_experiment` lists the steps; each step is a function below it, in the same order. TensorFlow and transformers
-are imported only once the data has loaded, so that config and data errors come within seconds.
+are imported only once the data has loaded, so that config and data errors come within seconds: every module
+imported at the top leaves them unloaded (tests/test_errors.py checks sys.modules after validation and data
+loading); the two imports of training.state, which loads Keras, stay inside the steps that need it.
 """
 from __future__ import annotations
 
@@ -9,26 +11,35 @@ import logging
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ContextManager, Iterator, Optional
+from typing import ContextManager, Iterator, Optional
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from qaexp import rundir
+from qaexp.analysis.questions import build_questions
+from qaexp.analysis.report import write_analysis
 from qaexp.backend import current as current_backend
 from qaexp.config.validation import check_max_length, position_limit, validate
+from qaexp.data import cache
+from qaexp.data.batches import Batcher
 from qaexp.data.squad import Splits, load_splits
+from qaexp.data.windows import Windows, without_call_state
 from qaexp.errors import DataError, HubPushError
-from qaexp.output.files import save_directory_atomic, storage_errors, write_json_atomic
+from qaexp.evaluation.inference import Evaluation, evaluate
+from qaexp.evaluation.settings import AnswerSettings
 from qaexp.evaluation.threshold import settle_threshold
+from qaexp.model import build
+from qaexp.model.families.weights import save_checkpoint
 from qaexp.model.locations import PACKAGE_SCHEME
-from qaexp.model.pretrained import resolve_package_checkpoint
-from qaexp.run import evaluation_sets, hub_needs, runtime, tracking
-from qaexp.run.outcome import (Progress, Status, record_failure, record_interrupted,
-                               signals_as_interrupts)
-
-if TYPE_CHECKING:
-    from qaexp.data.windows import Windows
-    from qaexp.evaluation.inference import Evaluation
+from qaexp.model.pretrained import model_config, resolve_checkpoint, resolve_package_checkpoint, weights_in
+from qaexp.model.saved import write_inference_settings
+from qaexp.output import hub, modelcard
+from qaexp.output.files import save_directory_atomic, storage_errors, write_json_atomic
+from qaexp.output.manifest import write_manifest
+from qaexp.run import evaluation_sets, hub_needs, tracking
+from qaexp.run.outcome import Progress, Status, record_failure, record_interrupted, signals_as_interrupts
+from qaexp.runtime import process
+from qaexp.training import fit
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +116,12 @@ def _experiment(run: _Run) -> dict:
         extra_sets = evaluation_sets.load_extra_sets(cfg.data)
     with run.stage("fetch_checkpoint"):
         model_cfg = _fetched(cfg.model)
-    runtime.prepare(cfg.trainer.threads, cfg.trainer.seed, cfg.trainer.cpu_devices)
+    process.prepare(cfg.trainer.threads, cfg.trainer.seed, cfg.trainer.cpu_devices)
     with run.stage("tokenizer"):
         tokenizer = _tokenizer(run, model_cfg, splits.train)
-    with run.stage("features"):
+    with run.stage("windows"):
         windows = _windows(cfg.data, splits, tokenizer)
-    with runtime.precision_policy(cfg.precision.policy), runtime.strategy_for_run(cfg.trainer.strategy) as strategy:
+    with process.precision_policy(cfg.precision.policy), process.strategy_for_run(cfg.trainer.strategy) as strategy:
         with run.stage("build_model"), strategy.scope():
             model = _model(cfg, model_cfg, tokenizer)
         trained, final = _train_or_evaluate(run, model, tokenizer, splits, windows, strategy)
@@ -149,10 +160,6 @@ def _fetched(model_cfg: DictConfig) -> DictConfig:
     architecture qaexp has no model for is reported within seconds. The run's own config keeps the name the user gave."""
     if not model_cfg.checkpoint:
         return model_cfg
-    from omegaconf import OmegaConf
-
-    from qaexp.model.pretrained import model_config, resolve_checkpoint
-
     directory = resolve_checkpoint(model_cfg.checkpoint, model_cfg.revision)
     model_config(directory)  # a directory of another architecture, refused before TensorFlow loads
     return OmegaConf.merge(model_cfg, {"checkpoint": directory, "revision": None})
@@ -167,9 +174,7 @@ def _tokenizer(run: _Run, model_cfg: DictConfig, train_records: Optional[list[di
 def _saved_or_new_tokenizer(run: _Run, model_cfg: DictConfig, train_records: Optional[list[dict]]):
     """A resumed run reuses the tokenizer saved with its checkpoints; a from-scratch one trained on the same
     records before is taken from the cache (training it again would give the same vocabulary, only later)."""
-    from qaexp.data import cache
-    from qaexp.model import build
-    from qaexp.training.state import saved_tokenizer
+    from qaexp.training.state import saved_tokenizer  # imports Keras: not before the data has loaded
 
     cfg = run.cfg
     saved = saved_tokenizer(run.directory) if cfg.trainer.resume else None
@@ -202,8 +207,6 @@ def _windows(data_cfg: DictConfig, splits: Splits, tokenizer) -> _Windows:
 
 
 def _split_windows(data_cfg: DictConfig, records: list[dict], tokenizer, split: str):
-    from qaexp.data import cache
-
     limit = data_cfg.max_train_samples if split == "train" else data_cfg.max_eval_samples
     windows = cache.windows_for(records, tokenizer, data_cfg.max_length, data_cfg.doc_stride, _cache_dir(data_cfg),
                                 sample_limit=limit, split=split)
@@ -216,8 +219,6 @@ def _cache_dir(data_cfg: DictConfig) -> Optional[str]:
 
 
 def _model(cfg: DictConfig, model_cfg: DictConfig, tokenizer):
-    from qaexp.model import build
-
     model = build.build_model(model_cfg, tokenizer)
     _check_model_limit(cfg, model)
     return model
@@ -231,13 +232,11 @@ def _check_model_limit(cfg: DictConfig, model) -> None:
 
 def _train_or_evaluate(run: _Run, model, tokenizer, splits: Splits, windows: _Windows, strategy):
     """(what training left, the evaluation to report): fit when there is training data and epochs, else only evaluate."""
-    from qaexp.evaluation.inference import evaluate
-
     cfg = run.cfg
 
     def evaluation():
         return evaluate(model, splits.validation, windows.validation, cfg.trainer.eval_batch_size,
-                        tokenizer.pad_token_id, cfg.data)
+                        tokenizer.pad_token_id, AnswerSettings.of(cfg.data))
 
     trained = _Trained()
     if windows.train is not None and cfg.trainer.epochs > 0:
@@ -250,9 +249,7 @@ def _train_or_evaluate(run: _Run, model, tokenizer, splits: Splits, windows: _Wi
 
 def _train(run: _Run, model, tokenizer, windows, evaluation, strategy) -> _Trained:
     """Fit with checkpoints in <run dir>/checkpoints, evaluating after every epoch."""
-    from qaexp.training import fit
-    from qaexp.training.batching import Batcher
-    from qaexp.training.state import RunState, fit_segments
+    from qaexp.training.state import RunState, fit_segments  # imports Keras (see saved_tokenizer's import)
 
     cfg, trainer = run.cfg, run.cfg.trainer
     batcher = Batcher(windows, trainer.batch_size, padding=trainer.padding, max_length=cfg.data.max_length,
@@ -303,16 +300,9 @@ def _save_outputs(run: _Run, model, tokenizer, final, threshold: dict) -> None:
 
 
 def _save_pretrained(cfg: DictConfig, model, tokenizer, directory: str, threshold: dict) -> None:
-    from qaexp.model.families.weights import save_checkpoint
-    from qaexp.model.pretrained import weights_in
-    from qaexp.output.manifest import write_manifest
-    from qaexp.model.saved import write_inference_settings
-
     save_checkpoint(model, directory)  # config.json + model.safetensors: what transformers loads, and qaexp too
     write_manifest(directory, weights_in(directory))  # checked whenever the model is loaded
     if tokenizer is not None:
-        from qaexp.data.windows import without_call_state
-
         with without_call_state(tokenizer):
             tokenizer.save_pretrained(directory)
     write_inference_settings(directory, cfg.data, _threshold_value(cfg, threshold),
@@ -323,9 +313,6 @@ def _write_analysis(run: _Run, examples: list[dict], windows, final) -> None:
     """analysis.md and its plots (trainer.analyze); a failure here costs only the analysis, not the run."""
     if not run.cfg.trainer.analyze:
         return
-    from qaexp.analysis.questions import build_questions
-    from qaexp.analysis.report import write_analysis
-
     try:
         questions = build_questions(examples, final.answers.predictions, run.cfg.data.version_2_with_negative, windows)
         write_analysis(run.directory, questions, run.cfg.data.version_2_with_negative,
@@ -364,8 +351,6 @@ def _publish(run: _Run, summary: dict) -> dict:
 
     A failed upload is raised only after everything is recorded: the run itself completed.
     """
-    from qaexp.output import hub, modelcard
-
     run.progress.summary = summary
     saved = run.cfg.trainer.save_model
     if saved:

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Optional
 from qaexp import rundir
 from qaexp.errors import QAExpError, RunInterrupted, TrainingDiverged
 from qaexp.output.files import write_json_atomic
-from qaexp.run.timer import StageTimer
+from qaexp.runtime.timer import StageTimer
 
 log = logging.getLogger(__name__)
 

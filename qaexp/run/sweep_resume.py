@@ -1,6 +1,7 @@
 """A sweep continued where it stopped: the same multirun command with `trainer.resume=true` (and the same
 `hydra.sweep.dir`) skips the jobs that completed, resumes the interrupted ones from their checkpoints and runs
-the failed and the missing ones again.
+the failed and the missing ones again. A job that submitit requeued after its preemption signal
+(runtime/preemption.py) resumes from its checkpoint by itself.
 
 Hydra rewrites a job's `.hydra/overrides.yaml` before the job starts, so each job also records the overrides it
 ran with in `job.json`; a completed job counts as done only if they are the ones asked for now.
@@ -18,6 +19,7 @@ from qaexp import rundir
 from qaexp.output.files import write_json_atomic
 from qaexp.run import hydra_job
 from qaexp.run.outcome import Status, read_outcome
+from qaexp.runtime.preemption import in_submitit_job, preemption_signal
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +65,17 @@ def completed_before(cfg: DictConfig, job_dir: str) -> Optional[dict]:
 def record_job(job_dir: str) -> None:
     """Note the overrides a sweep job runs with, for a later `trainer.resume=true` of the sweep."""
     write_json_atomic(os.path.join(job_dir, rundir.JOB), {"overrides": job_overrides()})
+
+
+def resume_if_requeued(cfg: DictConfig, job_dir: str) -> None:
+    """A job that submitit requeued after its preemption signal continues from its checkpoint."""
+    if cfg.trainer.resume or not in_submitit_job():
+        return
+    metrics = read_outcome(job_dir)
+    if not metrics or metrics.get("status") != Status.INTERRUPTED:
+        return
+    if metrics.get("signal") != preemption_signal().name:
+        return
+    cfg.trainer.resume = True
+    log.warning("requeued after %s: resuming from %s", metrics["signal"], metrics.get("checkpoint") or
+                "the start (no checkpoint was saved)")

@@ -16,8 +16,9 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig
 
-from qaexp.run import hydra_job, reachability
+from qaexp.run import hydra_job
 from qaexp.run.outcome import status_of
+from qaexp.runtime import reachability
 from qaexp.config.schema import LoggerMode, LoggerName
 from qaexp.errors import ConfigError, first_line
 from qaexp.output.shared_config import plain_config

@@ -1,1 +1,1 @@
-"""Training: windows -> padded batches -> the Keras model that fit trains, with checkpoints and resuming."""
+"""Training: padded batches -> the Keras model that fit trains, with checkpoints and resuming."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 
 from qaexp.backend import is_jax
-from qaexp.training.batching import LABELS
+from qaexp.data.batches import LABELS
 from qaexp.training.loss import per_window_loss
 
 

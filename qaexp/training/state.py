@@ -5,7 +5,7 @@ records (history, best F1, epochs without improvement); `<run_dir>/checkpoints/b
 with the best validation F1; `<run_dir>/checkpoints/tokenizer` the tokenizer the run trains with, which a
 resumed run loads instead of building one (whose token ids could differ from the checkpoint's).
 
-The data position needs no saving: the batch order is a function of the global step (see batching.Batcher),
+The data position needs no saving: the batch order is a function of the global step (see data/batches.Batcher),
 so a resumed run continues with the batch it would have trained on next. Keras 3's fit cannot start inside an
 epoch, so `fit_segments` cuts a resumed run's training into the rest of its epoch and the whole epochs after it.
 

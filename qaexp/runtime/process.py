@@ -33,7 +33,7 @@ def prepare(threads: int | None, seed: int, cpu_devices: int | None = None) -> N
     quiet_python_loggers()
     import keras
 
-    from qaexp.run.malloc import keep_freed_memory
+    from qaexp.runtime.malloc import keep_freed_memory
 
     limit_threads(threads)
     split_cpu(cpu_devices)
@@ -84,7 +84,7 @@ def _has_gpu() -> bool:
 
 
 def _warn_if_slow_on_cpu(name: str) -> None:
-    from qaexp.run.cpu import supports_bf16
+    from qaexp.runtime.cpu import supports_bf16
 
     if name == PrecisionPolicy.mixed_bfloat16 and supports_bf16():
         log.info("precision=%s on a CPU with native bfloat16 instructions (no GPU visible)", name)
@@ -182,7 +182,7 @@ def build_strategy(name: str):
                  ", ".join(strategy.extended.worker_devices))
         return strategy
     if name == Strategy.multi_worker:
-        from qaexp.run.distributed import slurm_tasks
+        from qaexp.runtime.distributed import slurm_tasks
 
         # TF_CONFIG when set; else, in a Slurm job of several tasks, the cluster Slurm describes (one task per worker)
         resolver = tf.distribute.cluster_resolver.SlurmClusterResolver() if slurm_tasks() > 1 else None

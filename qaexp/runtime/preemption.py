@@ -5,7 +5,8 @@ preemption signal: SIGUSR2 by default, SUBMITIT_PREEMPT_SIGNAL=USR1 makes it SIG
 signal interrupts it like SIGTERM does: the training state is saved as a checkpoint and metrics.json says
 `status: interrupted`. Then submitit's own handler runs: the hydra-submitit launcher's `checkpoint` hands
 submitit the same job again, which requeues it (on Slurm with `scontrol requeue`; `submitit_local` starts it
-again). The requeued job finds that metrics.json and resumes from the checkpoint (`trainer.resume`) by itself.
+again). The requeued job finds that metrics.json and resumes from the checkpoint (`trainer.resume`) by itself
+(run/sweep_resume.resume_if_requeued, which reads the outcome).
 """
 from __future__ import annotations
 
@@ -16,10 +17,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from omegaconf import DictConfig
-
 from qaexp.errors import RunInterrupted
-from qaexp.run.outcome import Status, read_outcome
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +58,3 @@ def checkpoint_and_requeue() -> Iterator[None]:
     finally:
         signal.signal(signum, submitits_handler)
 
-
-def resume_if_requeued(cfg: DictConfig, job_dir: str) -> None:
-    """A job that submitit requeued after its preemption signal continues from its checkpoint."""
-    if cfg.trainer.resume or not in_submitit_job():
-        return
-    metrics = read_outcome(job_dir)
-    if not metrics or metrics.get("status") != Status.INTERRUPTED:
-        return
-    if metrics.get("signal") != preemption_signal().name:
-        return
-    cfg.trainer.resume = True
-    log.warning("requeued after %s: resuming from %s", metrics["signal"], metrics.get("checkpoint") or
-                "the start (no checkpoint was saved)")
