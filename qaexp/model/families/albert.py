@@ -10,7 +10,7 @@ ffn_output, full_layer_layer_norm}`.
 from __future__ import annotations
 
 from qaexp.model.families.bert import BertBackbone
-from qaexp.model.families.common import TransformerLayer, dense, key_mask, linear_weights
+from qaexp.model.families.common import TransformerLayer, dense, key_mask, named_weights
 
 MODEL_TYPES = ("albert",)
 PREFIX = "albert"
@@ -49,7 +49,7 @@ class AlbertBackbone(BertBackbone):
 
     def hf_weights(self) -> dict:
         out = self.embedding_hf_weights()
-        out.update(linear_weights("encoder.embedding_hidden_mapping_in", self.embedding_hidden_mapping_in))
+        out.update(named_weights("encoder.", [("embedding_hidden_mapping_in", self.embedding_hidden_mapping_in)]))
         for g, group in enumerate(self.groups):
             for j, layer in enumerate(group):
                 out.update(layer.hf_weights(f"encoder.albert_layer_groups.{g}.albert_layers.{j}.", NAMES))

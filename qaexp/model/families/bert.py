@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from keras import layers, ops
 
-from qaexp.model.families.common import (Composite, Embedding, TransformerLayer, embedding_weights, key_mask,
-                                         layer_norm, norm_weights)
+from qaexp.model.families.common import Composite, Embedding, TransformerLayer, key_mask, layer_norm, named_weights
 
 MODEL_TYPES = ("bert",)
 PREFIX = "bert"
@@ -35,8 +34,8 @@ class BertBackbone(Composite):
         self.position_embeddings = Embedding(config.get("max_position_embeddings", 512), emb,
                                              padding_idx=pad if self.POSITION_PADDING else None,
                                              name="position_embeddings")
-        self.token_type_embeddings = layers.Embedding(config.get("type_vocab_size", 2), emb,
-                                                      name="token_type_embeddings")
+        types = config.get("type_vocab_size", 2)  # 0: no token types (DistilBERT)
+        self.token_type_embeddings = layers.Embedding(types, emb, name="token_type_embeddings") if types else None
         self.embeddings_norm = layer_norm(eps, "embeddings_norm")
         self.dropout = layers.Dropout(config.get("hidden_dropout_prob", 0.1))
         self.encoder_layers = [
@@ -50,11 +49,10 @@ class BertBackbone(Composite):
 
     def embed(self, inputs, training=None):
         input_ids = inputs["input_ids"]
-        token_types = inputs.get("token_type_ids")
-        if token_types is None:
-            token_types = ops.zeros_like(input_ids)
-        x = (self.word_embeddings(input_ids) + self.position_embeddings(self.position_ids(input_ids))
-             + self.token_type_embeddings(token_types))
+        x = self.word_embeddings(input_ids) + self.position_embeddings(self.position_ids(input_ids))
+        if self.token_type_embeddings is not None:
+            token_types = inputs.get("token_type_ids")
+            x = x + self.token_type_embeddings(ops.zeros_like(input_ids) if token_types is None else token_types)
         return self.dropout(self.embeddings_norm(x), training=training)
 
     def call(self, inputs, training=None):
@@ -65,13 +63,9 @@ class BertBackbone(Composite):
         return x
 
     def embedding_hf_weights(self) -> dict:
-        out = {}
-        for name, layer in (("word_embeddings", self.word_embeddings),
-                            ("position_embeddings", self.position_embeddings),
-                            ("token_type_embeddings", self.token_type_embeddings)):
-            out.update(embedding_weights(f"embeddings.{name}", layer))
-        out.update(norm_weights("embeddings.LayerNorm", self.embeddings_norm))
-        return out
+        return named_weights("embeddings.", [
+            ("word_embeddings", self.word_embeddings), ("position_embeddings", self.position_embeddings),
+            ("token_type_embeddings", self.token_type_embeddings), ("LayerNorm", self.embeddings_norm)])
 
     def hf_weights(self) -> dict:
         out = self.embedding_hf_weights()

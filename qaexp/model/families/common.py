@@ -118,6 +118,25 @@ def embedding_weights(name: str, layer: layers.Embedding) -> dict:
     return {f"{name}.weight": (layer.embeddings, False)}
 
 
+def named_weights(prefix: str, named) -> dict:
+    """The weight map of several layers given as (PyTorch module name, Keras layer) pairs, in the checkpoint's
+    order (which `initialise_like_transformers` draws in): each named by its kind's rule above. A None layer (one
+    this config does not have) is skipped."""
+    out = {}
+    for name, layer in named:
+        if layer is None:
+            continue
+        if isinstance(layer, layers.Dense):
+            out.update(linear_weights(prefix + name, layer))
+        elif isinstance(layer, layers.LayerNormalization):
+            out.update(norm_weights(prefix + name, layer))
+        elif isinstance(layer, layers.Embedding):
+            out.update(embedding_weights(prefix + name, layer))
+        else:
+            raise TypeError(f"no PyTorch naming rule for {name!r}, a {type(layer).__name__}")
+    return out
+
+
 class Composite(layers.Layer):
     """A layer made of other layers, which build themselves from their real input shapes on its first call.
 
@@ -192,14 +211,10 @@ class TransformerLayer(Composite):
     def hf_weights(self, prefix: str, names: dict | None = None) -> dict:
         names = names or self.BERT_NAMES
         a = self.attention
-        out = {}
-        for slot, layer in (("query", a.query), ("key", a.key), ("value", a.value),
-                            ("attention_output", a.output_dense), ("intermediate", self.intermediate),
-                            ("output", self.output_dense)):
-            out.update(linear_weights(f"{prefix}{names[slot]}", layer))
-        out.update(norm_weights(f"{prefix}{names['attention_norm']}", self.attention_norm))
-        out.update(norm_weights(f"{prefix}{names['output_norm']}", self.output_norm))
-        return out
+        return named_weights(prefix, [(names[slot], layer) for slot, layer in (
+            ("query", a.query), ("key", a.key), ("value", a.value), ("attention_output", a.output_dense),
+            ("intermediate", self.intermediate), ("output", self.output_dense),
+            ("attention_norm", self.attention_norm), ("output_norm", self.output_norm))])
 
 
 class QuestionAnsweringModel(keras.Model):

@@ -14,8 +14,8 @@ import math
 
 from keras import layers, ops
 
-from qaexp.model.families.common import (Composite, Embedding, activation, dense, embedding_weights, layer_norm,
-                                         linear_weights, masked_fill_value, merge_heads, norm_weights, split_heads)
+from qaexp.model.families.common import (Composite, Embedding, activation, dense, layer_norm, masked_fill_value,
+                                         merge_heads, named_weights, split_heads)
 
 MODEL_TYPES = ("deberta-v2",)
 PREFIX = "deberta"
@@ -101,12 +101,9 @@ class DisentangledAttention(Composite):
         return self.output_dense(merge_heads(ops.matmul(probs, v)))
 
     def hf_weights(self, prefix: str) -> dict:
-        out = {}
-        for name in ("query_proj", "key_proj", "value_proj", "pos_key_proj", "pos_query_proj"):
-            if getattr(self, name) is not None:
-                out.update(linear_weights(f"{prefix}attention.self.{name}", getattr(self, name)))
-        out.update(linear_weights(f"{prefix}attention.output.dense", self.output_dense))
-        return out
+        projections = ("query_proj", "key_proj", "value_proj", "pos_key_proj", "pos_query_proj")
+        return named_weights(prefix, [(f"attention.self.{name}", getattr(self, name)) for name in projections]
+                             + [("attention.output.dense", self.output_dense)])
 
 
 class DebertaLayer(Composite):
@@ -128,12 +125,9 @@ class DebertaLayer(Composite):
         return self.output_norm(x + y)
 
     def hf_weights(self, prefix: str) -> dict:
-        out = self.attention.hf_weights(prefix)
-        out.update(norm_weights(f"{prefix}attention.output.LayerNorm", self.attention_norm))
-        out.update(linear_weights(f"{prefix}intermediate.dense", self.intermediate))
-        out.update(linear_weights(f"{prefix}output.dense", self.output_dense))
-        out.update(norm_weights(f"{prefix}output.LayerNorm", self.output_norm))
-        return out
+        return {**self.attention.hf_weights(prefix), **named_weights(prefix, [
+            ("attention.output.LayerNorm", self.attention_norm), ("intermediate.dense", self.intermediate),
+            ("output.dense", self.output_dense), ("output.LayerNorm", self.output_norm)])}
 
 
 class DebertaV2Backbone(Composite):
@@ -197,18 +191,13 @@ class DebertaV2Backbone(Composite):
         return x
 
     def hf_weights(self) -> dict:
-        out = embedding_weights("embeddings.word_embeddings", self.word_embeddings)
-        if self.position_embeddings is not None:
-            out.update(embedding_weights("embeddings.position_embeddings", self.position_embeddings))
-        if self.token_type_embeddings is not None:
-            out.update(embedding_weights("embeddings.token_type_embeddings", self.token_type_embeddings))
-        if self.embed_proj is not None:
-            out.update(linear_weights("embeddings.embed_proj", self.embed_proj))
-        out.update(norm_weights("embeddings.LayerNorm", self.embeddings_norm))
+        out = named_weights("embeddings.", [
+            ("word_embeddings", self.word_embeddings), ("position_embeddings", self.position_embeddings),
+            ("token_type_embeddings", self.token_type_embeddings), ("embed_proj", self.embed_proj),
+            ("LayerNorm", self.embeddings_norm)])
         if self.rel_embeddings is not None:
             out["encoder.rel_embeddings.weight"] = (self.rel_embeddings, False)
-        if self.rel_norm is not None:
-            out.update(norm_weights("encoder.LayerNorm", self.rel_norm))
+        out.update(named_weights("encoder.", [("LayerNorm", self.rel_norm)]))
         for i, layer in enumerate(self.encoder_layers):
             out.update(layer.hf_weights(f"encoder.layer.{i}."))
         return out

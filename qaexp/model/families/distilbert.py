@@ -7,10 +7,9 @@ PyTorch names: `distilbert.embeddings.{word,position}_embeddings`, `distilbert.e
 """
 from __future__ import annotations
 
-from keras import layers, ops
+from keras import layers
 
-from qaexp.model.families.common import (Composite, Embedding, TransformerLayer, embedding_weights, key_mask,
-                                         layer_norm, norm_weights)
+from qaexp.model.families.bert import BertBackbone
 
 MODEL_TYPES = ("distilbert",)
 PREFIX = "distilbert"
@@ -24,37 +23,29 @@ NAMES = {
 }
 
 
-class DistilBertBackbone(Composite):
+def bert_config(config: dict) -> dict:
+    """A DistilBERT config.json under BERT's keys: the same embeddings (without token types) and layers."""
+    return dict(vocab_size=config["vocab_size"], hidden_size=config["dim"], num_attention_heads=config["n_heads"],
+                intermediate_size=config["hidden_dim"], num_hidden_layers=config["n_layers"],
+                hidden_act=config.get("activation", "gelu"), hidden_dropout_prob=config.get("dropout", 0.1),
+                attention_probs_dropout_prob=config.get("attention_dropout", 0.1), layer_norm_eps=EPS,
+                max_position_embeddings=config.get("max_position_embeddings", 512), type_vocab_size=0,
+                pad_token_id=config.get("pad_token_id", 0))
+
+
+class DistilBertBackbone(BertBackbone):
+    """BERT's backbone without token types, plus the dropout DistilBertForQuestionAnswering puts before
+    qa_outputs; the layers under DistilBERT's names."""
+
     def __init__(self, config: dict, **kwargs):
-        super().__init__(**kwargs)
-        dim = config["dim"]
-        self.word_embeddings = Embedding(config["vocab_size"], dim, padding_idx=config.get("pad_token_id", 0),
-                                         name="word_embeddings")
-        self.position_embeddings = layers.Embedding(config.get("max_position_embeddings", 512), dim,
-                                                    name="position_embeddings")
-        self.embeddings_norm = layer_norm(EPS, "embeddings_norm")
-        self.dropout = layers.Dropout(config.get("dropout", 0.1))
-        self.encoder_layers = [
-            TransformerLayer(dim, config["n_heads"], config["hidden_dim"], config.get("activation", "gelu"), EPS,
-                             config.get("dropout", 0.1), config.get("attention_dropout", 0.1), name=f"layer_{i}")
-            for i in range(config["n_layers"])]
+        super().__init__(bert_config(config), **kwargs)
         self.qa_dropout = layers.Dropout(config.get("qa_dropout", 0.1))
 
     def call(self, inputs, training=None):
-        input_ids = inputs["input_ids"]
-        positions = ops.arange(ops.shape(input_ids)[1], dtype="int32")[None, :]
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
-        x = self.dropout(self.embeddings_norm(x), training=training)
-        mask = key_mask(inputs)
-        for layer in self.encoder_layers:
-            x = layer(x, mask, training=training)
-        return self.qa_dropout(x, training=training)  # DistilBertForQuestionAnswering's dropout before qa_outputs
+        return self.qa_dropout(super().call(inputs, training=training), training=training)
 
     def hf_weights(self) -> dict:
-        out = {}
-        out.update(embedding_weights("embeddings.word_embeddings", self.word_embeddings))
-        out.update(embedding_weights("embeddings.position_embeddings", self.position_embeddings))
-        out.update(norm_weights("embeddings.LayerNorm", self.embeddings_norm))
+        out = self.embedding_hf_weights()
         for i, layer in enumerate(self.encoder_layers):
             out.update(layer.hf_weights(f"transformer.layer.{i}.", NAMES))
         return out

@@ -6,7 +6,7 @@ PyTorch names: `electra.` + BERT's, plus `electra.embeddings_project`.
 from __future__ import annotations
 
 from qaexp.model.families.bert import BertBackbone
-from qaexp.model.families.common import dense, key_mask, linear_weights
+from qaexp.model.families.common import dense, key_mask, named_weights
 
 MODEL_TYPES = ("electra",)
 PREFIX = "electra"
@@ -31,10 +31,7 @@ class ElectraBackbone(BertBackbone):
         return x
 
     def hf_weights(self) -> dict:
-        out = super().hf_weights()
-        if self.embeddings_project is not None:
-            out.update(linear_weights("embeddings_project", self.embeddings_project))
-        return out
+        return {**super().hf_weights(), **named_weights("", [("embeddings_project", self.embeddings_project)])}
 
 
 def build_backbone(config: dict) -> ElectraBackbone:

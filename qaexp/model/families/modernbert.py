@@ -21,8 +21,8 @@ import math
 import numpy as np
 from keras import layers, ops
 
-from qaexp.model.families.common import (Composite, Embedding, activation, attend, dense, embedding_weights, key_mask,
-                                         linear_weights, merge_heads, norm_weights)
+from qaexp.model.families.common import (Composite, Embedding, activation, attend, dense, key_mask, merge_heads,
+                                         named_weights)
 
 MODEL_TYPES = ("modernbert",)
 PREFIX = "model"
@@ -141,15 +141,9 @@ class ModernBertLayer(Composite):
         return x + self.Wo(self.mlp_drop(self.act(inner) * gate, training=training))
 
     def hf_weights(self, prefix: str) -> dict:
-        out = {}
-        if self.attn_norm is not None:
-            out.update(norm_weights(f"{prefix}attn_norm", self.attn_norm))
-        out.update(linear_weights(f"{prefix}attn.Wqkv", self.attn.Wqkv))
-        out.update(linear_weights(f"{prefix}attn.Wo", self.attn.Wo))
-        out.update(norm_weights(f"{prefix}mlp_norm", self.mlp_norm))
-        out.update(linear_weights(f"{prefix}mlp.Wi", self.Wi))
-        out.update(linear_weights(f"{prefix}mlp.Wo", self.Wo))
-        return out
+        return named_weights(prefix, [("attn_norm", self.attn_norm), ("attn.Wqkv", self.attn.Wqkv),
+                                      ("attn.Wo", self.attn.Wo), ("mlp_norm", self.mlp_norm), ("mlp.Wi", self.Wi),
+                                      ("mlp.Wo", self.Wo)])
 
 
 class ModernBertBackbone(Composite):
@@ -186,13 +180,10 @@ class ModernBertBackbone(Composite):
         return self.final_norm(x)
 
     def hf_weights(self) -> dict:
-        out = {}
-        out.update(embedding_weights("embeddings.tok_embeddings", self.tok_embeddings))
-        out.update(norm_weights("embeddings.norm", self.embeddings_norm))
+        out = named_weights("embeddings.", [("tok_embeddings", self.tok_embeddings), ("norm", self.embeddings_norm)])
         for i, layer in enumerate(self.encoder_layers):
             out.update(layer.hf_weights(f"layers.{i}."))
-        out.update(norm_weights("final_norm", self.final_norm))
-        return out
+        return {**out, **named_weights("", [("final_norm", self.final_norm)])}
 
 
 class ModernBertPredictionHead(Composite):
@@ -211,7 +202,7 @@ class ModernBertPredictionHead(Composite):
 
     def hf_weights(self) -> dict:
         """Top-level names (outside the `model.` encoder)."""
-        return {**linear_weights("head.dense", self.dense), **norm_weights("head.norm", self.norm)}
+        return named_weights("head.", [("dense", self.dense), ("norm", self.norm)])
 
 
 def build_backbone(config: dict) -> ModernBertBackbone:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from keras import layers, ops
 
-from qaexp.model.families.common import (Composite, Embedding, TransformerLayer, dense, embedding_weights, key_mask,
-                                         layer_norm, linear_weights, norm_weights)
+from qaexp.model.families.common import (Composite, Embedding, TransformerLayer, dense, key_mask, layer_norm,
+                                         named_weights)
 
 MODEL_TYPES = ("roformer",)
 PREFIX = "roformer"
@@ -87,12 +87,10 @@ class RoFormerBackbone(Composite):
         return x
 
     def hf_weights(self) -> dict:
-        out = {}
-        out.update(embedding_weights("embeddings.word_embeddings", self.word_embeddings))
-        out.update(embedding_weights("embeddings.token_type_embeddings", self.token_type_embeddings))
-        out.update(norm_weights("embeddings.LayerNorm", self.embeddings_norm))
-        if self.embeddings_project is not None:
-            out.update(linear_weights("embeddings_project", self.embeddings_project))
+        out = named_weights("embeddings.", [("word_embeddings", self.word_embeddings),
+                                            ("token_type_embeddings", self.token_type_embeddings),
+                                            ("LayerNorm", self.embeddings_norm)])
+        out.update(named_weights("", [("embeddings_project", self.embeddings_project)]))
         out["encoder.embed_positions.weight"] = (self.embed_positions, False)
         for i, layer in enumerate(self.encoder_layers):
             out.update(layer.hf_weights(f"encoder.layer.{i}."))
