@@ -4,10 +4,11 @@ import os
 import pathlib
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import pytest
+
+from helpers.cli import run_cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["HF_HUB_OFFLINE"] = "1"  # fail at once instead of retrying the (unreachable) hub
@@ -39,13 +40,6 @@ def squad_v2_dev() -> pathlib.Path:
     return shared_file("dev-v2.0-part.json")
 
 
-def run_cli(args, cwd=REPO, timeout=600, env=None):
-    """Run `python -m ...` as a user would; returns the CompletedProcess (text mode)."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=full_env)
-
-
 @pytest.fixture
 def cli():
     return run_cli
@@ -53,15 +47,6 @@ def cli():
 
 # The shared tiny run: 300 questions in batches of 16 (19 steps per epoch), two epochs, default verbosity.
 TINY_RUN = ["experiment=quickstart", "data.num_train=300", "data.num_validation=40", "trainer.epochs=2"]
-
-
-def user_environment() -> dict:
-    """The environment a user runs the CLI in: without the quiet settings this test process got from importing
-    qaexp (which a child would take for the user's own choice) and without HYDRA_FULL_ERROR."""
-    from qaexp.quiet import QUIET_DEFAULTS, VERBOSE_ENV
-
-    unset = {*QUIET_DEFAULTS, VERBOSE_ENV, "HYDRA_FULL_ERROR"}
-    return {key: value for key, value in os.environ.items() if key not in unset}
 
 
 @pytest.fixture(scope="session")
@@ -76,9 +61,8 @@ def tiny_run(tmp_path_factory) -> pathlib.Path:
     Read-only: copy it to change it."""
     def make(root: pathlib.Path) -> None:
         with open(root / "console.log", "w") as console:
-            result = subprocess.run([sys.executable, "-m", "qaexp", *TINY_RUN, f"data.cache_dir={root / 'cache'}",
-                                     f"hydra.run.dir={root / 'run'}"], cwd=REPO, stdout=console,
-                                    stderr=subprocess.STDOUT, text=True, timeout=600, env=user_environment())
+            result = run_cli(["-m", "qaexp", *TINY_RUN, f"data.cache_dir={root / 'cache'}",
+                              f"hydra.run.dir={root / 'run'}"], stdout=console, stderr=subprocess.STDOUT)
         (root / "status").write_text(str(result.returncode))
         assert result.returncode == 0, (root / "console.log").read_text()[-3000:]
 
@@ -150,11 +134,11 @@ def reference_run(tmp_path_factory) -> pathlib.Path:
     """A completed helpers.state_runs.RUN that kept its checkpoints and started with an empty cache of its own,
     shared by the damaged-state and concurrency tests: `<root>/run` is its run directory, `<root>/cache` its
     feature and tokenizer cache. Read-only: copy it to damage it."""
-    from helpers.state_runs import RUN, qaexp
+    from helpers.state_runs import RUN
 
     def make(root: pathlib.Path) -> None:
-        result = qaexp([*RUN, "trainer.keep_checkpoints=true", f"data.cache_dir={root / 'cache'}",
-                        f"hydra.run.dir={root / 'run'}"])
+        result = run_cli(["-m", "qaexp", *RUN, "trainer.keep_checkpoints=true", f"data.cache_dir={root / 'cache'}",
+                          f"hydra.run.dir={root / 'run'}"])
         assert result.returncode == 0, result.stderr[-3000:]
 
     return once_per_session(tmp_path_factory, "reference_run", make)

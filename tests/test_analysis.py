@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from qaexp.analysis.bootstrap import paired_bootstrap
 from qaexp.analysis.questions import answer_type, build_questions, question_word, window_features
 from qaexp.analysis.slices import SLICINGS, groups, slice_table, wilson_interval

@@ -12,7 +12,8 @@ import pathlib
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO
+from helpers.cli import run_cli
 from qaexp import backend
 from qaexp.errors import ConfigError
 

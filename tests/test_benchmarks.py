@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO
+from helpers.cli import run_cli
 
 SCRIPT = str(REPO / "benchmarks" / "gpu_epoch.py")
 

@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import qaexp  # noqa: F401  (KERAS_BACKEND before Keras)
-from conftest import run_cli
+from helpers.cli import run_cli
 from qaexp.model.pretrained import load_pretrained, resolve_checkpoint
 from qaexp.errors import ModelLoadError
 

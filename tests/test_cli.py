@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from helpers.cli import run_cli
 
 from conftest import TINY_RUN
 

@@ -6,13 +6,12 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from conftest import REPO
+from helpers.cli import popen_cli
 from helpers.wandb_records import offline_runs
 
 JOB = ["model=tiny", "data=synthetic", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
@@ -35,16 +34,16 @@ def metrics(run_dir):
 
 
 def wandb_without_a_route(wandb_dir) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
-    env.update(WANDB_API_KEY="0123456789abcdef0123456789abcdef01234567", WANDB_DIR=str(wandb_dir),
-               WANDB_BASE_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there: nothing leaves the machine
-    return env
+    """The variables on top of the user's environment (None: unset)."""
+    return {"WANDB_MODE": None, "WANDB_API_KEY": "0123456789abcdef0123456789abcdef01234567",
+            "WANDB_DIR": str(wandb_dir),
+            "WANDB_BASE_URL": f"http://127.0.0.1:{free_port()}"}  # nothing listens there: nothing leaves the machine
 
 
 def two_workers(run_dir) -> list[tuple[list[str], dict]]:
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     return [([*JOB, "trainer.strategy=multi_worker", f"hydra.run.dir={run_dir}"],
-             {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
+             {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
             for i in range(2)]
 
 
@@ -55,7 +54,7 @@ def runs(tmp_path_factory):
     CompletedProcess)}; the workers share one run directory."""
     root = tmp_path_factory.mktemp("runs")
     worker_0, worker_1 = two_workers(root / "two-workers")
-    results = run_together(root, {"baseline": ([*JOB, f"hydra.run.dir={root / 'baseline'}"], dict(os.environ)),
+    results = run_together(root, {"baseline": ([*JOB, f"hydra.run.dir={root / 'baseline'}"], {}),
                                   "wandb": ([*JOB, "logger=wandb", f"hydra.run.dir={root / 'wandb'}"],
                                             wandb_without_a_route(root / "wandb-files"))})
     return {**results, **run_together(root, {"worker 0": worker_0, "worker 1": worker_1})}
@@ -65,8 +64,7 @@ def run_together(root, commands: dict) -> dict:
     started, results = time.monotonic(), {}
 
     def run(name, args, env):
-        process = subprocess.Popen([sys.executable, "-m", "qaexp", *args], cwd=REPO, env=env, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = popen_cli(["-m", "qaexp", *args], env=env)
         out, err = process.communicate(timeout=900)
         run_dir = root / ("two-workers" if name.startswith("worker") else name)
         results[name] = (run_dir, time.monotonic() - started,

@@ -10,7 +10,8 @@ import pathlib
 
 import pytest
 
-from helpers.state_runs import RUN, popen, results
+from helpers.cli import popen_cli
+from helpers.state_runs import RUN, results
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +23,9 @@ def test_concurrent_runs_and_a_joblib_sweep_agree_with_a_run_alone(tmp_path, ref
     shared.mkdir()
     # A plain run and a joblib sweep of two identical jobs (experiment_name changes only the label), all started
     # together, in one working directory: Hydra's default outputs/runs and outputs/multirun roots are shared.
-    plain = popen([*RUN, f"data.cache_dir={cache}"], cwd=shared)
-    sweep = popen(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "experiment_name=a,b", *RUN,
-                   f"data.cache_dir={cache}"], cwd=shared)
+    plain = popen_cli(["-m", "qaexp", *RUN, f"data.cache_dir={cache}"], cwd=shared)
+    sweep = popen_cli(["-m", "qaexp", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "experiment_name=a,b",
+                       *RUN, f"data.cache_dir={cache}"], cwd=shared)
     outputs = [process.communicate(timeout=900) for process in (plain, sweep)]
     for process, (stdout, stderr) in zip((plain, sweep), outputs):
         assert process.returncode == 0, stderr[-3000:]

@@ -250,7 +250,7 @@ def test_short_questions_are_left_alone(tokenizer, caplog):
 
 
 def test_every_missing_data_file_is_named_in_one_line(tmp_path):
-    from conftest import run_cli
+    from helpers.cli import run_cli
 
     result = run_cli(["-m", "qaexp", "model=tiny", "data=json", f"data.train_file={tmp_path}/train.json",
                       f"data.validation_file={tmp_path}/dev.json", f"hydra.run.dir={tmp_path / 'run'}"], timeout=300)

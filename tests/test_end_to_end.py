@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from helpers.cli import run_cli
 
 COMMON = ["experiment=quickstart", "optimizer=adam", "optimizer.lr=3e-3", "data.num_train=800",
           "data.num_validation=80", "data.max_length=128", "data.doc_stride=48", "model.architecture.hidden_size=64",

@@ -9,8 +9,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -19,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from helpers.cli import popen_cli, run_cli
 
 TINY = ["model=tiny", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
         "model.architecture.num_hidden_layers=1", "data.max_length=128", "data.doc_stride=32", "data.cache=false",
@@ -29,15 +28,8 @@ SECRETS = {"WANDB_API_KEY": "sentinel0wandb0key0123456789abcdef0123456",
            "HUGGING_FACE_HUB_TOKEN": "hf_sentinel_HUB_TOKEN_value"}
 
 
-def cli_env(extra=None) -> dict:
-    env = {**os.environ, **(extra or {})}
-    env.pop("HYDRA_FULL_ERROR", None)  # Hydra would print the traceback we assert is absent
-    return env
-
-
 def qaexp(args, run_dir, timeout=300, env=None):
-    return subprocess.run([sys.executable, "-m", "qaexp", *args, f"hydra.run.dir={run_dir}"], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout, env=cli_env(env))
+    return run_cli(["-m", "qaexp", *args, f"hydra.run.dir={run_dir}"], timeout=timeout, env=env)
 
 
 def record(n, **changes):
@@ -162,8 +154,7 @@ def run_case(overrides, data, tmp_path, run_dir):
     """The case's command: `python -m qaexp` with the tiny model, or the tool its first word names."""
     args = case_args(overrides, data, tmp_path)
     if args[0].startswith("qaexp."):
-        return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
-                              env=cli_env())
+        return run_cli(["-m", *args], timeout=300)
     return qaexp(args, run_dir)
 
 
@@ -231,9 +222,8 @@ def test_an_output_directory_that_cannot_be_made_is_one_line(tmp_path, multirun)
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    result = subprocess.run([sys.executable, "-m", "qaexp", *(["-m"] if multirun else []), "experiment=quickstart",
-                             f"{key}={blocker}/runs/${{now:%H-%M-%S}}"], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, env=cli_env())
+    result = run_cli(["-m", "qaexp", *(["-m"] if multirun else []), "experiment=quickstart",
+                      f"{key}={blocker}/runs/${{now:%H-%M-%S}}"], timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
@@ -251,8 +241,7 @@ def test_validation_and_data_loading_do_not_import_tensorflow(tmp_path):
             f"'data.validation_file={data}']); validate(cfg); load_splits(cfg.data); "
             "heavy = [m for m in ('tensorflow', 'keras', 'transformers', 'wandb') if m in sys.modules]; "
             "print('heavy:', heavy)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                            env=cli_env())
+    result = run_cli(["-c", code], timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "heavy: []" in result.stdout
 
@@ -561,8 +550,7 @@ def test_interrupted_run_saves_a_checkpoint_and_says_so(tmp_path, train_file, si
     # 100 epochs: an epoch of the tiny model takes seconds, so the run is still training when the signal comes.
     args = [*TINY, *data_args(train_file), "trainer.batch_size=4", "trainer.epochs=100", "trainer.verbose=1",
             "logger=none"]
-    process = subprocess.Popen([sys.executable, "-m", "qaexp", *args, f"hydra.run.dir={run_dir}"], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+    process = popen_cli(["-m", "qaexp", *args, f"hydra.run.dir={run_dir}"], text=False)
     stdout, errors = Output(process.stdout), Output(process.stderr)
     try:
         assert stdout.wait_for(KERAS_PROGRESS, timeout=240), "training never started:\n" + stdout.text[-2000:]

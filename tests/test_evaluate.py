@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import run_cli as run_python
+from helpers.cli import run_cli as run_python
 
 from qaexp.tools.evaluate import read_official_gold
 

@@ -6,11 +6,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO
+from helpers.cli import run_cli
 
 # The smallest quickstart that trains: 300 questions in batches of 16 = 19 steps per epoch.
 SMALL = ["experiment=quickstart", "data.num_train=300", "data.num_validation=40", "trainer.save_model=false",
@@ -19,15 +18,8 @@ PROGRESS_LINE = re.compile(r"\[qaexp\.training\.fit\]\[INFO\] - epoch (\d+)/(\d+
                            r"\d+\.\d\d (steps/s|s/step), elapsed \d+:\d\d:\d\d, ETA \d+:\d\d:\d\d$", re.MULTILINE)
 
 
-def env() -> dict:
-    environment = {**os.environ}
-    environment.pop("HYDRA_FULL_ERROR", None)  # Hydra would add a traceback
-    return environment
-
-
 def qaexp(args, timeout=300, **kwargs):
-    return subprocess.run([sys.executable, "-m", "qaexp", *args], cwd=REPO, text=True, timeout=timeout, env=env(),
-                          **kwargs)
+    return run_cli(["-m", "qaexp", *args], timeout=timeout, **kwargs)
 
 
 def logged_to_file(args, log_file):
@@ -105,9 +97,8 @@ def test_an_error_is_printed_once_and_kept_in_the_run_log_and_json_of_another_sh
 
 def test_the_offline_error_lists_model_minilm_among_the_offline_models(tmp_path):
     environment = {"HF_HOME": str(tmp_path / "empty_home"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-m", "qaexp", "model=roberta-base", "data=synthetic",
-                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=REPO, capture_output=True, text=True,
-                            timeout=300, env={**env(), **environment})
+    result = run_cli(["-m", "qaexp", "model=roberta-base", "data=synthetic", f"hydra.run.dir={tmp_path / 'run'}"],
+                     timeout=300, env=environment)
     assert result.returncode == 2, result.stderr[-3000:]
     line = result.stderr.strip().splitlines()[-1]
     assert "Offline options:" in line
@@ -165,9 +156,8 @@ def imported_tensorflow(stderr: str) -> bool:
 
 def test_a_sweep_stopped_by_a_value_hydra_refuses_before_its_first_job_leaves_no_sweep_directory(tmp_path):
     sweep_dir = tmp_path / "new" / "sweep"  # Hydra writes multirun.yaml here before composing job 0
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "qaexp", "-m", "model=tiny", "data=synthetic",
-                             "trainer.epochs=abc,1", f"hydra.sweep.dir={sweep_dir}"], cwd=REPO, text=True,
-                            timeout=120, env=env(), capture_output=True)
+    result = run_cli(["-X", "importtime", "-m", "qaexp", "-m", "model=tiny", "data=synthetic", "trainer.epochs=abc,1",
+                      f"hydra.sweep.dir={sweep_dir}"], timeout=120)
     assert result.returncode == 1, result.stderr[-3000:]
     assert not imported_tensorflow(result.stderr)
     errors = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]

@@ -19,7 +19,8 @@ from typing import Callable
 
 import pytest
 
-from helpers.state_runs import RUN, metrics, qaexp, results
+from helpers.cli import run_cli
+from helpers.state_runs import RUN, metrics, results
 
 pytestmark = pytest.mark.slow  # each case is a CLI process that imports TensorFlow
 
@@ -227,7 +228,7 @@ def fault_runs(reference, other_models, tmp_path_factory):
     def run(name):
         ws = workspace(reference, other_models, tmp_path_factory.mktemp("case"), name)
         module, args = command(CASES[name], ws)
-        return ws, qaexp(args, module=module)
+        return ws, run_cli(["-m", module, *args])
 
     with ThreadPoolExecutor(2) as pool:
         return dict(zip(CLI_CASES, pool.map(run, CLI_CASES)))

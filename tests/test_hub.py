@@ -4,7 +4,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from qaexp.tools import hub
 from qaexp.errors import HubPushError
 from qaexp.output.hub import push_model_dir, push_run

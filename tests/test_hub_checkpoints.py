@@ -19,7 +19,7 @@ import yaml
 from omegaconf import OmegaConf
 
 import qaexp  # noqa: F401  (KERAS_BACKEND and the quiet settings before TensorFlow)
-from conftest import run_cli
+from helpers.cli import run_cli
 from hub_cache import (FAMILIES, H5_FAMILIES, FakeHub, HubCache, bfloat16_bits_to_float32, closed_port,  # noqa: F401
                        float32_to_bfloat16_bits, hub_build, hub_entries, hub_home, tensors_of_shapes,
                        read_safetensors_file, safetensors_bytes, safetensors_header, sharded_h5, sharded_safetensors,

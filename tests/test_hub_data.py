@@ -11,7 +11,7 @@ import pytest
 
 import datasets
 import huggingface_hub.errors
-from conftest import run_cli
+from helpers.cli import run_cli
 from hub_cache import FakeHub, HubRequest, LoopbackHub
 from hub_dataset_cache import write_hub_dataset
 from qaexp.data.squad import load_eval_set, load_splits

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from hub_cache import FakeHub, closed_port, hub_build, hub_home  # noqa: F401  (session fixtures)
 from hub_dataset_cache import write_hub_dataset
 

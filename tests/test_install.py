@@ -16,6 +16,8 @@ pytestmark = pytest.mark.slow
 
 
 def run(args, cwd, timeout=600):
+    # Deliberately not helpers.cli.run_cli: these commands run an installed wheel's interpreter from outside the
+    # checkout, so this checkout must NOT be put on PYTHONPATH (it is removed), and the interpreter varies.
     env = {**os.environ}
     env.pop("HYDRA_FULL_ERROR", None)
     env.pop("PYTHONPATH", None)

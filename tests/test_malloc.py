@@ -1,9 +1,7 @@
 """qaexp.run.malloc: freed tensor-sized blocks stay in the process instead of costing fresh pages each step."""
-import subprocess
-import sys
-
 import pytest
 
+from helpers.cli import run_cli
 from qaexp.run.malloc import _mallopt
 
 PROBE = """
@@ -25,7 +23,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def page_faults(mode: str) -> int:
-    done = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True)
+    done = run_cli(["-c", PROBE, mode], check=True)
     return int(done.stdout.strip())
 
 

@@ -217,8 +217,7 @@ def test_the_model_modules_import_neither_tensorflow_nor_tf_keras():
 @pytest.mark.slow
 def test_every_family_matches_transformers_on_the_jax_backend_without_tensorflow():
     pytest.importorskip("jax")
-    import subprocess
-    import sys
+    from helpers.cli import run_cli
 
     script = (
         "import sys, numpy as np, keras\n"
@@ -235,8 +234,7 @@ def test_every_family_matches_transformers_on_the_jax_backend_without_tensorflow
         "        np.testing.assert_allclose(np.asarray(out[name])[real], data[name][real], atol=1e-4, rtol=0)\n"
         "print('tensorflow imported:', 'tensorflow' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, KERAS_BACKEND="jax"))
+    done = run_cli(["-c", script], env={"KERAS_BACKEND": "jax"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "tensorflow imported: False" in done.stdout
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO
+from helpers.cli import run_cli
 from qaexp.model.saved import load_saved
 from qaexp.tools import predict
 

@@ -1,11 +1,9 @@
 """Quiet by default (qaexp/quiet.py): a small run and `qaexp predict` through the CLI print none of the
 libraries' start-up notices; QAEXP_VERBOSE=1 brings them back. qaexp's own progress lines stay."""
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, user_environment
+from helpers.cli import run_cli
 
 NOISE = ["cuInit", "absl::InitializeLog", "Sharding callback duration", "oneDNN", "cudart", "cuda drivers",
          "CPU instructions", "TensorFlow and JAX classes are deprecated", "All model checkpoint layers were used",
@@ -14,9 +12,8 @@ SMALL_RUN = ["experiment=quickstart", "data.num_train=64", "data.num_validation=
 
 
 def user_cli(args, extra_env=None):
-    """The CLI in a user's environment (conftest.user_environment)."""
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={**user_environment(), **(extra_env or {})})
+    """The CLI in a user's environment (helpers.cli.user_environment)."""
+    return run_cli(["-m", *args], timeout=300, env=extra_env)
 
 
 def noise_in(text: str) -> list[str]:

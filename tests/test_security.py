@@ -6,7 +6,6 @@ import ast
 import re
 import signal
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from hydra import compose, initialize_config_dir
 
 import qaexp.config  # noqa: F401  (registers the config schemas)
 from conftest import REPO
-from helpers.state_runs import env, qaexp
+from helpers.cli import popen_cli
 from test_errors import SECRETS
 
 SOURCES = sorted((REPO / "qaexp").rglob("*.py"))
@@ -80,9 +79,8 @@ def test_trust_remote_code_is_off_unless_set():
 
 def serve_once(model_dir: Path) -> str:
     """Start `qaexp serve` with request logging, ask one question, stop it; returns everything it printed."""
-    process = subprocess.Popen([sys.executable, "-m", "qaexp.serve", str(model_dir), "--port", "0", "--access-log",
-                                "--log-level", "debug"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env=env(SECRETS))
+    process = popen_cli(["-m", "qaexp.serve", model_dir, "--port", "0", "--access-log", "--log-level", "debug"],
+                        stderr=subprocess.STDOUT, env=SECRETS)
     printed = []
     try:
         for line in process.stdout:

@@ -10,7 +10,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -19,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import REPO
+from helpers.cli import popen_cli
 from qaexp.errors import QAExpError
 from qaexp.model.saved import answer_settings, trained_settings
 from qaexp.serving.batcher import RequestBatcher, ServiceBusy, ServiceStopping
@@ -147,8 +147,7 @@ class ServeProcess:
         self.starts += 1
         self.log = self.log_dir / f"serve-{self.starts}.stderr"  # a file: a full pipe would block the service
         with open(self.log, "w") as stderr:
-            self.process = subprocess.Popen([sys.executable, "-m", "qaexp.serve", self.model_dir, "--port", "0"],
-                                            cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True)
+            self.process = popen_cli(["-m", "qaexp.serve", self.model_dir, "--port", "0"], stderr=stderr)
         for line in self.process.stdout:
             found = re.search(r"listening on (http://\S+?)/ ", line)
             if found:
@@ -587,7 +586,7 @@ def test_batcher_close_returns_as_soon_as_nothing_is_left_to_answer():
 def test_the_command_under_the_load_benchmark_answers_every_request_and_stops_cleanly(trained_tiny_model):
     """benchmarks/serve_load.py starts `python -m qaexp.serve MODEL --port 0` twice (with and without batching),
     loads it from 4 clients and stops it with SIGTERM."""
-    from conftest import run_cli
+    from helpers.cli import run_cli
 
     pytest.importorskip("aiohttp")  # the benchmark's HTTP client
 

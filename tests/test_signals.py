@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.state_runs import RUN, metrics, popen
+from helpers.cli import popen_cli
+from helpers.state_runs import RUN, metrics
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +40,8 @@ def interrupt_at(stage: str, root: Path):
     if stage == "save_model":  # the interrupted save must leave what was saved there before as it was
         (run_dir / "model").mkdir(parents=True)
         (run_dir / "model" / "earlier.txt").write_text(EARLIER_MODEL)
-    process = popen([*RUN, *overrides, f"data.cache_dir={root / 'cache'}", f"hydra.run.dir={run_dir}"],
-                    extra_env={"QAEXP_STAGE_HOOK": f"{stage}:{marker}"})
+    process = popen_cli(["-m", "qaexp", *RUN, *overrides, f"data.cache_dir={root / 'cache'}",
+                         f"hydra.run.dir={run_dir}"], env={"QAEXP_STAGE_HOOK": f"{stage}:{marker}"})
     try:
         deadline = time.monotonic() + 300
         while not marker.exists() and process.poll() is None and time.monotonic() < deadline:

@@ -6,14 +6,12 @@ import glob
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers.cli import popen_cli
 from qaexp.tools import report
 from helpers.kill_at_checkpoint import saved_step
 
@@ -43,10 +41,9 @@ def task_pid(job_dir) -> int | None:
 @pytest.mark.slow
 def test_submitit_local_sweep_with_a_failing_and_a_preempted_job(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    env = {**os.environ, "SUBMITIT_PREEMPT_SIGNAL": "USR1"}
-    sweep = subprocess.Popen([sys.executable, "-m", "qaexp", "-m", "hydra/launcher=submitit_local", *JOB,
-                              "optimizer.lr=-1,3e-3", f"hydra.sweep.dir={sweep_dir}"], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    sweep = popen_cli(["-m", "qaexp", "-m", "hydra/launcher=submitit_local", *JOB, "optimizer.lr=-1,3e-3",
+                       f"hydra.sweep.dir={sweep_dir}"], env={"SUBMITIT_PREEMPT_SIGNAL": "USR1"},
+                      start_new_session=True)
     try:
         deadline = time.monotonic() + 400
         while saved_step(sweep_dir / "1") == 0:

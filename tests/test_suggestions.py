@@ -1,7 +1,7 @@
 """"Did you mean": a mistyped key or group option on the command line names the nearest valid one."""
 import pytest
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from qaexp.config.suggestions import for_overrides, nearest_key
 
 

@@ -2,8 +2,6 @@
 import csv
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -13,7 +11,8 @@ from matplotlib.image import imread
 from omegaconf import open_dict
 
 import qaexp.config  # noqa: F401  (registers the config schemas that conf/config.yaml starts from)
-from conftest import REPO, run_cli
+from conftest import REPO
+from helpers.cli import popen_cli, run_cli
 from qaexp.run import hydra_job as jobs
 from qaexp.tools import report
 from helpers.wandb_records import offline_runs
@@ -110,8 +109,8 @@ def test_run_name_is_the_jobs_overrides_and_group_the_sweep(hydra_job, tmp_path)
 
 
 def test_single_runs_started_together_get_their_own_directories():
-    command = [sys.executable, "-m", "qaexp", "data=synthetic", "--cfg", "hydra", "--resolve"]
-    processes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    command = ["-m", "qaexp", "data=synthetic", "--cfg", "hydra", "--resolve"]
+    processes = [popen_cli(command, stderr=None) for _ in range(2)]
     run_dirs = [yaml.safe_load(p.communicate(timeout=300)[0])["hydra"]["run"]["dir"] for p in processes]
     assert run_dirs[0] != run_dirs[1]
 

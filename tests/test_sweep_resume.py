@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from helpers.kill_at_checkpoint import kill_at_first_checkpoint
 from qaexp.tools import report
 

@@ -1,8 +1,6 @@
 """Training steps: gradient accumulation and several replicas make the update of one large batch; XLA and
 steps_per_execution run; the best epoch is kept and early stopping follows validation F1."""
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -10,6 +8,7 @@ import pytest
 
 from helpers import tiny_qa
 from conftest import REPO
+from helpers.cli import run_cli
 from qaexp.training.batching import Batcher
 
 
@@ -105,8 +104,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_mirrored_on_two_cpu_devices_matches_one_device():
-    done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
+    done = run_cli(["-c", MIRRORED_SCRIPT])
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2

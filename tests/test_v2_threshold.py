@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from qaexp.evaluation.inference import Evaluation, score_answers
 from qaexp.evaluation.postprocess import postprocess_predictions
 from qaexp.evaluation.threshold import settle_threshold

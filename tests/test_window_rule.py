@@ -1,12 +1,11 @@
 """One window rule and one set of defaults: training and every tool refuse the same doc_stride with the same line."""
 import logging
-import subprocess
-import sys
 
 import pytest
 
 from conftest import REPO
 from helpers import tiny_qa
+from helpers.cli import run_cli
 from qaexp.data import window_rule
 from qaexp.errors import ConfigError
 from qaexp.model.saved import DEFAULTS, answer_settings
@@ -46,8 +45,7 @@ def model_dir(tmp_path):
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_training_and_every_tool_refuse_the_same_doc_stride_with_the_same_line(command, stride, model_dir,
                                                                                  tmp_path):
-    result = subprocess.run([sys.executable, "-m", *COMMANDS[command](model_dir, tmp_path, stride)], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+    result = run_cli(["-m", *COMMANDS[command](model_dir, tmp_path, stride)], timeout=120)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -102,6 +100,5 @@ def test_training_and_the_tools_share_one_set_of_defaults():
             cfg = compose(config_name="config", overrides=[f"data={data}"]).data
             assert (cfg.max_length, cfg.doc_stride, cfg.max_answer_length, cfg.n_best_size) == expected, data
     assert (DEFAULTS["max_length"], DEFAULTS["doc_stride"], DEFAULTS["max_answer_length"]) == expected[:3]
-    result = subprocess.run([sys.executable, "-m", "qaexp.predict", "--help"], cwd=REPO, capture_output=True,
-                            text=True, timeout=60)
+    result = run_cli(["-m", "qaexp.predict", "--help"], timeout=60)
     assert f"max_length {window_rule.MAX_LENGTH}, doc_stride {window_rule.DOC_STRIDE}" in result.stdout

@@ -1,10 +1,8 @@
 """The from-scratch WordPiece vocabulary is a pure function of its training text and settings."""
 import hashlib
-import subprocess
-import sys
 from collections import Counter
 
-from conftest import REPO
+from helpers.cli import run_cli
 from qaexp.model.wordpiece import learn_vocabulary
 
 SPECIAL = ["[PAD]", "[UNK]"]
@@ -53,6 +51,5 @@ print(hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest())
 def test_two_processes_learn_byte_identical_tokenizers():
     # tokenizers' own trainer broke ties in per-process hash order: 300 synthetic questions gave three different
     # vocabularies in three processes.
-    digests = {subprocess.run([sys.executable, "-c", TRAIN_IN_A_FRESH_PROCESS], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip() for _ in range(3)}
+    digests = {run_cli(["-c", TRAIN_IN_A_FRESH_PROCESS], check=True).stdout.strip() for _ in range(3)}
     assert len(digests) == 1 and len(next(iter(digests))) == len(hashlib.sha256().hexdigest())
