@@ -165,10 +165,9 @@ def predict_args(tmp, name: str) -> list[str]:
 
 
 def small_run(tmp, *overrides) -> list[str]:
-    return ["model=tiny", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
-            "model.architecture.num_hidden_layers=1", "data=synthetic", "data.num_train=240", "data.num_validation=30",
+    return ["experiment=test_tiny", "trainer.threads=null", "data.num_train=240", "data.num_validation=30",
             "data.max_length=128", "data.doc_stride=48", "trainer.batch_size=8", "trainer.checkpoint_every_steps=7",
-            "trainer.keep_checkpoints=true", "trainer.save_model=false", "trainer.analyze=false", "trainer.verbose=0",
+            "trainer.keep_checkpoints=true", "trainer.save_model=false", "trainer.analyze=false",
             "precision=mixed_bfloat16", "trainer.backend=jax", f"data.cache_dir={tmp / 'cache'}", *overrides]
 
 

@@ -14,10 +14,9 @@ import pytest
 from helpers.cli import popen_cli
 from helpers.wandb_records import offline_runs
 
-JOB = ["model=tiny", "data=synthetic", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
-       "model.architecture.num_hidden_layers=1", "data.num_train=24", "data.num_validation=12", "data.max_length=64",
+JOB = ["experiment=test_tiny", "data.num_train=24", "data.num_validation=12", "data.max_length=64",
        "data.doc_stride=32", "trainer.epochs=2", "trainer.max_steps=2", "trainer.batch_size=8", "trainer.seed=3",
-       "optimizer.lr=3e-3", "trainer.verbose=0", "trainer.save_model=false", "trainer.threads=1"]
+       "optimizer.lr=3e-3", "trainer.save_model=false"]
 # Two workers all-reduce the same gradients in another order: float32 sums agree to about 1e-7 relative.
 LOSS_RTOL = 1e-4
 F1_TOLERANCE = 100 / 12  # at most one of the 12 validation questions may flip on a near-tie of two spans

@@ -19,9 +19,8 @@ import pytest
 from conftest import REPO
 from helpers.cli import popen_cli, run_cli
 
-TINY = ["model=tiny", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
-        "model.architecture.num_hidden_layers=1", "data.max_length=128", "data.doc_stride=32", "data.cache=false",
-        "trainer.threads=1"]  # a model this small gains nothing from more TensorFlow threads, only CPU time
+TINY = ["experiment=test_tiny", "trainer.verbose=null", "data.max_length=128", "data.doc_stride=32",
+        "data.cache=false"]
 CONTEXT = "Ada number {n} grew up in Lyon and later moved to Paris to study."
 SECRETS = {"WANDB_API_KEY": "sentinel0wandb0key0123456789abcdef0123456",
            "HF_TOKEN": "hf_sentinel_HF_TOKEN_value",

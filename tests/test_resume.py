@@ -10,10 +10,9 @@ BATCH, EPOCHS = 8, 2
 
 
 def overrides(run_dir, cache_dir):
-    return ["model=tiny", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
-            "model.architecture.num_hidden_layers=1", "data=synthetic", "data.num_train=240", "data.num_validation=30", "data.max_length=128",
-            "data.doc_stride=48", f"trainer.epochs={EPOCHS}", f"trainer.batch_size={BATCH}",
-            "trainer.checkpoint_every_steps=2", "trainer.verbose=0", "trainer.save_model=false",
+    return ["experiment=test_tiny", "trainer.threads=null", "data.num_train=240", "data.num_validation=30",
+            "data.max_length=128", "data.doc_stride=48", f"trainer.epochs={EPOCHS}", f"trainer.batch_size={BATCH}",
+            "trainer.checkpoint_every_steps=2", "trainer.save_model=false",
             f"data.cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
 
 

@@ -15,10 +15,9 @@ from helpers.cli import popen_cli
 from qaexp.tools import report
 from helpers.kill_at_checkpoint import saved_step
 
-JOB = ["model=tiny", "data=synthetic", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
-       "model.architecture.num_hidden_layers=1", "data.num_train=16", "data.num_validation=8", "data.max_length=64",
+JOB = ["experiment=test_tiny", "data.num_train=16", "data.num_validation=8", "data.max_length=64",
        "data.doc_stride=32", "trainer.epochs=1", "trainer.batch_size=8", "trainer.checkpoint_every_steps=2",
-       "trainer.verbose=0", "trainer.save_model=false", "trainer.threads=1"]
+       "trainer.save_model=false"]
 
 
 def task_pid(job_dir) -> int | None:

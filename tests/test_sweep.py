@@ -18,10 +18,8 @@ from qaexp.tools import report
 from helpers.wandb_records import offline_runs
 
 # The smallest useful job: a one-layer tiny BERT on a little synthetic data, one epoch.
-SMALL = ["model=tiny", "data=synthetic", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
-         "model.architecture.num_hidden_layers=1", "data.num_train=150", "data.num_validation=30",
-         "data.max_length=128", "data.doc_stride=32", "trainer.epochs=1", "trainer.verbose=0",
-         "trainer.save_model=false"]
+SMALL = ["experiment=test_tiny", "trainer.threads=null", "data.num_train=150", "data.num_validation=30",
+         "data.max_length=128", "data.doc_stride=32", "trainer.epochs=1", "trainer.save_model=false"]
 
 
 def compose_config(overrides, hydra=False):

@@ -13,10 +13,9 @@ from helpers.cli import run_cli
 from helpers.kill_at_checkpoint import kill_at_first_checkpoint
 from qaexp.tools import report
 
-JOB = ["model=tiny", "data=synthetic", "model.architecture.hidden_size=32", "model.architecture.intermediate_size=64",
-       "model.architecture.num_hidden_layers=1", "data.num_train=16", "data.num_validation=8", "data.max_length=64",
-       "data.doc_stride=32", "trainer.epochs=1", "trainer.batch_size=8", "trainer.checkpoint_every_steps=2",
-       "trainer.save_model=false"]
+JOB = ["experiment=test_tiny", "trainer.threads=null", "data.num_train=16", "data.num_validation=8",
+       "data.max_length=64", "data.doc_stride=32", "trainer.epochs=1", "trainer.batch_size=8",
+       "trainer.checkpoint_every_steps=2", "trainer.save_model=false"]
 SWEEP = ["trainer.verbose=0,2", "trainer.seed=1,2"]  # jobs: (0, 1), (0, 2), (2, 1), (2, 2)
 
 
