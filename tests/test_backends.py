@@ -13,6 +13,7 @@ import pathlib
 import pytest
 
 from conftest import REPO
+from helpers.config import compose
 from helpers.cli import run_cli
 from qaexp import backend
 from qaexp.errors import ConfigError
@@ -24,10 +25,7 @@ jax_installed = pytest.mark.skipif(bool(backend.missing_packages("jax")),
 
 
 def composed(overrides):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=["experiment=quickstart", *overrides])
+    return compose(["experiment=quickstart", *overrides])
 
 
 @pytest.fixture

@@ -1,15 +1,12 @@
 """Every config group option composes and validates; range and consistency checks name the key and the range."""
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-import qaexp.config  # noqa: F401  (registers the schemas)
-from conftest import REPO
+from helpers.config import CONF, compose
 from qaexp.config.validation import validate
 from qaexp.errors import ConfigError
 
-CONF = REPO / "conf"
 QUICK = ["model=tiny", "data=synthetic"]
 
 # Options that are incomplete on their own by design (they need a user's value).
@@ -21,8 +18,7 @@ def group_options() -> list[tuple[str, str]]:
 
 
 def composed(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    return compose(overrides)
 
 
 def test_every_group_has_options():

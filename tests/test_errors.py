@@ -18,6 +18,7 @@ import pytest
 
 from conftest import REPO
 from helpers.cli import popen_cli, run_cli
+from helpers.config import compose
 
 TINY = ["experiment=test_tiny", "trainer.verbose=null", "data.max_length=128", "data.doc_stride=32",
         "data.cache=false"]
@@ -162,8 +163,6 @@ def in_process(overrides, data, tmp_path, run_dir, monkeypatch, capsys):
     exists, qaexp.run.experiment.run (what the CLI's main calls) raises, and qaexp.errors.report_error prints the
     error line and gives the exit status. Reaching TensorFlow's import fails the test (the CLI cases check that
     stderr shows no TensorFlow). Returns what the CLI's CompletedProcess would hold."""
-    from hydra import compose, initialize_config_dir
-
     from qaexp.errors import report_error
     from qaexp.errors import QAExpError
     from qaexp.run import experiment, runtime
@@ -172,8 +171,7 @@ def in_process(overrides, data, tmp_path, run_dir, monkeypatch, capsys):
         raise AssertionError("failed only after importing TensorFlow")
 
     monkeypatch.setattr(runtime, "prepare", tensorflow_reached)
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=case_args(overrides, data, tmp_path))
+    cfg = compose(case_args(overrides, data, tmp_path))
     run_dir.mkdir()
     capsys.readouterr()
     with pytest.raises(QAExpError) as info:

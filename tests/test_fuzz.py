@@ -185,12 +185,9 @@ def test_generated_records_larger_seeded_run(file, ascii_only, crlf, bom, versio
 
 @functools.lru_cache(maxsize=1)
 def base_config():
-    from hydra import compose, initialize_config_dir
+    from helpers.config import compose
 
-    from conftest import REPO
-
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("config", overrides=["model=tiny", "data=synthetic"])
+    return compose(["model=tiny", "data=synthetic"])
 
 
 def schema_keys():

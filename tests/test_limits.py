@@ -10,12 +10,11 @@ import os
 import typing
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from qaexp.config.schema import QAExpConfig
 from qaexp.config.validation import validate
-from conftest import REPO
+from helpers.config import compose
 from qaexp.errors import ConfigError
 from qaexp.config.limits import NUMBERS, directory_problem
 
@@ -30,8 +29,7 @@ HUGE_OK = {"data.null_score_diff_threshold", "data.seed", "optimizer.lr", "model
 
 @pytest.fixture(scope="module")
 def base():
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["model=tiny", "data=synthetic"])
+    cfg = compose(["model=tiny", "data=synthetic"])
     validate(cfg)
     return cfg
 
@@ -135,8 +133,7 @@ def permissions_block_writes(directory) -> bool:
 def test_directory_keys_at_a_file_a_missing_path_and_below_a_file(tmp_path, key, extra):
     a_file = tmp_path / "a_file"
     a_file.write_text("")  # an empty file is still a file
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["model=tiny", "data=synthetic", *extra])
+    cfg = compose(["model=tiny", "data=synthetic", *extra])
     with pytest.raises(ConfigError, match=rf"^{key}={a_file} is a file, not a directory: set it to a directory"):
         validate(with_value(cfg, key, str(a_file)))
     with pytest.raises(ConfigError, match=rf"{key}={a_file}/sub cannot be created: {a_file} is a file"):

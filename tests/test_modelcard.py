@@ -3,10 +3,8 @@ import json
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 
-import qaexp.config  # noqa: F401  (registers the schema)
-from conftest import REPO
+from helpers.config import compose
 from qaexp.output.modelcard import render_model_card, write_model_card
 
 SUMMARY = {"exact_match": 47.6123, "f1": 60.4987, "eval_examples": 1589, "train_examples": 8981,
@@ -15,8 +13,7 @@ SUMMARY = {"exact_match": 47.6123, "f1": 60.4987, "eval_examples": 1589, "train_
 
 
 def config(*overrides):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+    return compose(overrides)
 
 
 def split_card(text: str) -> tuple[dict, str]:

@@ -13,12 +13,9 @@ QUICK_RUN = ["experiment=quickstart", "data.num_train=300", "data.num_validation
 
 
 def quick_data_config():
-    from hydra import compose, initialize_config_dir
+    from helpers.config import compose
 
-    import qaexp.config  # noqa: F401
-
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("config", overrides=QUICK_RUN).data
+    return compose(QUICK_RUN).data
 
 
 def validation_records() -> list[dict]:

@@ -10,11 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-import qaexp.config  # noqa: F401  (registers the config schemas)
 from conftest import REPO
 from helpers.cli import popen_cli
+from helpers.config import compose
 from test_errors import SECRETS
 
 SOURCES = sorted((REPO / "qaexp").rglob("*.py"))
@@ -64,12 +63,10 @@ def model_options() -> list[str]:
 
 
 def test_trust_remote_code_is_off_unless_set():
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        for option in model_options():
-            assert compose("config", overrides=[f"model={option}"]).model.trust_remote_code is False, option
-        for experiment in sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")):
-            cfg = compose("config", overrides=[f"experiment={experiment}"])
-            assert cfg.model.trust_remote_code is False, experiment
+    for option in model_options():
+        assert compose([f"model={option}"]).model.trust_remote_code is False, option
+    for experiment in sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")):
+        assert compose([f"experiment={experiment}"]).model.trust_remote_code is False, experiment
     # The tools that load a saved model (predict, serve, export) never pass it on as true.
     for path in (REPO / "qaexp" / "tools").glob("*.py"):
         assert not re.search(r"trust_remote_code\W+True", path.read_text()), path

@@ -5,13 +5,11 @@ import math
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from matplotlib.image import imread
 from omegaconf import open_dict
 
-import qaexp.config  # noqa: F401  (registers the config schemas that conf/config.yaml starts from)
-from conftest import REPO
+from helpers.config import compose
 from helpers.cli import popen_cli, run_cli
 from qaexp.run import hydra_job as jobs
 from qaexp.tools import report
@@ -23,8 +21,7 @@ SMALL = ["experiment=test_tiny", "trainer.threads=null", "data.num_train=150", "
 
 
 def compose_config(overrides, hydra=False):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("config", overrides=overrides, return_hydra_config=hydra)
+    return compose(overrides, hydra=hydra)
 
 
 @pytest.fixture

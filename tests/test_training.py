@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from helpers import tiny_qa
-from conftest import REPO
 from helpers.cli import run_cli
 from qaexp.training.batching import Batcher
 
@@ -208,14 +207,11 @@ def test_resume_restores_steps_records_and_best_weights(tmp_path):
     ("trainer.early_stopping_patience=0", "trainer.early_stopping_patience=0 must be >= 1"),
 ])
 def test_training_keys_are_validated(override, message):
-    from hydra import compose, initialize_config_dir
-
+    from helpers.config import compose
     from qaexp.config.validation import validate
     from qaexp.errors import ConfigError
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["model=tiny", "data=synthetic", "trainer.batch_size=8",
-                                                       override])
+    cfg = compose(["model=tiny", "data=synthetic", "trainer.batch_size=8", override])
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         validate(cfg)
 

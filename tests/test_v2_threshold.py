@@ -266,14 +266,11 @@ def test_the_models_qaexp_json_wins_over_the_run_config_and_flags_win_over_both(
     (["data.extra_eval=[{name:a,file:x.json},{name:a,file:y.json}]"], "must be a unique name"),
 ])
 def test_bad_evaluation_options_are_one_clear_error(overrides, words):
-    from hydra import compose, initialize_config_dir
-
-    from conftest import REPO
+    from helpers.config import compose
     from qaexp.config.validation import validate
     from qaexp.errors import ConfigError
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=quickstart", *overrides])
+    cfg = compose(["experiment=quickstart", *overrides])
     with pytest.raises(ConfigError) as error:
         validate(cfg)
     assert words in str(error.value) and "\n" not in str(error.value)

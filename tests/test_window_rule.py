@@ -3,7 +3,6 @@ import logging
 
 import pytest
 
-from conftest import REPO
 from helpers import tiny_qa
 from helpers.cli import run_cli
 from qaexp.data import window_rule
@@ -90,15 +89,12 @@ def test_tokenising_refuses_a_stride_its_tokenizer_leaves_no_question_room_for(c
 
 
 def test_training_and_the_tools_share_one_set_of_defaults():
-    from hydra import compose, initialize_config_dir
-
-    import qaexp.config  # noqa: F401  (registers the schemas)
+    from helpers.config import compose
 
     expected = (window_rule.MAX_LENGTH, window_rule.DOC_STRIDE, window_rule.MAX_ANSWER_LENGTH, window_rule.N_BEST_SIZE)
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        for data in ("squad", "squad_v2", "json"):
-            cfg = compose(config_name="config", overrides=[f"data={data}"]).data
-            assert (cfg.max_length, cfg.doc_stride, cfg.max_answer_length, cfg.n_best_size) == expected, data
+    for data in ("squad", "squad_v2", "json"):
+        cfg = compose([f"data={data}"]).data
+        assert (cfg.max_length, cfg.doc_stride, cfg.max_answer_length, cfg.n_best_size) == expected, data
     assert (DEFAULTS["max_length"], DEFAULTS["doc_stride"], DEFAULTS["max_answer_length"]) == expected[:3]
     result = run_cli(["-m", "qaexp.predict", "--help"], timeout=60)
     assert f"max_length {window_rule.MAX_LENGTH}, doc_stride {window_rule.DOC_STRIDE}" in result.stdout

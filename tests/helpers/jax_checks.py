@@ -21,6 +21,8 @@ CONF = str(pathlib.Path(__file__).resolve().parents[2] / "conf")
 
 
 def run_experiment(directory: str, overrides: list[str]) -> dict:
+    # Composes for itself rather than through helpers.config.compose: this runs as a script in its own process,
+    # where the tests' `helpers` package is not importable.
     from hydra import compose, initialize_config_dir
 
     from qaexp.run.experiment import run
