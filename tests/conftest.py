@@ -1,4 +1,5 @@
-"""Shared test set-up: offline, quiet TensorFlow, and the real SQuAD files from ../shared when present."""
+"""Shared test set-up: offline, quiet TensorFlow, the real SQuAD files from ../shared when present, and the
+session-wide runs (tiny_run, v2_run, reference_run). What tests import lives in tests/helpers/ (never here)."""
 import atexit
 import os
 import pathlib
@@ -9,6 +10,11 @@ import tempfile
 import pytest
 
 from helpers.cli import run_cli
+from helpers.repo import shared_file
+from helpers.shared_runs import TINY_RUN, once_per_session
+
+# The hub-cache fixtures (hub_build, hub_home) for every test that names them.
+pytest_plugins = ["helpers.hub_cache"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["HF_HUB_OFFLINE"] = "1"  # fail at once instead of retrying the (unreachable) hub
@@ -18,16 +24,6 @@ os.environ.setdefault("WANDB_SILENT", "true")
 if "QAEXP_CACHE_DIR" not in os.environ:  # tests share one feature cache, not the user's ~/.cache/qaexp
     os.environ["QAEXP_CACHE_DIR"] = tempfile.mkdtemp(prefix="qaexp-test-cache-")
     atexit.register(shutil.rmtree, os.environ["QAEXP_CACHE_DIR"], ignore_errors=True)
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED_SQUAD = REPO.parent / "shared" / "data" / "squad"
-
-
-def shared_file(name: str) -> pathlib.Path:
-    path = SHARED_SQUAD / name
-    if not path.exists():
-        pytest.skip(f"real SQuAD data not available: {path} is absent (it lives in ../shared beside the repo)")
-    return path
 
 
 @pytest.fixture
@@ -43,10 +39,6 @@ def squad_v2_dev() -> pathlib.Path:
 @pytest.fixture
 def cli():
     return run_cli
-
-
-# The shared tiny run: 300 questions in batches of 16 (19 steps per epoch), two epochs, default verbosity.
-TINY_RUN = ["experiment=quickstart", "data.num_train=300", "data.num_validation=40", "trainer.epochs=2"]
 
 
 @pytest.fixture(scope="session")
@@ -104,29 +96,6 @@ def v2_run(tmp_path_factory) -> pathlib.Path:
         (run_dir / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in validation))
 
     return once_per_session(tmp_path_factory, "v2", make) / "run"
-
-
-def once_per_session(tmp_path_factory, name: str, make) -> pathlib.Path:
-    """The directory `make(directory)` fills, made once per test session even across pytest-xdist workers.
-
-    A session-scoped fixture runs once per worker; this one runs `make` in the first worker that asks and lets the
-    others wait on a file lock and then use its directory (pytest-xdist's documented pattern). Tests must not
-    change what is there: copy it into tmp_path first to damage it."""
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:  # one process: the basetemp's parent is not this session's
-        directory = tmp_path_factory.mktemp(name, numbered=False)
-        make(directory)
-        return directory
-    from filelock import FileLock
-
-    shared = tmp_path_factory.getbasetemp().parent  # pytest-N/, shared by this session's workers
-    directory, done = shared / name, shared / f"{name}.done"
-    with FileLock(str(shared / f"{name}.lock")):
-        if not done.exists():
-            shutil.rmtree(directory, ignore_errors=True)  # what a worker that failed half-way left
-            directory.mkdir()
-            make(directory)
-            done.touch()
-    return directory
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pathlib
 
 import pytest
 
-from conftest import REPO
+from helpers.repo import REPO
 from helpers.config import compose
 from helpers.cli import run_cli
 from qaexp import backend

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import REPO
+from helpers.repo import REPO
 from helpers.cli import run_cli
 
 SCRIPT = str(REPO / "benchmarks" / "gpu_epoch.py")

@@ -5,7 +5,7 @@ import pytest
 
 from helpers.cli import run_cli
 
-from conftest import TINY_RUN
+from helpers.shared_runs import TINY_RUN
 
 # The shared tiny run's data (conftest.tiny_run: 300 training and 40 evaluation questions, 2 epochs).
 EVALUATE_LIKE_THE_TINY_RUN = [arg for arg in TINY_RUN if not arg.startswith("trainer.epochs=")]

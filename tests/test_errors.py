@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import REPO
+from helpers.repo import REPO
 from helpers.cli import popen_cli, run_cli
 from helpers.config import compose
 

@@ -1,5 +1,5 @@
 """Hub checkpoints, the path every real user takes: files in a Hugging Face cache exactly as huggingface_hub
-leaves them (tests/hub_cache.py), offline, loaded by qaexp's real resolution and loading code.
+leaves them (tests/helpers/hub_cache.py), offline, loaded by qaexp's real resolution and loading code.
 
 * every hub entry of the model group trains, evaluates and saves through the CLI (one multirun);
 * the loaded encoder weights are the tensors the checkpoint files were written from (tf_model.h5, PyTorch
@@ -20,10 +20,10 @@ from omegaconf import OmegaConf
 
 import qaexp  # noqa: F401  (KERAS_BACKEND and the quiet settings before TensorFlow)
 from helpers.cli import run_cli
-from hub_cache import (FAMILIES, H5_FAMILIES, FakeHub, HubCache, bfloat16_bits_to_float32, closed_port,  # noqa: F401
-                       float32_to_bfloat16_bits, hub_build, hub_entries, hub_home, tensors_of_shapes,
-                       read_safetensors_file, safetensors_bytes, safetensors_header, sharded_h5, sharded_safetensors,
-                       tf_h5_bytes, truncated, with_config_change, with_qa_head)
+from helpers.hub_cache import (FAMILIES, H5_FAMILIES, FakeHub, HubCache, bfloat16_bits_to_float32, closed_port,
+                               float32_to_bfloat16_bits, hub_entries, tensors_of_shapes, read_safetensors_file,
+                               safetensors_bytes, safetensors_header, sharded_h5, sharded_safetensors, tf_h5_bytes,
+                               truncated, with_config_change, with_qa_head)
 
 ENTRIES = hub_entries()  # conf/model/*.yaml: an entry of an unknown family fails here, at collection
 FAMILY_NAMES = sorted({entry.family for entry in ENTRIES})

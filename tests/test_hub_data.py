@@ -1,5 +1,5 @@
 """data=squad / data=squad_v2 through the real `datasets.load_dataset`: the canonical hub ids, read offline from a
-cache `datasets` prepared itself (tests/hub_dataset_cache.py), each split cut to its max_*_samples before its
+cache `datasets` prepared itself (tests/helpers/hub_dataset_cache.py), each split cut to its max_*_samples before its
 records are converted and checked; the one line for a dataset the hub says does not exist, the one for a bare
 name (`squad`) that huggingface_hub >= 1.16 refuses, for a config name the dataset lacks, and for a dataset that
 needs a loading script (datasets >= 4 runs none)."""
@@ -12,8 +12,8 @@ import pytest
 import datasets
 import huggingface_hub.errors
 from helpers.cli import run_cli
-from hub_cache import FakeHub, HubRequest, LoopbackHub
-from hub_dataset_cache import write_hub_dataset
+from helpers.hub_cache import FakeHub, HubRequest, LoopbackHub
+from helpers.hub_dataset_cache import write_hub_dataset
 from qaexp.data.squad import load_eval_set, load_splits
 from qaexp.errors import DataError
 from test_config import composed

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from helpers.cli import run_cli
-from hub_cache import FakeHub, closed_port, hub_build, hub_home  # noqa: F401  (session fixtures)
-from hub_dataset_cache import write_hub_dataset
+from helpers.hub_cache import FakeHub, closed_port
+from helpers.hub_dataset_cache import write_hub_dataset
 
 OFFLINE_ERROR_SECONDS = 10
 MAX_STDERR_LINES = 3

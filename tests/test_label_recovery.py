@@ -18,8 +18,8 @@ import pytest
 from omegaconf import OmegaConf
 
 import qaexp  # noqa: F401  (KERAS_BACKEND and the quiet settings before TensorFlow)
-from conftest import shared_file
-from hub_cache import TOKENIZER_KINDS, model_config, write_tokenizer
+from helpers.repo import shared_file
+from helpers.hub_cache import TOKENIZER_KINDS, model_config, write_tokenizer
 
 QUESTIONS = 2000
 MAX_LENGTH, DOC_STRIDE = 384, 128
@@ -129,7 +129,7 @@ def test_labels_cut_the_gold_answer(squad_records, training_texts, tmp_path, kin
 def test_offsets_of_context_tokens_never_start_with_a_space(tmp_path, kind_name):
     """Without ../shared too: SentencePiece's word-initial pieces ("▁Da") cover the space before the word; the
     windows' offsets start at the word, so a saved answer never begins with a space."""
-    from hub_cache import synthetic_texts
+    from helpers.hub_cache import synthetic_texts
 
     from qaexp.data.windows import tokenize_windows
 

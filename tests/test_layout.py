@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from helpers.repo import REPO
 from qaexp.cli import TOOLS
 
 PACKAGE = REPO / "qaexp"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import REPO
+from helpers.repo import REPO
 from helpers.cli import run_cli
 from qaexp.model.saved import load_saved
 from qaexp.tools import predict

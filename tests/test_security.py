@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-from helpers.cli import popen_cli
+from helpers.repo import REPO
+from helpers.cli import popen_cli, run_cli
 from helpers.config import compose
 from test_errors import SECRETS
 
@@ -104,10 +104,9 @@ def test_secrets_reach_no_report_export_or_serve_log(trained_tiny_model, tmp_pat
     model_dir = trained_tiny_model / "model"
     exported, report = tmp_path / "exported", tmp_path / "report"
     with ThreadPoolExecutor(3) as pool:
-        jobs = [pool.submit(qaexp, [str(trained_tiny_model), "--out", str(report)], module="qaexp.report",
-                            extra_env=SECRETS),
-                pool.submit(qaexp, [str(model_dir), "--format", "saved_model", "--output", str(exported),
-                                    "--sample-size", "8"], module="qaexp.export", extra_env=SECRETS),
+        jobs = [pool.submit(run_cli, ["-m", "qaexp.report", trained_tiny_model, "--out", report], env=SECRETS),
+                pool.submit(run_cli, ["-m", "qaexp.export", model_dir, "--format", "saved_model", "--output", exported,
+                                      "--sample-size", "8"], env=SECRETS),
                 pool.submit(serve_once, model_dir)]
         report_run, export_run, serve_log = [job.result() for job in jobs]
     for run in (report_run, export_run):

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import REPO
+from helpers.repo import REPO
 from helpers.cli import popen_cli
 from qaexp.errors import QAExpError
 from qaexp.model.saved import answer_settings, trained_settings

@@ -2,7 +2,7 @@
 
 While transformers still has TF classes (4.x), two tests pin the equivalence down: the name mapping equals
 transformers' own `convert_tf_weight_name_to_pt_weight_name` on every weight of every family's TF models, and the
-h5 that tests/hub_cache.py writes has the layout of TF `save_pretrained` and loads into the TF class. Without TF
+h5 that tests/helpers/hub_cache.py writes has the layout of TF `save_pretrained` and loads into the TF class. Without TF
 classes (transformers 5) they are skipped; the round trip and the failure tests need nothing but h5py.
 """
 import json
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import qaexp  # noqa: F401  (KERAS_BACKEND and the quiet settings before TensorFlow)
-from hub_cache import (FAMILIES, H5_FAMILIES, h5_layout, model_config, pretraining_tensors, sharded_h5,
-                       tensors_by_tf, tf_h5_bytes, truncated)
+from helpers.hub_cache import (FAMILIES, H5_FAMILIES, h5_layout, model_config, pretraining_tensors, sharded_h5,
+                               tensors_by_tf, tf_h5_bytes, truncated)
 from qaexp.errors import ModelLoadError
 from qaexp.model.tf_h5 import pytorch_name, read_tf_h5
 

@@ -14,7 +14,7 @@ MAX_LENGTH, STRIDE = 192, 64
 
 @pytest.fixture(scope="module")
 def squad_sample(request):
-    from conftest import shared_file
+    from helpers.repo import shared_file
 
     with open(shared_file("dev-v1.1.json"), encoding="utf-8") as f:
         records = list(flatten_squad(json.load(f)))

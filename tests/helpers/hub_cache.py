@@ -40,7 +40,8 @@ from those tensors: model.safetensors by hand, tf_model.h5 with h5py in the layo
 transformers 4.57; tests/test_tf_h5.py compares the two while transformers still has TF classes).
 transformers is used only for config.json and the tokenizers, which transformers 5 still has.
 
-Nothing here is a test; `hub_build` / `hub_home` are session fixtures for the tests that import them.
+Nothing here is a test. tests/conftest.py loads this module as a pytest plugin (`pytest_plugins`), so its
+session fixtures `hub_build` / `hub_home` reach every test that names them; tests import its functions.
 """
 from __future__ import annotations
 
@@ -62,7 +63,9 @@ import numpy as np
 import pytest
 import yaml
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from helpers.repo import REPO
+from helpers.shared_runs import once_per_session
+
 MODEL_CONF = REPO / "conf" / "model"
 
 # ---- which tokenizer and weights each family has ------------------------------------------------------
@@ -177,7 +180,7 @@ TOKENIZER_KINDS = {
 HIDDEN, LAYERS, HEADS, INTERMEDIATE = 32, 2, 2, 64
 # A placeholder where the real repo has pytorch_model.bin: qaexp never reads it (it cannot without torch), and a
 # pickle-free byte string makes any attempt to read it fail loudly instead of loading something.
-PYTORCH_BIN_PLACEHOLDER = b"not a real pytorch_model.bin: a placeholder written by tests/hub_cache.py\n"
+PYTORCH_BIN_PLACEHOLDER = b"not a real pytorch_model.bin: a placeholder written by tests/helpers/hub_cache.py\n"
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,7 @@ def hub_entries(conf_dir: pathlib.Path = MODEL_CONF) -> list[Entry]:
             continue
         family = data.get("family")
         if family not in FAMILIES:
-            raise ValueError(f"{path.name}: family {family!r} has no test model in tests/hub_cache.py "
+            raise ValueError(f"{path.name}: family {family!r} has no test model in tests/helpers/hub_cache.py "
                              f"(known: {', '.join(sorted(FAMILIES))}); add it to FAMILIES")
         uncased = bool(data.get("lowercase")) or "uncased" in checkpoint.lower() or FAMILIES[family].uncased
         tokenizer = next((kind for prefix, kind in CHECKPOINT_TOKENIZERS.items() if checkpoint.startswith(prefix)), "")
@@ -997,26 +1000,15 @@ def read_hub(hf_home: pathlib.Path, manifest: pathlib.Path) -> HubBuild:
     return HubBuild(hf_home, entries, sources, {k: pathlib.Path(v) for k, v in data["snapshots"].items()})
 
 
-# basetemp -> the session's HubBuild. Every test module that imports the fixture below defines it anew, and pytest
-# would run each definition once: this keeps it to one build per session.
-_SESSION_BUILDS: dict[str, HubBuild] = {}
-
-
 @pytest.fixture(scope="session")
 def hub_build(tmp_path_factory) -> HubBuild:
-    """Every hub entry of conf/model in a hub cache under a temporary HF_HOME, built once per session, for every
-    module that imports this fixture and across pytest-xdist workers too (the other workers read what the first
-    one wrote). Read-only."""
-    from conftest import once_per_session
-
+    """Every hub entry of conf/model in a hub cache under a temporary HF_HOME, built once per session, across
+    pytest-xdist workers too (the other workers read what the first one wrote). Read-only."""
     def make(root: pathlib.Path) -> None:
         write_manifest(build_hub(root / "hf_home", root / "sources"), root / MANIFEST)
 
-    session = str(tmp_path_factory.getbasetemp())
-    if session not in _SESSION_BUILDS:
-        root = once_per_session(tmp_path_factory, "hub_cache", make)
-        _SESSION_BUILDS[session] = read_hub(root / "hf_home", root / MANIFEST)
-    return _SESSION_BUILDS[session]
+    root = once_per_session(tmp_path_factory, "hub_cache", make)
+    return read_hub(root / "hf_home", root / MANIFEST)
 
 
 @pytest.fixture(scope="session")
