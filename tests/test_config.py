@@ -17,10 +17,6 @@ def group_options() -> list[tuple[str, str]]:
     return sorted((path.parent.name, path.stem) for path in CONF.glob("*/*.yaml"))
 
 
-def composed(overrides: list[str]):
-    return compose(overrides)
-
-
 def test_every_group_has_options():
     groups = {group for group, _ in group_options()}
     assert {"model", "data", "optimizer", "precision", "trainer", "logger", "experiment"} <= groups
@@ -28,7 +24,7 @@ def test_every_group_has_options():
 
 @pytest.mark.parametrize("group, option", group_options())
 def test_every_option_composes_and_validates(group, option):
-    cfg = composed([f"{group}={option}", *NEEDS.get((group, option), [])])
+    cfg = compose([f"{group}={option}", *NEEDS.get((group, option), [])])
     validate(cfg)
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # every interpolation resolves
 
@@ -41,7 +37,7 @@ def test_every_option_composes_and_validates(group, option):
 ])
 def test_schema_rejects_wrong_types_and_unknown_keys(override, key):
     with pytest.raises(ConfigCompositionException) as caught:
-        composed([*QUICK, override])
+        compose([*QUICK, override])
     assert key in f"{caught.value} {caught.value.__cause__}"
 
 
@@ -52,12 +48,12 @@ def test_schema_rejects_wrong_types_and_unknown_keys(override, key):
 ])
 def test_added_keys_are_rejected_by_validate(override, key):
     with pytest.raises(ConfigError, match="unknown config key") as caught:
-        validate(composed([*QUICK, override]))
+        validate(compose([*QUICK, override]))
     assert key in str(caught.value)
 
 
 def test_architecture_accepts_any_key():
-    validate(composed([*QUICK, "+model.architecture.layer_norm_eps=1e-6"]))
+    validate(compose([*QUICK, "+model.architecture.layer_norm_eps=1e-6"]))
 
 
 RANGE_CASES = [
@@ -95,19 +91,19 @@ RANGE_CASES = [
 @pytest.mark.parametrize("overrides, words", RANGE_CASES, ids=[" ".join(o) for o, _ in RANGE_CASES])
 def test_range_checks_name_the_key_and_range(overrides, words):
     with pytest.raises(ConfigError) as caught:
-        validate(composed([*QUICK, *overrides]))
+        validate(compose([*QUICK, *overrides]))
     for word in words:
         assert word in str(caught.value)
 
 
 def test_edges_of_the_ranges_are_accepted():
-    validate(composed([*QUICK, "data.max_length=512", "data.doc_stride=243", "optimizer.warmup_ratio=0",
+    validate(compose([*QUICK, "data.max_length=512", "data.doc_stride=243", "optimizer.warmup_ratio=0",
                        "optimizer.beta_1=0", "trainer.epochs=1", "trainer.batch_size=1", "trainer.verbose=0"]))
 
 
 def test_checkpoint_models_skip_the_architecture_limit():
     # A checkpoint's limit is only known once its config is loaded (checked in experiment before training).
-    validate(composed(["model=bert-base-cased", "data=synthetic", "data.max_length=1024", "data.doc_stride=128"]))
+    validate(compose(["model=bert-base-cased", "data=synthetic", "data.max_length=1024", "data.doc_stride=128"]))
 
 
 def test_modernbert_windows_reach_8192_tokens_and_no_further():
@@ -122,10 +118,10 @@ def test_modernbert_windows_reach_8192_tokens_and_no_further():
     model = build_qa_model(AutoConfig.for_model("modernbert", vocab_size=64, hidden_size=16, num_hidden_layers=1,
                                                 num_attention_heads=2, intermediate_size=16,
                                                 max_position_embeddings=8192, pad_token_id=0).to_dict())
-    at_limit = composed(["model=modernbert-base", "data=synthetic", "data.max_length=8192", "data.doc_stride=1024"])
+    at_limit = compose(["model=modernbert-base", "data=synthetic", "data.max_length=8192", "data.doc_stride=1024"])
     validate(at_limit)
     _check_model_limit(at_limit, model)
-    above = composed(["model=modernbert-base", "data=synthetic", "data.max_length=8193", "data.doc_stride=1024"])
+    above = compose(["model=modernbert-base", "data=synthetic", "data.max_length=8193", "data.doc_stride=1024"])
     validate(above)  # the limit is the checkpoint's: known once its config is loaded
     with pytest.raises(ConfigError) as caught:
         _check_model_limit(above, model)
@@ -135,4 +131,4 @@ def test_modernbert_windows_reach_8192_tokens_and_no_further():
 
 def test_trust_remote_code_is_off_unless_turned_on():
     for option in (path.stem for path in (CONF / "model").glob("*.yaml")):
-        assert composed([f"model={option}"]).model.trust_remote_code is False
+        assert compose([f"model={option}"]).model.trust_remote_code is False

@@ -1,11 +1,11 @@
 """qaexp.export: each format round-trips the tiny trained model and is verified beside the original."""
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.repo import FIXTURES
 from qaexp.evaluation import export_check
 from qaexp.tools import export
 
@@ -142,7 +142,7 @@ def test_a_float32_export_that_changes_answers_fails(tmp_path, capsys, monkeypat
     assert "the float32 export changed 1 answers (first ids: q7)" in one_line_error(capsys)
 
 
-PARITY = Path(__file__).parent / "fixtures" / "parity"
+PARITY = FIXTURES / "parity"
 
 
 @pytest.mark.slow

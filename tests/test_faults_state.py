@@ -20,6 +20,7 @@ from typing import Callable
 import pytest
 
 from helpers.cli import run_cli
+from helpers.repo import FIXTURES
 from helpers.state_runs import RUN, metrics, results
 
 pytestmark = pytest.mark.slow  # each case is a CLI process that imports TensorFlow
@@ -92,7 +93,7 @@ def other_models(reference, tmp_path_factory) -> Path:
     root, source = tmp_path_factory.mktemp("other_models"), reference / "run" / "model"
     tensors = export_weights(load_qa_model(str(source)))
     small_files = [p for p in source.iterdir() if p.suffix in (".json", ".txt") and p.name != "qaexp-manifest.json"]
-    distilbert = Path(__file__).parent / "fixtures" / "parity" / "distilbert" / "model.safetensors"
+    distilbert = FIXTURES / "parity" / "distilbert" / "model.safetensors"
     for name, save in {
             "safetensors": lambda d: save_file(tensors, str(d / "model.safetensors"), metadata={"format": "pt"}),
             "sharded": lambda d: save_sharded(tensors, d),

@@ -13,10 +13,10 @@ import datasets
 import huggingface_hub.errors
 from helpers.cli import run_cli
 from helpers.hub_cache import FakeHub, HubRequest, LoopbackHub
+from helpers.config import compose
 from helpers.hub_dataset_cache import write_hub_dataset
 from qaexp.data.squad import load_eval_set, load_splits
 from qaexp.errors import DataError
-from test_config import composed
 
 CONTEXT = "Ada grew up in Lyon. She moved to Paris in 1990."
 
@@ -45,7 +45,7 @@ def malformed(n: int, split: str) -> dict:
 def test_squad_config_names_the_canonical_hub_ids():
     for option, repo_id, config_name in [("squad", "rajpurkar/squad", "plain_text"),
                                          ("squad_v2", "rajpurkar/squad_v2", "squad_v2")]:
-        data = composed(["model=tiny", f"data={option}"]).data
+        data = compose(["model=tiny", f"data={option}"]).data
         assert (data.name, data.config_name) == (repo_id, config_name)
 
 
@@ -53,7 +53,7 @@ def test_hub_split_is_cut_to_its_limit_before_its_records_are_converted(tmp_path
     train = [record(n, "train") for n in range(4)] + [malformed(4, "train")]
     validation = [record(n, "validation") for n in range(3)] + [malformed(3, "validation")]
     squad_cache(tmp_path, monkeypatch, train, validation)
-    data = composed(["model=tiny", "data=squad"]).data
+    data = compose(["model=tiny", "data=squad"]).data
 
     with pytest.raises(DataError, match=r"rajpurkar/squad train row 4: answers have 1 'text' but 2 'answer_start'"):
         load_splits(data)  # unlimited, the malformed row is converted
@@ -68,7 +68,7 @@ def test_extra_eval_hub_set_is_cut_to_its_limit_before_conversion(tmp_path, monk
     validation = [record(n, "validation") for n in range(2)] + [malformed(2, "validation")]
     squad_cache(tmp_path, monkeypatch, [record(0, "train")], validation)
     entry = "{name:dev,source:hub,dataset:rajpurkar/squad,config_name:plain_text,split:validation,max_eval_samples:2}"
-    data = composed(["model=tiny", "data=squad", f"data.extra_eval=[{entry}]"]).data
+    data = compose(["model=tiny", "data=squad", f"data.extra_eval=[{entry}]"]).data
     assert load_eval_set(data.extra_eval[0], "error") == validation[:2]
 
 
@@ -123,7 +123,7 @@ def test_a_bare_dataset_name_the_installed_huggingface_hub_refuses_points_to_its
 
 def test_an_unknown_config_name_names_the_configs_in_the_cache_offline(tmp_path, monkeypatch):
     squad_cache(tmp_path, monkeypatch, [record(0, "train")], [record(0, "validation")])
-    data = composed(["model=tiny", "data=squad", "data.config_name=plain"]).data
+    data = compose(["model=tiny", "data=squad", "data.config_name=plain"]).data
     with pytest.raises(DataError) as raised:
         load_splits(data)
     assert str(raised.value) == ("dataset 'rajpurkar/squad' has no config 'plain'; the cache (offline) has: "
@@ -144,7 +144,7 @@ def test_an_unknown_or_missing_config_of_an_extra_eval_set_names_the_entry_and_t
     # datasets builds the folder's configs from its card and refuses the name as it does for a hub repo
     folder = card_folder(tmp_path / "cards", ["plain_text", "hard"])
     entry = f"{{name:dev,source:hub,dataset:'{folder}',config_name:easy,split:validation}}"
-    data = composed(["model=tiny", "data=squad", f"data.extra_eval=[{entry}]"]).data
+    data = compose(["model=tiny", "data=squad", f"data.extra_eval=[{entry}]"]).data
     with pytest.raises(DataError) as raised:
         load_eval_set(data.extra_eval[0], "error")
     assert str(raised.value) == (f"dataset '{folder}' has no config 'easy'; it has: plain_text, hard: set "

@@ -1,9 +1,9 @@
 """SQuAD v1.1 / v2.0 metrics, pinned with hand-computed cases."""
 import json
-import pathlib
 
 import pytest
 
+from helpers.repo import FIXTURES
 from qaexp.evaluation.metrics import (
     evaluate_v1,
     evaluate_v2,
@@ -181,7 +181,7 @@ def test_squad_metrics_aliases_for_v2():
 
 # transformers' SQuAD code (removed in transformers 5) as recorded by
 # tests/fixtures/squad_reference/make_reference.py with transformers 4.57.6 (its docstring says how to rerun it)
-REFERENCE = pathlib.Path(__file__).parent / "fixtures" / "squad_reference"
+REFERENCE = FIXTURES / "squad_reference"
 
 
 def reference_fixture(name: str):

@@ -13,12 +13,13 @@ import os
 import numpy as np
 import pytest
 
+from helpers.repo import FIXTURES as TEST_FIXTURES, REPO
 from qaexp.model.families import build_qa_model
 from qaexp.model.families.weights import export_weights, load_weights, missing_encoder
 from qaexp.model.hf_checkpoint import load_checkpoint
 from qaexp.model.pretrained import read_safetensors
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parity")
+FIXTURES = str(TEST_FIXTURES / "parity")
 FAMILIES = ["bert", "roformer", "distilbert", "roberta", "xlm-roberta", "electra", "albert", "deberta-v2", "modernbert",
             "modernbert-4x"]  # modernbert-4x: the same architecture, config.json in transformers 4.4x keys
 
@@ -207,7 +208,7 @@ def test_the_model_modules_import_neither_tensorflow_nor_tf_keras():
     # Backend-neutral by construction: keras.ops only, so the models run on JAX (next test).
     import re
 
-    folder = os.path.join(os.path.dirname(__file__), "..", "qaexp", "model", "families")
+    folder = str(REPO / "qaexp" / "model" / "families")
     for name in sorted(os.listdir(folder)):
         if name.endswith(".py"):
             source = open(os.path.join(folder, name), encoding="utf-8").read()

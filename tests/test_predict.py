@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from helpers.repo import REPO
+from helpers.repo import FIXTURES
 from helpers.cli import run_cli
 from qaexp.model.saved import load_saved
 from qaexp.tools import predict
@@ -81,7 +81,7 @@ def test_json_lines_input_gives_the_same_answers(trained_tiny_model, tmp_path, c
                                                                        for r in records}
 
 
-PARITY = REPO / "tests" / "fixtures" / "parity"
+PARITY = FIXTURES / "parity"
 
 
 def expected_tensors(family: str, config: dict) -> dict:

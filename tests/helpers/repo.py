@@ -4,6 +4,7 @@ import pathlib
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"  # committed files the tests read (parity logits, the SQuAD reference)
 SHARED_SQUAD = REPO.parent / "shared" / "data" / "squad"
 
 
