@@ -1,5 +1,11 @@
 """Shared test set-up: offline, quiet TensorFlow, the real SQuAD files from ../shared when present, and the
-session-wide runs (tiny_run, v2_run, reference_run). What tests import lives in tests/helpers/ (never here)."""
+session-wide runs (tiny_run, v2_run, reference_run). What tests import lives in tests/helpers/ (never here).
+
+Layout, by what a test exercises: unit/ one module or rule (in process, bar a CLI check of the same line);
+cli/ a command as a user runs it (predict, evaluate, report, analyze, serve, export, hub, install, benchmarks);
+training/ training runs (steps, backends, parity, resume, sweeps, launchers, clusters); faults/ bad input, damaged
+state, signals, secrets, concurrency; hub/ checkpoints and datasets from a hub cache. Folders have no __init__.py,
+so a test module's basename must be unique across them (pytest imports it by that name)."""
 import atexit
 import os
 import pathlib
@@ -49,7 +55,7 @@ def tiny_run(tmp_path_factory) -> pathlib.Path:
     `<dir>/cache` its feature cache, `<dir>/status` its exit status.
 
     Made once per session (across pytest-xdist workers too) and shared by the tests that need some trained model
-    and by those that check what a run prints and writes (tests/test_cli.py, test_quiet.py, test_everyday.py).
+    and by those that check what a run prints and writes (tests/cli/test_cli.py, test_quiet.py, test_everyday.py).
     Read-only: copy it to change it."""
     def make(root: pathlib.Path) -> None:
         with open(root / "console.log", "w") as console:

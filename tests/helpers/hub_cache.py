@@ -37,7 +37,7 @@ encoder's PyTorch names and shapes come from qaexp's own Keras 3 model of the fa
 (`qaexp.model.families.build_qa_model` + `export_weights`), the values from NumPy, and each file is written
 from those tensors: model.safetensors by hand, tf_model.h5 with h5py in the layout TF `save_pretrained`
 (tf-keras `save_weights`) wrote for the family's `TF...ForMaskedLM` / `TFElectraForPreTraining` (learnt from
-transformers 4.57; tests/test_tf_h5.py compares the two while transformers still has TF classes).
+transformers 4.57; tests/hub/test_tf_h5.py compares the two while transformers still has TF classes).
 transformers is used only for config.json and the tokenizers, which transformers 5 still has.
 
 Nothing here is a test. tests/conftest.py loads this module as a pytest plugin (`pytest_plugins`), so its

@@ -1,4 +1,4 @@
-"""What tests/test_backends.py checks on the JAX backend, in one process (one JAX start-up): run under
+"""What tests/training/test_backends.py checks on the JAX backend, in one process (one JAX start-up): run under
 KERAS_BACKEND=jax with tests/helpers/no_tensorflow on PYTHONPATH.
 
     python jax_checks.py SPEC.json

@@ -96,7 +96,7 @@ CASES = [
      ["data.on_bad_answer='maybe'", "error, skip, fix"]),
     ("bad architecture", ["model.architecture.num_attention_heads=3"], None, 2,
      ["num_attention_heads=3", "multiple"]),
-    # ---- numbers at their edges (every key's range: tests/test_limits.py) ----
+    # ---- numbers at their edges (every key's range: tests/unit/test_limits.py) ----
     ("lr NaN", ["optimizer.lr=nan"], None, 2, ["optimizer.lr=nan", "finite", "(valid: (0, inf))"]),
     ("threshold infinite", ["data.null_score_diff_threshold=inf"], None, 2,
      ["data.null_score_diff_threshold=inf", "finite"]),
@@ -116,7 +116,7 @@ CASES = [
      ["{tmp}/empty", "no config.json"]),
     ("checkpoint is a file", ["model.from_scratch=false", "model.checkpoint={data}"], "{}", 2,
      ["model.checkpoint=", "is not an existing directory"]),
-    # ---- data at its edges (more in tests/test_data_edges.py) ----
+    # ---- data at its edges (more in tests/unit/test_data_edges.py) ----
     ("unanswerable without the v2 flag", JSON_DATA, jsonl([record(0), record(1, answers={"text": [],
                                                                                         "answer_start": []})]),
      2, ["1 unanswerable question(s)", "'q1'", "data.version_2_with_negative=true"]),

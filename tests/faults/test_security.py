@@ -1,5 +1,5 @@
 """No pickle where user data, models or caches are read; trust_remote_code off unless set; tokens and keys in the
-environment reach no file or log that the tools write (the run itself: tests/test_errors.py's sentinel test)."""
+environment reach no file or log that the tools write (the run itself: tests/faults/test_errors.py's sentinel test)."""
 from __future__ import annotations
 
 import ast

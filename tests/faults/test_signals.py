@@ -4,7 +4,7 @@
 The run announces the stage through the QAEXP_STAGE_HOOK test hook (qaexp/run/timer.py): on entering the stage
 it writes a marker file and waits; the test sends the signal once the marker exists, so the signal arrives in
 that stage whatever the machine's speed. Interrupting training (SIGINT and SIGTERM, with the same checks as here
-and the checkpoint it saves) is tests/test_errors.py's test_interrupted_run_saves_a_checkpoint_and_says_so.
+and the checkpoint it saves) is tests/faults/test_errors.py's test_interrupted_run_saves_a_checkpoint_and_says_so.
 """
 from __future__ import annotations
 

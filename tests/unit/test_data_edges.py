@@ -1,7 +1,7 @@
 """Data at its edges, in process: byte-order marks, CRLF and blank lines, U+2028 inside a JSON string, SQuAD v1/v2
 mix-ups, ids shared by the splits, a 200,000-character context, NUL and control characters, not-JSON files.
 
-The failing cases also run through the real CLI in tests/test_errors.py's table.
+The failing cases also run through the real CLI in tests/faults/test_errors.py's table.
 """
 import json
 import logging
