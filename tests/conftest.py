@@ -1,13 +1,26 @@
-"""Shared test set-up: offline, quiet TensorFlow, and the real SQuAD files from ../shared when present."""
+"""Shared test set-up: offline, quiet TensorFlow, the real SQuAD files from ../shared when present, and the
+session-wide runs (tiny_run, v2_run, reference_run). What tests import lives in tests/helpers/ (never here).
+
+Layout, by what a test exercises: unit/ one module or rule (in process, bar a CLI check of the same line);
+cli/ a command as a user runs it (predict, evaluate, report, analyze, serve, export, hub, install, benchmarks);
+training/ training runs (steps, backends, parity, resume, sweeps, launchers, clusters); faults/ bad input, damaged
+state, signals, secrets, concurrency; hub/ checkpoints and datasets from a hub cache. Folders have no __init__.py,
+so a test module's basename must be unique across them (pytest imports it by that name)."""
 import atexit
 import os
 import pathlib
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import pytest
+
+from helpers.cli import run_cli
+from helpers.repo import shared_file
+from helpers.shared_runs import TINY_RUN, once_per_session
+
+# The hub-cache fixtures (hub_build, hub_home) for every test that names them.
+pytest_plugins = ["helpers.hub_cache"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["HF_HUB_OFFLINE"] = "1"  # fail at once instead of retrying the (unreachable) hub
@@ -17,16 +30,6 @@ os.environ.setdefault("WANDB_SILENT", "true")
 if "QAEXP_CACHE_DIR" not in os.environ:  # tests share one window cache, not the user's ~/.cache/qaexp
     os.environ["QAEXP_CACHE_DIR"] = tempfile.mkdtemp(prefix="qaexp-test-cache-")
     atexit.register(shutil.rmtree, os.environ["QAEXP_CACHE_DIR"], ignore_errors=True)
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED_SQUAD = REPO.parent / "shared" / "data" / "squad"
-
-
-def shared_file(name: str) -> pathlib.Path:
-    path = SHARED_SQUAD / name
-    if not path.exists():
-        pytest.skip(f"real SQuAD data not available: {path} is absent (it lives in ../shared beside the repo)")
-    return path
 
 
 @pytest.fixture
@@ -39,29 +42,9 @@ def squad_v2_dev() -> pathlib.Path:
     return shared_file("dev-v2.0-part.json")
 
 
-def run_cli(args, cwd=REPO, timeout=600, env=None):
-    """Run `python -m ...` as a user would; returns the CompletedProcess (text mode)."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=full_env)
-
-
 @pytest.fixture
 def cli():
     return run_cli
-
-
-# The shared tiny run: 300 questions in batches of 16 (19 steps per epoch), two epochs, default verbosity.
-TINY_RUN = ["experiment=quickstart", "data.num_train=300", "data.num_validation=40", "trainer.epochs=2"]
-
-
-def user_environment() -> dict:
-    """The environment a user runs the CLI in: without the quiet settings this test process got from importing
-    qaexp (which a child would take for the user's own choice) and without HYDRA_FULL_ERROR."""
-    from qaexp.quiet import QUIET_DEFAULTS, VERBOSE_ENV
-
-    unset = {*QUIET_DEFAULTS, VERBOSE_ENV, "HYDRA_FULL_ERROR"}
-    return {key: value for key, value in os.environ.items() if key not in unset}
 
 
 @pytest.fixture(scope="session")
@@ -72,13 +55,12 @@ def tiny_run(tmp_path_factory) -> pathlib.Path:
     `<dir>/cache` its window cache, `<dir>/status` its exit status.
 
     Made once per session (across pytest-xdist workers too) and shared by the tests that need some trained model
-    and by those that check what a run prints and writes (tests/test_cli.py, test_quiet.py, test_everyday.py).
+    and by those that check what a run prints and writes (tests/cli/test_cli.py, test_quiet.py, test_everyday.py).
     Read-only: copy it to change it."""
     def make(root: pathlib.Path) -> None:
         with open(root / "console.log", "w") as console:
-            result = subprocess.run([sys.executable, "-m", "qaexp", *TINY_RUN, f"data.cache_dir={root / 'cache'}",
-                                     f"hydra.run.dir={root / 'run'}"], cwd=REPO, stdout=console,
-                                    stderr=subprocess.STDOUT, text=True, timeout=600, env=user_environment())
+            result = run_cli(["-m", "qaexp", *TINY_RUN, f"data.cache_dir={root / 'cache'}",
+                              f"hydra.run.dir={root / 'run'}"], stdout=console, stderr=subprocess.STDOUT)
         (root / "status").write_text(str(result.returncode))
         assert result.returncode == 0, (root / "console.log").read_text()[-3000:]
 
@@ -122,39 +104,16 @@ def v2_run(tmp_path_factory) -> pathlib.Path:
     return once_per_session(tmp_path_factory, "v2", make) / "run"
 
 
-def once_per_session(tmp_path_factory, name: str, make) -> pathlib.Path:
-    """The directory `make(directory)` fills, made once per test session even across pytest-xdist workers.
-
-    A session-scoped fixture runs once per worker; this one runs `make` in the first worker that asks and lets the
-    others wait on a file lock and then use its directory (pytest-xdist's documented pattern). Tests must not
-    change what is there: copy it into tmp_path first to damage it."""
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:  # one process: the basetemp's parent is not this session's
-        directory = tmp_path_factory.mktemp(name, numbered=False)
-        make(directory)
-        return directory
-    from filelock import FileLock
-
-    shared = tmp_path_factory.getbasetemp().parent  # pytest-N/, shared by this session's workers
-    directory, done = shared / name, shared / f"{name}.done"
-    with FileLock(str(shared / f"{name}.lock")):
-        if not done.exists():
-            shutil.rmtree(directory, ignore_errors=True)  # what a worker that failed half-way left
-            directory.mkdir()
-            make(directory)
-            done.touch()
-    return directory
-
-
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory) -> pathlib.Path:
     """A completed helpers.state_runs.RUN that kept its checkpoints and started with an empty cache of its own,
     shared by the damaged-state and concurrency tests: `<root>/run` is its run directory, `<root>/cache` its
     window and tokenizer cache. Read-only: copy it to damage it."""
-    from helpers.state_runs import RUN, qaexp
+    from helpers.state_runs import RUN
 
     def make(root: pathlib.Path) -> None:
-        result = qaexp([*RUN, "trainer.keep_checkpoints=true", f"data.cache_dir={root / 'cache'}",
-                        f"hydra.run.dir={root / 'run'}"])
+        result = run_cli(["-m", "qaexp", *RUN, "trainer.keep_checkpoints=true", f"data.cache_dir={root / 'cache'}",
+                          f"hydra.run.dir={root / 'run'}"])
         assert result.returncode == 0, result.stderr[-3000:]
 
     return once_per_session(tmp_path_factory, "reference_run", make)

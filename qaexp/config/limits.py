@@ -6,7 +6,7 @@ value out of range is one line naming the key and its valid range within seconds
 max_length in data/window_rule.py (the tools apply it too); the data files are checked where they are read
 (data/squad.py), the model directory where it is resolved (model/pretrained.py).
 
-A new numeric key in the schema needs a row in NUMBERS (tests/test_limits.py fails until it has one).
+A new numeric key in the schema needs a row in NUMBERS (tests/unit/test_limits.py fails until it has one).
 """
 from __future__ import annotations
 

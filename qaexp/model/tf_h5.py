@@ -4,7 +4,7 @@ TensorFlow model classes and without torch.
 Some hub repos still ship only `tf_model.h5` beside a `pytorch_model.bin` (microsoft/deberta-v3-*), and qaexp cannot
 read the pickle without torch; transformers 5 has no TF classes left to read the h5. This module reads the h5 with
 h5py alone and renames each weight the way transformers 4.x did when it moved TF weights into PyTorch models
-(`modeling_tf_pytorch_utils.convert_tf_weight_name_to_pt_weight_name`; tests/test_tf_h5.py checks the two agree on
+(`modeling_tf_pytorch_utils.convert_tf_weight_name_to_pt_weight_name`; tests/hub/test_tf_h5.py checks the two agree on
 every weight of every family while transformers still has TF classes):
 
 * a TF weight `tf_bert_for_masked_lm/bert/encoder/layer_._0/attention/self/query/kernel:0` loses its `:0` and its

@@ -2,7 +2,7 @@
 
 `_experiment` lists the steps; each step is a function below it, in the same order. TensorFlow and transformers
 are imported only once the data has loaded, so that config and data errors come within seconds: every module
-imported at the top leaves them unloaded (tests/test_errors.py checks sys.modules after validation and data
+imported at the top leaves them unloaded (tests/faults/test_errors.py checks sys.modules after validation and data
 loading); the two imports of training.state, which loads Keras, stay inside the steps that need it.
 """
 from __future__ import annotations

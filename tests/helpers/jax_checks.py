@@ -1,4 +1,4 @@
-"""What tests/test_backends.py checks on the JAX backend, in one process (one JAX start-up): run under
+"""What tests/training/test_backends.py checks on the JAX backend, in one process (one JAX start-up): run under
 KERAS_BACKEND=jax with tests/helpers/no_tensorflow on PYTHONPATH.
 
     python jax_checks.py SPEC.json
@@ -21,6 +21,8 @@ CONF = str(pathlib.Path(__file__).resolve().parents[2] / "conf")
 
 
 def run_experiment(directory: str, overrides: list[str]) -> dict:
+    # Composes for itself rather than through helpers.config.compose: this runs as a script in its own process,
+    # where the tests' `helpers` package is not importable.
     from hydra import compose, initialize_config_dir
 
     from qaexp.run.experiment import run

@@ -8,10 +8,9 @@ import pathlib
 import re
 import signal
 import subprocess
-import sys
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from helpers.cli import popen_cli
 
 
 def saved_step(run_dir) -> int:
@@ -25,8 +24,7 @@ def saved_step(run_dir) -> int:
 
 def kill_at_first_checkpoint(argv: list[str], run_dir, timeout: float, process_group: bool = False) -> int:
     """Run `python ARGV`, SIGKILL it (or its process group) once `run_dir` has a checkpoint; the step saved."""
-    process = subprocess.Popen([sys.executable, *argv], cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=process_group)
+    process = popen_cli(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=process_group)
 
     def kill() -> None:
         os.killpg(process.pid, signal.SIGKILL) if process_group else process.kill()

@@ -1,4 +1,4 @@
-"""On PYTHONPATH: this interpreter behaves as if jax and jaxlib were not installed (tests/test_backends.py)."""
+"""On PYTHONPATH: this interpreter behaves as if jax and jaxlib were not installed (tests/training/test_backends.py)."""
 import sys
 
 

