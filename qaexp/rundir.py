@@ -30,6 +30,7 @@ importing TensorFlow.
 """
 from __future__ import annotations
 
+import json
 import os
 
 from qaexp.errors import InputError
@@ -70,6 +71,19 @@ def read_yaml(path: str, kind: str = "mapping"):
     return content
 
 
+def read_json(path: str, kind: type = dict, fix: str = "restore it, or leave its run directory out"):
+    """A run's JSON file (metrics.json, predictions.json, job.json, model/qaexp.json) holding a `kind`, or one
+    line naming the damaged (or unreadable) file and, in `fix`, what to do about it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = json.load(f)
+    except (OSError, ValueError) as err:
+        raise damaged(path, err, fix) from None
+    if not isinstance(content, kind):
+        raise damaged(path, TypeError(f"not a JSON {'object' if kind is dict else kind.__name__}"), fix)
+    return content
+
+
 def read_config(run_dir: str, *, optional: bool = False):
     """The run's resolved config (RUN_DIR/.hydra/config.yaml). A directory without one is not a run directory:
     one line saying so, or None when `optional`."""
@@ -81,6 +95,6 @@ def read_config(run_dir: str, *, optional: bool = False):
     return read_yaml(os.path.join(run_dir, CONFIG))
 
 
-def damaged(path: str, err: BaseException) -> InputError:
+def damaged(path: str, err: BaseException, fix: str = "restore it, or leave its run directory out") -> InputError:
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return InputError(f"{path} is damaged ({reason}): restore it, or leave its run directory out")
+    return InputError(f"{path} is damaged ({reason}): {fix}")

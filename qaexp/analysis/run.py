@@ -6,7 +6,6 @@ without one those two slicings are left out.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -42,12 +41,8 @@ def load_run_questions(run_dir: str) -> RunQuestions:
 
 
 def _read_predictions(path: str) -> dict[str, str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            predictions = json.load(f)
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read {path}: {err}") from None
-    if not isinstance(predictions, dict) or not all(isinstance(v, str) for v in predictions.values()):
+    predictions = rundir.read_json(path, fix="run the evaluation again to rewrite it")
+    if not all(isinstance(v, str) for v in predictions.values()):
         raise InputError(f"{path} must be a JSON object of question id -> answer text")
     return predictions
 

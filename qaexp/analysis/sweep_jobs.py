@@ -71,10 +71,7 @@ def load_job(path: str, root: str) -> Job:
               overrides=_read_overrides(os.path.join(path, rundir.OVERRIDES)))
     metrics_path = os.path.join(path, rundir.METRICS)
     if os.path.isfile(metrics_path):
-        try:
-            metrics = load_outcome(path)
-        except (OSError, ValueError) as err:
-            raise rundir.damaged(metrics_path, err) from None
+        metrics = load_outcome(path)
         job.status = metrics.get("status", Status.COMPLETED)
         job.exact_match, job.f1, job.val_loss = metrics.get("exact_match"), metrics.get("f1"), metrics.get("val_loss")
         job.train_seconds = (metrics.get("seconds") or {}).get("train")

@@ -52,16 +52,10 @@ def write_inference_settings(model_dir: str, data_cfg, threshold: float, thresho
 
 def saved_settings(model_dir: str) -> dict:
     """The DEFAULTS keys of model_dir/qaexp.json; {} when the model has none (older runs, other tools' models)."""
-    import json
-
     path = os.path.join(model_dir, rundir.SETTINGS)
     if not os.path.isfile(path):
         return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
-    except (OSError, ValueError) as err:
-        raise QAExpError(f"cannot read {path}: {err}; delete it to fall back to the run config") from None
+    saved = rundir.read_json(path, fix="delete it to fall back to the run config")
     return {key: saved[key] for key in DEFAULTS if saved.get(key) is not None}
 
 

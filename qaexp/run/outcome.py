@@ -5,7 +5,6 @@ failed one keeps its timings (and its results, if only a later step failed).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from qaexp import rundir
-from qaexp.errors import QAExpError, RunInterrupted, TrainingDiverged
+from qaexp.errors import InputError, QAExpError, RunInterrupted, TrainingDiverged
 from qaexp.output.files import write_json_atomic
 from qaexp.runtime.timer import StageTimer
 
@@ -91,19 +90,15 @@ def record_failure(run_dir: str, progress: Progress, err: Exception) -> None:
 
 
 def load_outcome(run_dir: str) -> dict:
-    """What metrics.json in `run_dir` holds; OSError or ValueError (with the reason) when it cannot be read."""
-    with open(os.path.join(run_dir, rundir.METRICS), encoding="utf-8") as f:
-        outcome = json.load(f)
-    if not isinstance(outcome, dict):
-        raise ValueError("not a JSON object")
-    return outcome
+    """What metrics.json in `run_dir` holds; rundir.damaged's one line when it cannot be read."""
+    return rundir.read_json(os.path.join(run_dir, rundir.METRICS))
 
 
 def read_outcome(run_dir: str) -> Optional[dict]:
     """What metrics.json in `run_dir` holds; None when it is absent or unreadable (a run killed while writing)."""
     try:
         return load_outcome(run_dir)
-    except (OSError, ValueError):
+    except InputError:
         return None
 
 

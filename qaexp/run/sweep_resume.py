@@ -8,7 +8,6 @@ ran with in `job.json`; a completed job counts as done only if they are the ones
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Optional
@@ -16,6 +15,7 @@ from typing import Optional
 from omegaconf import DictConfig
 
 from qaexp import rundir
+from qaexp.errors import InputError
 from qaexp.output.files import write_json_atomic
 from qaexp.run import hydra_job
 from qaexp.run.outcome import Status, read_outcome
@@ -33,9 +33,8 @@ def job_overrides() -> list[str]:
 
 def _read_json(path: str) -> Optional[dict]:
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        return rundir.read_json(path)
+    except InputError:  # a job killed while writing it: run the job again
         return None
 
 
