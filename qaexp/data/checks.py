@@ -18,14 +18,11 @@ def check_records(records: Optional[list[dict]], split: str, on_bad_answer: str,
         return None
     if not records:
         raise DataError(f"the {split} data has no records")
-    seen: set[str] = set()
+    check_unique_ids(records, f"{split} data")
     kept = []
     for record in records:
         if not record["context"].strip() or not record["question"].strip():
             raise DataError(f"{split} record {record['id']!r} has an empty context or question")
-        if record["id"] in seen:
-            raise DataError(f"{split} data has duplicate id {record['id']!r}: ids must be unique")
-        seen.add(record["id"])
         fixed = _check_answers(record, split, on_bad_answer, repairs)
         if fixed is not None:
             kept.append(fixed)
@@ -92,3 +89,12 @@ def warn_shared_ids(train: Optional[list[dict]], validation: Optional[list[dict]
         log.warning("%d question id(s) are in both the train and the validation data (e.g. %r): the validation "
                     "scores then include questions the model trained on; use separate files", len(shared),
                     min(shared))
+
+
+def check_unique_ids(records: list[dict], where: str) -> None:
+    """One line naming the first id two records share: ids key the predictions, so they must be unique."""
+    seen: set[str] = set()
+    for record in records:
+        if record["id"] in seen:
+            raise DataError(f"{where} has duplicate id {record['id']!r}: ids must be unique")
+        seen.add(record["id"])

@@ -1,1 +1,20 @@
-"""Command-line tools beside training: predict with a saved model, score predictions, report a sweep."""
+"""Command-line tools beside training: predict with a saved model, score predictions, report a sweep.
+
+Each tools/COMMAND.py is `qaexp COMMAND` (and `python -m qaexp.COMMAND`, through qaexp/cli.py's one dispatch):
+argparse, one call into the library, its output, and errors as one line (errors.report_error).
+"""
+from __future__ import annotations
+
+import argparse
+
+MODEL_DIR_HELP = "a model directory written by a qaexp run (RUN_DIR/model)"
+
+
+def parser(command: str, doc: str, *, model_dir: bool = False) -> argparse.ArgumentParser:
+    """The parser of `qaexp COMMAND`: its module docstring as the help text (line breaks kept), and the saved
+    model directory as the first argument where the command reads one."""
+    made = argparse.ArgumentParser(prog=f"qaexp {command}", description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    if model_dir:
+        made.add_argument("model_dir", help=MODEL_DIR_HELP)
+    return made

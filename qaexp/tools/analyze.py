@@ -11,16 +11,15 @@ in --output (default: RUN_B/compare_with_<name of RUN_A>).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
+from qaexp import tools
 from qaexp.errors import QAExpError, report_error
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="qaexp analyze", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tools.parser("analyze", __doc__)
     parser.add_argument("run_dir", nargs="?", help="the run directory to analyse")
     parser.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two runs instead")
     parser.add_argument("--output", help="the directory to write into")
@@ -69,6 +68,3 @@ def main(argv=None) -> int:
     print("wrote " + ", ".join(written))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

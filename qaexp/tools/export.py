@@ -17,11 +17,11 @@ is not part of an export: use the model directory's.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
+from qaexp import tools
 from qaexp.errors import QAExpError
 from qaexp.evaluation.export_check import VerificationFailed, timed, verify
 from qaexp.output.export_formats import check_format, input_names, write_onnx, write_saved_model, write_tflite
@@ -32,9 +32,7 @@ SAMPLE_SEED = 0
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="qaexp export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", help="a model directory written by a qaexp run (RUN_DIR/model)")
+    parser = tools.parser("export", __doc__, model_dir=True)
     parser.add_argument("--format", required=True, help="saved_model, tflite or onnx")
     parser.add_argument("--output", required=True, help="the SavedModel directory, or the .tflite / .onnx file")
     parser.add_argument("--quantize", action="store_true", help="tflite: dynamic-range int8 weights")
@@ -159,6 +157,3 @@ def main(argv=None) -> int:
         return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from qaexp.errors import HubPushError, report_error
 from qaexp.output.hub import TOKEN_VARIABLE, push_model_dir
@@ -22,6 +21,3 @@ def main(argv=None) -> int:
     print(url)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

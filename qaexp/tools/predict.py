@@ -16,18 +16,18 @@ A SQuAD v2 model's answer ("" for no answer) is decided by that threshold and li
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+
+from qaexp import tools
+from qaexp.data.checks import check_unique_ids
 from qaexp.errors import QAExpError, report_error
 from qaexp.model.saved import answer_settings, load_saved
 from qaexp.tools.setting_flags import add_setting_flags, setting_overrides
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="qaexp predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", help="a model directory written by a qaexp run (RUN_DIR/model)")
+    parser = tools.parser("predict", __doc__, model_dir=True)
     parser.add_argument("--question")
     parser.add_argument("--context", help="the passage (or @FILE to read it from a file)")
     parser.add_argument("--file", help="answer every question of this SQuAD / JSON-lines file")
@@ -73,7 +73,7 @@ def _predict_file(args) -> int:
     from qaexp.output.files import write_json_atomic
 
     records = read_records(args.file, answers_optional=True)
-    _check_unique_ids(records, args.file)
+    check_unique_ids(records, args.file)
     saved = load_saved(args.model_dir, _settings(args))
     answers = answer_questions(saved, records, args.batch_size, progress=True)
     detailed = file_predictions(answers, args.top_k)
@@ -86,14 +86,6 @@ def _predict_file(args) -> int:
     written = ", ".join(f for f in (args.output, args.official_output) if f) or "stdout"
     print(f"answered {len(records)} questions from {args.file} -> {written}", file=sys.stderr)
     return 0
-
-
-def _check_unique_ids(records: list[dict], path: str) -> None:
-    seen: set[str] = set()
-    for record in records:
-        if record["id"] in seen:
-            raise QAExpError(f"{path}: duplicate question id {record['id']!r}: ids must be unique")
-        seen.add(record["id"])
 
 
 def main(argv=None) -> int:
@@ -128,6 +120,3 @@ def _read_context(value: str) -> str:
     except OSError as err:
         raise QAExpError(f"cannot read the context file {value[1:]}: {err.strerror}") from err
 
-
-if __name__ == "__main__":
-    sys.exit(main())

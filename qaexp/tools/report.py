@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import sys
 from collections import defaultdict
 from typing import Optional
 
@@ -211,6 +210,3 @@ def main(argv: Optional[list[str]] = None) -> int:
         return report_error(err, "report")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

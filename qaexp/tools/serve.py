@@ -14,13 +14,13 @@ SIGINT (Ctrl-C) or SIGTERM stops it: requests in flight get --stop-grace-ms to b
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import logging
 import os
 import signal
 import sys
 
+from qaexp import tools
 from qaexp.errors import QAExpError
 from qaexp.model.saved import describe
 from qaexp.serving.batcher import STOP_GRACE_S
@@ -29,9 +29,7 @@ from qaexp.tools.setting_flags import add_setting_flags, setting_overrides
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="qaexp serve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", help="a model directory written by a qaexp run (RUN_DIR/model)")
+    parser = tools.parser("serve", __doc__, model_dir=True)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed at start)")
     batching = parser.add_argument_group("batching")
@@ -100,6 +98,3 @@ def main(argv=None) -> int:
     sys.stderr.flush()
     os._exit(0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

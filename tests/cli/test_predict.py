@@ -175,7 +175,7 @@ def test_duplicate_ids_are_rejected_before_loading_the_model(tmp_path, capsys):
     path = tmp_path / "dup.jsonl"
     path.write_text(json.dumps(record) + "\n" + json.dumps(record) + "\n")
     assert predict.main([str(tmp_path / "no-model"), "--file", str(path)]) == 2
-    assert "duplicate question id 'x'" in capsys.readouterr().err
+    assert "has duplicate id 'x': ids must be unique" in capsys.readouterr().err
 
 
 def test_blank_question_is_a_usage_error(capsys):
