@@ -202,4 +202,7 @@ def _failed_job(err: Exception) -> float:
 
 
 if __name__ == "__main__":
+    from qaexp.tools import run_named_tool
+
+    run_named_tool(sys.argv)  # as the console script does: `python -m qaexp predict ...` is `qaexp predict ...`
     entry()

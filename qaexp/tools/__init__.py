@@ -6,7 +6,11 @@ argparse, one call into the library, its output, and errors as one line (errors.
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
+from typing import Callable, Optional
 
+TOOLS = ("predict", "evaluate", "report", "serve", "export", "analyze", "hub")
 MODEL_DIR_HELP = "a model directory written by a qaexp run (RUN_DIR/model)"
 
 
@@ -18,3 +22,15 @@ def parser(command: str, doc: str, *, model_dir: bool = False) -> argparse.Argum
     if model_dir:
         made.add_argument("model_dir", help=MODEL_DIR_HELP)
     return made
+
+
+def tool_main(name: str) -> Callable[[Optional[list[str]]], int]:
+    """The `main` of the tool `qaexp NAME` runs: qaexp/tools/NAME.py."""
+    return importlib.import_module(f"qaexp.tools.{name}").main
+
+
+def run_named_tool(argv: list[str]) -> None:
+    """`qaexp TOOL ...` and `python -m qaexp TOOL ...`: when argv[1] names a tool, run it and exit with its status
+    (argv loses the tool's name, so the tool's usage reads `qaexp TOOL`); otherwise return (a training run)."""
+    if len(argv) > 1 and argv[1] in TOOLS:
+        sys.exit(tool_main(argv.pop(1))())

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from helpers.repo import REPO
-from qaexp.cli import TOOLS
+from qaexp.tools import TOOLS
 
 PACKAGE = REPO / "qaexp"
 
@@ -20,12 +20,20 @@ def _help_of(run, capsys) -> str:
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_python_m_alias_runs_the_tool_of_its_name(tool, capsys, monkeypatch):
-    """`python -m qaexp.TOOL --help` is the help of qaexp/tools/TOOL.py, the module `qaexp TOOL` runs."""
+def test_every_spelling_of_a_tool_runs_the_tool_of_its_name(tool, capsys, monkeypatch):
+    """`qaexp TOOL`, `python -m qaexp TOOL` and `python -m qaexp.TOOL` (with --help) all give the help of
+    qaexp/tools/TOOL.py."""
+    from qaexp import cli
+
     own = _help_of(lambda: importlib.import_module(f"qaexp.tools.{tool}").main(["--help"]), capsys)
+    assert own.startswith(f"usage: qaexp {tool} ") or own.startswith(f"usage: python -m qaexp.{tool} ")
     monkeypatch.setattr(sys, "argv", [f"qaexp.{tool}", "--help"])
     assert _help_of(lambda: runpy.run_module(f"qaexp.{tool}", run_name="__main__"), capsys) == own
     importlib.import_module(f"qaexp.{tool}")  # imported, not run: no SystemExit
+    monkeypatch.setattr(sys, "argv", ["qaexp", tool, "--help"])
+    assert _help_of(cli.main, capsys) == own
+    monkeypatch.setattr(sys, "argv", ["python -m qaexp", tool, "--help"])
+    assert _help_of(lambda: runpy.run_module("qaexp", run_name="__main__", alter_sys=False), capsys) == own
 
 
 def test_every_command_is_the_tool_module_of_its_name_and_every_tool_with_a_main_a_command():
