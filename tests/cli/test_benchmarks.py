@@ -217,3 +217,13 @@ def test_keras3_speed_refuses_an_unknown_model_in_one_line():
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [
         "keras3_speed: unknown model(s) gpt2 (choose from distilbert_sized, minilm)"]
+
+
+@pytest.mark.slow
+def test_model_build_benchmark_times_both_builds_and_finds_the_same_weights():
+    done = run_cli([str(REPO / "benchmarks" / "model_build.py"), "--families", "deberta-v2", "--layers", "1",
+                    "--hidden", "64", "--vocab", "200", "--repeats", "1"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = last_json_line(done.stdout)["deberta-v2"]
+    assert figures["same_weights"] is True and figures["qaexp_cpu_s"] > 0 and figures["keras_default_cpu_s"] > 0
+    assert figures["speedup"] == pytest.approx(figures["keras_default_cpu_s"] / figures["qaexp_cpu_s"], rel=0.01)
