@@ -11,6 +11,7 @@ import zipfile
 import pytest
 
 from helpers.repo import REPO
+from qaexp.tools import TOOLS
 
 pytestmark = pytest.mark.slow
 
@@ -86,6 +87,7 @@ def test_help_and_composed_config_from_any_directory(venv):
         result = run(command, cwd=elsewhere, timeout=120)
         assert result.returncode == 0, result.stderr[-2000:]
         assert "model: " in result.stdout and "tiny" in result.stdout and "Traceback" not in result.stderr
+        assert all(f"python -m qaexp.{tool} " in result.stdout for tool in TOOLS)  # the help names every tool
     result = run([qaexp, "--cfg", "job", "model=tiny"], cwd=elsewhere, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "family: roformer" in result.stdout
