@@ -1,34 +1,12 @@
 """`python -m qaexp.report`: the table, CSV, Markdown and plot of a sweep, from job directories on disk."""
 import csv
-import json
 
 import pytest
 import yaml
 from matplotlib.image import imread
 
+from helpers.sweep_jobs import completed, make_job
 from qaexp.tools import report
-
-COMMON = ["data=synthetic", "data.num_train=150"]
-
-
-def make_job(sweep, num, model, lr, seed, metrics):
-    job = sweep / str(num)
-    (job / ".hydra").mkdir(parents=True)
-    config = {"model": {"checkpoint": None, "lr": lr}, "optimizer": {"name": "adam", "lr": "${model.lr}"},
-              "trainer": {"seed": seed}}
-    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    overrides = [f"model={model}", *COMMON, f"optimizer.lr={lr}", f"trainer.seed={seed}"]
-    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": {"model": model}}}}))
-    if metrics is not None:
-        (job / "metrics.json").write_text(json.dumps(metrics))
-    return job
-
-
-def completed(f1, train_seconds=10.0):
-    return {"status": "completed", "exact_match": f1 - 5, "f1": f1, "val_loss": 1.0 + 1 / f1,
-            "seconds": {"train": train_seconds}}
-
 
 @pytest.fixture
 def sweep(tmp_path):

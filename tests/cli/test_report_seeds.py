@@ -8,7 +8,7 @@ from matplotlib.image import imread
 from qaexp.analysis import sweep_plots
 from qaexp.analysis.sweep_jobs import load_job
 from qaexp.tools import report
-from test_report import completed, make_job
+from helpers.sweep_jobs import completed, make_job
 
 # t quantiles for a two-sided 95% interval (statistical tables): 1 and 2 degrees of freedom
 T_975 = {1: 12.7062, 2: 4.3027}

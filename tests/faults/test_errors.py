@@ -19,13 +19,11 @@ import pytest
 from helpers.repo import REPO
 from helpers.cli import popen_cli, run_cli
 from helpers.config import compose
+from helpers.secret_values import SECRETS
 
 TINY = ["experiment=test_tiny", "trainer.verbose=null", "data.max_length=128", "data.doc_stride=32",
         "data.cache=false"]
 CONTEXT = "Ada number {n} grew up in Lyon and later moved to Paris to study."
-SECRETS = {"WANDB_API_KEY": "sentinel0wandb0key0123456789abcdef0123456",
-           "HF_TOKEN": "hf_sentinel_HF_TOKEN_value",
-           "HUGGING_FACE_HUB_TOKEN": "hf_sentinel_HUB_TOKEN_value"}
 
 
 def qaexp(args, run_dir, timeout=300, env=None):

@@ -14,7 +14,7 @@ import pytest
 from helpers.repo import REPO
 from helpers.cli import popen_cli, run_cli
 from helpers.config import compose
-from test_errors import SECRETS
+from helpers.secret_values import SECRETS
 
 SOURCES = sorted((REPO / "qaexp").rglob("*.py"))
 UNSAFE_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "shelve", "marshal", "torch"}

@@ -100,7 +100,7 @@ def test_a_backend_whose_package_is_missing_is_one_line_and_leaves_no_run_direct
 
 # The end-to-end run on JAX: test_end_to_end.py's small seeded run (its figures and floor), through the CLI, in a
 # process where TensorFlow cannot be imported.
-from test_end_to_end import COMMON, STEPS_PER_EPOCH, relative  # noqa: E402
+from helpers.small_run import COMMON, STEPS_PER_EPOCH, relative  # noqa: E402
 
 # Measured 2026-12-06 on the 2-core Intel Xeon VM (JAX 0.10.2, Keras 3.15.1): EM 15.00 / F1 23.44 after 3 epochs
 # (F1 17.08, 13.81, 23.44; train loss 2.723, 1.863, 1.683), where TensorFlow's run of the same config gives F1 27.98

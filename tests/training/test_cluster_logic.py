@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from qaexp.run import sweep_resume, tracking
 from qaexp.runtime import distributed, preemption, reachability
-from test_sweep import compose_config
+from helpers.config import compose
 
 CLUSTER = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
 
@@ -58,7 +58,7 @@ def test_a_non_chief_worker_writes_to_a_scratch_directory_and_reads_the_chiefs_c
 
 
 def test_the_slurm_multi_worker_preset_runs_one_task_per_worker_on_two_nodes():
-    cfg = compose_config(["data=synthetic", "hydra/launcher=slurm_multi_worker", "trainer.strategy=multi_worker"],
+    cfg = compose(["data=synthetic", "hydra/launcher=slurm_multi_worker", "trainer.strategy=multi_worker"],
                          hydra=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher") and (launcher.nodes, launcher.tasks_per_node) == (2, 1)

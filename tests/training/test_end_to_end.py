@@ -11,11 +11,8 @@ import json
 import pytest
 
 from helpers.cli import run_cli
+from helpers.small_run import COMMON, STEPS_PER_EPOCH, relative
 
-COMMON = ["experiment=quickstart", "optimizer=adam", "optimizer.lr=3e-3", "data.num_train=800",
-          "data.num_validation=80", "data.max_length=128", "data.doc_stride=48", "model.architecture.hidden_size=64",
-          "model.architecture.intermediate_size=128", "trainer.verbose=0", "trainer.save_model=false"]
-STEPS_PER_EPOCH = 50  # 800 questions, one window each at max_length 128, batch 16
 
 # Measured 2026-12-02 on the 2-core AMD EPYC CPU (TF 2.21): EM 27.50 / F1 34.86 after 3 epochs (F1 13.94, 16.49,
 # 34.86 by epoch). A model that does not learn scores F1 3 to 8 here; the floor leaves room for another CPU's
@@ -60,10 +57,6 @@ def test_resume_in_a_run_directory_without_checkpoints_starts_fresh_and_says_so(
     assert (f"trainer.resume=true but {run_dir}/checkpoints has no checkpoint: training from the start"
             in output)
     assert metrics["resumed"] is False and metrics["epochs"] == 3
-
-
-def relative(a, b):
-    return abs(a - b) / abs(b)
 
 
 @pytest.mark.slow

@@ -20,15 +20,11 @@ SMALL = ["experiment=test_tiny", "trainer.threads=null", "data.num_train=150", "
          "data.max_length=128", "data.doc_stride=32", "trainer.epochs=1", "trainer.save_model=false"]
 
 
-def compose_config(overrides, hydra=False):
-    return compose(overrides, hydra=hydra)
-
-
 @pytest.fixture
 def hydra_job():
     """Make the composed config the current Hydra job's, as a launcher does; undone afterwards."""
     def set_job(overrides, mode="MULTIRUN"):
-        cfg = compose_config(overrides, hydra=True)
+        cfg = compose(overrides, hydra=True)
         with open_dict(cfg):
             cfg.hydra.mode = mode
             cfg.hydra.overrides.task = [o for o in overrides if not o.startswith("hydra")]
@@ -63,7 +59,7 @@ def assert_valid_png(path):
 # --- presets and job context (no training) ---
 
 def test_slurm_preset_extends_the_submitit_launcher():
-    launcher = compose_config(["data=synthetic", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+    launcher = compose(["data=synthetic", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
                               hydra=True).hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.array_parallelism) == ("gpu", 1, 8)
@@ -71,12 +67,12 @@ def test_slurm_preset_extends_the_submitit_launcher():
 
 
 def test_joblib_launcher_is_available():
-    launcher = compose_config(["data=synthetic", "hydra/launcher=joblib"], hydra=True).hydra.launcher
+    launcher = compose(["data=synthetic", "hydra/launcher=joblib"], hydra=True).hydra.launcher
     assert launcher._target_.endswith("joblib_launcher.JoblibLauncher")
 
 
 def test_optuna_preset_maximises_f1_over_lr_warmup_and_batch_size():
-    cfg = compose_config(["data=synthetic", "hparams_search=optuna", "hydra.sweeper.n_trials=3"], hydra=True)
+    cfg = compose(["data=synthetic", "hparams_search=optuna", "hydra.sweeper.n_trials=3"], hydra=True)
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("optuna_sweeper.OptunaSweeper")
     assert sweeper.direction == "maximize" and sweeper.n_trials == 3
@@ -137,7 +133,7 @@ def test_jobs_in_one_process_do_not_leak_into_each_other(tmp_path, monkeypatch):
     build_tokenizer = build.build_tokenizer
     monkeypatch.setattr(build, "build_tokenizer",
                         lambda cfg, texts=None: tokenizers.setdefault("first", build_tokenizer(cfg, texts)))
-    cfg = compose_config(SMALL)
+    cfg = compose(SMALL)
     first = experiment.run(cfg, str(tmp_path / "first"))
 
     def fail_in_mixed_precision(*args):
@@ -147,7 +143,7 @@ def test_jobs_in_one_process_do_not_leak_into_each_other(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(build, "build_model", fail_in_mixed_precision)
         with pytest.raises(RuntimeError, match="out of memory"):
-            experiment.run(compose_config([*SMALL, "precision=mixed_bfloat16", "trainer.seed=7"]),
+            experiment.run(compose([*SMALL, "precision=mixed_bfloat16", "trainer.seed=7"]),
                            str(tmp_path / "failed"))
     assert keras.config.dtype_policy().name == "float32"
     assert metrics(tmp_path / "failed")["status"] == "failed"

@@ -191,7 +191,7 @@ def base_config():
 
 
 def schema_keys():
-    from test_limits import numeric_schema_keys
+    from helpers.config import numeric_schema_keys
 
     return numeric_schema_keys()
 

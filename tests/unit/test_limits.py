@@ -4,17 +4,14 @@ missing path and an unwritable place: allowed, or one ConfigError naming the key
 The expectations below are written out by hand (what each key means), not read from qaexp/config/limits.py's table,
 so a row that is missing or wrong there fails here.
 """
-import dataclasses
 import math
 import os
-import typing
 
 import pytest
 from omegaconf import OmegaConf
 
-from qaexp.config.schema import QAExpConfig
 from qaexp.config.validation import validate
-from helpers.config import compose
+from helpers.config import compose, numeric_schema_keys
 from qaexp.errors import ConfigError
 from qaexp.config.limits import NUMBERS, directory_problem
 
@@ -40,18 +37,6 @@ def with_value(cfg, key, value):
     return changed
 
 
-def numeric_schema_keys() -> dict[str, type]:
-    """Every int or float (optional or not) key of the schema, with its type."""
-    found = {}
-    for group in dataclasses.fields(QAExpConfig):
-        schema = typing.get_type_hints(QAExpConfig)[group.name]
-        if not dataclasses.is_dataclass(schema):
-            continue
-        for name, kind in typing.get_type_hints(schema).items():
-            base_type = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
-            if base_type in (int, float):
-                found[f"{group.name}.{name}"] = base_type
-    return found
 
 
 def test_every_numeric_key_of_the_schema_has_a_range():
