@@ -33,6 +33,7 @@ def test_every_spelling_of_a_tool_runs_the_tool_of_its_name(tool, capsys, monkey
     monkeypatch.setattr(sys, "argv", ["qaexp", tool, "--help"])
     assert _help_of(cli.main, capsys) == own
     monkeypatch.setattr(sys, "argv", ["python -m qaexp", tool, "--help"])
+    monkeypatch.delitem(sys.modules, "qaexp.__main__", raising=False)  # run fresh, as `python -m qaexp` does
     assert _help_of(lambda: runpy.run_module("qaexp", run_name="__main__", alter_sys=False), capsys) == own
 
 
