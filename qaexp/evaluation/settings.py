@@ -7,7 +7,7 @@ reads one type whatever the caller, and no caller can change the settings of ano
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, get_type_hints
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,7 @@ class AnswerSettings:
     def of(cls, source: Mapping[str, Any], **changes) -> "AnswerSettings":
         """The settings named in `source` (a run's data config, a saved model's settings as a dict; other keys are
         ignored), with `changes` in place of theirs, each as its field's type."""
+        kinds = get_type_hints(cls)  # int, bool or float: the annotations above
         values = {field.name: changes[field.name] if field.name in changes else source[field.name]
                   for field in fields(cls)}
-        return cls(max_length=int(values["max_length"]), doc_stride=int(values["doc_stride"]),
-                   max_answer_length=int(values["max_answer_length"]), n_best_size=int(values["n_best_size"]),
-                   version_2_with_negative=bool(values["version_2_with_negative"]),
-                   null_score_diff_threshold=float(values["null_score_diff_threshold"]))
+        return cls(**{name: kinds[name](value) for name, value in values.items()})

@@ -42,11 +42,10 @@ def write_inference_settings(model_dir: str, data_cfg, threshold: float, thresho
     from qaexp.output.files import write_json_atomic
 
     path = os.path.join(model_dir, rundir.SETTINGS)
-    write_json_atomic(path, {"max_length": int(data_cfg.max_length), "doc_stride": int(data_cfg.doc_stride),
-                             "max_answer_length": int(data_cfg.max_answer_length),
-                             "version_2_with_negative": bool(data_cfg.version_2_with_negative),
-                             "null_score_diff_threshold": float(threshold),
-                             "null_threshold_source": threshold_source})
+    # The DEFAULTS keys, each as its default's type; the threshold is the one the run decided on, not the config's.
+    settings = {key: type(default)(threshold if key == "null_score_diff_threshold" else data_cfg[key])
+                for key, default in DEFAULTS.items()}
+    write_json_atomic(path, {**settings, "null_threshold_source": threshold_source})
     return path
 
 
