@@ -86,8 +86,8 @@ def check_installed(name: str, source: str) -> None:
         raise ConfigError(f"{source}: backend {name!r} is not one of {', '.join(PACKAGES)}")
     missing = missing_packages(name)
     if missing:
-        raise ConfigError(f"{source} needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: "
-                          f"{PACKAGES[name][1]}")
+        verb = "is" if len(missing) == 1 else "are"
+        raise ConfigError(f"{source} needs {' and '.join(missing)}, which {verb} not installed: {PACKAGES[name][1]}")
 
 
 def activate(configured: str, cpu_devices: Optional[int] = None) -> str:

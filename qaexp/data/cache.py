@@ -120,7 +120,8 @@ def records_fingerprint(records: list[dict]) -> str:
 
 def write_columns(directory: str, chunks: Iterable[Windows], input_names) -> None:
     """An entry's files in `directory` from the windows of consecutive chunks (the one writer: a run's and the
-    memory benchmark's). Append each chunk's columns to raw files, then turn them into .npy files (their shape known only at the end)."""
+    memory benchmark's). Append each chunk's columns to raw files, then turn them into .npy files (their shape
+    known only at the end)."""
     columns: dict[str, _Column] = {}
     total = 0
     for chunk in chunks:

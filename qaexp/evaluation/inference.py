@@ -89,8 +89,8 @@ def evaluate(model, examples: list[dict], windows: Windows, batch_size: int, pad
 
 
 def predict_answers(model, examples: list[dict], windows: Windows, batch_size: int, pad_id: int,
-                    settings: AnswerSettings, with_loss: bool = False, block_windows: int = BLOCK_WINDOWS, progress: bool = False,
-                    should_stop=None, each_block=None):
+                    settings: AnswerSettings, with_loss: bool = False, block_windows: int = BLOCK_WINDOWS,
+                    progress: bool = False, should_stop=None, each_block=None):
     """(answers, mean loss or None), the logits computed and post-processed a block of whole examples at a time.
 
     Memory holds one block's logits and offsets, whatever the number of windows. A set of at most

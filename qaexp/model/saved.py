@@ -8,7 +8,8 @@ The settings are training's defaults, overridden by the run's own, overridden by
 RUN_DIR/model/qaexp.json with the settings inference needs, the (possibly tuned) SQuAD v2 no-answer threshold
 included (`saved_settings` reads it). Its composed config in RUN_DIR/.hydra/config.yaml beside RUN_DIR/model
 holds the same data settings (max_length, doc_stride, version_2_with_negative, null_score_diff_threshold,
-max_answer_length) before any tuning; `trained_settings` reads them, for older runs. Whatever their source, they are checked by training's window rule.
+max_answer_length) before any tuning; `trained_settings` reads them, for older runs. Whatever their source, they
+are checked by training's window rule.
 """
 from __future__ import annotations
 

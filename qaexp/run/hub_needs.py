@@ -2,7 +2,8 @@
 
 `preflight` lists the run's hub needs (the model checkpoint when it is a hub id, the dataset when
 `data.source=hub`) and whether each is already cached. Only when something is needed does it ask whether the hub
-can be reached: HF_HUB_OFFLINE=1 says no at once, otherwise one request (model/hub_cache.HUB_TIMEOUT_SECONDS) and no retries.
+can be reached: HF_HUB_OFFLINE=1 says no at once, otherwise one request (model/hub_cache.HUB_TIMEOUT_SECONDS)
+and no retries.
 * reachable: nothing changes, the loaders download as usual;
 * unreachable, something not cached: one HubUnreachable line naming every missing need and the offline options;
 * unreachable, everything cached: the rest of the run is offline (HF_HUB_OFFLINE=1), from the cache.
