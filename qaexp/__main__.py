@@ -11,10 +11,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import qaexp.config  # noqa: F401  (registers the config schemas)
-from qaexp.config.suggestions import for_overrides, override_problem
+from qaexp.config.suggestions import bare_word_problem, for_overrides, override_problem
 from qaexp.errors import QAExpError, RunInterrupted, first_line, report_error
 from qaexp.run import hydra_job, sweep_resume
 from qaexp.run.outcome import signals_as_interrupts
+from qaexp.tools import TOOLS, run_named_tool
 from qaexp.rundir import METRICS
 from qaexp.runtime import distributed, preemption
 
@@ -140,6 +141,9 @@ def _override_problem(argv: list[str]) -> Optional[str]:
     flags = {arg.split("=", 1)[0] for arg in argv if arg.startswith("-")}
     if flags & {*NOT_RUNNING, *OTHER_PRIMARY}:
         return None
+    bare = bare_word_problem(argv, TOOLS)
+    if bare:
+        return bare
     extra = _user_config_dirs(argv)
     return override_problem(argv, lambda group: group_options(group, extra or []), config_groups(),
                             check_options=extra is not None)
@@ -202,7 +206,5 @@ def _failed_job(err: Exception) -> float:
 
 
 if __name__ == "__main__":
-    from qaexp.tools import run_named_tool
-
     run_named_tool(sys.argv)  # as the console script does: `python -m qaexp predict ...` is `qaexp predict ...`
     entry()

@@ -86,6 +86,20 @@ def override_problem(overrides: list[str], group_options: Callable[[str], list[s
     return None
 
 
+def bare_word_problem(argv: list[str], tools: Iterable[str]) -> Optional[str]:
+    """The one line for a word that is neither an override (KEY=VALUE, GROUP=OPTION), a flag, a flag's value nor,
+    in first place, one of `tools` (which the dispatch runs before this check): Hydra would print four lines of
+    override grammar ("missing EQUAL") for it. None when there is none."""
+    for n, arg in enumerate(argv):
+        if "=" in arg or arg.startswith("-") or (n and argv[n - 1].startswith("-")):
+            continue
+        tool = nearest(arg, tools) if n == 0 else None
+        fix = f"did you mean the tool {tool!r}? Otherwise " if tool else ""
+        return (f"{arg!r} is not an override: {fix}give KEY=VALUE or GROUP=OPTION (e.g. experiment=quickstart), "
+                f"or a tool first ({', '.join(tools)})")
+    return None
+
+
 def for_overrides(overrides: list[str], group_options: Callable[[str], list[str]],
                   groups: Iterable[str] = ()) -> Optional[str]:
     """'did you mean X=V?' for the first override naming an unknown key or group option, else None.

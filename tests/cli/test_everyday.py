@@ -117,6 +117,9 @@ def test_the_offline_error_lists_model_minilm_among_the_offline_models(tmp_path)
     ("+trainer.epoch=1", "qaexp: error: unknown config key 'trainer.epoch': did you mean trainer.epochs=1? "),
     ("model=robeta-base", "qaexp: error: model=robeta-base is not an option of the model group: did you mean "
                           "model=roberta-base? (model has albert-base-v2, "),
+    # A word that is no override: Hydra's four lines of override grammar ("missing EQUAL") before this.
+    ("quickstart", "qaexp: error: 'quickstart' is not an override: give KEY=VALUE or GROUP=OPTION "
+                   "(e.g. experiment=quickstart), or a tool first (predict, evaluate, "),
 ])
 @pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
 def test_a_mistyped_key_or_option_is_one_line_that_leads_with_the_fix_and_leaves_no_run_directory(
@@ -132,6 +135,14 @@ def test_a_mistyped_key_or_option_is_one_line_that_leads_with_the_fix_and_leaves
     assert "+trainer.epoch" not in result.stderr and "Config search path" not in result.stderr
     assert result.stdout == ""
     assert sorted(os.listdir(mine)) == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep"
+
+
+def test_a_mistyped_tool_name_is_one_line_naming_the_tool():
+    result = qaexp(["predcit", "outputs/runs/x/model", "--question", "Who?"], capture_output=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == ("qaexp: error: 'predcit' is not an override: did you mean the tool 'predict'? "
+                                     "Otherwise give KEY=VALUE or GROUP=OPTION (e.g. experiment=quickstart), or a "
+                                     "tool first (predict, evaluate, report, serve, export, analyze, hub)")
 
 
 def test_a_value_hydra_refuses_leaves_no_empty_run_directory_and_the_users_own_directory_as_it_was(tmp_path):
