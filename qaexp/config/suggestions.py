@@ -87,12 +87,12 @@ def override_problem(overrides: list[str], group_options: Callable[[str], list[s
 
 
 def bare_word_problem(argv: list[str], tools: Iterable[str]) -> Optional[str]:
-    """The one line for a word that is neither an override (KEY=VALUE, GROUP=OPTION), a flag, a flag's value nor,
+    """The one line for a word that is neither an override (KEY=VALUE, GROUP=OPTION, ~KEY), a flag, a flag's value nor,
     in first place, one of `tools` (which the dispatch runs before this check): Hydra would print four lines of
     override grammar ("missing EQUAL") for it. None when there is none."""
     for n, arg in enumerate(argv):
-        if "=" in arg or arg.startswith("-") or (n and argv[n - 1].startswith("-")):
-            continue
+        if "=" in arg or arg.startswith(("-", "~")) or (n and argv[n - 1].startswith("-")):
+            continue  # an override, a flag, a flag's value, or a deletion (~KEY needs no value)
         tool = nearest(arg, tools) if n == 0 else None
         fix = f"did you mean the tool {tool!r}? Otherwise " if tool else ""
         return (f"{arg!r} is not an override: {fix}give KEY=VALUE or GROUP=OPTION (e.g. experiment=quickstart), "
