@@ -17,6 +17,7 @@ from qaexp.data.squad import squad_paragraphs
 from qaexp.errors import InputError, QAExpError, report_error
 from qaexp.evaluation.metrics import evaluate_v1, evaluate_v2
 from qaexp.output.files import write_json_atomic
+from qaexp.tools import parser as tool_parser
 
 def _load_json(path: str, what: str):
     try:
@@ -70,7 +71,7 @@ def is_version_2(version_field: str) -> bool:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m qaexp.evaluate", description="SQuAD v1.1 / v2.0 evaluation")
+    parser = tool_parser("evaluate", "SQuAD v1.1 / v2.0 evaluation: exact match and F1 of a predictions file")
     parser.add_argument("data_file", help="official SQuAD JSON data file")
     parser.add_argument("pred_file", help="JSON object: question id -> predicted answer text")
     parser.add_argument("--na-prob-file", "-n", help="JSON object: question id -> no-answer probability (v2.0)")

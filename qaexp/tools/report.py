@@ -22,6 +22,7 @@ from qaexp.analysis.sweep_jobs import Job, find_job_dirs, load_job, natural_key
 from qaexp.errors import QAExpError, report_error
 from qaexp.output.figures import new_figure, save_png
 from qaexp.output.files import atomic_file, storage_errors, write_text_atomic
+from qaexp.tools import parser as tool_parser
 
 OWN_COLUMNS = ("model", "optimizer.lr")  # overrides shown in their own columns
 
@@ -191,7 +192,7 @@ def report(paths: list[str], out_dir: str, seed_keys: tuple[str, ...] = seed_sta
 
 
 def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="qaexp report", description=__doc__.splitlines()[0])
+    parser = tool_parser("report", __doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="a multirun directory, or run directories")
     parser.add_argument("--out", help="where to write the report (default: DIR, or the DIRs' common parent)")
     parser.add_argument("--seed-keys", default=",".join(seed_stats.DEFAULT_SEED_KEYS), metavar="KEYS",
