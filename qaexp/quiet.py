@@ -2,7 +2,7 @@
 
 Hidden unless QAEXP_VERBOSE=1: TensorFlow's C++ log below FATAL (TF_CPP_MIN_LOG_LEVEL=3: cuInit, oneDNN,
 instruction-set and CUDA notices), the notices its libraries print while loading (before TF_CPP_MIN_LOG_LEVEL
-applies), absl's INFO lines (`Sharding callback duration`), and transformers', datasets' and huggingface_hub's
+applies), absl's INFO lines (`Sharding callback duration`), matplotlib's first-run font cache notice, and transformers', datasets' and huggingface_hub's
 warnings below ERROR ("TensorFlow and JAX classes are deprecated", "All model checkpoint layers were used",
 retry warnings). A variable the user sets (TF_CPP_MIN_LOG_LEVEL=2, TRANSFORMERS_VERBOSITY=info, ...) wins.
 """
@@ -45,6 +45,8 @@ def quiet_python_loggers() -> None:
         logging.getLogger("absl").setLevel(logging.WARNING)
         # JAX's INFO line for every platform it probes and does not find ("Unable to initialize backend 'tpu'")
         logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+        # matplotlib's "generated new fontManager" on a user's first run (the analysis plots build its font cache)
+        logging.getLogger("matplotlib.font_manager").setLevel(logging.WARNING)
 
 
 def import_tensorflow():

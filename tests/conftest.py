@@ -51,7 +51,8 @@ def cli():
 def tiny_run(tmp_path_factory) -> pathlib.Path:
     """The directory of one tiny-model run through the CLI as a user starts it (TINY_RUN, their environment, an
     empty window cache of its own, stdout and stderr both written to one file as `> run.log 2>&1` or a Slurm job
-    does): `<dir>/run` is its run directory (its saved model in `run/model`), `<dir>/console.log` what it printed,
+    does), and matplotlib's font cache empty as on a user's first run (MPLCONFIGDIR: the analysis plots build it):
+    `<dir>/run` is its run directory (its saved model in `run/model`), `<dir>/console.log` what it printed,
     `<dir>/cache` its window cache, `<dir>/status` its exit status.
 
     Made once per session (across pytest-xdist workers too) and shared by the tests that need some trained model
@@ -60,7 +61,8 @@ def tiny_run(tmp_path_factory) -> pathlib.Path:
     def make(root: pathlib.Path) -> None:
         with open(root / "console.log", "w") as console:
             result = run_cli(["-m", "qaexp", *TINY_RUN, f"data.cache_dir={root / 'cache'}",
-                              f"hydra.run.dir={root / 'run'}"], stdout=console, stderr=subprocess.STDOUT)
+                              f"hydra.run.dir={root / 'run'}"], stdout=console, stderr=subprocess.STDOUT,
+                             env={"MPLCONFIGDIR": str(root / "matplotlib")})
         (root / "status").write_text(str(result.returncode))
         assert result.returncode == 0, (root / "console.log").read_text()[-3000:]
 

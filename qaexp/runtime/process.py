@@ -29,8 +29,9 @@ def prepare(threads: int | None, seed: int, cpu_devices: int | None = None) -> N
         keras.utils.clear_session()
         _seed_without_tensorflow(seed)
         return
+    quiet_python_loggers()  # before the import too: Keras' import loads matplotlib, which may build its font cache
     import_tensorflow()  # first here: its libraries' loading notices are dropped
-    quiet_python_loggers()
+    quiet_python_loggers()  # and after: absl's import configures its logger
     import keras
 
     from qaexp.runtime.malloc import keep_freed_memory

@@ -7,7 +7,7 @@ from helpers.cli import run_cli
 
 NOISE = ["cuInit", "absl::InitializeLog", "Sharding callback duration", "oneDNN", "cudart", "cuda drivers",
          "CPU instructions", "TensorFlow and JAX classes are deprecated", "All model checkpoint layers were used",
-         "newly initialized"]
+         "newly initialized", "fontManager"]
 SMALL_RUN = ["experiment=quickstart", "data.num_train=64", "data.num_validation=16"]
 
 
