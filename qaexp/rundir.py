@@ -18,7 +18,7 @@ RUN_DIR/
   extra_eval/NAME/          EXTRA_EVAL predictions of each data.extra_eval set
   __main__.log              LOG        the run's log
   model/                    MODEL      config.json, model.safetensors, tokenizer files, README.md (model card),
-                                       qaexp-manifest.json (the weights' sizes and SHA-256),
+                                       qaexp-manifest.json (weights' and tokenizer files' SHA-256),
                                        qaexp.json (SETTINGS: window settings and the no-answer threshold)
   checkpoints/              CHECKPOINTS latest/, best/ and tokenizer/ (TOKENIZER) while training; removed once
                                        model/ is saved (trainer.keep_checkpoints keeps them)

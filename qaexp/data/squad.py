@@ -132,6 +132,12 @@ def read_records(path: str, answers_optional: bool = False) -> list[dict]:
 
     answers_optional: flat records may leave out "answers" (questions to answer, not to train or score on).
     """
+    return read_squad_file(path, answers_optional)[0]
+
+
+def read_squad_file(path: str, answers_optional: bool = False) -> tuple[list[dict], str]:
+    """(read_records' records, the file's "version" field): "" for flat records and for a nested file without one
+    (`qaexp evaluate` picks its scoring rules by it, as the official script does)."""
     text = _read_text(path)
     if not text.strip():
         raise DataError(f"{path} is empty: expected SQuAD JSON ({{\"data\": [...]}}) or JSON lines of records")
@@ -145,23 +151,23 @@ def read_records(path: str, answers_optional: bool = False) -> list[dict]:
         return _normalise_record(record, where)
 
     if path.endswith(".jsonl"):
-        return [normalise(r, f"{path}: line {n}") for n, r in _parse_json_lines(text, path)]
+        return [normalise(r, f"{path}: line {n}") for n, r in _parse_json_lines(text, path)], ""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # several JSON values: JSON lines
-            return [normalise(r, f"{path}: line {n}") for n, r in _parse_json_lines(text, path)]
+            return [normalise(r, f"{path}: line {n}") for n, r in _parse_json_lines(text, path)], ""
         _require_json_start(text, path)
         raise DataError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
     if isinstance(document, dict) and "data" in document:
-        return list(flatten_squad(document, path))
+        return list(flatten_squad(document, path)), str(document.get("version") or "")
     if isinstance(document, dict):
         if not any(key in document for key in RECORD_KEYS):  # valid JSON of another shape, e.g. {"foo": 1}
             raise _not_squad(path, f"it holds a JSON object with neither 'data' nor a record's keys (it has "
                                    f"{_keys(document)})")
-        return [normalise(document, f"{path}: record 1")]
+        return [normalise(document, f"{path}: record 1")], ""
     if isinstance(document, list):
-        return [normalise(r, f"{path}: record {n}") for n, r in enumerate(document, 1)]
+        return [normalise(r, f"{path}: record {n}") for n, r in enumerate(document, 1)], ""
     raise _not_squad(path, f"it holds a JSON {type(document).__name__}, not an object or a list")
 
 

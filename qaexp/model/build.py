@@ -9,12 +9,15 @@ from typing import Iterable, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from qaexp.errors import ModelLoadError, first_line
-from qaexp.model.pretrained import load_qa_model, model_config, resolve_checkpoint
+from qaexp.model.pretrained import check_saved_files, load_qa_model, model_config, resolve_checkpoint
 from qaexp.model.wordpiece import count_words, learn_vocabulary
 
 log = logging.getLogger(__name__)
 
 SENTENCEPIECE_HINT = "install the SentencePiece converter's packages: pip install sentencepiece protobuf"
+TOKENIZER_CONFIG = "tokenizer_config.json"  # names the tokenizer's class; tokenizer.save_pretrained always writes it
+TOKENIZER_FILE = "tokenizer.json"  # the fast tokenizer whole: vocabulary, normaliser, pre-tokenizer, templates
+COPY_BACK = "copy the model's tokenizer files back from where the model came from"
 
 
 def build_tokenizer(model_cfg: DictConfig, training_texts: Iterable[str] | None = None):
@@ -35,6 +38,7 @@ def _load_tokenizer(model_cfg: DictConfig):
     from transformers import AutoTokenizer
 
     directory = checkpoint_directory(model_cfg)
+    check_saved_files(directory, "tokenizer")  # a qaexp model's tokenizer files, as they were saved
     # transformers 5 always loads the tokenizers-backed (Rust) class where the model has one (use_fast is gone);
     # a model whose tokenizer exists only in Python still loads, and is refused below.
     with _explain_load_failure(directory, "tokenizer"):
@@ -42,9 +46,23 @@ def _load_tokenizer(model_cfg: DictConfig):
     if not tokenizer.is_fast:
         raise ModelLoadError(f"{model_cfg.checkpoint}: qaexp needs a fast (Rust) tokenizer for offset mappings, "
                              "and this checkpoint has none")
+    _require_vocabulary(tokenizer, directory)
     tokenizer.padding_side = model_cfg.padding_side
     with_model_inputs(tokenizer, directory)
     return tokenizer
+
+
+def _require_vocabulary(tokenizer, directory: str) -> None:
+    """A tokenizer that knows nothing but its special tokens is refused: every word would become the unknown token.
+
+    transformers builds one, without an error, when the vocabulary's file (tokenizer.json, vocab.txt, ...) is
+    missing beside a tokenizer_config.json; the model would then answer with exit status 0, and wrongly."""
+    if len(tokenizer) > len(set(tokenizer.all_special_tokens)):
+        return
+    missing = (f"it has no {TOKENIZER_FILE}" if not os.path.exists(os.path.join(directory, TOKENIZER_FILE))
+               else "its vocabulary file is missing")
+    raise ModelLoadError(f"the tokenizer in {directory} knows only its {len(tokenizer)} special tokens, so every word "
+                         f"would be unknown to it: {missing}; {COPY_BACK}")
 
 
 def with_model_inputs(tokenizer, directory: str) -> None:
@@ -114,6 +132,13 @@ def _explain_load_failure(directory: str, what: str) -> Iterator[None]:
     try:
         yield
     except ImportError as err:  # DeBERTa-v3's spm.model is converted to a fast tokenizer by SentencePiece code
+        if what == "tokenizer" and not os.path.exists(os.path.join(directory, TOKENIZER_CONFIG)):
+            # Without it transformers picks a class by config.json's model_type, whose missing package (rjieba for
+            # RoFormer) is then what it asks for: the missing file is the cause to name.
+            model_type = (_config_or_none(directory) or {}).get("model_type")
+            raise ModelLoadError(f"cannot load the tokenizer in {directory}: it has no {TOKENIZER_CONFIG} (which "
+                                 "names the tokenizer's class), so transformers fell back to the class for model_type "
+                                 f"{model_type!r}, which cannot load here; {COPY_BACK}") from err
         raise ModelLoadError(f"cannot load the {what} in {directory}: {first_line(err, limit=300)}; {SENTENCEPIECE_HINT}") \
             from err
     except (OSError, ValueError, EnvironmentError) as err:

@@ -1,15 +1,16 @@
 """A directory's files checked against what was written: each file's size and SHA-256, recorded in a manifest.
 
-Cache entries (data/cache_store.py) list all their files; a saved model/ lists its weights, so that a truncated
-or corrupted weights file (HDF5 has no checksums of its own) is an error when it is loaded, not a model that
-silently answers with damaged weights.
+Cache entries (data/cache_store.py) list all their files; a saved model/ lists its weights and its tokenizer's
+files, so that a truncated or corrupted weights file (HDF5 has no checksums of its own) or a missing tokenizer.json
+(transformers then falls back to a tokenizer that knows only the special tokens) is an error when the model is
+loaded, not a model that silently answers wrongly.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from qaexp.output.files import write_json_atomic
 
@@ -31,10 +32,12 @@ def write_manifest(directory: str, names: Optional[Iterable[str]] = None) -> Non
     write_json_atomic(os.path.join(directory, MANIFEST), {"format": FORMAT, "files": files})
 
 
-def verify_manifest(directory: str, *, required: bool = True) -> None:
+def verify_manifest(directory: str, *, required: bool = True, only: Optional[Callable[[str], bool]] = None) -> None:
     """Raise ManifestMismatch unless every listed file has its recorded size and SHA-256.
 
     required=False: a directory without a manifest (not written by qaexp, or by an older version) passes.
+    only: check the listed names it accepts, and no others (a loader checks the files it is about to read, so that
+    a large weights file is hashed once per load, not once per reader).
     """
     path = os.path.join(directory, MANIFEST)
     if not os.path.exists(path):
@@ -48,6 +51,8 @@ def verify_manifest(directory: str, *, required: bool = True) -> None:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise ManifestMismatch(f"{MANIFEST} is unreadable ({err})") from err
     for name, size in expected_sizes.items():
+        if only is not None and not only(name):
+            continue
         file_path = os.path.join(directory, name)
         if not os.path.isfile(file_path):
             raise ManifestMismatch(f"{name} is missing")

@@ -301,10 +301,13 @@ def _save_outputs(run: _Run, model, tokenizer, final, threshold: dict) -> None:
 
 def _save_pretrained(cfg: DictConfig, model, tokenizer, directory: str, threshold: dict) -> None:
     save_checkpoint(model, directory)  # config.json + model.safetensors: what transformers loads, and qaexp too
-    write_manifest(directory, weights_in(directory))  # checked whenever the model is loaded
+    tokenizer_files: list[str] = []
     if tokenizer is not None:
         with without_call_state(tokenizer):
-            tokenizer.save_pretrained(directory)
+            written = tokenizer.save_pretrained(directory)
+        tokenizer_files = [os.path.relpath(path, directory) for path in written if os.path.isfile(path)]
+    # The weights and every tokenizer file, checked whenever the model is loaded (model/pretrained.check_saved_files)
+    write_manifest(directory, weights_in(directory) + tokenizer_files)
     write_inference_settings(directory, cfg.data, _threshold_value(cfg, threshold),
                              threshold.get("source", "configured") if threshold else "configured")
 

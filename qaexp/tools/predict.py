@@ -59,6 +59,12 @@ def file_predictions(answers, top_k: int) -> dict:
             for qid, text in answers.predictions.items()}
 
 
+def is_detailed_prediction(value) -> bool:
+    """Whether `value` is one question's entry of file_predictions (--output), not an answer text (--official-output):
+    `qaexp evaluate` names the mix-up."""
+    return isinstance(value, dict) and {"answer", "answers"} <= value.keys()
+
+
 def _settings(args):
     """The model's own settings (model/qaexp.json: its tuned no-answer threshold too; else its run config), then
     the flags given; checked before the model loads."""

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from helpers.cli import run_cli as run_python
 
+from qaexp.errors import QAExpError
 from qaexp.tools.evaluate import read_official_gold
 
 
@@ -52,12 +53,6 @@ def gold_predictions(path: Path) -> dict:
 
 # --- small files made here ---------------------------------------------------------
 
-def test_read_official_gold(tmp_path):
-    data = official([[qa("a", "x", "y")], [qa("b", impossible=True)]], version="v2.0")
-    version, gold = read_official_gold(str(write_json(tmp_path / "d.json", data)))
-    assert version == "v2.0" and gold == {"a": ["x", "y"], "b": []}
-
-
 def test_version_from_file_and_flag(tmp_path):
     data = write_json(tmp_path / "d.json", official([[qa("a", "Paris"), qa("b", impossible=True)]], "v2.0"))
     preds = write_json(tmp_path / "p.json", {"a": "Paris", "b": ""})
@@ -66,6 +61,36 @@ def test_version_from_file_and_flag(tmp_path):
     v1 = result_of(run_cli(data, preds, "--version", "1.1"))
     # v1 rules: "b" has no gold answer, so it scores 0
     assert v1 == {"exact_match": 50.0, "f1": 50.0}
+
+
+def flat_records(document: dict) -> list[dict]:
+    """The nested file's questions as the flat records training reads (independent of qaexp's reader)."""
+    return [{"id": q["id"], "title": article["title"], "context": paragraph["context"], "question": q["question"],
+             "answers": {"text": [a["text"] for a in q["answers"]],
+                         "answer_start": [a["answer_start"] for a in q["answers"]]}}
+            for article in document["data"] for paragraph in article["paragraphs"] for q in paragraph["qas"]]
+
+
+def test_json_lines_gold_scores_as_the_nested_file_and_without_a_version_unanswerables_mean_v2(tmp_path):
+    document = official([[qa("a", "Paris", "the Paris"), qa("b", impossible=True)], [qa("c", "Rome")]], "v2.0")
+    nested = write_json(tmp_path / "d.json", document)
+    lines = tmp_path / "d.jsonl"
+    lines.write_text("".join(json.dumps(record) + "\n" for record in flat_records(document)), encoding="utf-8")
+    preds = write_json(tmp_path / "p.json", {"a": "Paris", "b": "", "c": "Milan"})
+    from_lines = result_of(run_cli(lines, preds))
+    # JSON lines carry no version field: "b" has no answer, so v2.0's rules score it (its "" is right)
+    assert from_lines == result_of(run_cli(nested, preds))
+    assert from_lines["exact"] == pytest.approx(200 / 3) and from_lines["NoAns_total"] == 1
+
+
+def test_every_data_shape_training_reads_gives_the_same_gold(tmp_path):
+    document = official([[qa("a", "x", "y")], [qa("b", impossible=True)]], version="v2.0")
+    records = flat_records(document)
+    nested = read_official_gold(str(write_json(tmp_path / "d.json", document)))
+    as_list = read_official_gold(str(write_json(tmp_path / "list.json", records)))
+    assert nested == ("v2.0", {"a": ["x", "y"], "b": []}) and as_list == ("", nested[1])
+    with pytest.raises(QAExpError, match="duplicate id 'a'"):
+        read_official_gold(str(write_json(tmp_path / "twice.json", records + records[:1])))
 
 
 def test_na_prob_file_threshold_and_out_file(tmp_path):
@@ -95,15 +120,21 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
     good_preds = write_json(tmp_path / "p.json", {"a": "x"})
     broken = tmp_path / "broken.json"
     broken.write_text('{"data": [', encoding="utf-8")
-    wrong_shape = write_json(tmp_path / "shape.json", {"data": [{"paragraphs": [{"qas": [{"id": 1}]}]}]})
+    wrong_shape = write_json(tmp_path / "shape.json",
+                             {"data": [{"paragraphs": [{"context": "c", "qas": [{"id": 1}]}]}]})
     not_object = write_json(tmp_path / "list.json", ["x"])
     bad_na = write_json(tmp_path / "na.json", {"a": "high"})
+    # what `qaexp predict --output` writes (tools/predict.file_predictions), given where {id: text} belongs
+    detailed = write_json(tmp_path / "answers.json",
+                          {"a": {"answer": "x", "answers": [{"text": "x", "score": 0.9}], "no_answer": False}})
 
-    assert_bad_input(run_cli(tmp_path / "missing.json", good_preds), "cannot read data file")
-    assert_bad_input(run_cli(broken, good_preds), "not valid JSON")
+    assert_bad_input(run_cli(tmp_path / "missing.json", good_preds), "data file not found")
+    assert_bad_input(run_cli(broken, good_preds), "invalid JSON at line 1")
     assert_bad_input(run_cli(wrong_shape, good_preds), r"qas\[0\]")
     assert_bad_input(run_cli(good_data, tmp_path / "missing.json"), "cannot read prediction file")
     assert_bad_input(run_cli(good_data, not_object), "JSON object")
+    assert_bad_input(run_cli(good_data, detailed), r"answers\.json is what `qaexp predict --output` writes.*"
+                                                   r"--official-output FILE")
     assert_bad_input(run_cli(good_data, good_preds, "--version", "2.0", "--na-prob-file", bad_na), "number")
     assert_bad_input(run_cli(good_data, good_preds, "--na-prob-file", bad_na), "2.0")
 
