@@ -20,12 +20,14 @@ import os
 import signal
 import sys
 
-from qaexp import tools
+from qaexp import extras, tools
 from qaexp.errors import QAExpError
 from qaexp.model.saved import describe
 from qaexp.serving.batcher import STOP_GRACE_S
 from qaexp.serving.payload import Limits
 from qaexp.tools.setting_flags import add_setting_flags, setting_overrides
+
+SERVE_PACKAGES = ("fastapi", "uvicorn")  # pyproject.toml's `serve` extra
 
 
 def parse_args(argv):
@@ -62,11 +64,12 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     """The exit status of a bad start; once serving, the process ends (status 0) when the service stops."""
-    from qaexp.serving.server import build_service, listening_socket, uvicorn_server
-
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)  # --help needs none of the serving packages
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        extras.require("the service", SERVE_PACKAGES, 'pip install "qaexp[serve]"')
+        from qaexp.serving.server import build_service, listening_socket, uvicorn_server
+
         sock = listening_socket(args.host, args.port)
         limits = Limits(args.max_context_chars, args.max_question_chars, args.max_inputs)
         service = build_service(args.model_dir, setting_overrides(args), limits=limits,

@@ -14,7 +14,7 @@ import pytest
 
 from helpers.repo import REPO
 from helpers.config import compose
-from helpers.cli import run_cli
+from helpers.cli import run_cli, without_packages
 from qaexp import backend
 from qaexp.errors import ConfigError
 
@@ -90,7 +90,7 @@ def test_data_parallel_is_refused_on_tensorflow_with_its_equivalent(no_user_back
 def test_a_backend_whose_package_is_missing_is_one_line_and_leaves_no_run_directory(tmp_path):
     root = tmp_path / "outputs"
     result = run_cli(["-m", "qaexp", "experiment=quickstart", "trainer.backend=jax", f"hydra.run.dir={root}/run"],
-                     env={"PYTHONPATH": str(HELPERS / "no_jax"), backend.ENV: backend.DEFAULT,
+                     env={**without_packages("jax", "jaxlib"), backend.ENV: backend.DEFAULT,
                           backend.DEFAULT_NOTE: backend.DEFAULT})
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip() == ('qaexp: error: trainer.backend=jax needs jax and jaxlib, which are not '
