@@ -98,6 +98,23 @@ def test_a_backend_whose_package_is_missing_is_one_line_and_leaves_no_run_direct
     assert not root.exists()
 
 
+@pytest.mark.parametrize("tool", ["predict", "serve", "export"])
+def test_the_tools_under_keras_backend_jax_without_jax_are_one_line(tool, tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    args = {"predict": ["--question", "Who?", "--context", "Ada did."], "serve": ["--port", "0"],
+            "export": ["--format", "tflite", "--output", str(tmp_path / "m.tflite")]}[tool]
+    # The user's own KERAS_BACKEND (no note that qaexp set it), on a machine without jax.
+    result = run_cli(["-m", "qaexp", tool, str(tmp_path), *args],
+                     env={**without_packages("jax", "jaxlib"), backend.ENV: "jax", backend.DEFAULT_NOTE: None})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    if tool == "export":  # every format is written through TensorFlow: jax would not help, the line says what does
+        assert "written through TensorFlow, but KERAS_BACKEND=jax" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    else:  # training's line for the same environment (qaexp/backend.py)
+        assert result.stderr.strip() == (f'qaexp {tool}: error: KERAS_BACKEND=jax from the environment needs jax and '
+                                         'jaxlib, which are not installed: pip install "qaexp[jax]"')
+
+
 # The end-to-end run on JAX: test_end_to_end.py's small seeded run (its figures and floor), through the CLI, in a
 # process where TensorFlow cannot be imported.
 from helpers.small_run import COMMON, STEPS_PER_EPOCH, relative  # noqa: E402
