@@ -18,10 +18,10 @@ from qaexp.output.files import write_bytes_atomic
 FORMATS = ("saved_model", "tflite", "onnx")
 ONNX_PACKAGES = ("tf2onnx", "onnxruntime")
 ONNX_OPSET = 17
-def check_output(name: str, output: str, overwrite: bool) -> None:
-    """What an existing --output may be, beyond files.check_outputs' rule: a SavedModel goes into a new or empty
-    directory, or over an earlier SavedModel with --overwrite, never into a directory of other files."""
-    if name != "saved_model" or not os.path.lexists(output):
+def check_saved_model_directory(output: str, overwrite: bool) -> None:
+    """What an existing SavedModel --output may be (files.check_outputs' rule is for files): a new or empty
+    directory, or an earlier SavedModel with --overwrite, never a directory of other files."""
+    if not os.path.lexists(output):
         return
     if not os.path.isdir(output):
         raise QAExpError(f"--output {output} is a file: a SavedModel is a directory, give a new or empty one")

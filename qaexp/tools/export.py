@@ -28,8 +28,8 @@ import sys
 from qaexp import tools
 from qaexp.errors import QAExpError
 from qaexp.evaluation.export_check import VerificationFailed, timed, verify
-from qaexp.output.export_formats import (check_format, check_output, input_names, write_onnx, write_saved_model,
-                                         write_tflite)
+from qaexp.output.export_formats import (check_format, check_saved_model_directory, input_names, write_onnx,
+                                         write_saved_model, write_tflite)
 from qaexp.output.files import OVERWRITE_HELP, check_outputs
 from qaexp.model.saved import answer_settings, describe
 from qaexp.tools.setting_flags import add_setting_flags, setting_overrides
@@ -89,10 +89,12 @@ def export(args) -> dict:
     from qaexp.model.saved import load_saved
 
     check_format(args.format)
-    # The output rule (files.check_outputs; a SavedModel's directory adds its own), before the model loads.
+    # The tools' output rule (files.check_outputs; a SavedModel's directory has its own), before the model loads.
+    directory = args.format == "saved_model"
     check_outputs({"--output": args.output}, {"the model directory": args.model_dir, "--eval-file": args.eval_file},
-                  overwrite=args.overwrite, directories=("--output",) if args.format == "saved_model" else ())
-    check_output(args.format, args.output, args.overwrite)
+                  overwrite=args.overwrite, directories=("--output",) if directory else ())
+    if directory:
+        check_saved_model_directory(args.output, args.overwrite)
     settings = answer_settings(args.model_dir, setting_overrides(args))
     records, source = verification_records(args, settings)  # a bad --eval-file fails before any conversion
     saved = load_saved(args.model_dir, settings)

@@ -13,7 +13,8 @@ whole or not at all, to a new path: a file that exists already is refused (befor
 The window and answer settings are the model's own: RUN_DIR/model/qaexp.json, which a run writes with its
 max_length, doc_stride, max_answer_length and, for SQuAD v2, the no-answer threshold it used or tuned
 (data.null_threshold_tuning); else the run's .hydra/config.yaml; else training's defaults (listed with the
-flags below), v1. Flags override them; every source is checked by training's window rule.
+flags below), v1. Flags override them; every source is checked by training's window rule, and max_length against
+the model's position limit (its config.json), before the model loads.
 A SQuAD v2 model's answer ("" for no answer) is decided by that threshold and listed first.
 """
 from __future__ import annotations

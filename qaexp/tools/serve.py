@@ -11,6 +11,7 @@ describes the model and the batching; the page at / asks questions from a browse
 one forward pass: those waiting while the model works and, while requests come together, those arriving within
 --max-wait-ms. Window settings default to the run's own (RUN_DIR/.hydra/config.yaml beside RUN_DIR/model).
 SIGINT (Ctrl-C) or SIGTERM stops it: requests in flight get --stop-grace-ms to be answered, then 503; exit status 0.
+The service needs fastapi and uvicorn: pip install "qaexp[serve]" (from a clone: pip install -e ".[serve]").
 """
 from __future__ import annotations
 
