@@ -12,12 +12,12 @@ one line at config-check time.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import sys
 from typing import Optional
 
+from qaexp import extras
 from qaexp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -68,26 +68,22 @@ def is_jax() -> bool:
 
 
 def missing_packages(name: str) -> list[str]:
-    needed = PACKAGES.get(name, ((name,), ""))[0]
-    missing = []
-    for package in needed:
-        try:
-            found = importlib.util.find_spec(package) is not None
-        except (ImportError, ValueError):  # a broken install, or an import hook that refuses it
-            found = False
-        if not found:
-            missing.append(package)
-    return missing
+    return extras.missing(PACKAGES.get(name, ((name,), ""))[0])
 
 
 def check_installed(name: str, source: str) -> None:
     """One line when the backend's packages are not installed (or the backend is not one qaexp knows)."""
     if name not in PACKAGES:
         raise ConfigError(f"{source}: backend {name!r} is not one of {', '.join(PACKAGES)}")
-    missing = missing_packages(name)
-    if missing:
-        verb = "is" if len(missing) == 1 else "are"
-        raise ConfigError(f"{source} needs {' and '.join(missing)}, which {verb} not installed: {PACKAGES[name][1]}")
+    extras.require(source, *PACKAGES[name])
+
+
+def check_this_process() -> None:
+    """The tools' check (model/saved.load_saved: qaexp predict, serve), before Keras is imported: this process's
+    backend must be installed; a user's KERAS_BACKEND is named as training names it (the same line)."""
+    name = current()
+    check_installed(name, f"KERAS_BACKEND={name} from the environment" if from_environment() == name
+                    else f"the default backend, {name},")
 
 
 def activate(configured: str, cpu_devices: Optional[int] = None) -> str:

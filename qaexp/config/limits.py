@@ -2,8 +2,8 @@
 
 `validation.validate` calls `check_numbers` and `check_directories` before anything heavy is imported, so a
 value out of range is one line naming the key and its valid range within seconds. Checks that relate two keys
-(grad_accum_steps against batch_size, the model's position limit) are in validation.py, doc_stride against
-max_length in data/window_rule.py (the tools apply it too); the data files are checked where they are read
+(grad_accum_steps against batch_size) are in validation.py, doc_stride against max_length and max_length against
+the model's position limit in data/window_rule.py (the tools apply them too); the data files are checked where they are read
 (data/squad.py), the model directory where it is resolved (model/pretrained.py).
 
 A new numeric key in the schema needs a row in NUMBERS (tests/unit/test_limits.py fails until it has one).

@@ -39,8 +39,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.model.from_scratch:
         _check_architecture(cfg.model.architecture)
         arch = cfg.model.architecture
-        check_max_length(data.max_length, position_limit(arch.get("model_type"), arch.get("max_position_embeddings")),
-                         "model.architecture.max_position_embeddings")
+        window_rule.check_max_length(
+            data.max_length, window_rule.position_limit(arch.get("model_type"), arch.get("max_position_embeddings")),
+            "model.architecture.max_position_embeddings")
     if cfg.trainer.grad_accum_steps > cfg.trainer.batch_size:
         raise ConfigError(f"trainer.grad_accum_steps={cfg.trainer.grad_accum_steps} must be <= trainer.batch_size="
                           f"{cfg.trainer.batch_size} (the batch is split into that many micro-batches)")
@@ -75,23 +76,6 @@ def _check_evaluation_options(data: DictConfig) -> None:
         if entry.source == EvalSource.hub and not entry.dataset:
             raise ConfigError(f"{where} ({entry.name}) with source=hub needs dataset=NAME (a hub dataset)")
         check_value(f"{where}.max_eval_samples", entry.max_eval_samples, NUMBERS["data.max_eval_samples"])
-
-
-# These models number positions from padding_idx + 1 = 2, so two position embeddings are never used.
-POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
-
-
-def position_limit(model_type: Optional[str], max_position_embeddings: Optional[int]) -> Optional[int]:
-    if max_position_embeddings is None:
-        return None
-    return max_position_embeddings - POSITION_OFFSET.get(model_type or "", 0)
-
-
-def check_max_length(max_length: int, limit: Optional[int], limit_name: str) -> None:
-    """data.max_length must fit the model's position embeddings (from the config, or a loaded checkpoint's)."""
-    if limit is not None and max_length > limit:
-        raise ConfigError(f"data.max_length={max_length} exceeds the model's position limit: it must be in "
-                          f"[1, {limit}] ({limit_name}={limit})")
 
 
 def _check_architecture(arch: DictConfig) -> None:

@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from qaexp.errors import ModelLoadError, first_line
-from qaexp.model.pretrained import check_saved_files, load_qa_model, model_config, resolve_checkpoint
+from qaexp.model.pretrained import check_saved_files, config_or_none, load_qa_model, model_config, resolve_checkpoint
 from qaexp.model.wordpiece import count_words, learn_vocabulary
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def with_model_inputs(tokenizer, directory: str) -> None:
     tokenizer keeps them whatever loads it."""
     from qaexp.model.families import MODEL_TYPES, family_module
 
-    config = _config_or_none(directory)  # the model's loader reports an unreadable config.json
+    config = config_or_none(directory)  # the model's loader reports an unreadable config.json
     if config is None or config.get("model_type") not in MODEL_TYPES:
         return
     module = family_module(config["model_type"])
@@ -135,7 +135,7 @@ def _explain_load_failure(directory: str, what: str) -> Iterator[None]:
         if what == "tokenizer" and not os.path.exists(os.path.join(directory, TOKENIZER_CONFIG)):
             # Without it transformers picks a class by config.json's model_type, whose missing package (rjieba for
             # RoFormer) is then what it asks for: the missing file is the cause to name.
-            model_type = (_config_or_none(directory) or {}).get("model_type")
+            model_type = (config_or_none(directory) or {}).get("model_type")
             raise ModelLoadError(f"cannot load the tokenizer in {directory}: it has no {TOKENIZER_CONFIG} (which "
                                  "names the tokenizer's class), so transformers fell back to the class for model_type "
                                  f"{model_type!r}, which cannot load here; {COPY_BACK}") from err
@@ -149,16 +149,3 @@ def _explain_load_failure(directory: str, what: str) -> Iterator[None]:
         # transformers 5 fails on the tokenizer files of a config.json without a model_type with a vaguer message
         model_config(directory)
         raise ModelLoadError(f"cannot load the {what} from {directory!r}: {first_line(err, limit=300)}") from err
-
-
-def _config_or_none(directory: str):
-    """The directory's config.json as a dict, or None when it is missing, unreadable or not an object (for the
-    checks that leave reporting a bad config.json to the model's loader)."""
-    import json
-
-    try:
-        with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
-            config = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return config if isinstance(config, dict) else None

@@ -211,6 +211,17 @@ def load_pretrained(directory: str, random_init: bool = False):
     return model, _load_into(model, tensors, directory, weights)
 
 
+def config_or_none(directory: str):
+    """The directory's config.json as a dict, or None when it is missing, unreadable or not an object (for the
+    checks that leave reporting a bad config.json to the model's loader, model_config)."""
+    try:
+        with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
 def model_config(directory: str) -> dict:
     """`directory`/config.json, checked to name a model_type that qaexp has a Keras 3 model for.
 

@@ -73,8 +73,8 @@ def trained_settings(model_dir: str) -> dict:
 def answer_settings(model_dir: str, overrides: dict, n_best_size: int = window_rule.N_BEST_SIZE) -> AnswerSettings:
     """DEFAULTS, then the run's own settings (its config, then model/qaexp.json), then the overrides that are not
     None (command-line flags). Checked as training checks its config, with the same one-line errors: each value
-    against its range (limits.NUMBERS), then the window rule. n_best_size: candidates kept per question (predict
-    raises it to its --top-k)."""
+    against its range (limits.NUMBERS), then the window rule, then max_length against the model's positions.
+    n_best_size: candidates kept per question (predict raises it to its --top-k)."""
     from qaexp.config.limits import NUMBERS, check_value
 
     check_model_dir(model_dir)
@@ -83,8 +83,20 @@ def answer_settings(model_dir: str, overrides: dict, n_best_size: int = window_r
     for key in ("max_length", "doc_stride", "max_answer_length"):
         check_value(f"data.{key}", chosen[key], NUMBERS[f"data.{key}"])
     window_rule.check_window(chosen["max_length"], chosen["doc_stride"])
+    check_position_limit(model_dir, chosen["max_length"])
     # As training's post-processing (by default): scores are probabilities over this many candidates per question.
     return AnswerSettings.of(chosen, n_best_size=n_best_size)
+
+
+def check_position_limit(model_dir: str, max_length: int) -> None:
+    """Training's position rule on the saved model's config.json (read as JSON, before TensorFlow): a longer window
+    than the model has positions for would fail inside its first forward pass. A config.json without a readable
+    position count is left to the model's loader."""
+    from qaexp.model.pretrained import config_or_none
+
+    config = config_or_none(model_dir) or {}
+    limit = window_rule.position_limit(config.get("model_type"), config.get("max_position_embeddings"))
+    window_rule.check_max_length(max_length, limit, f"max_position_embeddings of {model_dir}")
 
 
 def describe(settings: AnswerSettings) -> str:
@@ -109,11 +121,13 @@ def load_saved(model_dir: str, settings: Optional[AnswerSettings] = None) -> Sav
     before this slow load), else the model's own. One line (QAExpError) when it is not a model directory."""
     from omegaconf import OmegaConf
 
-    from qaexp.backend import current
+    from qaexp.backend import check_this_process, current
+
+    settings = answer_settings(model_dir, {}) if settings is None else settings  # checks the directory too
+    check_this_process()  # KERAS_BACKEND=jax without jax: training's one line, not the first import's traceback
     from qaexp.model import build
     from qaexp.quiet import import_tensorflow
 
-    settings = answer_settings(model_dir, {}) if settings is None else settings  # checks the directory too
     model_cfg = OmegaConf.create({"checkpoint": model_dir, "padding_side": "right", "trust_remote_code": False})
     if current() == "tensorflow":  # under KERAS_BACKEND=jax the model runs on JAX, without TensorFlow
         import_tensorflow()  # before transformers: its libraries' loading notices are dropped

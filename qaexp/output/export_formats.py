@@ -11,28 +11,35 @@ import warnings
 
 import numpy as np
 
+from qaexp import extras
 from qaexp.errors import QAExpError, first_line
+from qaexp.output.files import write_bytes_atomic
 
 FORMATS = ("saved_model", "tflite", "onnx")
 ONNX_PACKAGES = ("tf2onnx", "onnxruntime")
 ONNX_OPSET = 17
+def check_saved_model_directory(output: str, overwrite: bool) -> None:
+    """What an existing SavedModel --output may be (files.check_outputs' rule is for files): a new or empty
+    directory, or an earlier SavedModel with --overwrite, never a directory of other files."""
+    if not os.path.lexists(output):
+        return
+    if not os.path.isdir(output):
+        raise QAExpError(f"--output {output} is a file: a SavedModel is a directory, give a new or empty one")
+    if not os.listdir(output):
+        return
+    if not os.path.exists(os.path.join(output, "saved_model.pb")):
+        raise QAExpError(f"--output {output} is a directory with other files in it: give a new or empty directory, "
+                         "or an earlier SavedModel export to replace (with --overwrite)")
+    if not overwrite:
+        raise QAExpError(f"--output {output} holds an earlier SavedModel export: give a new path, or add --overwrite "
+                         "to replace it")
+
+
 def check_format(name: str) -> None:
     if name not in FORMATS:
         raise QAExpError(f"unknown format {name!r}: choose saved_model, tflite or onnx")
     if name == "onnx":
-        missing = [package for package in ONNX_PACKAGES if not _importable(package)]
-        if missing:
-            raise QAExpError(f"--format onnx needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'}"
-                             f" not installed: pip install {' '.join(ONNX_PACKAGES)} (or qaexp[onnx])")
-
-
-def _importable(package: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(package) is not None
-    except (ImportError, ValueError):
-        return False
+        extras.require("--format onnx", ONNX_PACKAGES, f"pip install {' '.join(ONNX_PACKAGES)} (or qaexp[onnx])")
 
 
 # ---- the serving function --------------------------------------------------------------------------------
@@ -76,9 +83,6 @@ def _weights_module(model):
 def write_saved_model(model, names: list[str], output: str) -> None:
     import tensorflow as tf
 
-    if os.path.isdir(output) and os.listdir(output) and not os.path.exists(os.path.join(output, "saved_model.pb")):
-        raise QAExpError(f"{output} is a directory with other files in it: give a new or empty directory, "
-                         "or an earlier SavedModel export to replace")
     module = _weights_module(model)
     module.serve = serving_function(model, names)
     tf.saved_model.save(module, output, signatures={"serving_default": module.serve})
@@ -98,8 +102,7 @@ def write_tflite(model, names: list[str], output: str, quantize: bool) -> None:
         reason = re.search(r"error: (.+)", str(err))
         raise QAExpError("TensorFlow Lite cannot convert this model with its built-in ops: "
                          f"{reason.group(1) if reason else first_line(err)}") from err
-    with open(output, "wb") as f:
-        f.write(flat)
+    write_bytes_atomic(output, flat)  # with --overwrite, a failed write leaves the earlier export whole
 
 
 def write_onnx(model, names: list[str], output: str) -> None:

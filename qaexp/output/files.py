@@ -3,6 +3,9 @@
 A file is written to a temporary name beside it (unique, so concurrent writers never share one) and renamed over
 the target; a directory is saved into a temporary directory that is then swapped in. A reader therefore sees
 the old content or the new, never a partial file, and a failed write leaves the old content in place.
+
+The tools' outputs follow one rule (`check_outputs`), checked before they start: a new path, or an existing one
+with --overwrite, and never one of their inputs.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import shutil
 import tempfile
 from typing import IO, Any, Callable, Iterator
 
-from qaexp.errors import StorageError
+from qaexp.errors import InputError, StorageError
 
 # mkstemp makes files readable by their owner only; results get the permissions open() would give them.
 _UMASK = os.umask(0)
@@ -87,3 +90,51 @@ def storage_errors(path: str, also: tuple[type[Exception], ...] = ()) -> Iterato
             raise StorageError(f"no space left on the device while writing {path}: free some space and rerun "
                                "(anything saved there before is unchanged)") from err
         raise StorageError(f"cannot write {path}: {reason}") from err
+
+
+# ---- what a tool may write over (qaexp predict's and qaexp export's outputs) ------------------------------------
+
+OVERWRITE_HELP = "replace an output that already exists (never an input file, nor a file of the model directory)"
+
+
+def same_path(a: str, b: str) -> bool:
+    """Whether `a` and `b` are one file or directory: the same inode (hard links too) or, while either is missing,
+    the same path once links and `..` are resolved."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None], *, overwrite: bool,
+                  directories: tuple[str, ...] = ()) -> None:
+    """The rule for a tool's outputs, checked before the tool reads or computes anything (InputError, one line):
+    an output is never one of the inputs (flag or name -> path; for a directory input, any file in it), two
+    outputs are never one file, and an output that exists is replaced only with --overwrite. `directories`: the
+    output flags whose value is a directory (SavedModel), whose own rule for an existing one is the writer's."""
+    given = [(flag, path) for flag, path in outputs.items() if path]
+    for flag, path in given:
+        for name, source in inputs.items():
+            if not source:
+                continue
+            if same_path(path, source):
+                raise InputError(f"{flag} {path} is {name} {source} itself: writing there would replace it "
+                                 "(--overwrite never replaces an input): give another path")
+            if os.path.isdir(source) and os.path.lexists(path) and _inside(path, source):
+                raise InputError(f"{flag} {path} is part of {name} {source}: writing there would change it "
+                                 "(--overwrite never replaces an input): give a path outside it")
+    for number, (flag, path) in enumerate(given):
+        for other_flag, other in given[number + 1:]:
+            if same_path(path, other):
+                raise InputError(f"{flag} and {other_flag} name the same file, {path}: give each its own path")
+    for flag, path in given:
+        if flag in directories:
+            continue
+        if os.path.isdir(path):
+            raise InputError(f"{flag} {path} is a directory: give the path of a file")
+        if os.path.lexists(path) and not overwrite:
+            raise InputError(f"{flag} {path} already exists: give a new path, or add --overwrite to replace it")
+
+
+def _inside(path: str, directory: str) -> bool:
+    return os.path.realpath(path).startswith(os.path.join(os.path.realpath(directory), ""))

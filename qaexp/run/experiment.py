@@ -19,8 +19,9 @@ from qaexp import rundir
 from qaexp.analysis.questions import build_questions
 from qaexp.analysis.report import write_analysis
 from qaexp.backend import current as current_backend
-from qaexp.config.validation import check_max_length, position_limit, validate
+from qaexp.config.validation import validate
 from qaexp.data import cache
+from qaexp.data.window_rule import check_max_length, position_limit
 from qaexp.data.batches import Batcher
 from qaexp.data.squad import Splits, load_splits
 from qaexp.data.windows import Windows, without_call_state

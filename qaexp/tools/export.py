@@ -1,6 +1,6 @@
 """Export a saved model for deployment, and verify the export by scoring it beside the original.
 
-    python -m qaexp.export MODEL_DIR --format saved_model|tflite|onnx --output OUT [--quantize]
+    python -m qaexp.export MODEL_DIR --format saved_model|tflite|onnx --output OUT [--overwrite] [--quantize]
                            [--eval-file DATA] [--max-questions N]
 
 saved_model: a TensorFlow SavedModel directory whose serving_default signature takes int32 input_ids,
@@ -14,6 +14,10 @@ sample of qaexp's synthetic questions, are split into the same windows and post-
 the original and with the exported model; EM/F1 of both are printed. float32 exports must give identical answers
 (exit status 1 otherwise); quantised ones report the EM/F1 change, file size and latency ratio. The tokenizer
 is not part of an export: use the model directory's.
+
+--output must be new (a SavedModel may also go into an empty directory): an existing file, or a directory holding
+an earlier SavedModel, is refused before anything runs unless --overwrite is given; a directory of other files, the
+model directory's files and --eval-file are never written over.
 """
 from __future__ import annotations
 
@@ -24,7 +28,9 @@ import sys
 from qaexp import tools
 from qaexp.errors import QAExpError
 from qaexp.evaluation.export_check import VerificationFailed, timed, verify
-from qaexp.output.export_formats import check_format, input_names, write_onnx, write_saved_model, write_tflite
+from qaexp.output.export_formats import (check_format, check_saved_model_directory, input_names, write_onnx,
+                                         write_saved_model, write_tflite)
+from qaexp.output.files import OVERWRITE_HELP, check_outputs
 from qaexp.model.saved import answer_settings, describe
 from qaexp.tools.setting_flags import add_setting_flags, setting_overrides
 
@@ -35,6 +41,7 @@ def parse_args(argv):
     parser = tools.parser("export", __doc__, model_dir=True)
     parser.add_argument("--format", required=True, help="saved_model, tflite or onnx")
     parser.add_argument("--output", required=True, help="the SavedModel directory, or the .tflite / .onnx file")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     parser.add_argument("--quantize", action="store_true", help="tflite: dynamic-range int8 weights")
     parser.add_argument("--eval-file", help="verify on this SQuAD / JSON-lines file (default: a built-in sample)")
     parser.add_argument("--max-questions", type=int, help="verify on the first N questions of --eval-file")
@@ -82,6 +89,12 @@ def export(args) -> dict:
     from qaexp.model.saved import load_saved
 
     check_format(args.format)
+    # The tools' output rule (files.check_outputs; a SavedModel's directory has its own), before the model loads.
+    directory = args.format == "saved_model"
+    check_outputs({"--output": args.output}, {"the model directory": args.model_dir, "--eval-file": args.eval_file},
+                  overwrite=args.overwrite, directories=("--output",) if directory else ())
+    if directory:
+        check_saved_model_directory(args.output, args.overwrite)
     settings = answer_settings(args.model_dir, setting_overrides(args))
     records, source = verification_records(args, settings)  # a bad --eval-file fails before any conversion
     saved = load_saved(args.model_dir, settings)

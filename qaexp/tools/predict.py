@@ -1,17 +1,20 @@
 """Answer questions with a saved model (RUN_DIR/model).
 
     python -m qaexp.predict MODEL_DIR --question Q --context C [--top-k K] [--json]
-    python -m qaexp.predict MODEL_DIR --file F [--output OUT] [--official-output PRED] [--top-k K]
+    python -m qaexp.predict MODEL_DIR --file F [--output OUT] [--official-output PRED] [--overwrite] [--top-k K]
 
 File mode reads SQuAD JSON ({"data": [...]}), a JSON list or JSON lines of flat records (id, context,
 question, and optionally answers) and answers them in batches; long contexts are split into
 overlapping windows. --output gets {id: {"answer", "answers": [{"text", "score"}...], "no_answer"}};
---official-output gets {id: answer text}, which `python -m qaexp.evaluate DATA PRED` scores.
+--official-output gets {id: answer text}, which `python -m qaexp.evaluate DATA PRED` scores. Each is written
+whole or not at all, to a new path: a file that exists already is refused (before anything runs) unless
+--overwrite is given, and the --file and the model directory's files are never written over, --overwrite or not.
 
 The window and answer settings are the model's own: RUN_DIR/model/qaexp.json, which a run writes with its
 max_length, doc_stride, max_answer_length and, for SQuAD v2, the no-answer threshold it used or tuned
 (data.null_threshold_tuning); else the run's .hydra/config.yaml; else training's defaults (listed with the
-flags below), v1. Flags override them; every source is checked by training's window rule.
+flags below), v1. Flags override them; every source is checked by training's window rule, and max_length against
+the model's position limit (its config.json), before the model loads.
 A SQuAD v2 model's answer ("" for no answer) is decided by that threshold and listed first.
 """
 from __future__ import annotations
@@ -23,6 +26,7 @@ from qaexp import tools
 from qaexp.data.checks import check_unique_ids
 from qaexp.errors import QAExpError, report_error
 from qaexp.model.saved import answer_settings, load_saved
+from qaexp.output.files import OVERWRITE_HELP, check_outputs, write_json_atomic
 from qaexp.tools.setting_flags import add_setting_flags, setting_overrides
 
 
@@ -33,6 +37,7 @@ def parse_args(argv):
     parser.add_argument("--file", help="answer every question of this SQuAD / JSON-lines file")
     parser.add_argument("--output", help="file mode: write {id: {answer, answers, no_answer}} here")
     parser.add_argument("--official-output", help="file mode: write {id: answer text} here (for qaexp.evaluate)")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
     parser.add_argument("--top-k", type=int, default=1, help="how many answers to print (or keep per question)")
     add_setting_flags(parser)
@@ -76,8 +81,9 @@ def _settings(args):
 def _predict_file(args) -> int:
     from qaexp.data.squad import read_records
     from qaexp.evaluation.answering import answer_questions
-    from qaexp.output.files import write_json_atomic
 
+    check_outputs({"--output": args.output, "--official-output": args.official_output},
+                  {"--file": args.file, "the model directory": args.model_dir}, overwrite=args.overwrite)
     records = read_records(args.file, answers_optional=True)
     check_unique_ids(records, args.file)
     saved = load_saved(args.model_dir, _settings(args))

@@ -11,6 +11,7 @@ describes the model and the batching; the page at / asks questions from a browse
 one forward pass: those waiting while the model works and, while requests come together, those arriving within
 --max-wait-ms. Window settings default to the run's own (RUN_DIR/.hydra/config.yaml beside RUN_DIR/model).
 SIGINT (Ctrl-C) or SIGTERM stops it: requests in flight get --stop-grace-ms to be answered, then 503; exit status 0.
+The service needs fastapi and uvicorn: pip install "qaexp[serve]" (from a clone: pip install -e ".[serve]").
 """
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ import os
 import signal
 import sys
 
-from qaexp import tools
+from qaexp import extras, tools
 from qaexp.errors import QAExpError
 from qaexp.model.saved import describe
 from qaexp.serving.batcher import STOP_GRACE_S
 from qaexp.serving.payload import Limits
 from qaexp.tools.setting_flags import add_setting_flags, setting_overrides
+
+SERVE_PACKAGES = ("fastapi", "uvicorn")  # pyproject.toml's `serve` extra
 
 
 def parse_args(argv):
@@ -62,11 +65,12 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     """The exit status of a bad start; once serving, the process ends (status 0) when the service stops."""
-    from qaexp.serving.server import build_service, listening_socket, uvicorn_server
-
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)  # --help needs none of the serving packages
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        extras.require("the service", SERVE_PACKAGES, 'pip install "qaexp[serve]"')
+        from qaexp.serving.server import build_service, listening_socket, uvicorn_server
+
         sock = listening_socket(args.host, args.port)
         limits = Limits(args.max_context_chars, args.max_question_chars, args.max_inputs)
         service = build_service(args.model_dir, setting_overrides(args), limits=limits,

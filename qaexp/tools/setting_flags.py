@@ -12,7 +12,8 @@ def add_setting_flags(parser) -> None:
         "window and answer settings (default: the model's qaexp.json, else its run's .hydra/config.yaml, else "
         f"max_length {window_rule.MAX_LENGTH}, doc_stride {window_rule.DOC_STRIDE}, max_answer_length "
         f"{window_rule.MAX_ANSWER_LENGTH}, SQuAD v1)")
-    group.add_argument("--max-length", type=int)
+    group.add_argument("--max-length", type=int,
+                       help="tokens per window, at most the model's position limit (config.json)")
     group.add_argument("--doc-stride", type=int)
     group.add_argument("--max-answer-length", type=int)
     group.add_argument("--version-2", dest="version_2_with_negative", action="store_const", const=True,

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from helpers.cli import run_cli
+from helpers.cli import run_cli, without_packages
 
 # The smallest quickstart that trains: 300 questions in batches of 16 = 19 steps per epoch.
 SMALL = ["experiment=quickstart", "data.num_train=300", "data.num_validation=40", "trainer.save_model=false",
@@ -213,3 +213,14 @@ def test_the_pre_check_passes_valid_command_lines_and_sees_the_users_own_config_
     assert "did you mean model=tiny_wide?" in _override_problem(["-cd", str(tmp_path), "model=tiny_wid"])
     assert "did you mean model=tiny?" in _override_problem(["model=tiny_wide"])  # not in any folder it was given
     assert "did you mean experiment=quickstart?" in _override_problem(["experimnt=quickstart"])
+
+
+def test_serve_without_its_packages_prints_its_help_and_refuses_to_start_in_one_line_naming_the_extra(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    env = without_packages("fastapi", "uvicorn")  # as after `pip install -e .` without the serve extra
+    helped = run_cli(["-m", "qaexp", "serve", "--help"], env=env, timeout=120)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: qaexp serve"), helped.stderr
+    started = run_cli(["-m", "qaexp", "serve", str(tmp_path), "--port", "0"], env=env, timeout=120)
+    assert started.returncode == 2, started.stderr
+    assert started.stderr.strip() == ('qaexp serve: error: the service needs fastapi and uvicorn, which are not '
+                                      'installed: pip install "qaexp[serve]"')

@@ -46,7 +46,8 @@ def test_saved_model_has_a_serving_signature_and_the_same_answers(trained_tiny_m
 @pytest.mark.slow
 def test_tflite_float32_gives_the_same_answers_and_int8_reports_its_change(trained_tiny_model, tmp_path, capsys):
     model_dir = trained_tiny_model / "model"
-    float32 = exported(model_dir, "tflite", tmp_path / "model.tflite", capsys=capsys)
+    (tmp_path / "model.tflite").write_bytes(b"an earlier export")  # replaced: --overwrite
+    float32 = exported(model_dir, "tflite", tmp_path / "model.tflite", "--overwrite", capsys=capsys)
     assert_identical_to_the_original(float32)
     assert float32["format"] == "tflite float32" and float32["max_logit_difference"] < 1e-4
 
@@ -100,6 +101,31 @@ def test_a_bad_model_directory_is_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert export.main([str(tmp_path / "empty"), "--format", "tflite", "--output", str(tmp_path / "m")]) == 2
     assert "no config.json" in one_line_error(capsys)
+
+
+def test_an_existing_output_is_refused_unless_overwrite_and_the_model_directory_never_before_loading(tmp_path,
+                                                                                                       capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")  # no weights: every refusal comes before the model would load
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    earlier = tmp_path / "earlier"  # an earlier SavedModel export
+    (earlier / "variables").mkdir(parents=True)
+    (earlier / "saved_model.pb").write_bytes(b"")
+    others = tmp_path / "others"
+    others.mkdir()
+    (others / "notes.txt").write_text("mine")
+    cases = [("tflite", precious, [], f"--output {precious} already exists: give a new path, or add --overwrite"),
+             ("saved_model", earlier, [], "holds an earlier SavedModel export: give a new path, or add --overwrite"),
+             ("saved_model", others, ["--overwrite"], "is a directory with other files in it"),
+             ("saved_model", precious, ["--overwrite"], "is a file: a SavedModel is a directory"),
+             ("saved_model", model, ["--overwrite"], f"is the model directory {model} itself"),
+             ("tflite", model / "config.json", ["--overwrite"], "is part of the model directory")]
+    for fmt, output, extra, expected in cases:
+        assert export.main([str(model), "--format", fmt, "--output", str(output), *extra]) == 2, expected
+        assert expected in one_line_error(capsys)
+    assert precious.read_text() == "mine" and (others / "notes.txt").read_text() == "mine"
 
 
 def test_an_unknown_format_is_one_line(tmp_path, capsys):

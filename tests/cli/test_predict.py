@@ -44,9 +44,10 @@ def write_squad(records: list[dict], path) -> None:
 def test_file_mode_scored_by_the_evaluation_cli_matches_the_run(trained_tiny_model, tmp_path):
     data = tmp_path / "dev.json"
     write_squad(validation_records(), data)
+    (tmp_path / "pred.json").write_text("{}")  # an earlier output: --overwrite replaces it
     result = run_cli(["-m", "qaexp.predict", str(trained_tiny_model / "model"), "--file", str(data),
                       "--output", str(tmp_path / "detailed.json"), "--official-output", str(tmp_path / "pred.json"),
-                      "--top-k", "3", "--batch-size", "7", *window_args()])
+                      "--overwrite", "--top-k", "3", "--batch-size", "7", *window_args()])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "answered 40 questions" in result.stderr
     official = json.loads((tmp_path / "pred.json").read_text())
@@ -218,3 +219,49 @@ def test_the_decided_answer_leads_the_ranking_even_when_it_is_not_among_the_n_be
     spans_only = [nbest[0], nbest[2]]
     assert decided_first(spans_only, "")[0] == {"text": "", "probability": 0.0, "start_logit": 0.0, "end_logit": 0.0}
     assert [c["text"] for c in decided_first(spans_only, "")[1:]] == ["Ada", "Lyon"]
+
+
+# ---- what predict may write over -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def questions(tmp_path):
+    path = tmp_path / "questions.jsonl"
+    path.write_text(json.dumps({"id": "q0", "context": "Ada wrote it.", "question": "Who wrote it?"}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("case", ["the input", "an earlier output"])
+def test_an_output_over_the_input_or_an_existing_file_is_refused_before_anything_runs(case, questions, tmp_path):
+    earlier = tmp_path / "pred.json"
+    earlier.write_text('{"q0": "kept"}')
+    target, extra = (questions, ["--overwrite"]) if case == "the input" else (earlier, [])
+    before = target.read_text()
+    result = run_cli(["-m", "qaexp.predict", str(tmp_path / "no-model"), "--file", str(questions),
+                      "--official-output", str(target), *extra])
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    if case == "the input":  # even with --overwrite
+        assert f"--official-output {target} is --file {questions} itself" in result.stderr
+    else:
+        assert f"--official-output {target} already exists: give a new path, or add --overwrite" in result.stderr
+    assert target.read_text() == before
+
+
+def test_a_hard_link_to_the_input_a_model_file_both_outputs_on_one_file_and_a_directory_are_refused(
+        questions, tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    link = tmp_path / "link.jsonl"
+    link.hardlink_to(questions)
+    cases = {"is --file": ["--output", str(link), "--overwrite"],  # another name of the same file
+             "is part of the model directory": ["--output", str(model / "config.json"), "--overwrite"],
+             "name the same file": ["--output", str(tmp_path / "a.json"), "--official-output",
+                                    str(tmp_path / "." / "a.json")],
+             "is a directory: give the path of a file": ["--output", str(tmp_path)]}
+    for expected, outputs in cases.items():
+        assert predict.main([str(model), "--file", str(questions), *outputs]) == 2, expected
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err, err
+    assert (model / "config.json").read_text() == "{}" and not (tmp_path / "a.json").exists()

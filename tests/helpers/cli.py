@@ -51,3 +51,10 @@ def popen_cli(args, *, cwd=REPO, env: dict | None = None, **options) -> subproce
     options.setdefault("stderr", subprocess.PIPE)
     options.setdefault("text", True)
     return subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=user_environment(env), **options)
+
+
+def without_packages(*packages: str) -> dict:
+    """The `env` of a run_cli/popen_cli whose interpreter behaves as if `packages` were not installed
+    (tests/helpers/hidden_packages/), with this checkout's qaexp still first on the import path."""
+    hider = REPO / "tests" / "helpers" / "hidden_packages"
+    return {"PYTHONPATH": os.pathsep.join([str(hider), str(REPO)]), "HIDDEN_PACKAGES": ",".join(packages)}

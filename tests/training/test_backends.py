@@ -14,7 +14,7 @@ import pytest
 
 from helpers.repo import REPO
 from helpers.config import compose
-from helpers.cli import run_cli
+from helpers.cli import run_cli, without_packages
 from qaexp import backend
 from qaexp.errors import ConfigError
 
@@ -90,12 +90,29 @@ def test_data_parallel_is_refused_on_tensorflow_with_its_equivalent(no_user_back
 def test_a_backend_whose_package_is_missing_is_one_line_and_leaves_no_run_directory(tmp_path):
     root = tmp_path / "outputs"
     result = run_cli(["-m", "qaexp", "experiment=quickstart", "trainer.backend=jax", f"hydra.run.dir={root}/run"],
-                     env={"PYTHONPATH": str(HELPERS / "no_jax"), backend.ENV: backend.DEFAULT,
+                     env={**without_packages("jax", "jaxlib"), backend.ENV: backend.DEFAULT,
                           backend.DEFAULT_NOTE: backend.DEFAULT})
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip() == ('qaexp: error: trainer.backend=jax needs jax and jaxlib, which are not '
                                      'installed: pip install "qaexp[jax]"')
     assert not root.exists()
+
+
+@pytest.mark.parametrize("tool", ["predict", "serve", "export"])
+def test_the_tools_under_keras_backend_jax_without_jax_are_one_line(tool, tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    args = {"predict": ["--question", "Who?", "--context", "Ada did."], "serve": ["--port", "0"],
+            "export": ["--format", "tflite", "--output", str(tmp_path / "m.tflite")]}[tool]
+    # The user's own KERAS_BACKEND (no note that qaexp set it), on a machine without jax.
+    result = run_cli(["-m", "qaexp", tool, str(tmp_path), *args],
+                     env={**without_packages("jax", "jaxlib"), backend.ENV: "jax", backend.DEFAULT_NOTE: None})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    if tool == "export":  # every format is written through TensorFlow: jax would not help, the line says what does
+        assert "written through TensorFlow, but KERAS_BACKEND=jax" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    else:  # training's line for the same environment (qaexp/backend.py)
+        assert result.stderr.strip() == (f'qaexp {tool}: error: KERAS_BACKEND=jax from the environment needs jax and '
+                                         'jaxlib, which are not installed: pip install "qaexp[jax]"')
 
 
 # The end-to-end run on JAX: test_end_to_end.py's small seeded run (its figures and floor), through the CLI, in a

@@ -114,3 +114,42 @@ def test_training_and_the_tools_answer_with_one_frozen_settings_value(model_dir)
     assert type(tools.null_score_diff_threshold) is float and type(tools.version_2_with_negative) is bool
     with pytest.raises(dataclasses.FrozenInstanceError):
         tools.doc_stride = 64
+
+
+# ---- the position rule: max_length against the model's position embeddings ------------------------------------
+
+
+def with_positions(model_dir: str, model_type: str, positions: int) -> str:
+    """`model_dir` with a config.json that names only what the position rule reads (no weights, no tokenizer: the
+    tools refuse before they would load either)."""
+    import json
+    import pathlib
+
+    (pathlib.Path(model_dir) / "config.json").write_text(json.dumps({"model_type": model_type,
+                                                                      "max_position_embeddings": positions}))
+    return model_dir
+
+
+@pytest.mark.parametrize("command", ["predict", "serve", "export"])
+def test_every_tool_refuses_a_max_length_beyond_the_models_positions_before_loading_it(command, model_dir, tmp_path):
+    args = COMMANDS[command](with_positions(model_dir, "bert", 512), tmp_path, window_rule.DOC_STRIDE)
+    args[args.index("--max-length") + 1] = "513"
+    result = run_cli(["-m", *args], timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    with pytest.raises(ConfigError) as training:  # training's rule and line, with where the limit came from
+        window_rule.check_max_length(513, 512, f"max_position_embeddings of {model_dir}")
+    assert lines[0] == f"qaexp {command}: error: {training.value}"
+    assert "it must be in [1, 512]" in lines[0] and "--max-length" in lines[0]
+
+
+def test_the_position_limit_counts_robertas_two_unused_positions_and_applies_to_the_models_own_settings(model_dir):
+    with_positions(model_dir, "roberta", 514)
+    assert answer_settings(model_dir, {"max_length": 512}).max_length == 512
+    with pytest.raises(ConfigError, match=r"data.max_length=513 exceeds the model's position limit: it must be in "
+                                          r"\[1, 512\]"):
+        answer_settings(model_dir, {"max_length": 513})
+    with_positions(model_dir, "bert", 128)  # a small model read with the default max_length, 384
+    with pytest.raises(ConfigError, match=r"data.max_length=384 exceeds .* \[1, 128\]"):
+        answer_settings(model_dir, {})
