@@ -11,7 +11,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import qaexp.config  # noqa: F401  (registers the config schemas)
-from qaexp.config.suggestions import bare_word_problem, for_overrides, override_problem
+from qaexp.config.plugins import plugin_problem
+from qaexp.config.suggestions import (bare_word_problem, for_overrides, override_problem, override_words,
+                                      parse_overrides, value_key_problem)
+from qaexp.config.validation import architecture_override_problem
 from qaexp.errors import QAExpError, RunInterrupted, first_line, report_error
 from qaexp.run import hydra_job, sweep_resume
 from qaexp.run.outcome import signals_as_interrupts
@@ -145,8 +148,40 @@ def _override_problem(argv: list[str]) -> Optional[str]:
     if bare:
         return bare
     extra = _user_config_dirs(argv)
-    return override_problem(argv, lambda group: group_options(group, extra or []), config_groups(),
-                            check_options=extra is not None)
+    problem = override_problem(argv, lambda group: group_options(group, extra or []), config_groups(),
+                               check_options=extra is not None)
+    if problem:
+        return problem
+    parsed, problem = parse_overrides(override_words(argv))
+    if problem:
+        return problem
+    return (plugin_problem(parsed, lambda path: _config_file(path, extra or []))
+            or value_key_problem(parsed)
+            or architecture_override_problem(parsed, lambda overrides: _compose(overrides, argv, extra)))
+
+
+def _compose(overrides: list[str], argv: list[str], extra: Optional[list[Path]]):
+    """The config Hydra composes from `overrides` with this command line's config folders (for checks made before
+    Hydra runs)."""
+    from hydra import compose, initialize_config_dir, initialize_config_module
+
+    root = config_path()
+    if extra:  # --config-dir and hydra.searchpath's folders, as one search path
+        overrides = [o for o in overrides if not o.lstrip("+").startswith("hydra.searchpath=")]
+        overrides.append(f"hydra.searchpath=[{','.join('file://' + str(folder) for folder in extra)}]")
+    init = (initialize_config_module(root[len(PACKAGE_CONF):], version_base="1.3") if root.startswith(PACKAGE_CONF)
+            else initialize_config_dir(root, version_base="1.3"))
+    with init:
+        return compose("config", overrides=overrides)
+
+
+def _config_file(path: str, extra_dirs: Iterable[Path]):
+    """The text of config `path` (e.g. hydra/launcher/slurm.yaml) from qaexp's conf/ or `extra_dirs`; None if none."""
+    for conf in [*extra_dirs, _conf_root()]:
+        candidate = conf.joinpath(*path.split("/"))
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8")
+    return None
 
 
 def _user_config_dirs(argv: list[str]) -> Optional[list[Path]]:

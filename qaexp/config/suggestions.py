@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import shlex
 import typing
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -97,6 +98,142 @@ def bare_word_problem(argv: list[str], tools: Iterable[str]) -> Optional[str]:
         fix = f"did you mean the tool {tool!r}? Otherwise " if tool else ""
         return (f"{arg!r} is not an override: {fix}give KEY=VALUE or GROUP=OPTION (e.g. experiment=quickstart), "
                 f"or a tool first ({', '.join(tools)})")
+    return None
+
+
+# Hydra's flags that take a value (the next word when not given as --flag=value): that word is no override.
+VALUE_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package", "-p",
+               "--experimental-rerun")
+GRAMMAR_DOCS = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+
+
+def override_words(argv: list[str]) -> list[str]:
+    """The words of the command line Hydra reads as overrides: not a flag, not a flag's value."""
+    words = []
+    for n, arg in enumerate(argv):
+        if arg.startswith("-") or (n and argv[n - 1] in VALUE_FLAGS):
+            continue
+        words.append(arg)
+    return words
+
+
+def parse_overrides(words: list[str]):
+    """(Hydra's parse of each override, in order; the one line for the first that its grammar rejects, or None)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    parsed = []
+    for word in words:
+        try:
+            parsed.extend(parser.parse_overrides([word]))
+        except OverrideParseException as err:
+            return parsed, _grammar_message(word, str(err), parser)
+    return parsed, None
+
+
+LEXER_ERROR = "LexerNoViableAltException: "
+
+
+def _grammar_message(word: str, error: str, parser) -> str:
+    """One line for an override Hydra's grammar cannot read. A character outside its unquoted values (é, #, ...)
+    gets the quoted form that does parse, for this very override."""
+    lines = error.splitlines()
+    if not lines[0].startswith(LEXER_ERROR) or len(lines) < 2 or "^" not in lines[1]:
+        return f"{word} cannot be read by Hydra's override grammar: {lines[0]} (see {GRAMMAR_DOCS})"
+    column = lines[1].index("^") - len(LEXER_ERROR)
+    key_length = word.find("=")
+    bad = word[column] if 0 <= column < len(word) else ""
+    if key_length < 0 or column < key_length:
+        return (f"{word.partition('=')[0]!r} is not a config key Hydra can override ({bad!r} is outside its grammar): "
+                "keys are dotted names of ASCII letters, digits and '_' (a list is given whole: KEY=[...])")
+    fixed = _quoted_override(word, column, parser)
+    if fixed is None:
+        return (f"{word} cannot be read by Hydra's override grammar ({bad!r} is outside its unquoted values): put the "
+                f"value in quotes, as in 'KEY=\"VALUE\"' (see {GRAMMAR_DOCS})")
+    return (f"{word} cannot be read by Hydra's override grammar ({bad!r} is outside its unquoted values): quote the "
+            f"value, {shlex.quote(fixed)} (the outer quotes are the shell's)")
+
+
+def _quoted_override(word: str, column: int, parser) -> Optional[str]:
+    """`word` with each unquoted value that Hydra's lexer stops in put in quotes, checked by parsing it; None when
+    quoting does not make it parse. A value's element (of a list, dict or sweep) is quoted alone."""
+    from hydra.errors import OverrideParseException
+
+    start = word.find("=") + 1
+    structured = word[start:start + 1] in ("[", "{")
+    left_ends, right_ends = (",[{(:", ",]})") if structured else (",", ",")
+    for _ in range(20):  # each pass quotes one more element
+        before = max(word.rfind(char, start, column) for char in left_ends)
+        begin = max(before + 1, start)
+        after = [index for index in (word.find(char, column) for char in right_ends) if index >= 0]
+        end = min(after) if after else len(word)
+        element = word[begin:end].strip()
+        quote = next((q for q in ('"', "'") if q not in element), None)
+        if not element or quote is None or element.endswith("\\"):
+            return None
+        word = f"{word[:begin]}{quote}{element}{quote}{word[end:]}"
+        try:
+            override = parser.parse_overrides([word])[0]
+        except OverrideParseException as err:
+            lines = str(err).splitlines()
+            if not lines[0].startswith(LEXER_ERROR) or len(lines) < 2 or "^" not in lines[1]:
+                return None
+            column = lines[1].index("^") - len(LEXER_ERROR)
+            continue
+        if not structured and not override.is_sweep_override() and override.value() != element:
+            return None  # quoting changed the value (an escape): no example rather than a wrong one
+        return word
+    return None
+
+
+def value_key_problem(parsed) -> Optional[str]:
+    """The one line for a key of a dict in an override's value that the schema lacks where the override puts it:
+    `data.extra_eval=[{nam:adv,file:adv.json}]`, which Hydra refuses in eight lines. None when there is none."""
+    for override in parsed:
+        if override.is_delete() or override.is_sweep_override() or override.key_or_group.startswith(NOT_CHECKED):
+            continue
+        schema = _schema_at(override.key_or_group)
+        value = override.value()
+        if schema is None:
+            continue
+        problem = _value_keys(override.key_or_group, value, schema)
+        if problem:
+            return problem
+    return None
+
+
+def _schema_at(dotted: str) -> Optional[type]:
+    """The schema type at a dotted key (a dataclass, or list[dataclass]), or None where the key is no typed node."""
+    schema: type = QAExpConfig
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(schema):
+            return None
+        fields = typing.get_type_hints(schema)
+        if part not in fields:
+            return None
+        schema = fields[part]
+    return schema
+
+
+def _value_keys(name: str, value, schema) -> Optional[str]:
+    if typing.get_origin(schema) is list and isinstance(value, list):
+        (item,) = typing.get_args(schema) or (None,)
+        for number, element in enumerate(value):
+            problem = _value_keys(f"{name}[{number}]", element, item)
+            if problem:
+                return problem
+        return None
+    if not (dataclasses.is_dataclass(schema) and isinstance(value, dict)):
+        return None
+    fields = typing.get_type_hints(schema)
+    for key, inner in value.items():
+        if key not in fields:
+            match = nearest(str(key), fields)
+            return unknown_key_message(f"{name}.{key}", fields, f"{name}.{match}" if match else None)
+        problem = _value_keys(f"{name}.{key}", inner, fields[key])
+        if problem:
+            return problem
     return None
 
 

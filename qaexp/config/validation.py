@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Optional
+from typing import Any, Callable, Mapping, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -87,10 +87,16 @@ def _check_architecture(arch: DictConfig) -> None:
 
 
 def check_no_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
-    """Reject keys added with `+group.key=value`: Hydra's add-override opens the typed node, so they get in."""
+    """Reject keys added with `+group.key=value`: Hydra's add-override opens the typed node, so they get in. The
+    keys of model.architecture, free-form in the schema, are checked against its model type (architecture_problem)
+    when the model is built from them."""
     schema = OmegaConf.get_type(cfg)
     if not dataclasses.is_dataclass(schema):
-        return  # a free-form dict (e.g. model.architecture): any key is allowed
+        return
+    if not prefix and "model" in cfg and cfg.model.from_scratch and not cfg.model.checkpoint:
+        problem = architecture_problem(cfg.model.architecture)
+        if problem:
+            raise ConfigError(problem)
     known = {f.name for f in dataclasses.fields(schema)}
     for key, value in cfg.items_ex(resolve=False):
         name = f"{prefix}{key}"
@@ -101,6 +107,82 @@ def check_no_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
             raise ConfigError(unknown_key_message(name, known, prefix + match if match else None))
         if isinstance(value, DictConfig):
             check_no_unknown_keys(value, f"{name}.")
+
+
+def architecture_problem(architecture: Mapping[str, Any]) -> Optional[str]:
+    """The one line for a `model.architecture` (a model built from scratch) that would not build the model it says:
+    no model_type, or one qaexp has no Keras model for; a key that model type's transformers config does not take
+    (a typo such as hidden_sise would be stored and ignored, the model built with the default); a key qaexp sets
+    from the tokenizer. None when there is none."""
+    from qaexp.model.families import FROM_TOKENIZER, MODEL_TYPES, config_keys
+
+    model_type = architecture.get("model_type")
+    if model_type not in MODEL_TYPES:
+        match = nearest(str(model_type), MODEL_TYPES) if model_type else None
+        what = " is not set" if model_type is None else f"={model_type!r} has no Keras model in qaexp"
+        hint = f": did you mean model.architecture.model_type={match}?" if match else ""
+        return f"model.architecture.model_type{what}{hint} (a model built from scratch needs one of " \
+               f"{', '.join(MODEL_TYPES)})"
+    valid = config_keys(model_type)
+    for key in architecture:
+        if key in FROM_TOKENIZER:
+            return (f"model.architecture.{key} is set from the tokenizer: remove it (model.tokenizer_vocab_size "
+                    "sets the vocabulary a model built from scratch trains)")
+        if key not in valid:
+            match = nearest(str(key), valid)
+            return unknown_key_message(f"model.architecture.{key}", valid,
+                                       f"model.architecture.{match}" if match else None)
+    return None
+
+
+ARCHITECTURE = "model.architecture."
+
+
+def _chooses_model(key: str) -> bool:
+    """Whether an override of `key` can change the model type a run builds (a group, or a model key outside
+    model.architecture other than its model_type)."""
+    return key in ("model", "experiment", f"{ARCHITECTURE}model_type") or \
+        (key.startswith("model.") and not key.startswith(ARCHITECTURE))
+
+
+def architecture_override_problem(parsed, compose: Callable[[list[str]], object]) -> Optional[str]:
+    """The one line for a model.architecture override that would be ignored or refused: a key the model type's
+    transformers config does not take (with or without `+`), a key given without `+` that the config does not hold
+    yet, or one given with `+` that it holds. `compose(overrides)` is the config Hydra composes from them (raising
+    what Hydra raises); the other overrides are composed without these to learn the model they change. None where
+    a sweep over the model leaves this to each job, or Hydra will report its own error."""
+    from hydra.core.override_parser.types import OverrideType
+
+    changes = [o for o in parsed if o.key_or_group.startswith(ARCHITECTURE) and not o.is_delete()]
+    if not changes:
+        return None
+    rest = [o for o in parsed if o not in changes]
+    if any(o.is_sweep_override() and _chooses_model(o.key_or_group) for o in parsed):
+        return None
+    try:
+        cfg = compose([o.input_line for o in rest if not o.is_sweep_override()])
+    except Exception:  # Hydra's own error, which it reports when it composes the run's config
+        return None
+    model = cfg.model
+    if not model.from_scratch or model.checkpoint:
+        return None  # a checkpoint brings its own architecture
+    held = dict(model.architecture)
+    architecture = dict(held)
+    for override in changes:
+        architecture[override.key_or_group[len(ARCHITECTURE):]] = \
+            None if override.is_sweep_override() else override.value()
+    problem = architecture_problem(architecture)
+    if problem:
+        return problem
+    for override in changes:
+        key = override.key_or_group[len(ARCHITECTURE):]
+        if override.type == OverrideType.CHANGE and key not in held:
+            return (f"{override.key_or_group} is not in this model's architecture yet: add it with a "
+                    f"'+': +{override.input_line}")
+        if override.type == OverrideType.ADD and key in held:
+            return (f"{override.key_or_group} is in this model's architecture already ({held[key]}): change it "
+                    f"without the '+': {override.input_line[1:]}")
+    return None
 
 
 # What only one Keras backend does: config key -> (values, why), per backend that lacks it (backend.py picks the run's).

@@ -175,6 +175,27 @@ class BackendCheck(Callback):
         _check_backend_installed(config)
 
 
+class KeyCheck(Callback):
+    """Refuses a key the config may not hold (one added with `+` or by a config file of the user's; a
+    model.architecture key its model type does not take) with one line, before Hydra makes the run or sweep
+    directory (conf/config.yaml, hydra.callbacks). A sweep's jobs are checked again as each starts (validate)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _check_keys(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        _check_keys(config)
+
+
+def _check_keys(config: DictConfig) -> None:
+    from qaexp.config.validation import check_no_unknown_keys
+
+    try:
+        check_no_unknown_keys(config)
+    except ConfigError as err:
+        sys.exit(report_error(err))
+
+
 def _check_backend_installed(config: DictConfig) -> None:
     try:
         backend.check_installed(*backend.effective(config.trainer.backend))

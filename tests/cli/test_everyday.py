@@ -145,6 +145,61 @@ def test_a_mistyped_tool_name_is_one_line_naming_the_tool():
                                      "tool first (predict, evaluate, report, serve, export, analyze, hub)")
 
 
+ARCHITECTURE_TYPO = ("qaexp: error: unknown config key 'model.architecture.hidden_sise': did you mean "
+                     "model.architecture.hidden_size? (model.architecture has ")
+
+
+@pytest.mark.parametrize("override, first_line", [
+    # Hydra advised '+model.architecture.hidden_sise=64' in 8 lines, which stored the key and built the model
+    # without it (the '+' form: test_the_pre_check_passes_valid_command_lines...)
+    ("model.architecture.hidden_sise=64", ARCHITECTURE_TYPO),
+    ("data.extra_eval=[{nam:adv,file:adv.json}]", "qaexp: error: unknown config key 'data.extra_eval[0].nam': did "
+                                                  "you mean data.extra_eval[0].name? (data.extra_eval[0] has "),
+    # Hydra's lexer error (4 lines) named no fix: the line gives the quoted override that parses
+    ("data.train_file=/tmp/été/train.json", "qaexp: error: data.train_file=/tmp/été/train.json cannot be read by "
+                                            "Hydra's override grammar ('é' is outside its unquoted values): quote "
+                                            "the value, 'data.train_file=\"/tmp/été/train.json\"' (the outer quotes "
+                                            "are the shell's)"),
+])
+def test_a_typo_inside_a_nested_value_or_an_unquoted_character_is_one_line_with_the_fix_and_no_run_directory(
+        tmp_path, override, first_line):
+    result = qaexp(["experiment=quickstart", override, f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True,
+                   timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(first_line) and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_key_typo_in_the_users_own_config_file_is_one_line_before_the_run_directory(tmp_path):
+    """Not on the command line, so Hydra composes it: the check before Hydra makes the run directory refuses it."""
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "tiny_typo.yaml").write_text(
+        "defaults:\n  - tiny\n  - _self_\narchitecture:\n  hidden_sise: 64\n")
+    result = qaexp(["--config-dir", str(tmp_path / "conf"), "experiment=quickstart", "model=tiny_typo",
+                    f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith(ARCHITECTURE_TYPO), result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("override, plugin", [
+    ("hydra/launcher=joblib", "hydra-joblib-launcher (hydra/launcher/joblib)"),
+    ("hydra/launcher=slurm", "hydra-submitit-launcher (hydra/launcher/submitit_slurm)"),  # qaexp's, via its defaults
+    ("hparams_search=optuna", "hydra-optuna-sweeper (hydra/sweeper/optuna)"),
+])
+def test_a_sweep_plugin_that_is_not_installed_is_one_line_with_the_install_command(tmp_path, override, plugin):
+    from helpers.repo import REPO
+
+    result = qaexp(["-m", "experiment=quickstart", override, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                   capture_output=True, timeout=120,
+                   env={"PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "helpers" / "no_sweep_plugins"),
+                                                       str(REPO)])})
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == (f"qaexp: error: {override} needs the Hydra plugin {plugin}, which is not "
+                                     'installed: pip install -e ".[sweep]" in qaexp\'s clone, or pip install '
+                                     '"qaexp[sweep]"'), result.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_a_value_hydra_refuses_leaves_no_empty_run_directory_and_the_users_own_directory_as_it_was(tmp_path):
     result = qaexp(["trainer.epochs=abc", f"hydra.run.dir={tmp_path / 'new' / 'run'}"], capture_output=True)
     assert result.returncode == 1 and "could not be converted to Integer" in result.stderr  # Hydra's own error
@@ -199,6 +254,9 @@ def test_the_pre_check_passes_valid_command_lines_and_sees_the_users_own_config_
         ["data.extra_eval=[{name:adv,file:adv.json}]", "hub.push=false", "experiment_name=x", "trainer.verbose=null"],
         ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hparams_search=optuna", "model=choice(tiny,minilm)"],
         ["--cfg", "job", "logger=wandb", "precision=mixed_bfloat16", "experiment=quickstart", "~trainer.threads"],
+        # the quoted forms the one-line errors give; a valid key of the model type, added or changed
+        ["experiment=quickstart", 'data.train_file="/tmp/été/train.json"', "+model.architecture.layer_norm_eps=1e-6",
+         'data.extra_eval=[{name:adv,file:"/tmp/é/adv.json"}]', "model.architecture.hidden_size=64"],
         ["--help", "model=anything"],  # Hydra answers --help whatever follows
         ["-cn", "my_config", "model=from_my_primary_config"],  # another primary config: Hydra's to check
     ]
@@ -213,6 +271,11 @@ def test_the_pre_check_passes_valid_command_lines_and_sees_the_users_own_config_
     assert "did you mean model=tiny_wide?" in _override_problem(["-cd", str(tmp_path), "model=tiny_wid"])
     assert "did you mean model=tiny?" in _override_problem(["model=tiny_wide"])  # not in any folder it was given
     assert "did you mean experiment=quickstart?" in _override_problem(["experimnt=quickstart"])
+    assert _override_problem(["experiment=quickstart", "+model.architecture.hidden_sise=64"]).startswith(
+        ARCHITECTURE_TYPO[len("qaexp: error: "):])
+    assert _override_problem(["experiment=quickstart", "model.architecture.layer_norm_eps=1e-6"]) == (
+        "model.architecture.layer_norm_eps is not in this model's architecture yet: add it with a '+': "
+        "+model.architecture.layer_norm_eps=1e-6")
 
 
 def test_serve_without_its_packages_prints_its_help_and_refuses_to_start_in_one_line_naming_the_extra(tmp_path):

@@ -52,8 +52,26 @@ def test_added_keys_are_rejected_by_validate(override, key):
     assert key in str(caught.value)
 
 
-def test_architecture_accepts_any_key():
+def test_architecture_takes_the_keys_of_its_model_types_transformers_config():
     validate(compose([*QUICK, "+model.architecture.layer_norm_eps=1e-6"]))
+    validate(compose([*QUICK, "model.architecture.model_type=bert"]))  # BERT's config takes RoFormer's keys
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+model.architecture.hidden_sise=64", "unknown config key 'model.architecture.hidden_sise': did you mean "
+                                           "model.architecture.hidden_size? (model.architecture has "),
+    ("+model.architecture.rope_theta=1e4", "unknown config key 'model.architecture.rope_theta' (model.architecture "),
+    ("model.architecture.model_type=robeta", "model.architecture.model_type='robeta' has no Keras model in qaexp: "
+                                             "did you mean model.architecture.model_type=roberta? "),
+    # DistilBERT's config has no intermediate_size (its hidden_dim): tiny's would be ignored
+    ("model.architecture.model_type=distilbert", "unknown config key 'model.architecture.intermediate_size'"),
+    ("~model.architecture.model_type", "model.architecture.model_type is not set (a model built from scratch needs "),
+    ("+model.architecture.vocab_size=99", "model.architecture.vocab_size is set from the tokenizer"),
+])
+def test_architecture_keys_its_model_type_would_ignore_or_refuse_are_named(override, message):
+    with pytest.raises(ConfigError) as caught:
+        validate(compose([*QUICK, override]))
+    assert str(caught.value).startswith(message)
 
 
 RANGE_CASES = [

@@ -209,7 +209,7 @@ def overrides(draw):
     if draw(st.booleans()):
         changes[draw(st.sampled_from(choice_keys))] = draw(st.one_of(text, st.sampled_from(["fix", "dynamic"])))
     if draw(st.booleans()):
-        name = draw(st.sampled_from(["hidden_size", "num_attention_heads", "hidden_dropout_prob", "new_key"]))
+        name = draw(st.sampled_from(["hidden_size", "num_attention_heads", "hidden_dropout_prob", "layer_norm_eps"]))
         changes[f"model.architecture.{name}"] = draw(st.one_of(ints, floats, any_json))
     if draw(st.booleans()):
         changes["data.cache_dir"] = draw(st.sampled_from(["/dev/null", "/dev/null/sub", "/proc/1", "relative/dir"]))
@@ -221,7 +221,7 @@ def validate_or_explain(changes):
     from qaexp.errors import ConfigError
 
     cfg = base_config().copy()
-    with open_dict(cfg):  # as `+model.architecture.new_key=...` does on the command line
+    with open_dict(cfg):  # as `+model.architecture.layer_norm_eps=...` does on the command line
         for key, value in changes.items():
             OmegaConf.update(cfg, key, value, merge=False)
     try:

@@ -37,6 +37,23 @@ def family_module(model_type: str):
     return importlib.import_module(f"qaexp.model.families.{_MODULES[model_type]}")
 
 
+# Set by qaexp from the tokenizer when it builds a model from scratch (model/build.py), never by model.architecture.
+FROM_TOKENIZER = ("vocab_size", "pad_token_id")
+
+
+def config_keys(model_type: str) -> frozenset[str]:
+    """The keys transformers' config class for `model_type` takes (its fields, their aliases and model_type itself),
+    less FROM_TOKENIZER: what `model.architecture` may set for a model built from scratch. Imports transformers'
+    configuration code only (no Keras, no TensorFlow)."""
+    import dataclasses
+
+    from transformers import CONFIG_MAPPING
+
+    config_class = CONFIG_MAPPING[model_type]
+    fields = {field.name for field in dataclasses.fields(config_class) if not field.name.startswith("_")}
+    return frozenset({*fields, *config_class.attribute_map, "model_type"} - set(FROM_TOKENIZER))
+
+
 def config_dict(config) -> dict:
     """A transformers config (PretrainedConfig) or a plain dict (a parsed config.json) as a plain dict."""
     return dict(config) if isinstance(config, dict) else config.to_dict()
