@@ -187,12 +187,9 @@ def test_a_key_typo_in_the_users_own_config_file_is_one_line_before_the_run_dire
     ("hparams_search=optuna", "hydra-optuna-sweeper (hydra/sweeper/optuna)"),
 ])
 def test_a_sweep_plugin_that_is_not_installed_is_one_line_with_the_install_command(tmp_path, override, plugin):
-    from helpers.repo import REPO
-
+    # Hydra finds its plugins in the hydra_plugins namespace package: hidden, none of the sweep extra is installed
     result = qaexp(["-m", "experiment=quickstart", override, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                   capture_output=True, timeout=120,
-                   env={"PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "helpers" / "no_sweep_plugins"),
-                                                       str(REPO)])})
+                   capture_output=True, timeout=120, env=without_packages("hydra_plugins"))
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == (f"qaexp: error: {override} needs the Hydra plugin {plugin}, which is not "
                                      'installed: pip install -e ".[sweep]" in qaexp\'s clone, or pip install '
