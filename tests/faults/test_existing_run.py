@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from helpers.cli import run_cli
+from helpers.cli import imported_tensorflow, run_cli
 from helpers.shared_runs import TINY_RUN
 
 
@@ -27,7 +27,11 @@ def files(directory):
 
 
 def qaexp(*args):
-    return run_cli(["-m", "qaexp", *args], timeout=120)
+    """The command's result, its stderr without the `-X importtime` lines (which show TensorFlow never loaded)."""
+    result = run_cli(["-X", "importtime", "-m", "qaexp", *args], timeout=120)
+    assert not imported_tensorflow(result.stderr), "the check came after TensorFlow loaded"
+    result.stderr = "".join(line + "\n" for line in result.stderr.splitlines() if not line.startswith("import time:"))
+    return result
 
 
 def interrupted(run_dir):

@@ -51,3 +51,9 @@ def popen_cli(args, *, cwd=REPO, env: dict | None = None, **options) -> subproce
     options.setdefault("stderr", subprocess.PIPE)
     options.setdefault("text", True)
     return subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=user_environment(env), **options)
+
+
+def imported_tensorflow(stderr: str) -> bool:
+    """From `-X importtime` output (every module Python imports, one line each on stderr)."""
+    return any(line.split("|")[-1].strip().startswith("tensorflow") for line in stderr.splitlines()
+               if line.startswith("import time:"))
