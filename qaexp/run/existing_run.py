@@ -132,7 +132,13 @@ def sweep_problem(cfg: DictConfig, sweep_dir: str, key: str = "hydra.sweep.dir")
     it may start."""
     if cfg.trainer.resume or not os.path.isdir(sweep_dir):
         return None
-    jobs = [EarlierRun.of(root) for root, dirs, _ in os.walk(sweep_dir) if root != sweep_dir and holds_run(root)]
+    jobs = []
+    for root, dirs, _ in os.walk(sweep_dir):
+        if root != sweep_dir and holds_run(root):
+            jobs.append(EarlierRun.of(root))
+            dirs.clear()  # a job's own folders (model/, checkpoints/) hold no further jobs
+        else:
+            dirs[:] = [name for name in dirs if not name.startswith(".")]  # .hydra, .submitit
     if not jobs:
         return None
     completed = sum(job.completed for job in jobs)
