@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from enum import Enum
 from typing import Optional
 
 from hydra.experimental.callback import Callback
@@ -111,8 +112,21 @@ def changed_settings(cfg: DictConfig, run_dir: str) -> list[tuple[str, object, o
         return []
     ours = _flat(OmegaConf.to_container(cfg, resolve=False, enum_to_str=True, throw_on_missing=False))
     theirs = _flat(OmegaConf.to_container(saved, resolve=False, enum_to_str=True, throw_on_missing=False))
-    return [(key, ours[key], theirs[key]) for key in sorted(ours.keys() & theirs.keys())
-            if ours[key] != theirs[key] and not key.startswith(NOT_CONFIGURING)]
+    # Compared as written, then as resolved: `optimizer.lr=0.001` and the run's `${model.lr}` that was 0.001 agree.
+    differing = [key for key in sorted(ours.keys() & theirs.keys())
+                 if ours[key] != theirs[key] and not key.startswith(NOT_CONFIGURING)]
+    resolved = [(key, _resolved(cfg, key, ours[key]), _resolved(saved, key, theirs[key])) for key in differing]
+    return [(key, new, old) for key, new, old in resolved if new != old]
+
+
+def _resolved(config: DictConfig, key: str, written):
+    """The value of `key` with its interpolations resolved, or as written when they cannot be resolved here (one
+    only Hydra's job can resolve, ${hydra:...}, or a missing value)."""
+    try:
+        value = OmegaConf.select(config, key, throw_on_resolution_failure=True, throw_on_missing=True)
+    except Exception:
+        return written
+    return str(value) if isinstance(value, Enum) else value
 
 
 def _flat(tree, prefix: str = "") -> dict:

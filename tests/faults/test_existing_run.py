@@ -156,3 +156,21 @@ def test_a_run_submitit_requeued_after_preemption_may_continue_without_resume(tm
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
     monkeypatch.setenv("SUBMITIT_FOLDER", str(tmp_path / "submitit"))
     assert single_run_problem(cfg, str(tmp_path)) is None
+
+
+def test_resumed_settings_are_compared_by_value_leaving_out_how_the_run_is_run(tmp_path):
+    from omegaconf import OmegaConf
+
+    from qaexp.run.existing_run import changed_settings
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text(
+        "model: {lr: 0.001, hidden_size: 128}\noptimizer: {lr: '${model.lr}', epsilon: 1.0e-07}\n"
+        "trainer: {verbose: 1, resume: false}\ndata: {cache_dir: /old/cache}\nremoved_since: 1\n")
+    asked = {"model": {"lr": 0.001, "hidden_size": 128}, "optimizer": {"lr": 0.001, "epsilon": 1e-07},
+             "trainer": {"verbose": 0, "resume": True}, "data": {"cache_dir": "/new/cache"}, "added_since": 2}
+    assert changed_settings(OmegaConf.create(asked), str(tmp_path)) == []  # ${model.lr} was 0.001
+    asked["optimizer"]["lr"] = 0.002
+    asked["model"]["hidden_size"] = 96
+    assert changed_settings(OmegaConf.create(asked), str(tmp_path)) == [("model.hidden_size", 96, 128),
+                                                                         ("optimizer.lr", 0.002, 0.001)]
