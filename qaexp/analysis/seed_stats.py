@@ -8,12 +8,12 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from qaexp.config.schema import NOT_CONFIGURING
+
 if TYPE_CHECKING:
     from qaexp.analysis.sweep_jobs import Job
 
 DEFAULT_SEED_KEYS = ("trainer.seed",)
-# Overrides that say how a job was run, not what it trained: never part of a configuration's identity.
-NOT_CONFIGURING = ("trainer.resume", "trainer.verbose", "trainer.threads", "logger", "hydra.")
 ONE_SEED = "1 seed: no spread"
 
 

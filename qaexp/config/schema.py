@@ -20,6 +20,10 @@ from omegaconf import MISSING, DictConfig
 
 from qaexp.data import window_rule
 
+# Keys (and overrides) that say how a run is run, not what it trains: never part of a sweep configuration's
+# identity (analysis/seed_stats.py), free to differ when a run is resumed (run/existing_run.py). The window cache
+# is one: a run's results do not depend on it (tests/faults/test_concurrency.py).
+NOT_CONFIGURING = ("trainer.resume", "trainer.verbose", "trainer.threads", "logger", "hydra.", "data.cache")
 
 class Choice(str, Enum):
     """One allowed value of a config key; equal to its string, so code compares config values with the members."""

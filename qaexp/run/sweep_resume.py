@@ -66,14 +66,19 @@ def record_job(job_dir: str) -> None:
     write_json_atomic(os.path.join(job_dir, rundir.JOB), {"overrides": job_overrides()})
 
 
+def requeued_after_preemption(metrics: Optional[dict]) -> bool:
+    """Whether this process is a submitit job that was requeued after its preemption signal interrupted the run
+    whose metrics.json is `metrics`."""
+    return (in_submitit_job() and bool(metrics) and metrics.get("status") == Status.INTERRUPTED
+            and metrics.get("signal") == preemption_signal().name)
+
+
 def resume_if_requeued(cfg: DictConfig, job_dir: str) -> None:
     """A job that submitit requeued after its preemption signal continues from its checkpoint."""
-    if cfg.trainer.resume or not in_submitit_job():
+    if cfg.trainer.resume:
         return
     metrics = read_outcome(job_dir)
-    if not metrics or metrics.get("status") != Status.INTERRUPTED:
-        return
-    if metrics.get("signal") != preemption_signal().name:
+    if not requeued_after_preemption(metrics):
         return
     cfg.trainer.resume = True
     log.warning("requeued after %s: resuming from %s", metrics["signal"], metrics.get("checkpoint") or

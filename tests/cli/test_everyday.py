@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from helpers.cli import run_cli, without_packages
+from helpers.cli import imported_tensorflow, run_cli, without_packages
 
 # The smallest quickstart that trains: 300 questions in batches of 16 = 19 steps per epoch.
 SMALL = ["experiment=quickstart", "data.num_train=300", "data.num_validation=40", "trainer.save_model=false",
@@ -209,12 +209,6 @@ def test_a_value_hydra_refuses_leaves_no_empty_run_directory_and_the_users_own_d
 
 
 HYDRA_TYPE_ERROR = "Value 'abc' of type 'str' could not be converted to Integer"
-
-
-def imported_tensorflow(stderr: str) -> bool:
-    """From `-X importtime` output (every module Python imports, one line each on stderr)."""
-    return any(line.split("|")[-1].strip().startswith("tensorflow") for line in stderr.splitlines()
-               if line.startswith("import time:"))
 
 
 def test_a_sweep_stopped_by_a_value_hydra_refuses_before_its_first_job_leaves_no_sweep_directory(tmp_path):

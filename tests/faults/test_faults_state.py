@@ -143,6 +143,19 @@ class Workspace:
         return self.run / "checkpoints"
 
 
+def record_settings(ws: "Workspace", overrides: list[str]) -> None:
+    """Write `overrides` (KEY=INT) into the run's .hydra/config.yaml, as if the run had been made with them."""
+    from omegaconf import OmegaConf
+
+    path = ws.run / ".hydra" / "config.yaml"
+    config = OmegaConf.load(path)
+    for override in overrides:
+        key, value = override.split("=")
+        OmegaConf.update(config, key, int(value))
+    OmegaConf.save(config, path)
+
+
+ANOTHER_ARCHITECTURE = ["model.architecture.hidden_size=64", "model.architecture.intermediate_size=128"]
 LATEST_DATA = "latest/ckpt-13.data-00000-of-00001"  # 200 questions -> 13 steps of 16
 CASES = {
     "window cache entry truncated": Case(
@@ -173,9 +186,11 @@ CASES = {
     "saved tokenizer damaged": Case(
         lambda ws: truncate(ws.checkpoints / "tokenizer" / "tokenizer.json"), "read_tokenizer",
         ["tokenizer saved in", "checkpoints/tokenizer", "damaged", "to train from the start"]),
+    # the run's recorded settings name another model than its checkpoint (a checkpoint copied in from another run),
+    # so the settings the command asks for match the run's and only the checkpoint can tell
     "checkpoint of another architecture": Case(
-        lambda ws: None, "resume", ["cannot resume from", "different model", ".hydra/config.yaml"],
-        overrides=["model.architecture.hidden_size=64", "model.architecture.intermediate_size=128"]),
+        lambda ws: record_settings(ws, ANOTHER_ARCHITECTURE), "resume",
+        ["cannot resume from", "different model", ".hydra/config.yaml"], overrides=ANOTHER_ARCHITECTURE),
     # a run's saved model (qaexp-manifest.json lists its weights' size and SHA-256)
     "saved model.safetensors truncated": Case(
         lambda ws: truncate(ws.run / "model" / "model.safetensors"), "evaluate",
@@ -207,6 +222,8 @@ def workspace(reference: Path, other_models: Path, root: Path, name: str) -> Wor
     shutil.copytree(reference / "run", ws.run)
     shutil.copytree(reference / "cache", ws.cache)
     shutil.copytree(other_models, ws.root / "models")
+    if CASES[name].kind == "resume":  # a completed run has nothing to resume: make it one killed while training
+        (ws.run / "metrics.json").unlink()
     CASES[name].damage(ws)
     return ws
 
@@ -218,7 +235,8 @@ def command(case: Case, ws: Workspace) -> tuple[str, list[str]]:
                                  "--context", "Ada grew up in Lyon."]
     common = [*RUN, f"data.cache_dir={ws.cache}", *case.overrides]
     if case.kind == "resume":
-        return "qaexp", [*common, "trainer.resume=true", "trainer.epochs=2", f"hydra.run.dir={ws.run}"]
+        # the reference run's own settings: a resume with others is refused before the checkpoint is read
+        return "qaexp", [*common, "trainer.keep_checkpoints=true", "trainer.resume=true", f"hydra.run.dir={ws.run}"]
     model = [f"model.checkpoint={ws.root / case.model}"] if case.kind == "evaluate" else []
     return "qaexp", [*common, *model, "trainer.epochs=0", f"hydra.run.dir={ws.root / 'out'}"]
 

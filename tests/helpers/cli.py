@@ -58,3 +58,9 @@ def without_packages(*packages: str) -> dict:
     (tests/helpers/hidden_packages/), with this checkout's qaexp still first on the import path."""
     hider = REPO / "tests" / "helpers" / "hidden_packages"
     return {"PYTHONPATH": os.pathsep.join([str(hider), str(REPO)]), "HIDDEN_PACKAGES": ",".join(packages)}
+
+
+def imported_tensorflow(stderr: str) -> bool:
+    """From `-X importtime` output (every module Python imports, one line each on stderr)."""
+    return any(line.split("|")[-1].strip().startswith("tensorflow") for line in stderr.splitlines()
+               if line.startswith("import time:"))
