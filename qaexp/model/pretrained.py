@@ -159,6 +159,14 @@ def weights_in(directory: str) -> list[str]:
             or name in (TF_WEIGHTS_INDEX, SAFE_WEIGHTS_INDEX)]
 
 
+def check_saved_files(directory: str) -> list[str]:
+    """A saved model's weights, checked as loading checks them (the one check `qaexp hub` repeats before an upload):
+    its manifest's sizes and checksums, then weights that can be read (not pytorch_model.bin only, not none).
+    Returns their download patterns (`weight_files`)."""
+    _check_saved_weights(directory)
+    return weight_files(sorted(os.listdir(directory)), directory)
+
+
 def _check_saved_weights(directory: str) -> None:
     """A model qaexp saved lists its weights' sizes and checksums: a damaged file is refused, never loaded."""
     from qaexp.output.manifest import ManifestMismatch, verify_manifest
@@ -191,9 +199,7 @@ def load_pretrained(directory: str, random_init: bool = False):
 
         model = model_from_config(directory)
         return model, LoadReport(loaded=[], new=list(model.hf_weights()))
-    _check_saved_weights(directory)
-    names = sorted(os.listdir(directory))
-    files = weight_files(names, directory)  # refuses pytorch_model.bin-only and weightless directories
+    files = check_saved_files(directory)
     model = model_from_config(directory)
     if files == ["tf_model*.h5"]:
         tensors, weights = _tf_named_tensors(directory, h5=True), TF_WEIGHTS
