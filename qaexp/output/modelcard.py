@@ -103,8 +103,8 @@ def _description(cfg: DictConfig, summary: dict) -> str:
         trained = f"{start} on {training_data(cfg.data)} ({summary['train_examples']} questions)"
     elif origin or not (cfg.model.random_init or cfg.model.from_scratch):  # an evaluation-only run of a checkpoint
         trained = f"{start.replace('fine-tuned from', 'taken from', 1)}, not trained further here"
-    else:
-        trained = f"{start}, not trained here"
+    else:  # random weights evaluated as they are: a baseline
+        trained = f"with randomly initialised weights ({cfg.model.family} architecture), not trained"
     return (f"An extractive question-answering model (SQuAD-style answer spans) {trained}, evaluated on "
             f"{evaluated}, with qaexp (Keras 3 on TensorFlow).")
 
