@@ -83,8 +83,8 @@ def build_questions(examples: list[dict], predictions: dict[str, str], version_2
         rows.append(Question(
             id=qid, question=example["question"], context=example["context"], gold=texts,
             # of gold[0], as the snippet shows it; None when its place is unknown (data/checks.UNPLACED)
-            answer_start=starts[0] if starts and starts[0] >= 0 else None, prediction=predictions.get(qid, ""), exact=exact[qid],
-            f1=f1[qid], question_word=question_word(example["question"]), answer_type=answer_type(texts),
+            answer_start=starts[0] if starts and starts[0] >= 0 else None, prediction=predictions.get(qid, ""),
+            exact=exact[qid], f1=f1[qid], question_word=question_word(example["question"]), answer_type=answer_type(texts),
             answer_length=len(texts[0].split()) if texts else None, context_tokens=n_tokens, boundary=boundary))
     return rows
 
