@@ -312,3 +312,6 @@ def test_val_loss_covers_the_labelled_questions_only_whatever_the_blocks(tiny_da
         assert len(answers.predictions) == 30
         assert loss == pytest.approx(float(per_window[labelled].mean()), rel=1e-5)
     assert abs(per_window[labelled].mean() - per_window.mean()) > 1e-4  # the unlabelled windows would change it
+    none_placed = [{**r, "answers": {"text": r["answers"]["text"], "answer_start": [UNPLACED]}} for r in examples]
+    answers, loss = predict_answers(model, none_placed, windows, 8, tokenizer.pad_token_id, settings, with_loss=True)
+    assert loss is None and len(answers.predictions) == 30  # no loss to report, every question still answered
