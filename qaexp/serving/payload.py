@@ -144,10 +144,10 @@ def _setting_changes(parameters: dict, served) -> dict:
         rule = NUMBERS["data.max_answer_length"]
         if rule.problem(answer_length):
             raise RequestError(422, f"parameters.max_answer_len must be in {rule.interval()}, got {answer_length}")
-        changes["max_answer_length"] = answer_length
+        changes[ANSWER_PARAMETERS["max_answer_len"]] = answer_length
     impossible = _typed(parameters, "handle_impossible_answer", bool, "a boolean")
     if impossible is not None:
-        changes["version_2_with_negative"] = impossible
+        changes[ANSWER_PARAMETERS["handle_impossible_answer"]] = impossible
     return changes
 
 
