@@ -61,7 +61,7 @@ def load_splits(data_cfg: DictConfig, with_train: bool = True) -> Splits:
                     "val_loss when none of its answers is placed)" if any(k.endswith("_unplaced") for k in repairs)
                     else "")
     if dropped:
-        log.warning("%s", dropped)  # and again on the run's final line (experiment._final_line)
+        log.warning("%s", dropped)  # and again on the run's final line (experiment.final_line)
     return Splits(train, validation, repairs, dropped)
 
 
