@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from qaexp.data.checks import placed_answer
 from qaexp.evaluation.metrics import gold_answers, question_scores
 
 QUESTION_WORDS = ("what", "who", "when", "where", "which", "how", "why")
@@ -81,8 +82,9 @@ def build_questions(examples: list[dict], predictions: dict[str, str], version_2
         starts = list(example.get("answers", {}).get("answer_start", [])) if texts else []
         rows.append(Question(
             id=qid, question=example["question"], context=example["context"], gold=texts,
-            answer_start=starts[0] if starts else None, prediction=predictions.get(qid, ""), exact=exact[qid],
-            f1=f1[qid], question_word=question_word(example["question"]), answer_type=answer_type(texts),
+            # of gold[0], as the snippet shows it; None when its place is unknown (data/checks.UNPLACED)
+            answer_start=starts[0] if starts and starts[0] >= 0 else None, prediction=predictions.get(qid, ""),
+            exact=exact[qid], f1=f1[qid], question_word=question_word(example["question"]), answer_type=answer_type(texts),
             answer_length=len(texts[0].split()) if texts else None, context_tokens=n_tokens, boundary=boundary))
     return rows
 
@@ -105,10 +107,11 @@ def _boundary(example: dict, covered: list[tuple[int, int]]) -> Optional[str]:
     answers = example.get("answers", {})
     if not answers.get("text"):
         return NO_ANSWER
-    if not covered:
+    placed = placed_answer(answers)
+    if not covered or placed is None:  # no place known: no window can be said to hold it
         return None
-    start = answers["answer_start"][0]
-    end = start + len(answers["text"][0])
+    start = answers["answer_start"][placed]
+    end = start + len(answers["text"][placed])
     if len(covered) == 1:
         return "one window"
     inside = any(lo <= start and end <= hi for lo, hi in covered)

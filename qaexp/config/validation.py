@@ -55,6 +55,12 @@ def validate(cfg: DictConfig) -> None:
     _check_evaluation_options(data)
     if cfg.hub.push and not cfg.hub.repo_id:
         raise ConfigError("hub.push=true needs hub.repo_id=USER/NAME (the hub repository to upload to)")
+    if cfg.hub.push:
+        from qaexp.output.hub import repo_id_problem  # huggingface_hub's validator, imported only when pushing
+
+        problem = repo_id_problem(cfg.hub.repo_id)
+        if problem:
+            raise ConfigError(f"hub.repo_id: {problem}")
     if cfg.hub.push and not cfg.trainer.save_model:
         raise ConfigError("hub.push=true needs trainer.save_model=true (the saved model directory is what is pushed)")
 

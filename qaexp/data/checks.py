@@ -11,9 +11,19 @@ from qaexp.errors import DataError
 log = logging.getLogger(__name__)
 
 
+UNPLACED = -1  # the answer_start of a gold answer kept for scoring whose place in the context is unknown
+MOSTLY_DROPPED = 0.5  # a run that keeps less than this share of its training questions says so prominently
+
+
 def check_records(records: Optional[list[dict]], split: str, on_bad_answer: str,
-                  repairs: dict[str, int]) -> Optional[list[dict]]:
-    """Reject empty and duplicate records; apply the bad-answer policy (error | skip | fix)."""
+                  repairs: dict[str, int], scored: bool = False) -> Optional[list[dict]]:
+    """Reject empty and duplicate records; apply the bad-answer policy (error | skip | fix).
+
+    scored: the records are evaluated, not trained on. The official SQuAD scores compare the prediction with the
+    gold answers' texts only, so a question whose answer is not at its answer_start is still scored on every
+    answer: it is kept, that answer's start set to UNPLACED (counted as `<split>_unplaced`). Only its windows'
+    labels, and so the validation loss, need the place; a question without any placed answer is left out of the
+    loss (inference.predict_answers). Training records cannot be labelled without it, so they are dropped."""
     if records is None:
         return None
     if not records:
@@ -23,7 +33,7 @@ def check_records(records: Optional[list[dict]], split: str, on_bad_answer: str,
     for record in records:
         if not record["context"].strip() or not record["question"].strip():
             raise DataError(f"{split} record {record['id']!r} has an empty context or question")
-        fixed = _check_answers(record, split, on_bad_answer, repairs)
+        fixed = _check_answers(record, split, on_bad_answer, repairs, scored)
         if fixed is not None:
             kept.append(fixed)
     if not kept:
@@ -32,7 +42,7 @@ def check_records(records: Optional[list[dict]], split: str, on_bad_answer: str,
     return kept
 
 
-def _check_answers(record: dict, split: str, policy: str, repairs: dict[str, int]) -> Optional[dict]:
+def _check_answers(record: dict, split: str, policy: str, repairs: dict[str, int], scored: bool) -> Optional[dict]:
     context, answers = record["context"], record["answers"]
     starts = []
     for text, start in zip(answers["text"], answers["answer_start"]):
@@ -43,6 +53,10 @@ def _check_answers(record: dict, split: str, policy: str, repairs: dict[str, int
             raise DataError(f"{split} record {record['id']!r}: answer {text!r} is not at answer_start={start} "
                             "(set data.on_bad_answer=fix or skip to repair or drop such answers)")
         nearest = _nearest_occurrence(context, text, start) if policy == BadAnswerPolicy.fix else None
+        if nearest is None and scored and text:
+            repairs[f"{split}_unplaced"] = repairs.get(f"{split}_unplaced", 0) + 1
+            starts.append(UNPLACED)
+            continue
         if nearest is None:
             repairs[f"{split}_skipped"] = repairs.get(f"{split}_skipped", 0) + 1
             return None
@@ -62,6 +76,21 @@ def _nearest_occurrence(context: str, text: str, start: int, window: int = 50) -
         hits.append(found)
         found = context.find(text, found + 1)
     return hits[0] if len(hits) == 1 else None
+
+
+def placed_answer(answers: dict) -> Optional[int]:
+    """The index of the first gold answer whose place is known (the one windows are labelled with), or None."""
+    return next((n for n, start in enumerate(answers["answer_start"]) if start != UNPLACED), None)
+
+
+def mostly_dropped(split: str, given: int, kept: int, on_bad_answer: str) -> Optional[str]:
+    """The note a run gives when data.on_bad_answer dropped more than half the questions it was given (None when it
+    kept at least MOSTLY_DROPPED of them): a run trained on a small remnant must not look like a normal one."""
+    if kept >= MOSTLY_DROPPED * given:
+        return None
+    return (f"only {kept} of the {given} {split} questions were used: {given - kept} were dropped because their "
+            f"answers are not at their answer_start (data.on_bad_answer={on_bad_answer}); check the file's "
+            "offsets (data.on_bad_answer=error names the first bad one)")
 
 
 def check_squad_version(splits: dict[str, Optional[list[dict]]], version_2: bool) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional
 from omegaconf import DictConfig
 
 from qaexp.config.schema import DataSource
-from qaexp.data.checks import check_records, check_squad_version, warn_shared_ids
+from qaexp.data.checks import check_records, check_squad_version, mostly_dropped, warn_shared_ids
 from qaexp.data.hub_datasets import load_hub_dataset
 from qaexp.errors import DataError
 
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 class Splits:
     train: Optional[list[dict]]
     validation: Optional[list[dict]]
-    repairs: dict[str, int] = field(default_factory=dict)  # answers fixed / skipped by data validation
+    repairs: dict[str, int] = field(default_factory=dict)  # answers fixed / skipped / unplaced by data validation
+    dropped_note: Optional[str] = None  # checks.mostly_dropped's note on the training data, when it applies
 
 
 def load_splits(data_cfg: DictConfig, with_train: bool = True) -> Splits:
@@ -45,15 +46,23 @@ def load_splits(data_cfg: DictConfig, with_train: bool = True) -> Splits:
     # included, then speak for the first N rows only, the rows the run uses; a row data.on_bad_answer=skip drops
     # is not replaced by row N+1.
     repairs: dict[str, int] = {}
+    given = len(train) if train else 0
     train = check_records(train, "train", data_cfg.on_bad_answer, repairs)
-    validation = check_records(validation, "validation", data_cfg.on_bad_answer, repairs)
+    validation = check_records(validation, "validation", data_cfg.on_bad_answer, repairs, scored=True)
     check_squad_version({"train": train, "validation": validation}, data_cfg.version_2_with_negative)
     warn_shared_ids(train, validation)
+    # The share kept is judged before the sample limit, which cuts what the user asked to cut.
+    dropped = mostly_dropped("training", given, len(train), data_cfg.on_bad_answer) if train else None
     train, validation = _limit(train, data_cfg.max_train_samples), _limit(validation, data_cfg.max_eval_samples)
     if repairs:
-        log.warning("answers not at their answer_start (data.on_bad_answer=%s): %s", data_cfg.on_bad_answer,
-                    ", ".join(f"{key} {count}" for key, count in sorted(repairs.items())))
-    return Splits(train, validation, repairs)
+        log.warning("answers not at their answer_start (data.on_bad_answer=%s): %s%s", data_cfg.on_bad_answer,
+                    ", ".join(f"{key} {count}" for key, count in sorted(repairs.items())),
+                    " (an unplaced validation answer is still scored by its text; its question is left out of "
+                    "val_loss when none of its answers is placed)" if any(k.endswith("_unplaced") for k in repairs)
+                    else "")
+    if dropped:
+        log.warning("%s", dropped)  # and again on the run's final line (experiment.final_line)
+    return Splits(train, validation, repairs, dropped)
 
 
 def _limit(records: Optional[list[dict]], limit: Optional[int]) -> Optional[list[dict]]:
@@ -87,7 +96,8 @@ def load_eval_set(entry: DictConfig, on_bad_answer: str) -> list[dict]:
                                   f" in data.extra_eval entry {entry.name!r}", "config_name")
         records = _hub_split(loaded, entry.split, entry.dataset, entry.max_eval_samples)
     repairs: dict[str, int] = {}
-    return _limit(check_records(records, f"extra_eval {entry.name}", on_bad_answer, repairs), entry.max_eval_samples)
+    return _limit(check_records(records, f"extra_eval {entry.name}", on_bad_answer, repairs, scored=True),
+                  entry.max_eval_samples)
 
 
 def _hub_split(loaded: Any, split: str, name: str, limit: Optional[int] = None) -> list[dict]:

@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
+from qaexp.data.checks import placed_answer
 from qaexp.data.window_rule import check_window, question_room
 
 log = logging.getLogger(__name__)
@@ -213,9 +214,13 @@ def _label_windows(offset_mapping, spans, answers, cls: np.ndarray, contexts_of_
     _skip_leading_whitespace(flat, in_context, contexts, example_of_window[window])
     masked = np.where(in_context[:, None], flat, NOT_CONTEXT)
 
-    answered = np.array([bool(a["answer_start"]) for a in answers])
-    start_char = np.array([a["answer_start"][0] if a["answer_start"] else 0 for a in answers], dtype=np.int64)
-    end_char = start_char + [len(a["text"][0]) if a["answer_start"] else 0 for a in answers]
+    # The first answer with a known place (an evaluation record may hold unplaced ones, data/checks.py); none:
+    # (cls, cls), and inference leaves such a question out of the loss.
+    placed = [placed_answer(a) for a in answers]
+    answered = np.array([n is not None for n in placed])
+    start_char = np.array([0 if n is None else a["answer_start"][n] for a, n in zip(answers, placed)],
+                          dtype=np.int64)
+    end_char = start_char + [0 if n is None else len(a["text"][n]) for a, n in zip(answers, placed)]
     has_context = hi > lo
     first_context, last_context = first_token + lo, first_token + np.maximum(hi - 1, lo)
     inside = (answered & has_context & (flat[first_context, 0] <= start_char)

@@ -33,24 +33,29 @@ def predict_logits(model, windows: Windows, batch_size: int, pad_id: int, with_l
     should_stop (a callable, asked before each forward pass): when it returns true, raise Abandoned, so that a
     caller on another thread (qaexp serve stopping) need not wait for the rest of a long set of windows."""
     start, end, losses = _block_logits(model, windows, batch_size, pad_id, with_loss, progress, should_stop)
-    return start, end, (float(np.mean(np.concatenate(losses))) if with_loss else None)
+    return start, end, (float(np.mean(losses)) if with_loss else None)
 
 
 def _block_logits(model, windows: Windows, batch_size: int, pad_id: int, with_loss: bool, progress: bool,
                   should_stop=None):
-    """Start/end logits over `windows` and the per-batch losses."""
+    """Start/end logits over `windows` and, with_loss, each window's loss (in window order; else None)."""
     forward = _forward_function(model, with_loss)
     if should_stop is not None:
         forward = _unless_stopped(forward, should_stop)
     start, end, rests = batched_logits(forward, windows, batch_size, pad_id, with_labels=with_loss,
                                        progress=progress)
-    return start, end, [np.atleast_1d(rest[0]) for rest in rests]
+    if not with_loss:
+        return start, end, None
+    losses = np.zeros(len(windows), dtype=np.float64)
+    for idx, rest in rests:
+        losses[idx] = np.atleast_1d(rest[0])
+    return start, end, losses
 
 
 def batched_logits(run, windows: Windows, batch_size: int, pad_id: int, with_labels: bool = False,
                    progress: bool = False):
     """(start, end, rests): the logits of (n_windows, longest window) that `run(batch) -> (start, end, *rest)` gives
-    over `windows` in qaexp's batches (bucketed padding), and each batch's `rest` (a loss) in batch order.
+    over `windows` in qaexp's batches (bucketed padding), and each batch's (window indices, `rest` (a loss)).
 
     The one batching loop of every forward pass over windows: the model's own (inference) and an exported
     model's (export_check), so that both see exactly the same batches."""
@@ -67,7 +72,7 @@ def batched_logits(run, windows: Windows, batch_size: int, pad_id: int, with_lab
         s, e, *rest = (np.asarray(t) for t in run(batch))
         start[idx, : s.shape[1]] = s
         end[idx, : e.shape[1]] = e
-        rests.append(rest)
+        rests.append((idx, rest))
     return start, end, rests
 
 
@@ -101,10 +106,14 @@ def predict_answers(model, examples: list[dict], windows: Windows, batch_size: i
     from qaexp.evaluation.postprocess import Predictions
 
     merged, losses = Predictions({}, {}, {}), []
+    # A question whose gold answers have no known place (data/checks.UNPLACED) is scored by their texts but has no
+    # labels: its windows stay out of the loss.
+    labelled = labelled_windows(examples, windows.example_index) if with_loss else None
     for first_example, last_example, lo, hi in example_blocks(windows.example_index, len(examples), block_windows):
         block = windows.slice(lo, hi, first_example)
-        start, end, batch_losses = _block_logits(model, block, batch_size, pad_id, with_loss, progress, should_stop)
-        losses.extend(batch_losses)
+        start, end, window_losses = _block_logits(model, block, batch_size, pad_id, with_loss, progress, should_stop)
+        if with_loss:
+            losses.append(window_losses[labelled[lo:hi]])
         part = answer(examples[first_example:last_example], block, start, end, settings)
         if each_block is not None:
             each_block(examples[first_example:last_example], block, start, end, part)
@@ -113,7 +122,22 @@ def predict_answers(model, examples: list[dict], windows: Windows, batch_size: i
         merged.null_odds.update(part.null_odds)
         merged.span_answers.update(part.span_answers)
         windows.release_pages()
-    return merged, (float(np.mean(np.concatenate(losses))) if with_loss and losses else None)
+    losses = np.concatenate(losses) if losses else np.zeros(0)
+    return merged, (float(np.mean(losses)) if with_loss and len(losses) else None)
+
+
+def labelled_windows(examples: list[dict], example_index: np.ndarray) -> np.ndarray:
+    """Per window: whether its question has labels (no answers, v2, or an answer with a known place)."""
+    from qaexp.data.checks import placed_answer
+
+    labelled = np.array([not r["answers"]["text"] or placed_answer(r["answers"]) is not None for r in examples],
+                        dtype=bool)
+    return labelled[example_index] if len(examples) else np.zeros(len(example_index), dtype=bool)
+
+
+def labelled_questions(examples: list[dict]) -> int:
+    """How many of `examples` the loss covers (see labelled_windows)."""
+    return int(labelled_windows(examples, np.arange(len(examples))).sum())
 
 
 def example_blocks(example_index: np.ndarray, n_examples: int, block_windows: int):

@@ -177,6 +177,15 @@ def check_saved_files(directory: str, part: str) -> None:
                              "disk?): copy it again from where it came from, or train it again") from err
 
 
+def check_saved_model(directory: str) -> list[str]:
+    """A saved model's files, checked as loading checks them (the one check `qaexp hub` repeats before an upload):
+    its manifest's sizes and checksums (weights and tokenizer), then weights that can be read (not
+    pytorch_model.bin only, not none). Returns their download patterns (`weight_files`)."""
+    check_saved_files(directory, "weights")
+    check_saved_files(directory, "tokenizer")
+    return weight_files(sorted(os.listdir(directory)), directory)
+
+
 def load_qa_model(directory: str, trust_remote_code: bool = False, random_init: bool = False):
     """qaexp's Keras 3 question-answering model for the checkpoint directory, by the loading rule above.
 

@@ -12,21 +12,54 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from qaexp.errors import HubPushError, first_line, hub_unreachable_errors
+from qaexp.errors import HubPushError, QAExpError, first_line, hub_unreachable_errors
 
 TOKEN_VARIABLE = "HF_TOKEN"
+
+
+def repo_id_problem(repo_id: Optional[str]) -> Optional[str]:
+    """What is wrong with `repo_id` as the repository an upload goes to (None: nothing): huggingface_hub's own
+    validator, and a namespace, since qaexp creates the repository and a bare name would be guessed into one."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if not repo_id or repo_id.count("/") != 1:
+        return f"the hub repository {repo_id!r} is not USER/NAME: give your user or organisation name, a slash " \
+               "and the repository's name (e.g. alice/squad-bert)"
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        return f"the hub repository {repo_id!r} is not a valid repository id ({first_line(err)})"
+    return None
+
+
+def check_pushable(model_dir: str, repo_id: str) -> None:
+    """Before any network: `model_dir` passes the checks predict makes before it loads a model (config.json of an
+    architecture qaexp has, its saved settings, weights and tokenizer files with the manifest's sizes and checksums)
+    and `repo_id` is USER/NAME; HubPushError otherwise."""
+    from qaexp.model.pretrained import check_saved_model, model_config
+    from qaexp.model.saved import answer_settings
+
+    problem = repo_id_problem(repo_id)
+    if problem:
+        raise HubPushError(f"cannot push: {problem}")
+    try:
+        answer_settings(model_dir, {})  # a directory with config.json, and settings predict would accept
+        model_config(model_dir)  # an architecture qaexp (and so predict and serve) has a model for
+        check_saved_model(model_dir)
+    except QAExpError as err:
+        raise HubPushError(f"cannot push: {err}") from err
 
 
 def push_model_dir(model_dir: str, repo_id: str, private: bool = True, endpoint: Optional[str] = None) -> str:
     """Create the repository if needed and upload `model_dir`; returns the repository's URL."""
     from huggingface_hub import HfApi
 
+    check_pushable(model_dir, repo_id)
     token = os.environ.get(TOKEN_VARIABLE)
     if not token:
         raise HubPushError(f"cannot push to the hub: set the {TOKEN_VARIABLE} environment variable to a write "
                            "token (qaexp reads it from the environment only)")
-    if not os.path.isdir(model_dir):
-        raise HubPushError(f"cannot push {model_dir}: it is not a directory (was the model saved?)")
     api = HfApi(endpoint=endpoint, token=token)
     try:
         repo = api.create_repo(repo_id, private=private, exist_ok=True)

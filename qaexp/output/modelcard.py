@@ -33,7 +33,7 @@ def write_model_card(model_dir: str, cfg: DictConfig, summary: dict) -> str:
 
 def render_model_card(cfg: DictConfig, summary: dict) -> str:
     header = card_metadata(cfg, summary).to_yaml()
-    sections = [f"# {model_name(cfg)}", _description(cfg), _results(cfg, summary), _extra_results(summary),
+    sections = [f"# {model_name(cfg)}", _description(cfg, summary), _results(cfg, summary), _extra_results(summary),
                 _usage(cfg, summary),
                 _hyperparameters(cfg, summary), _epoch_table(summary.get("history") or {}), _versions()]
     return f"---\n{header}\n---\n\n" + "\n\n".join(s for s in sections if s) + "\n"
@@ -80,8 +80,18 @@ def card_metadata(cfg: DictConfig, summary: dict):
         library_name="transformers", pipeline_tag="question-answering", eval_results=results)
 
 
-def _description(cfg: DictConfig) -> str:
-    data = dataset_info(cfg.data)["dataset_name"]
+def training_data(data_cfg: DictConfig) -> str:
+    """The data the model was trained on, named as a reader finds it (dataset_info names the evaluation data)."""
+    if data_cfg.source == DataSource.hub:
+        return f"{data_cfg.name} ({data_cfg.train_split} split)"
+    if data_cfg.source == DataSource.synthetic:
+        return f"qaexp synthetic ({data_cfg.difficulty}) questions (train split)"
+    return os.path.basename(data_cfg.train_file or "local data")
+
+
+def _description(cfg: DictConfig, summary: dict) -> str:
+    evaluation = dataset_info(cfg.data)
+    evaluated = f"{evaluation['dataset_name']} ({evaluation['dataset_split']} split)"
     origin = base_model(cfg.model)
     if origin:
         start = f"fine-tuned from [{origin}](https://huggingface.co/{origin})"
@@ -89,8 +99,14 @@ def _description(cfg: DictConfig) -> str:
         start = f"trained from randomly initialised weights ({cfg.model.family} architecture)"
     else:
         start = f"fine-tuned from the local checkpoint `{os.path.basename(str(cfg.model.checkpoint))}`"
-    return (f"An extractive question-answering model (SQuAD-style answer spans) {start} on {data}, "
-            "trained and evaluated with qaexp (Keras 3 on TensorFlow).")
+    if summary.get("train_examples"):
+        trained = f"{start} on {training_data(cfg.data)} ({summary['train_examples']} questions)"
+    elif origin or not (cfg.model.random_init or cfg.model.from_scratch):  # an evaluation-only run of a checkpoint
+        trained = f"{start.replace('fine-tuned from', 'taken from', 1)}, not trained further here"
+    else:  # random weights evaluated as they are: a baseline
+        trained = f"with randomly initialised weights ({cfg.model.family} architecture), not trained"
+    return (f"An extractive question-answering model (SQuAD-style answer spans) {trained}, evaluated on "
+            f"{evaluated}, with qaexp (Keras 3 on TensorFlow).")
 
 
 def _results(cfg: DictConfig, summary: dict) -> str:

@@ -345,9 +345,31 @@ def _summary(cfg: DictConfig, splits: Splits, windows: _Windows, trained: _Train
         "backend": current_backend(),
         "seconds": seconds,
         "data_repairs": splits.repairs,
+        **_loss_coverage(splits.validation),
+        **({"data_warning": splits.dropped_note} if splits.dropped_note else {}),
         **({"squad_v2": final.scores} if cfg.data.version_2_with_negative else {}),
         **trained.details,
     }
+
+
+def _loss_coverage(validation: list[dict]) -> dict:
+    """`val_loss_examples` when the loss covers fewer questions than the scores (some answers have no known place)."""
+    from qaexp.evaluation.inference import labelled_questions
+
+    labelled = labelled_questions(validation)
+    return {"val_loss_examples": labelled} if labelled < len(validation) else {}
+
+
+def final_line(record: dict, directory: str) -> str:
+    """The run's last line: its scores, what they cover when not everything the user gave, and where it is."""
+    line = f"exact_match {record['exact_match']:.2f} f1 {record['f1']:.2f}"
+    if "val_loss_examples" in record:
+        unplaced = record["eval_examples"] - record["val_loss_examples"]
+        line += (f" on all {record['eval_examples']} validation questions (val_loss on {record['val_loss_examples']}:"
+                 f" {unplaced} have no answer at their answer_start)")
+    if record.get("data_warning"):
+        line += f"; {record['data_warning']}"
+    return f"{line} -> {directory}"
 
 
 def _publish(run: _Run, summary: dict) -> dict:
@@ -364,7 +386,7 @@ def _publish(run: _Run, summary: dict) -> dict:
     run.progress.summary = record
     write_json_atomic(os.path.join(run.directory, rundir.METRICS), record)
     run.tracker.log_results(record, run.model_dir if saved else None)
-    log.info("exact_match %.2f f1 %.2f -> %s", record["exact_match"], record["f1"], run.directory)
+    log.info("%s", final_line(record, run.directory))
     if publication is not None and publication.error is not None:
         raise publication.error
     return record

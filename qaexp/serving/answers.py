@@ -7,6 +7,8 @@ equal logits do not change the answer).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from qaexp.evaluation.answering import answer_questions, decided_first, question_record
@@ -23,9 +25,25 @@ def ranked_answers(saved, questions: list[dict], batch_size: int = 32, should_st
     """Per question: its candidates as {"answer", "score", "start", "end"}, the prediction first.
 
     Up to settings.n_best_size candidates; the prediction is the post-processing's answer (for SQuAD v2 models
-    the empty answer when the null score wins by more than the threshold), the rest follow by score.
+    the empty answer when the null score wins by more than the threshold), the rest follow by score. A question's
+    "settings" (its request's parameters, serving/payload.py) change the model's answer settings for it: questions
+    with the same ones share forward passes.
     should_stop: see inference.predict_logits (raises inference.Abandoned).
     """
+    groups: dict[tuple, list[int]] = {}
+    for n, question in enumerate(questions):
+        groups.setdefault(tuple(sorted((question.get("settings") or {}).items())), []).append(n)
+    ranked: list = [None] * len(questions)
+    for changes, members in groups.items():
+        served = saved if not changes else dataclasses.replace(
+            saved, settings=dataclasses.replace(saved.settings, **dict(changes)))
+        answers = _ranked(served, [questions[n] for n in members], batch_size, should_stop)
+        for n, candidates in zip(members, answers):
+            ranked[n] = candidates
+    return ranked
+
+
+def _ranked(saved, questions: list[dict], batch_size: int, should_stop) -> list[list[dict]]:
     ranked: list[list[dict]] = []
 
     def with_spans(records, windows, start, end, answers) -> None:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException
 
 from qaexp.serving.batcher import RequestBatcher, ServiceBusy, ServiceStopping
 from qaexp.serving.payload import Limits, RequestError, parse_predict_body, reply
@@ -39,9 +41,7 @@ def create_app(service: Service) -> FastAPI:
     app = FastAPI(title="qaexp question answering", lifespan=lifespan, docs_url=None, redoc_url=None)
     page = page_html()
 
-    @app.exception_handler(RequestError)
-    async def request_error(request, err: RequestError):
-        return JSONResponse({"error": err.message}, status_code=err.status)
+    add_error_handlers(app)
 
     @app.get("/", response_class=HTMLResponse)
     async def index():
@@ -57,7 +57,7 @@ def create_app(service: Service) -> FastAPI:
     @app.post("/")
     @app.post("/predict")
     async def predict(request: Request):
-        parsed = parse_predict_body(await request.body(), service.limits)
+        parsed = parse_predict_body(await request.body(), service.limits, service.saved.settings)
         try:
             ranked = await service.batcher.answer(parsed.questions)
         except ServiceBusy as err:
@@ -70,6 +70,29 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse(reply(parsed, ranked))
 
     return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every refusal as one line, {"error": ...}: qaexp's own (RequestError) and FastAPI's."""
+    @app.exception_handler(RequestError)
+    async def request_error(request, err: RequestError):
+        return JSONResponse({"error": err.message}, status_code=err.status)
+
+    # FastAPI's own refusals (no such path, a method a path does not take) in the same one-line body as qaexp's,
+    # not FastAPI's {"detail": ...}, so that a client reads one shape of error whatever refused it.
+    @app.exception_handler(HTTPException)
+    async def http_error(request, err: HTTPException):
+        allowed = (err.headers or {}).get("Allow")
+        message = {404: f"no such path {request.url.path}: POST /predict (or /), GET /health, GET / (the page)",
+                   405: f"{request.method} {request.url.path} is not allowed"
+                        + (f": use {allowed}" if allowed else "")}.get(err.status_code, str(err.detail))
+        return JSONResponse({"error": message}, status_code=err.status_code, headers=err.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, err: RequestValidationError):
+        first = (err.errors() or [{}])[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
 
 
 def model_description(service: Service) -> dict:

@@ -6,10 +6,12 @@ POST /predict (and POST /, where huggingface_hub's InferenceClient(model="http:/
 Hugging Face Inference API's question-answering requests,
     {"inputs": {"question": "...", "context": "..."}, "parameters": {"top_k": 3}}
 or a list of such inputs, and answers {"answer", "score", "start", "end"} (a list of them for top_k > 1, per
-question for a list); for SQuAD v2 models the no-answer is {"answer": "", "start": 0, "end": 0}. GET /health
-describes the model and the batching; the page at / asks questions from a browser. Concurrent requests share
-one forward pass: those waiting while the model works and, while requests come together, those arriving within
---max-wait-ms. Window settings default to the run's own (RUN_DIR/.hydra/config.yaml beside RUN_DIR/model).
+question for a list); for SQuAD v2 models the no-answer is {"answer": "", "start": 0, "end": 0}. The parameters
+max_answer_len and handle_impossible_answer change one request's answers; max_seq_len and doc_stride are accepted
+at the served windows; what cannot be honoured is a 400 naming it. GET /health describes the model and the
+batching; the page at / asks questions from a browser. Concurrent requests share one forward pass: those waiting
+while the model works and, while requests come together, those arriving within --max-wait-ms. Window and answer
+settings default to the model's own (MODEL_DIR/qaexp.json; for a model without one, RUN_DIR/.hydra/config.yaml).
 SIGINT (Ctrl-C) or SIGTERM stops it: requests in flight get --stop-grace-ms to be answered, then 503; exit status 0.
 The service needs fastapi and uvicorn: pip install "qaexp[serve]" (from a clone: pip install -e ".[serve]").
 """

@@ -63,8 +63,10 @@ def make_epoch_evaluator(evaluate: Callable[[], "Evaluation"]):
             self.last = evaluate()
             if logs is not None:
                 logs.update({f"val_{k}": v for k, v in self.last.scores.items()})
-                logs["val_loss"] = self.last.loss
-            log.info("epoch %d: val_loss %.4f EM %.2f F1 %.2f (%.1fs)", epoch + 1, self.last.loss,
+                if self.last.loss is not None:  # None: no validation question has a placed answer to label
+                    logs["val_loss"] = self.last.loss
+            loss = "n/a" if self.last.loss is None else f"{self.last.loss:.4f}"
+            log.info("epoch %d: val_loss %s EM %.2f F1 %.2f (%.1fs)", epoch + 1, loss,
                      self.last.scores["exact_match"], self.last.scores["f1"],
                      time.perf_counter() - started)
 

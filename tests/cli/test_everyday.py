@@ -95,6 +95,35 @@ def test_an_error_is_printed_once_and_kept_in_the_run_log_and_json_of_another_sh
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "failed"
 
 
+def test_answers_off_their_offsets_are_scored_on_every_validation_question_and_a_mostly_dropped_train_set_is_said(
+        tmp_path):
+    """Validation answers that are not at their answer_start are still scored (by their texts, as the official
+    script scores); only val_loss leaves their questions out, and the final line and metrics.json say so. A training
+    set cut below half by data.on_bad_answer says so on the final line too."""
+    from qaexp.data.synthetic import generate_examples
+
+    def off_by(records, count):  # answers pointed past the context: not found nearby, so not fixable
+        return [{**r, "answers": {"text": r["answers"]["text"], "answer_start": [len(r["context"]) + 100]}}
+                if n < count else r for n, r in enumerate(records)]
+
+    train = off_by(generate_examples(40, seed=1, split="train"), 30)
+    validation = off_by(generate_examples(20, seed=2, split="validation"), 15)
+    for name, records in (("train.jsonl", train), ("dev.jsonl", validation)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    run_dir = tmp_path / "run"
+    result = qaexp(["experiment=test_tiny", "data=json", f"data.train_file={tmp_path / 'train.jsonl'}",
+                    f"data.validation_file={tmp_path / 'dev.jsonl'}", "trainer.epochs=1", "trainer.analyze=false",
+                    f"hydra.run.dir={run_dir}"], capture_output=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (metrics["eval_examples"], metrics["val_loss_examples"], metrics["train_examples"]) == (20, 5, 10)
+    assert metrics["data_repairs"] == {"train_skipped": 30, "validation_unplaced": 15}
+    assert len(json.loads((run_dir / "predictions.json").read_text())) == 20
+    last = (run_dir / "__main__.log").read_text().strip().splitlines()[-1]
+    assert "on all 20 validation questions (val_loss on 5: 15 have no answer at their answer_start)" in last, last
+    assert "only 10 of the 40 training questions were used: 30 were dropped" in last and metrics["data_warning"]
+
+
 def test_the_offline_error_lists_model_minilm_among_the_offline_models(tmp_path):
     environment = {"HF_HOME": str(tmp_path / "empty_home"), "HF_HUB_OFFLINE": "1"}
     result = run_cli(["-m", "qaexp", "model=roberta-base", "data=synthetic", f"hydra.run.dir={tmp_path / 'run'}"],

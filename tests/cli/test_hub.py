@@ -14,10 +14,37 @@ SECRET = "hf_not_a_real_token_0123456789"
 
 @pytest.fixture
 def model_dir(tmp_path):
+    """A directory that passes the pre-upload checks (config.json of a known architecture, weights listed in the
+    manifest) without being a loadable model: the upload never reads the weights."""
+    from qaexp.output.manifest import write_manifest
+
     directory = tmp_path / "model"
     directory.mkdir()
-    (directory / "config.json").write_text("{}")
+    (directory / "config.json").write_text('{"model_type": "bert"}')
+    (directory / "model.safetensors").write_bytes(b"not really weights, but exactly these bytes")
+    write_manifest(str(directory), ["model.safetensors"])
     return directory
+
+
+@pytest.mark.parametrize("damage, repo, words", [
+    ("a data folder", "someone/qa", ["has no config.json", "RUN_DIR/model"]),
+    ("truncated weights", "someone/qa", ["model.safetensors has 10 bytes, not the 43 written", "damaged"]),
+    (None, "notarepoid", ["'notarepoid' is not USER/NAME"]),
+    (None, "some--one/qa", ["not a valid repository id", "--"]),
+])
+def test_hub_refuses_what_it_cannot_upload_before_the_network(model_dir, tmp_path, damage, repo, words):
+    """A data folder, a damaged model or a repo id that is not USER/NAME: one line, exit 2, and no request (the
+    conftest's HF_HUB_OFFLINE would make any request end as 'unreachable')."""
+    if damage == "a data folder":
+        model_dir = tmp_path / "data"
+        model_dir.mkdir()
+        (model_dir / "train.json").write_text('{"data": []}')
+    elif damage == "truncated weights":
+        (model_dir / "model.safetensors").write_bytes(b"not really")
+    result = run_cli(["-m", "qaexp", "hub", str(model_dir), repo], env={"HF_TOKEN": SECRET})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "unreachable" not in lines[0] and all(word in lines[0] for word in words), lines[0]
 
 
 def test_missing_token_is_one_clear_error(model_dir, monkeypatch):
@@ -83,10 +110,12 @@ def test_hub_cli_without_token_exits_2_with_one_line(model_dir, monkeypatch, cap
     assert capsys.readouterr().err.count("\n") == 1
 
 
-def test_push_without_repo_id_is_rejected_before_training(tmp_path):
-    result = run_cli(["-m", "qaexp", "experiment=quickstart", "hub.push=true", f"hydra.run.dir={tmp_path}"])
+@pytest.mark.parametrize("repo", [None, "notarepoid"])
+def test_push_without_a_user_name_repo_id_is_rejected_before_training(tmp_path, repo):
+    extra = [f"hub.repo_id={repo}"] if repo else []
+    result = run_cli(["-m", "qaexp", "experiment=quickstart", "hub.push=true", *extra, f"hydra.run.dir={tmp_path}"])
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "hub.repo_id" in result.stderr
+    assert "hub.repo_id" in result.stderr and (not repo or "not USER/NAME" in result.stderr)
 
 
 @pytest.mark.slow

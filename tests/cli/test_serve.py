@@ -130,6 +130,39 @@ def test_huggingface_hub_inference_client_talks_to_it(url, monkeypatch):
     assert record["context"][best.start:best.end] == best.answer
 
 
+@pytest.mark.slow
+def test_inference_client_parameters_set_this_requests_answers_or_are_refused_by_name(url, service, monkeypatch):
+    """InferenceClient.question_answering's parameters: max_answer_len and handle_impossible_answer answer as
+    predict does with those settings; the windows at the served values are accepted; the rest is a 400."""
+    from huggingface_hub import InferenceClient, constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from qaexp.evaluation.answering import answer_questions
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests' offline switch; this URL is local
+    client = InferenceClient(model=url)
+    records = synthetic_questions()[:12]
+    settings = service.saved.settings
+
+    def expected(**changes) -> dict:
+        saved = dataclasses.replace(service.saved, settings=dataclasses.replace(settings, **changes))
+        return answer_questions(saved, records).predictions
+
+    short, allowed, served = expected(max_answer_length=1), expected(version_2_with_negative=True), expected()
+    assert short != served  # so that the parameter is seen to change answers (handle_impossible_answer=false
+    # is seen to on a v2 model: test_v2_model_answers_no_answer_by_the_threshold_saved_with_it)
+    same_windows = dict(max_seq_len=settings.max_length, doc_stride=settings.doc_stride, align_to_words=False)
+    for record in records:
+        ask = dict(question=record["question"], context=record["context"])
+        assert client.question_answering(**ask, max_answer_len=1).answer == short[record["id"]]
+        assert client.question_answering(**ask, handle_impossible_answer=True).answer == allowed[record["id"]]
+        assert client.question_answering(**ask, handle_impossible_answer=False, **same_windows).answer \
+            == served[record["id"]]
+    with pytest.raises(HfHubHTTPError) as refused:
+        client.question_answering(question="Who?", context="Ada wrote it.", max_question_len=16)
+    assert refused.value.response.status_code == 400 and "parameters.max_question_len: " in str(refused.value)
+
+
 class ServeProcess:
     """`python -m qaexp.serve MODEL --port 0` as a user runs it, (re)started when a test asks for its URL."""
 
@@ -319,9 +352,17 @@ def test_v2_model_answers_no_answer_by_the_threshold_saved_with_it(service, trai
     assert v2_service.saved.settings.null_score_diff_threshold == threshold
     expected = answer_questions(v2_service.saved, records).predictions
 
+    always = answer_questions(dataclasses.replace(v2_service.saved, settings=dataclasses.replace(
+        v2_service.saved.settings, version_2_with_negative=False)), records).predictions
+
     with ServerThread(v2_service) as v2_url, httpx.Client(base_url=v2_url, timeout=60) as v2_client:
         assert v2_client.get("/health").json()["version_2_with_negative"] is True
         replies = predict_json(v2_client, {"inputs": [as_input(r) for r in records]})
+        # The Inference API's handle_impossible_answer=false: this request always gets a span, as SQuAD v1
+        answered = predict_json(v2_client, {"inputs": [as_input(r) for r in records],
+                                            "parameters": {"handle_impossible_answer": False}})
+    assert [reply["answer"] for reply in answered] == [always[r["id"]] for r in records]
+    assert all(reply["answer"] != "" for reply in answered)
     for record, reply in zip(records, replies):
         assert reply["answer"] == expected[record["id"]]
         if odds[record["id"]] > threshold:
@@ -349,8 +390,24 @@ BAD_REQUESTS = [
      "top_k must be an integer"),
     (b'{"inputs": {"question": "Who?", "context": "Ada."}, "parameters": {"top_k": 0}}', 422, "between 1 and 20"),
     (b'{"inputs": {"question": "Who?", "context": "Ada."}, "parameters": [3]}', 422, '"parameters" must be'),
-    (b'{"inputs": {"question": "Who?", "context": "Ada."}, "parameters": {"max_answer_len": 5}}', 422,
-     "unsupported parameter 'max_answer_len'"),
+    (b'{"inputs": {"question": "Who?", "context": "Ada."}, "parameters": {"max_answer_length": 5}}', 422,
+     "unsupported parameter 'max_answer_length': this service takes align_to_words, doc_stride"),
+    (b'{"inputs": {"question": "Who?", "context": "Ada."}, "parameters": {"max_answer_len": "5"}}', 422,
+     "parameters.max_answer_len must be an integer, not a string"),
+    (b'{"inputs": {"question": "Who?", "context": "Ada."}, "parameters": {"max_answer_len": 0}}', 422,
+     "parameters.max_answer_len must be in [1, "),
+    (b'{"inputs": {"question": "Who?", "context": "Ada."}, "parameters": {"handle_impossible_answer": 1}}', 422,
+     "parameters.handle_impossible_answer must be a boolean, not a number"),
+    # What the Inference API defines but this service cannot do: 400, naming the parameter and what to do.
+    (b'{"inputs": {"question": "Who?", "context": "Ada."}, "parameters": {"max_question_len": 64}}', 400,
+     "parameters.max_question_len: qaexp keeps the whole question"),
+    (b'{"inputs": {"question": "Who?", "context": "Ada."}, "parameters": {"align_to_words": true}}', 400,
+     "parameters.align_to_words=true cannot be honoured"),
+    (b'{"inputs": {"question": "Who?", "context": "Ada."}, "parameters": {"max_seq_len": 384}}', 400,
+     "parameters.max_seq_len=384 cannot be honoured: this service's windows have max_length=256 (set when it "
+     "starts: restart qaexp serve with --max-length 384)"),
+    (b'{"inputs": {"question": "Who?", "context": "Ada."}, "parameters": {"doc_stride": 128}}', 400,
+     "parameters.doc_stride=128 cannot be honoured"),
 ]
 
 
@@ -367,6 +424,13 @@ def test_bad_requests_get_one_clear_message_and_the_service_keeps_answering(clie
     too_many = client.post("/predict", json={"inputs": [{"question": "Who?", "context": "Ada."}]
                                              * (service.limits.max_inputs + 1)})
     assert too_many.status_code == 413 and "questions" in too_many.json()["error"]
+    # FastAPI's own refusals come in the same one-line {"error": ...} body
+    for method, path, status, message in [("GET", "/predict", 405, "GET /predict is not allowed: use POST"),
+                                          ("POST", "/health", 405, "POST /health is not allowed: use GET"),
+                                          ("GET", "/nowhere", 404, "no such path /nowhere: POST /predict")]:
+        response = client.request(method, path)
+        assert (response.status_code, list(response.json())) == (status, ["error"]), response.text
+        assert message in response.json()["error"], response.text
     record = synthetic_questions()[1]
     answer = predict_json(client, {"inputs": as_input(record)})
     assert record["context"][answer["start"]:answer["end"]] == answer["answer"] != ""

@@ -2,6 +2,7 @@
 and covering the gold answer, CLS exactly when the answer is not wholly inside, offsets only on context tokens."""
 import numpy as np
 
+from qaexp.data.checks import placed_answer
 from qaexp.data.windows import NOT_CONTEXT
 
 
@@ -17,11 +18,12 @@ def assert_windows_consistent(records: list[dict], windows, max_length: int) -> 
                 & (context[:, 1] <= len(record["context"]))).all(), "an offset outside the context"
         start, end, cls = windows.start_positions[i], windows.end_positions[i], windows.cls_index[i]
         answers = record["answers"]
-        if not answers["text"] or not len(context):
+        placed = placed_answer(answers)  # an evaluation record's unplaced answers label nothing
+        if not answers["text"] or not len(context) or placed is None:
             assert start == end == cls
             continue
-        gold_start = answers["answer_start"][0]
-        gold_end = gold_start + len(answers["text"][0])
+        gold_start = answers["answer_start"][placed]
+        gold_end = gold_start + len(answers["text"][placed])
         inside = context[0, 0] <= gold_start and context[-1, 1] >= gold_end
         if not inside:
             assert start == end == cls, f"window {i}: the answer is not inside, but labelled {start}..{end}"

@@ -287,3 +287,31 @@ def test_a_step_skipped_by_loss_scaling_still_counts_so_the_data_position_holds(
     assert int(optimizer.iterations.numpy()) == 1  # counted
     assert all(np.array_equal(w.numpy(), b) for w, b in zip(model.trainable_variables, before))  # but skipped
     assert int(optimizer.step_counter.numpy()) == 0  # and the loss scaler saw it as an overflow
+
+
+def test_val_loss_covers_the_labelled_questions_only_whatever_the_blocks(tiny_data):
+    """A validation question whose answers have no known place (data/checks.UNPLACED) is answered and scored but
+    has no labels: the loss is the mean over the other questions' windows, block by block in window order."""
+    from qaexp.data.checks import UNPLACED
+    from qaexp.evaluation.inference import _block_logits, labelled_windows, predict_answers
+    from qaexp.evaluation.settings import AnswerSettings
+
+    tokenizer, _ = tiny_data
+    examples = tiny_qa.records(30)
+    examples = [{**r, "answers": {"text": r["answers"]["text"], "answer_start": [UNPLACED]}} if n % 3 == 0 else r
+                for n, r in enumerate(examples)]
+    windows = tiny_qa.windows_for(examples, tokenizer)
+    model = tiny_qa.tiny_model(tokenizer)
+    settings = AnswerSettings(96, 32, 30, 20, False, 0.0)
+    _, _, per_window = _block_logits(model, windows, 8, tokenizer.pad_token_id, True, False)
+    labelled = labelled_windows(examples, windows.example_index)
+    assert 0 < labelled.sum() < len(windows)
+    for block_windows in (len(windows), 7):  # one block, and several (each cut at a whole question)
+        answers, loss = predict_answers(model, examples, windows, 8, tokenizer.pad_token_id, settings,
+                                        with_loss=True, block_windows=block_windows)
+        assert len(answers.predictions) == 30
+        assert loss == pytest.approx(float(per_window[labelled].mean()), rel=1e-5)
+    assert abs(per_window[labelled].mean() - per_window.mean()) > 1e-4  # the unlabelled windows would change it
+    none_placed = [{**r, "answers": {"text": r["answers"]["text"], "answer_start": [UNPLACED]}} for r in examples]
+    answers, loss = predict_answers(model, none_placed, windows, 8, tokenizer.pad_token_id, settings, with_loss=True)
+    assert loss is None and len(answers.predictions) == 30  # no loss to report, every question still answered

@@ -5,7 +5,7 @@ import logging
 import pytest
 from omegaconf import OmegaConf
 
-from qaexp.data.checks import check_records
+from qaexp.data.checks import UNPLACED, check_records, mostly_dropped
 from qaexp.data.squad import load_splits, read_records
 from qaexp.errors import DataError
 
@@ -197,6 +197,46 @@ def test_unanswerable_records_are_kept():
 def test_empty_after_skipping_is_an_error_not_an_empty_run():
     with pytest.raises(DataError, match="empty after validation: all 2 records were skipped"):
         checked([record(start=12), record("q2", start=40)], policy="skip")
+
+
+@pytest.mark.parametrize("policy", ["fix", "skip"])
+def test_evaluation_records_keep_answers_off_their_offsets_for_scoring(policy):
+    """Scores need the gold texts only: a validation question is never dropped for its offsets (fix still moves
+    what it can; the rest is kept unplaced, which labels no window)."""
+    two = {**record("q3"), "answers": {"text": ["Berlin", "Lyon"], "answer_start": [0, 15]}}
+    repairs = {}
+    kept = check_records([record(text="Berlin"), record("q2", start=12), two], "validation", policy, repairs,
+                         scored=True)
+    assert [r["id"] for r in kept] == ["q1", "q2", "q3"]
+    moved = [15] if policy == "fix" else [UNPLACED]
+    assert [r["answers"]["answer_start"] for r in kept] == [[UNPLACED], moved, [UNPLACED, 15]]
+    assert [r["answers"]["text"] for r in kept] == [["Berlin"], ["Lyon"], ["Berlin", "Lyon"]]
+    assert repairs == ({"validation_unplaced": 2, "validation_fixed": 1} if policy == "fix"
+                       else {"validation_unplaced": 3})
+
+
+def test_a_training_set_kept_below_half_is_said_and_half_is_not():
+    assert mostly_dropped("training", given=10, kept=5, on_bad_answer="fix") is None
+    note = mostly_dropped("training", given=10, kept=4, on_bad_answer="skip")
+    assert note.startswith("only 4 of the 10 training questions were used: 6 were dropped") and "skip" in note
+
+
+def test_unplaced_questions_label_no_window_and_stay_out_of_the_loss():
+    from qaexp.data.windows import tokenize_windows
+    from qaexp.evaluation.inference import labelled_questions, labelled_windows
+    from qaexp.model.build import build_tokenizer
+
+    records = [record(), {**record("q2"), "answers": {"text": ["Lyon"], "answer_start": [UNPLACED]}},
+               {**record("q3"), "answers": {"text": [], "answer_start": []}}]
+    tokenizer = build_tokenizer(OmegaConf.create({"checkpoint": None, "from_scratch": True, "lowercase": True,
+                                                  "tokenizer_vocab_size": 200, "padding_side": "right"}),
+                                [CONTEXT, "Where did Ada grow up?"])
+    windows = tokenize_windows(records, tokenizer, 64, 16, progress=False)
+    labels = dict(zip(windows.example_index.tolist(), zip(windows.start_positions.tolist(),
+                                                          windows.cls_index.tolist())))
+    assert labels[0][0] != labels[0][1] and labels[1][0] == labels[1][1]  # q2: CLS, as if it had no answer...
+    assert labelled_windows(records, windows.example_index).tolist() == [True, False, True]  # ...but no label
+    assert labelled_questions(records) == 2
 
 
 def test_load_splits_logs_and_counts_repairs(tmp_path, caplog):

@@ -44,6 +44,7 @@ def test_body_has_results_hyperparameters_epoch_table_and_versions():
     cfg = config("model=minilm", "data=squad", "optimizer.lr=3e-5", "trainer.batch_size=16")
     _, body = split_card(render_model_card(cfg, SUMMARY))
     assert "fine-tuned from [sentence-transformers/all-MiniLM-L6-v2]" in body
+    assert "on rajpurkar/squad (train split) (8981 questions), evaluated on rajpurkar/squad (validation" in body
     assert "| 47.61 | 60.50 |" in body
     assert "- optimizer: adam (lr 3e-05, constant schedule" in body and "- batch size: 16" in body
     assert "| Epoch | Training loss | Validation loss | Exact match | F1 |" in body
@@ -55,10 +56,13 @@ def test_body_has_results_hyperparameters_epoch_table_and_versions():
 
 
 def test_scratch_model_card_has_no_base_model_and_local_data_no_hub_dataset():
-    cfg = config("experiment=quickstart", "data=json", "data.validation_file=/data/dev.json")
+    cfg = config("experiment=quickstart", "data=json", "data.train_file=/data/train.json",
+                 "data.validation_file=/data/dev.json")
     meta, body = split_card(render_model_card(cfg, {**SUMMARY, "history": {}}))
     assert "base_model" not in meta and "license" not in meta and "datasets" not in meta
     assert meta["model-index"][0]["results"][0]["dataset"]["name"] == "dev.json"
+    # trained on the training file, evaluated on the validation file: each named for what it was used for
+    assert "on train.json (8981 questions), evaluated on dev.json (validation split)" in body
     assert "randomly initialised weights" in body and "## Training results" not in body
 
 
