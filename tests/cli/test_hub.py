@@ -14,26 +14,28 @@ SECRET = "hf_not_a_real_token_0123456789"
 
 @pytest.fixture
 def model_dir(tmp_path):
-    """A directory that passes the pre-upload checks (config.json of a known architecture, weights listed in the
-    manifest) without being a loadable model: the upload never reads the weights."""
+    """A directory that passes the pre-upload checks (config.json of a known architecture, weights and tokenizer
+    listed in the manifest) without being a loadable model: the upload never reads the weights."""
     from qaexp.output.manifest import write_manifest
 
     directory = tmp_path / "model"
     directory.mkdir()
     (directory / "config.json").write_text('{"model_type": "bert"}')
     (directory / "model.safetensors").write_bytes(b"not really weights, but exactly these bytes")
-    write_manifest(str(directory), ["model.safetensors"])
+    (directory / "tokenizer.json").write_text('{"model": "not really a tokenizer either"}')
+    write_manifest(str(directory), ["model.safetensors", "tokenizer.json"])
     return directory
 
 
 @pytest.mark.parametrize("damage, repo, words", [
     ("a data folder", "someone/qa", ["has no config.json", "RUN_DIR/model"]),
     ("truncated weights", "someone/qa", ["model.safetensors has 10 bytes, not the 43 written", "damaged"]),
+    ("no tokenizer.json", "someone/qa", ["tokenizer.json is missing", "damaged"]),
     (None, "notarepoid", ["'notarepoid' is not USER/NAME"]),
     (None, "some--one/qa", ["not a valid repository id", "--"]),
 ])
 def test_hub_refuses_what_it_cannot_upload_before_the_network(model_dir, tmp_path, damage, repo, words):
-    """A data folder, a damaged model or a repo id that is not USER/NAME: one line, exit 2, and no request (the
+    """A data folder, a damaged model (weights or tokenizer) or a repo id that is not USER/NAME: one line, exit 2, and no request (the
     conftest's HF_HUB_OFFLINE would make any request end as 'unreachable')."""
     if damage == "a data folder":
         model_dir = tmp_path / "data"
@@ -41,6 +43,8 @@ def test_hub_refuses_what_it_cannot_upload_before_the_network(model_dir, tmp_pat
         (model_dir / "train.json").write_text('{"data": []}')
     elif damage == "truncated weights":
         (model_dir / "model.safetensors").write_bytes(b"not really")
+    elif damage == "no tokenizer.json":
+        (model_dir / "tokenizer.json").unlink()
     result = run_cli(["-m", "qaexp", "hub", str(model_dir), repo], env={"HF_TOKEN": SECRET})
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
