@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Optional
 
-from qaexp import extras
+from qaexp.extras import install_command, missing, require
 from qaexp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ DEFAULT = "tensorflow"
 # backend -> (the packages it needs, the install line that provides them)
 PACKAGES = {
     "tensorflow": (("tensorflow",), 'pip install "qaexp" (tensorflow is one of its dependencies)'),
-    "jax": (("jax", "jaxlib"), 'pip install "qaexp[jax]"'),
+    "jax": (("jax", "jaxlib"), install_command("jax")),
 }
 
 
@@ -68,14 +68,14 @@ def is_jax() -> bool:
 
 
 def missing_packages(name: str) -> list[str]:
-    return extras.missing(PACKAGES.get(name, ((name,), ""))[0])
+    return missing(PACKAGES.get(name, ((name,), ""))[0])
 
 
 def check_installed(name: str, source: str) -> None:
     """One line when the backend's packages are not installed (or the backend is not one qaexp knows)."""
     if name not in PACKAGES:
         raise ConfigError(f"{source}: backend {name!r} is not one of {', '.join(PACKAGES)}")
-    extras.require(source, *PACKAGES[name])
+    require(source, *PACKAGES[name])
 
 
 def check_this_process() -> None:

@@ -3,7 +3,8 @@ line that names what is missing and the pip command that installs it.
 
 importlib's find_spec looks for a package without importing it, so a check costs nothing at start-up and comes
 before the feature's own imports, whose failure would be a traceback. The features that check here: the Keras
-backends (backend.py), `qaexp serve` (fastapi, uvicorn) and `qaexp export --format onnx` (output/export_formats.py).
+backends (backend.py), `qaexp serve` (fastapi, uvicorn), `qaexp export --format onnx` (output/export_formats.py),
+logger=tensorboard (run/tracking.py); the sweep plugins (config/plugins.py) use install_command's words too.
 """
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def missing(packages: Iterable[str]) -> list[str]:
         if not found:
             absent.append(package)
     return absent
+
+
+def install_command(extra: str) -> str:
+    """How to install one of pyproject.toml's extras, from a clone (qaexp's README) or from an index or wheel."""
+    return f'pip install -e ".[{extra}]" in qaexp\'s clone, or pip install "qaexp[{extra}]"'
 
 
 def require(feature: str, packages: Iterable[str], install: str) -> None:

@@ -12,6 +12,8 @@ from typing import Callable, Iterable, Optional
 
 import yaml
 
+from qaexp.extras import install_command
+
 # Hydra config -> (the plugin's module, the package that provides it, a module the plugin needs when it runs)
 PLUGIN_CONFIGS = {
     "hydra/launcher/joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "joblib"),
@@ -19,7 +21,7 @@ PLUGIN_CONFIGS = {
     "hydra/launcher/submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "submitit"),
     "hydra/sweeper/optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper", "optuna"),
 }
-INSTALL = 'pip install -e ".[sweep]" in qaexp\'s clone, or pip install "qaexp[sweep]"'
+INSTALL = install_command("sweep")
 MAX_DEPTH = 8  # defaults lists followed this deep (a config that names itself stops here)
 
 

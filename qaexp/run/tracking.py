@@ -6,7 +6,6 @@ metrics.json (rundir.METRICS) is written by experiment.run whatever the backend.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import netrc
 import os
@@ -20,6 +19,7 @@ from qaexp.run import hydra_job
 from qaexp.run.outcome import status_of
 from qaexp.runtime import reachability
 from qaexp.config.schema import LoggerMode, LoggerName
+from qaexp.extras import install_command, require
 from qaexp.errors import ConfigError, first_line
 from qaexp.output.shared_config import plain_config
 
@@ -102,8 +102,7 @@ class WandbTracker(KerasLoggingTracker):
 
 class TensorBoardTracker(KerasLoggingTracker):
     def __init__(self, cfg: DictConfig, run_dir: str):
-        if importlib.util.find_spec("tensorboard") is None:
-            raise ConfigError("logger=tensorboard needs the tensorboard package: pip install 'qaexp[tensorboard]'")
+        require("logger=tensorboard", ["tensorboard"], install_command("tensorboard"))
         self._dir = cfg.logger.log_dir or os.path.join(run_dir, "tensorboard")
         self._writer = None  # created at the first scalar: TensorFlow fixes its thread settings at its first op
         self._last_step = 0

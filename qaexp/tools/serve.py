@@ -13,7 +13,7 @@ batching; the page at / asks questions from a browser. Concurrent requests share
 while the model works and, while requests come together, those arriving within --max-wait-ms. Window and answer
 settings default to the model's own (MODEL_DIR/qaexp.json; for a model without one, RUN_DIR/.hydra/config.yaml).
 SIGINT (Ctrl-C) or SIGTERM stops it: requests in flight get --stop-grace-ms to be answered, then 503; exit status 0.
-The service needs fastapi and uvicorn: pip install "qaexp[serve]" (from a clone: pip install -e ".[serve]").
+The service needs fastapi and uvicorn, the serve extra: pip install -e ".[serve]" in qaexp's clone.
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)  # --help needs none of the serving packages
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        extras.require("the service", SERVE_PACKAGES, 'pip install "qaexp[serve]"')
+        extras.require("the service", SERVE_PACKAGES, extras.install_command("serve"))
         from qaexp.serving.server import build_service, listening_socket, uvicorn_server
 
         sock = listening_socket(args.host, args.port)

@@ -306,4 +306,5 @@ def test_serve_without_its_packages_prints_its_help_and_refuses_to_start_in_one_
     started = run_cli(["-m", "qaexp", "serve", str(tmp_path), "--port", "0"], env=env, timeout=120)
     assert started.returncode == 2, started.stderr
     assert started.stderr.strip() == ('qaexp serve: error: the service needs fastapi and uvicorn, which are not '
-                                      'installed: pip install "qaexp[serve]"')
+                                      'installed: pip install -e ".[serve]" in qaexp\'s clone, or pip install '
+                                      '"qaexp[serve]"')

@@ -15,7 +15,7 @@ import pytest
 from helpers.repo import REPO
 from helpers.config import compose
 from helpers.cli import run_cli, without_packages
-from qaexp import backend
+from qaexp import backend, extras
 from qaexp.errors import ConfigError
 
 HELPERS = REPO / "tests" / "helpers"
@@ -94,7 +94,7 @@ def test_a_backend_whose_package_is_missing_is_one_line_and_leaves_no_run_direct
                           backend.DEFAULT_NOTE: backend.DEFAULT})
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip() == ('qaexp: error: trainer.backend=jax needs jax and jaxlib, which are not '
-                                     'installed: pip install "qaexp[jax]"')
+                                     f'installed: {extras.install_command("jax")}')
     assert not root.exists()
 
 
@@ -112,7 +112,7 @@ def test_the_tools_under_keras_backend_jax_without_jax_are_one_line(tool, tmp_pa
         assert len(result.stderr.strip().splitlines()) == 1
     else:  # training's line for the same environment (qaexp/backend.py)
         assert result.stderr.strip() == (f'qaexp {tool}: error: KERAS_BACKEND=jax from the environment needs jax and '
-                                         'jaxlib, which are not installed: pip install "qaexp[jax]"')
+                                         f'jaxlib, which are not installed: {extras.install_command("jax")}')
 
 
 # The end-to-end run on JAX: test_end_to_end.py's small seeded run (its figures and floor), through the CLI, in a
