@@ -105,7 +105,9 @@ class _stderr_filtered:
         self.captured.seek(0)
         lines = self.captured.read().decode(errors="replace").splitlines(keepends=True)
         self.captured.close()
-        kept = lines if err is not None else [line for line in lines if not self.pattern.search(line)]
+        # An import that failed keeps every line (they may say why); one a signal stopped drops the notices too.
+        failed = err is not None and isinstance(err, Exception)
+        kept = lines if failed else [line for line in lines if not self.pattern.search(line)]
         sys.stderr.write("".join(kept))
         sys.stderr.flush()
         return False
