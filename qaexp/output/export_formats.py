@@ -5,6 +5,7 @@ Every format takes int32 input_ids, attention_mask and (where the model takes th
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import warnings
@@ -12,6 +13,7 @@ import warnings
 import numpy as np
 
 from qaexp.errors import QAExpError, first_line
+from qaexp.quiet import notices_hidden
 
 FORMATS = ("saved_model", "tflite", "onnx")
 ONNX_PACKAGES = ("tf2onnx", "onnxruntime")
@@ -156,9 +158,14 @@ def tflite_runner(path: str, names: list[str]):
         warnings.simplefilter("ignore")
         interpreter = Interpreter(model_path=path)
     signature = interpreter.get_signature_runner("serving_default")
+    calls = 0
 
     def run(batch: dict):
-        out = signature(**{name: batch[name] for name in names})  # resizes the inputs to each batch's shape
+        nonlocal calls
+        calls += 1
+        # the first call creates TF Lite's XNNPACK delegate, whose INFO line goes straight to stderr: hidden
+        with notices_hidden() if calls == 1 else contextlib.nullcontext():
+            out = signature(**{name: batch[name] for name in names})  # resizes the inputs to each batch's shape
         return out["start_logits"], out["end_logits"]
 
     return run
