@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from qaexp.errors import QAExpError, first_line
+from qaexp.output.files import save_directory_atomic, write_bytes_atomic
 from qaexp.quiet import notices_hidden
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -83,7 +84,9 @@ def write_saved_model(model, names: list[str], output: str) -> None:
                          "or an earlier SavedModel export to replace")
     module = _weights_module(model)
     module.serve = serving_function(model, names)
-    tf.saved_model.save(module, output, signatures={"serving_default": module.serve})
+    # whole or not at all (an interrupted export leaves no half-written SavedModel, nor harms an earlier one)
+    save_directory_atomic(output, lambda directory: tf.saved_model.save(
+        module, directory, signatures={"serving_default": module.serve}))
 
 
 def write_tflite(model, names: list[str], output: str, quantize: bool) -> None:
@@ -100,8 +103,7 @@ def write_tflite(model, names: list[str], output: str, quantize: bool) -> None:
         reason = re.search(r"error: (.+)", str(err))
         raise QAExpError("TensorFlow Lite cannot convert this model with its built-in ops: "
                          f"{reason.group(1) if reason else first_line(err)}") from err
-    with open(output, "wb") as f:
-        f.write(flat)
+    write_bytes_atomic(output, flat)
 
 
 def write_onnx(model, names: list[str], output: str) -> None:
@@ -117,7 +119,7 @@ def write_onnx(model, names: list[str], output: str) -> None:
         onnx.checker.check_model(proto, full_check=True)  # tf2onnx only logs the ops it could not convert
     except Exception as err:
         raise QAExpError(f"tf2onnx {tf2onnx.__version__} cannot convert this model: {first_line(err)}") from err
-    onnx.save(proto, output)
+    write_bytes_atomic(output, proto.SerializeToString())  # what onnx.save writes (one protobuf, under 2 GB)
 
 
 def _erfc_as_one_minus_erf(graph, node, name, args):
