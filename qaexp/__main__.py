@@ -1,7 +1,6 @@
 """`python -m qaexp [overrides]`: compose the config with Hydra, run one experiment (or a sweep with -m)."""
 import logging
 from importlib import resources
-import signal
 import sys
 from pathlib import Path
 from typing import Iterable, Optional
@@ -15,12 +14,11 @@ from qaexp.config.plugins import plugin_problem
 from qaexp.config.suggestions import (bare_word_problem, for_overrides, override_problem, override_words,
                                       parse_overrides, value_key_problem)
 from qaexp.config.validation import architecture_override_problem
-from qaexp.errors import QAExpError, RunInterrupted, first_line, report_error
+from qaexp.errors import QAExpError, first_line, report_error
 from qaexp.run import hydra_job, sweep_resume
-from qaexp.run.outcome import signals_as_interrupts
-from qaexp.tools import TOOLS, run_named_tool
 from qaexp.rundir import METRICS
-from qaexp.runtime import distributed, preemption
+from qaexp.runtime import distributed, preemption, signals
+from qaexp.tools import TOOLS, run_named_tool
 
 log = logging.getLogger("qaexp")
 
@@ -67,11 +65,9 @@ def main(cfg: DictConfig) -> float:
         _log_to_file_only(str(err))
         sys.exit(report_error(err))
     except KeyboardInterrupt as err:  # RunInterrupted for SIGTERM too; metrics.json says status: interrupted
-        interrupted = err if isinstance(err, RunInterrupted) else RunInterrupted(signal.SIGINT)
-        print(f"qaexp: interrupted by {signal.Signals(interrupted.signum).name}: metrics.json in the run directory "
-              "says status: interrupted and, once training had started, how to resume from its checkpoint",
-              file=sys.stderr)
-        sys.exit(interrupted.exit_code)
+        sys.exit(signals.report_interrupted(err, detail=": metrics.json in the run directory says status: "
+                                            "interrupted and, once training had started, how to resume from its "
+                                            "checkpoint"))
 
 
 def _log_to_file_only(message: str) -> None:
@@ -101,25 +97,23 @@ def _output_dir(cfg: DictConfig, job_dir: str) -> str:
 def entry() -> None:
     """`python -m qaexp` and the `qaexp` console script: a one-line error for a mistyped key or group option and
     for an unusable output directory, before Hydra makes a run directory."""
-    problem = _override_problem(sys.argv[1:])
     created = None
-    if problem is None:
-        problem, created = hydra_job.make_output_root(sys.argv[1:])
-    if problem:
-        hydra_job.remove_if_empty(created)
-        sys.exit(report_error(problem))
-    sys.argv[1:] = distributed.worker_argv(sys.argv[1:])  # multi-worker: only the chief writes the run directory
     try:
-        with signals_as_interrupts():  # from the start: a signal while Hydra sets up is one line too
+        with signals.signals_as_interrupts():  # a signal while Hydra sets up is one line too
+            problem = _override_problem(sys.argv[1:])
+            if problem is None:
+                problem, created = hydra_job.make_output_root(sys.argv[1:])
+            if problem:
+                hydra_job.remove_if_empty(created)
+                sys.exit(report_error(problem))
+            sys.argv[1:] = distributed.worker_argv(sys.argv[1:])  # multi-worker: only the chief writes the run dir
             main()
     except SystemExit as stop:
         if stop.code == HYDRA_ERROR_EXIT:  # Hydra printed its error: add the nearest valid spelling, if any
             _print_suggestion(sys.argv[1:])
         raise
     except KeyboardInterrupt as err:  # before the run began (main() reports the ones during a run)
-        signum = getattr(err, "signum", signal.SIGINT)
-        print(f"qaexp: interrupted by {signal.Signals(signum).name} before the run started", file=sys.stderr)
-        sys.exit(128 + signum)
+        sys.exit(signals.report_interrupted(err, detail=signals.BEFORE_THE_RUN))
     finally:
         if not _started:  # Hydra stopped before the run began (e.g. a value of the wrong type): leave no directory
             hydra_job.remove_unused_sweep_dir(created)

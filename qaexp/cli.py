@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sys
 
-from qaexp.tools import run_named_tool, tool_main
+from qaexp.tools import run_named_tool, run_tool
 
 
 def run_as_main(module_name: str, tool: str) -> None:
     """A `python -m qaexp.TOOL` alias module's one line: run the tool when the module is run, not when imported."""
     if module_name == "__main__":
-        sys.exit(tool_main(tool)())
+        sys.exit(run_tool(tool))
 
 
 def main() -> None:

@@ -6,7 +6,9 @@ status 2 and no traceback; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import sys
-from typing import Optional
+TYPE_CHECKING = False  # typing's, without importing typing: errors.py loads before runtime/signals.py's handler
+if TYPE_CHECKING:
+    from typing import Optional
 
 EXIT_BAD_INPUT = 2  # a bad input: config, data, paths (Hydra's own config errors exit with 1)
 

@@ -8,6 +8,7 @@ retry warnings). A variable the user sets (TF_CPP_MIN_LOG_LEVEL=2, TRANSFORMERS_
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -24,7 +25,8 @@ QUIET_DEFAULTS = {
 # What TensorFlow's shared libraries print while they load, before TF_CPP_MIN_LOG_LEVEL is read (all INFO-level).
 LOAD_NOTICES = re.compile(r"absl::InitializeLog|oneDNN custom operations|Could not find cuda drivers|cuInit|"
                           r"optimized to use available CPU instructions|rebuild TensorFlow with the appropriate|"
-                          r"Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning|computation placer")
+                          r"Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning|computation placer|"
+                          r"Created TensorFlow Lite XNNPACK delegate")  # (TF Lite's, on an interpreter's first run)
 
 
 def verbose() -> bool:
@@ -83,6 +85,15 @@ class _jax_hidden:
         return False
 
 
+def notices_hidden():
+    """For a block that makes TensorFlow's libraries print their INFO notices (LOAD_NOTICES) straight to file
+    descriptor 2, where TF_CPP_MIN_LOG_LEVEL does not reach (TF Lite's XNNPACK line): those lines dropped, unless
+    QAEXP_VERBOSE=1 or TF_CPP_MIN_LOG_LEVEL=0 asks for them."""
+    if verbose() or _tf_info_shown():
+        return contextlib.nullcontext()
+    return _stderr_filtered(LOAD_NOTICES)
+
+
 def _tf_info_shown() -> bool:
     return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip() in {"", "0"}
 
@@ -107,7 +118,9 @@ class _stderr_filtered:
         self.captured.seek(0)
         lines = self.captured.read().decode(errors="replace").splitlines(keepends=True)
         self.captured.close()
-        kept = lines if err is not None else [line for line in lines if not self.pattern.search(line)]
+        # An import that failed keeps every line (they may say why); one a signal stopped drops the notices too.
+        failed = err is not None and isinstance(err, Exception)
+        kept = lines if failed else [line for line in lines if not self.pattern.search(line)]
         sys.stderr.write("".join(kept))
         sys.stderr.flush()
         return False

@@ -12,7 +12,7 @@ from qaexp.analysis.questions import Question, overall
 from qaexp.analysis.report import snippet, table_cell
 from qaexp.analysis.slices import SLICINGS, groups, slice_row
 from qaexp.errors import InputError
-from qaexp.output.files import write_text_atomic
+from qaexp.output.files import storage_errors, write_text_atomic
 
 COMPARE_FILE = "compare.md"
 COMPARE_PLOT = "compare_slices.png"
@@ -58,7 +58,8 @@ def compare(a: Sequence[Question], b: Sequence[Question], samples: int, seed: in
 
 
 def write_comparison(directory: str, comparison: Comparison, name_a: str, name_b: str) -> list[str]:
-    os.makedirs(directory, exist_ok=True)
+    with storage_errors(directory):
+        os.makedirs(directory, exist_ok=True)
     plot = os.path.join(directory, COMPARE_PLOT)
     plots.plot_differences([(s, n, c, fb - fa) for s, n, c, fa, fb in comparison.slices], plot,
                            "F1 per slice: B minus A")

@@ -205,5 +205,8 @@ def check_directories(cfg: DictConfig) -> None:
         problem = directory_problem(str(path))
         if problem and rule.read_only_ok and problem.startswith(NOT_WRITABLE):
             log.warning("%s=%s %s: entries found there are read, new ones are not written", key, path, problem)
+            from qaexp.data.cache_store import told_unlockable
+
+            told_unlockable(str(path))  # this warning is the one: none again for each entry that cannot be locked
         elif problem:
             raise ConfigError(f"{key}={path} {problem}: {rule.fix}")

@@ -101,6 +101,16 @@ def _write_with_manifest(value, directory: str, write: Callable) -> None:
     write_manifest(directory)
 
 
+# Directories whose entries cannot be locked, which the user has been told of once (by the first entry that
+# failed there, or by the run's config check: config/limits.py's warning for a read-only data.cache_dir).
+_told_unlockable: set[str] = set()
+
+
+def told_unlockable(directory: str) -> None:
+    """Entries in `directory` (and below it) cannot be locked and the user has been told: no warning per entry."""
+    _told_unlockable.add(os.path.abspath(os.path.expanduser(directory)))
+
+
 @contextlib.contextmanager
 def _entry_lock(path: str, what: str) -> Iterator[bool]:
     """Hold `path`.lock; yields False (read only, never write) when the lock cannot be made (a read-only cache)."""
@@ -111,7 +121,13 @@ def _entry_lock(path: str, what: str) -> Iterator[bool]:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         lock.acquire()
     except OSError as err:
-        log.warning("cannot lock the %s entry %s (%s): using it without sharing it", what, path, err)
+        entry = os.path.abspath(path)
+        if any(entry.startswith(directory + os.sep) for directory in _told_unlockable):
+            log.debug("cannot lock the %s entry %s (%s): using it without sharing it", what, path, err)
+        else:  # every other entry there fails alike: one warning for the directory, not one per entry
+            log.warning("cannot lock the %s entry %s (%s): using it and the other entries in %s without sharing "
+                        "them", what, path, err, os.path.dirname(entry))
+            told_unlockable(os.path.dirname(entry))
         yield False
         return
     try:

@@ -9,6 +9,7 @@ from typing import Callable, Optional
 
 from qaexp.data.windows import concat_windows, window_chunks
 from qaexp.evaluation import inference
+from qaexp.runtime.timer import stage_hook
 
 TOKENIZE_CHUNK = 8  # questions tokenized at once when a caller may stop: 8 contexts of 50,000 characters took
 # about 0.5 s on 2 busy cores, so a stop need not wait for a whole request of long contexts
@@ -38,6 +39,7 @@ def answer_questions(saved, records: list[dict], batch_size: int = 32, *, progre
             raise inference.Abandoned("stopped while tokenizing")
         parts.append(part)
     windows = concat_windows(parts, tokenizer.model_input_names)
+    stage_hook("answer")
     answers, _ = inference.predict_answers(saved.model, records, windows, batch_size, tokenizer.pad_token_id,
                                            settings, progress=progress, should_stop=should_stop,
                                            each_block=each_block)

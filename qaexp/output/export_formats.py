@@ -5,6 +5,7 @@ Every format takes int32 input_ids, attention_mask and (where the model takes th
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import warnings
@@ -13,7 +14,8 @@ import numpy as np
 
 from qaexp import extras
 from qaexp.errors import QAExpError, first_line
-from qaexp.output.files import write_bytes_atomic
+from qaexp.output.files import save_directory_atomic, write_bytes_atomic
+from qaexp.quiet import notices_hidden
 
 FORMATS = ("saved_model", "tflite", "onnx")
 ONNX_PACKAGES = ("tf2onnx", "onnxruntime")
@@ -85,7 +87,9 @@ def write_saved_model(model, names: list[str], output: str) -> None:
 
     module = _weights_module(model)
     module.serve = serving_function(model, names)
-    tf.saved_model.save(module, output, signatures={"serving_default": module.serve})
+    # whole or not at all (an interrupted export leaves no half-written SavedModel, nor harms an earlier one)
+    save_directory_atomic(output, lambda directory: tf.saved_model.save(
+        module, directory, signatures={"serving_default": module.serve}))
 
 
 def write_tflite(model, names: list[str], output: str, quantize: bool) -> None:
@@ -118,7 +122,7 @@ def write_onnx(model, names: list[str], output: str) -> None:
         onnx.checker.check_model(proto, full_check=True)  # tf2onnx only logs the ops it could not convert
     except Exception as err:
         raise QAExpError(f"tf2onnx {tf2onnx.__version__} cannot convert this model: {first_line(err)}") from err
-    onnx.save(proto, output)
+    write_bytes_atomic(output, proto.SerializeToString())  # what onnx.save writes (one protobuf, under 2 GB)
 
 
 def _erfc_as_one_minus_erf(graph, node, name, args):
@@ -159,9 +163,14 @@ def tflite_runner(path: str, names: list[str]):
         warnings.simplefilter("ignore")
         interpreter = Interpreter(model_path=path)
     signature = interpreter.get_signature_runner("serving_default")
+    calls = 0
 
     def run(batch: dict):
-        out = signature(**{name: batch[name] for name in names})  # resizes the inputs to each batch's shape
+        nonlocal calls
+        calls += 1
+        # the first call creates TF Lite's XNNPACK delegate, whose INFO line goes straight to stderr: hidden
+        with notices_hidden() if calls == 1 else contextlib.nullcontext():
+            out = signature(**{name: batch[name] for name in names})  # resizes the inputs to each batch's shape
         return out["start_logits"], out["end_logits"]
 
     return run

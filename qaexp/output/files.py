@@ -89,6 +89,9 @@ def storage_errors(path: str, also: tuple[type[Exception], ...] = ()) -> Iterato
         if getattr(err, "errno", None) == errno.ENOSPC or "No space left" in reason:
             raise StorageError(f"no space left on the device while writing {path}: free some space and rerun "
                                "(anything saved there before is unchanged)") from err
+        if getattr(err, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):  # read-only, not permitted
+            raise StorageError(f"cannot write {path}: {reason}: choose a location you can write to (a tool's "
+                               "--out/--output, a run's hydra.run.dir), or fix its permissions") from err
         raise StorageError(f"cannot write {path}: {reason}") from err
 
 

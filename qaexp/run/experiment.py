@@ -38,8 +38,9 @@ from qaexp.output import hub, modelcard
 from qaexp.output.files import save_directory_atomic, storage_errors, write_json_atomic
 from qaexp.output.manifest import write_manifest
 from qaexp.run import evaluation_sets, hub_needs, tracking
-from qaexp.run.outcome import Progress, Status, record_failure, record_interrupted, signals_as_interrupts
+from qaexp.run.outcome import Progress, Status, record_failure, record_interrupted
 from qaexp.runtime import process
+from qaexp.runtime.signals import signals_as_interrupts
 from qaexp.training import fit
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""A run's outcome on disk: metrics.json says completed, failed, diverged or interrupted, whatever ends it.
+"""A run's outcome on disk: metrics.json says completed, failed, diverged or interrupted, whatever ends it (the
+signals that interrupt a run: runtime/signals.py).
 
 Progress holds what a run has built so far, so that an interrupted run can save its training state and a
 failed one keeps its timings (and its results, if only a later step failed).
@@ -8,14 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
-from contextlib import contextmanager
 from enum import Enum
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from qaexp import rundir
-from qaexp.errors import InputError, QAExpError, RunInterrupted, TrainingDiverged
+from qaexp.errors import InputError, QAExpError, TrainingDiverged
 from qaexp.output.files import write_json_atomic
 from qaexp.runtime.timer import StageTimer
 
@@ -48,23 +47,6 @@ class Progress:
     timer: StageTimer = field(default_factory=StageTimer)
     run_state: Any = None  # training.state.RunState once training has started
     summary: Optional[dict] = None  # the results, once complete: kept in metrics.json if a later step fails
-
-
-@contextmanager
-def signals_as_interrupts() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise RunInterrupted(signum)
-
-    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def record_interrupted(run_dir: str, progress: Progress, signum: int) -> None:

@@ -1,7 +1,9 @@
 """How long each stage of a run took: metrics.json's `seconds`.
 
 QAEXP_STAGE_HOOK=STAGE:PATH is for tests of interruption: on entering STAGE the run writes PATH and waits (up
-to a minute) so that a signal sent then arrives in that stage, without guessing its timing with a sleep.
+to a minute) so that a signal sent then arrives in that stage, without guessing its timing with a sleep. Besides
+a run's stages, `answer` is answering questions with a saved model (evaluation/answering.py: qaexp predict's),
+entered once the model is loaded and the windows are built.
 """
 from __future__ import annotations
 
@@ -24,13 +26,13 @@ class StageTimer:
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
         started = time.perf_counter()
-        _stage_hook(stage)
+        stage_hook(stage)
         yield
         self.seconds[stage] = round(time.perf_counter() - started, 3)
         log.info("%s: %.1fs", stage, self.seconds[stage])
 
 
-def _stage_hook(stage: str) -> None:
+def stage_hook(stage: str) -> None:
     hooked, _, path = os.environ.get(STAGE_HOOK_ENV, "").partition(":")
     if hooked != stage or not path:
         return

@@ -29,8 +29,21 @@ def tool_main(name: str) -> Callable[[Optional[list[str]]], int]:
     return importlib.import_module(f"qaexp.tools.{name}").main
 
 
+def run_tool(name: str, argv: Optional[list[str]] = None) -> int:
+    """Run the tool `qaexp NAME` as a command; returns its exit status. SIGINT and SIGTERM, from the import of its
+    module to its last line, end it with one line and 128 + the signal (runtime/signals.py's rule); whatever it
+    writes is written whole or not at all (output/files.py), so nothing it leaves looks complete when it is not."""
+    from qaexp.runtime import signals
+
+    try:
+        with signals.signals_as_interrupts():
+            return tool_main(name)(argv)
+    except KeyboardInterrupt as err:
+        return signals.report_interrupted(err, f"qaexp {name}", signals.TOOL_DETAIL)
+
+
 def run_named_tool(argv: list[str]) -> None:
     """`qaexp TOOL ...` and `python -m qaexp TOOL ...`: when argv[1] names a tool, run it and exit with its status
     (argv loses the tool's name, so the tool's usage reads `qaexp TOOL`); otherwise return (a training run)."""
     if len(argv) > 1 and argv[1] in TOOLS:
-        sys.exit(tool_main(argv.pop(1))())
+        sys.exit(run_tool(argv.pop(1)))

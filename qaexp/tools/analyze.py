@@ -16,6 +16,7 @@ import sys
 
 from qaexp import tools
 from qaexp.errors import QAExpError, report_error
+from qaexp.output.files import storage_errors
 
 
 def parse_args(argv):
@@ -39,7 +40,8 @@ def analyze(run_dir: str, output: str | None) -> list[str]:
 
     loaded = load_run_questions(run_dir)
     directory = output or run_dir
-    os.makedirs(directory, exist_ok=True)
+    with storage_errors(directory):  # a read-only --output: one line with the fix, not the OSError's text
+        os.makedirs(directory, exist_ok=True)
     return write_analysis(directory, loaded.questions, loaded.version_2, os.path.basename(os.path.normpath(run_dir)))
 
 

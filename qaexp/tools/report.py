@@ -173,7 +173,8 @@ def report(paths: list[str], out_dir: str, seed_keys: tuple[str, ...] = seed_sta
     configs = seed_stats.group(jobs, seed_keys)
     configs_md = markdown_table(*seed_stats.table(configs))
     command = sweep_command(paths)  # read before anything is written: a damaged multirun.yaml leaves no report
-    os.makedirs(out_dir, exist_ok=True)
+    with storage_errors(out_dir):  # a read-only --out: one line with the fix, not the OSError's text
+        os.makedirs(out_dir, exist_ok=True)
     write_csv(jobs, keys, os.path.join(out_dir, "results.csv"))
     write_rows(*seed_stats.csv_rows(configs), os.path.join(out_dir, "configurations.csv"))
     extra_md = extra_eval_table(jobs)

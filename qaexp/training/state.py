@@ -341,7 +341,14 @@ def restore_matching(checkpoint, path: str) -> None:
         errors = (AssertionError, ValueError, tf.errors.OpError)
 
         def restore(where):
-            checkpoint.restore(where).assert_existing_objects_matched()
+            status = checkpoint.restore(where)
+            try:
+                status.assert_existing_objects_matched()
+            except errors:
+                # the run stops with the one line below; without this, TensorFlow's warnings about the values it
+                # did not restore ("... being deleted with unrestored values") would follow it as the objects go
+                status.expect_partial()
+                raise
     try:
         restore(path)
     except errors as err:

@@ -1,6 +1,9 @@
 """Quiet by default (qaexp/quiet.py): a small run and `qaexp predict` through the CLI print none of the
 libraries' start-up notices; QAEXP_VERBOSE=1 brings them back. qaexp's own progress lines stay."""
 
+import os
+import signal
+
 import pytest
 
 from helpers.cli import run_cli
@@ -45,3 +48,20 @@ def test_qaexp_verbose_shows_the_library_notices(tmp_path):
     # TensorFlow's start-up notices (transformers 5 has no TF-deprecation warning left to show)
     assert "oneDNN custom operations" in result.stderr or "cuda drivers" in result.stderr, result.stderr[-3000:]
     assert "absl::InitializeLog" in result.stderr  # TensorFlow's loading notices, dropped by default
+
+
+def test_a_signal_while_tensorflow_loads_still_drops_its_loading_notices(capfd):
+    """A Ctrl-C while TensorFlow's libraries load used to let their notices (absl, oneDNN, "Could not find cuda
+    drivers") through, above the interrupted line; an import that fails keeps them (they may say why)."""
+    from qaexp.errors import RunInterrupted
+    from qaexp.quiet import LOAD_NOTICES, _stderr_filtered
+
+    notice = b"I0000 00:00:1.0  4106 port.cc:153] oneDNN custom operations are on.\n"
+    with pytest.raises(RunInterrupted), _stderr_filtered(LOAD_NOTICES):
+        os.write(2, notice + b"a line of qaexp's own\n")
+        raise RunInterrupted(signal.SIGINT)
+    assert capfd.readouterr().err == "a line of qaexp's own\n"
+    with pytest.raises(ImportError), _stderr_filtered(LOAD_NOTICES):
+        os.write(2, notice)
+        raise ImportError("libcudart.so.12: cannot open shared object file")
+    assert capfd.readouterr().err == notice.decode()

@@ -71,6 +71,17 @@ def test_report_of_a_directory_without_jobs_fails_with_one_line(tmp_path, capsys
                    f"qaexp report: error: {tmp_path / 'absent'} is not a directory"]
 
 
+@pytest.mark.skipif(not __import__("os").path.isdir("/sys/kernel"), reason="needs Linux's sysfs, where no one writes")
+def test_report_to_a_directory_it_cannot_write_says_what_to_do(sweep, capsys):
+    """It printed the OSError alone ("[Errno 30] Read-only file system: '...'"); analyze --output is the same
+    rule (output/files.storage_errors)."""
+    assert report.main([str(sweep), "--out", "/sys/kernel/qaexp-report"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qaexp report: error: cannot write /sys/kernel/qaexp-report: ")
+    assert err[0].endswith("choose a location you can write to (a tool's --out/--output, a run's hydra.run.dir), "
+                           "or fix its permissions")
+
+
 @pytest.mark.parametrize("name, content, reason", [
     ("3/metrics.json", '{"status": "compl', "Unterminated string"),
     ("3/metrics.json", "[1, 2]", "not a JSON object"),

@@ -392,6 +392,26 @@ def test_failed_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, failure
         assert (weight.numpy() == value).all()
 
 
+def test_a_checkpoint_of_other_objects_is_one_line_with_no_tensorflow_warnings_after_it(tmp_path, caplog):
+    """TensorFlow warns, when a checkpoint object it restored partly is deleted, about the values it left
+    ("... being deleted with unrestored values"): those lines followed the run's one-line error."""
+    import gc
+    import logging
+
+    import tensorflow as tf
+
+    from qaexp.errors import CheckpointError
+    from qaexp.training.state import restore_matching
+
+    saved = tf.train.Checkpoint(a=tf.Variable(1.0), b=tf.Variable(2.0)).save(str(tmp_path / "ckpt"))
+    other = tf.train.Checkpoint(a=tf.Variable(0.0), c=tf.Variable(0.0))  # `c` is not in it, `b` not restored
+    with caplog.at_level(logging.WARNING), pytest.raises(CheckpointError, match="saved by a different model"):
+        restore_matching(other, saved)
+    del other
+    gc.collect()
+    assert "unrestored" not in caplog.text and "could not be found" not in caplog.text, caplog.text
+
+
 # ---- model limits and trust_remote_code ------------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """SIGINT and SIGTERM at every stage of a run, through the CLI: exit status 128 + signal, metrics.json says
-`interrupted`, no traceback, nothing that looks complete, and what was saved before is intact.
+`interrupted`, no traceback, nothing that looks complete, and what was saved before is intact. Also the
+seconds before a run (its modules loading) and a tool's work (qaexp predict answering a file).
 
 The run announces the stage through the QAEXP_STAGE_HOOK test hook (qaexp/runtime/timer.py): on entering the stage
 it writes a marker file and waits; the test sends the signal once the marker exists, so the signal arrives in
@@ -8,6 +9,7 @@ and the checkpoint it saves) is tests/faults/test_errors.py's test_interrupted_r
 """
 from __future__ import annotations
 
+import json
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -84,3 +86,49 @@ def test_a_signal_in_any_stage_is_an_orderly_interruption(interrupted, stage):
         assert (run_dir / "model" / "earlier.txt").read_text() == EARLIER_MODEL
     else:
         assert not (run_dir / "model").exists() and not (run_dir / "predictions.json").exists()
+
+
+def test_a_signal_while_the_command_loads_is_one_line_even_where_sigint_was_ignored(tmp_path):
+    """A background job of a shell without job control starts with SIGINT ignored: the run used to ignore a
+    Ctrl-C sent while Hydra and its modules loaded (it then trained to the end, exit 0), and obey one sent later.
+    `-X importtime` reports each import as it completes: the signal goes once omegaconf (Hydra's) has loaded,
+    while Hydra itself still loads."""
+    run_dir = tmp_path / "run"
+    process = popen_cli(["-X", "importtime", "-m", "qaexp", *RUN, f"hydra.run.dir={run_dir}"],
+                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        for line in process.stderr:
+            if "omegaconf" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    stderr = "".join(line for line in stderr.splitlines(keepends=True) if not line.startswith("import time:"))
+    assert process.returncode == 130, stderr[-3000:]
+    assert (stdout, stderr) == ("", "qaexp: interrupted by SIGINT before the run started\n")
+    assert not run_dir.exists()
+
+
+def test_a_signal_while_predict_answers_is_one_line_and_writes_no_output(trained_tiny_model, tmp_path):
+    """qaexp predict --file used to end in a KeyboardInterrupt traceback (or, with SIGINT ignored, to run on)."""
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps({"id": f"q{n}", "context": "Ada Lovelace wrote the first program.",
+                                             "question": "Who wrote the first program?"}) + "\n" for n in range(3)))
+    out, marker = tmp_path / "out", tmp_path / "reached"
+    process = popen_cli(["-m", "qaexp", "predict", trained_tiny_model / "model", "--file", questions,
+                         "--output", out / "answers.json", "--official-output", out / "official.json"],
+                        env={"QAEXP_STAGE_HOOK": f"answer:{marker}"})
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), "predict never began answering"
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stdout + stderr and stdout == ""
+    assert stderr.strip().splitlines()[-1].startswith("qaexp predict: interrupted by SIGINT before it finished")
+    assert not out.exists() or not list(out.iterdir()), "an output file (or a temporary one) was left"

@@ -95,6 +95,17 @@ def test_an_unwritable_cache_costs_only_the_cache(tmp_path, caplog):
     assert "test cache" in caplog.text and os.listdir(root) == []
 
 
+def test_entries_that_cannot_be_locked_give_one_warning_for_their_directory(tmp_path, caplog, monkeypatch):
+    """Each entry a run uses (tokenizer, train and evaluation windows) used to warn on its own: three lines."""
+    monkeypatch.setattr(cache_store, "_told_unlockable", set())
+    for name in "abc":
+        (tmp_path / f"{name}.lock").mkdir()  # a lock file that cannot be opened (IsADirectoryError) for each entry
+    with caplog.at_level(logging.WARNING):
+        for n, name in enumerate("abc"):
+            np.testing.assert_array_equal(store(tmp_path / name, np.arange(n + 1)), np.arange(n + 1))
+    assert caplog.text.count("cannot lock") == 1 and f"the other entries in {tmp_path} without sharing" in caplog.text
+
+
 def build_slowly_and_store(args):
     path, value, log_path = args
 

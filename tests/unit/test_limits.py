@@ -155,8 +155,12 @@ def test_a_read_only_cache_directory_is_a_warning_not_an_error(base, caplog, mon
     """What the test above checks where permissions do block writes, with os.access answering as for a user."""
     import qaexp.config.limits as limits
 
+    from qaexp.data import cache_store
+
     monkeypatch.setattr(limits.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(cache_store, "_told_unlockable", set())
     validate(with_value(base, "data.cache_dir", "/tmp"))
     assert "data.cache_dir=/tmp is not writable: permission denied on /tmp: entries found there are read" in caplog.text
+    assert cache_store._told_unlockable == {"/tmp"}  # that warning is the one: entries there do not warn again
     with pytest.raises(ConfigError, match=r"^logger.log_dir=/tmp is not writable: permission denied on /tmp: set it"):
         validate(with_value(with_value(base, "logger.name", "tensorboard"), "logger.log_dir", "/tmp"))
