@@ -5,7 +5,6 @@ The expectations below are written out by hand (what each key means), not read f
 so a row that is missing or wrong there fails here.
 """
 import math
-import os
 
 import pytest
 from omegaconf import OmegaConf
