@@ -120,7 +120,7 @@ def architecture_problem(architecture: Mapping[str, Any]) -> Optional[str]:
     no model_type, or one qaexp has no Keras model for; a key that model type's transformers config does not take
     (a typo such as hidden_sise would be stored and ignored, the model built with the default); a key qaexp sets
     from the tokenizer. None when there is none."""
-    from qaexp.model.families import FROM_TOKENIZER, MODEL_TYPES, config_keys
+    from qaexp.model.families import FROM_TOKENIZER, KNOWN_CONFIG_KEYS, MODEL_TYPES, config_keys
 
     model_type = architecture.get("model_type")
     if model_type not in MODEL_TYPES:
@@ -129,6 +129,8 @@ def architecture_problem(architecture: Mapping[str, Any]) -> Optional[str]:
         hint = f": did you mean model.architecture.model_type={match}?" if match else ""
         return f"model.architecture.model_type{what}{hint} (a model built from scratch needs one of " \
                f"{', '.join(MODEL_TYPES)})"
+    if set(architecture) <= KNOWN_CONFIG_KEYS.get(model_type, frozenset()):
+        return None  # qaexp's own keys for this model type: no need to ask transformers
     valid = config_keys(model_type)
     for key in architecture:
         if key in FROM_TOKENIZER:

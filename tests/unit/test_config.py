@@ -6,6 +6,7 @@ from omegaconf import OmegaConf
 from helpers.config import CONF, compose
 from qaexp.config.validation import validate
 from qaexp.errors import ConfigError
+from qaexp.model.families import KNOWN_CONFIG_KEYS, config_keys
 
 QUICK = ["model=tiny", "data=synthetic"]
 
@@ -50,6 +51,11 @@ def test_added_keys_are_rejected_by_validate(override, key):
     with pytest.raises(ConfigError, match="unknown config key") as caught:
         validate(compose([*QUICK, override]))
     assert key in str(caught.value)
+
+
+@pytest.mark.parametrize("model_type", sorted(KNOWN_CONFIG_KEYS))
+def test_the_keys_checked_without_transformers_are_keys_of_the_model_types_config(model_type):
+    assert KNOWN_CONFIG_KEYS[model_type] <= config_keys(model_type)
 
 
 def test_architecture_takes_the_keys_of_its_model_types_transformers_config():

@@ -41,6 +41,16 @@ def family_module(model_type: str):
 FROM_TOKENIZER = ("vocab_size", "pad_token_id")
 
 
+# Keys a model type's config takes, known without importing transformers: those qaexp's own configs set (conf/model/
+# tiny.yaml, conf/experiment/test_tiny.yaml). A config check whose keys are all here needs no transformers (~0.7 CPU s
+# on every config error of a quickstart run); tests/unit/test_config.py checks them against config_keys.
+KNOWN_CONFIG_KEYS = {
+    "roformer": frozenset({"model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                           "intermediate_size", "max_position_embeddings", "hidden_dropout_prob",
+                           "attention_probs_dropout_prob"}),
+}
+
+
 def config_keys(model_type: str) -> frozenset[str]:
     """The keys transformers' config class for `model_type` takes (its fields, their aliases and model_type itself),
     less FROM_TOKENIZER: what `model.architecture` may set for a model built from scratch. Imports transformers'
