@@ -177,13 +177,19 @@ def check_saved_files(directory: str, part: str) -> None:
                              "disk?): copy it again from where it came from, or train it again") from err
 
 
+def checked_weight_files(directory: str) -> list[str]:
+    """The weights' download patterns (`weight_files`) of a directory whose weights pass the manifest's check and
+    can be read (not pytorch_model.bin only, not none): what loading the model checks first."""
+    check_saved_files(directory, "weights")
+    return weight_files(sorted(os.listdir(directory)), directory)
+
+
 def check_saved_model(directory: str) -> list[str]:
     """A saved model's files, checked as loading checks them (the one check `qaexp hub` repeats before an upload):
-    its manifest's sizes and checksums (weights and tokenizer), then weights that can be read (not
-    pytorch_model.bin only, not none). Returns their download patterns (`weight_files`)."""
-    check_saved_files(directory, "weights")
+    the weights (checked_weight_files, whose patterns it returns), then the tokenizer files the manifest lists."""
+    files = checked_weight_files(directory)
     check_saved_files(directory, "tokenizer")
-    return weight_files(sorted(os.listdir(directory)), directory)
+    return files
 
 
 def load_qa_model(directory: str, trust_remote_code: bool = False, random_init: bool = False):
@@ -207,9 +213,7 @@ def load_pretrained(directory: str, random_init: bool = False):
 
         model = model_from_config(directory)
         return model, LoadReport(loaded=[], new=list(model.hf_weights()))
-    check_saved_files(directory, "weights")
-    names = sorted(os.listdir(directory))
-    files = weight_files(names, directory)  # refuses pytorch_model.bin-only and weightless directories
+    files = checked_weight_files(directory)  # refuses damaged, pytorch_model.bin-only and weightless directories
     model = model_from_config(directory)
     if files == ["tf_model*.h5"]:
         tensors, weights = _tf_named_tensors(directory, h5=True), TF_WEIGHTS
