@@ -55,6 +55,15 @@ def is_run_directory(directory: str) -> bool:
     return os.path.isfile(os.path.join(directory, CONFIG))
 
 
+# What a run leaves that a new run in its directory would replace (run/existing_run.py refuses to): a directory
+# holding only .hydra/ or a log (a command stopped before it trained) holds nothing to lose.
+RUN_FILES = (METRICS, MODEL, CHECKPOINTS)
+
+
+def holds_run(directory: str) -> bool:
+    return any(os.path.lexists(os.path.join(directory, name)) for name in RUN_FILES)
+
+
 def read_yaml(path: str, kind: str = "mapping"):
     """A run's YAML file (`kind`: "mapping" or "list") as an OmegaConf container, or one line naming the damaged
     file."""

@@ -25,14 +25,7 @@ from qaexp.config.schema import NOT_CONFIGURING
 from qaexp.errors import QAExpError, report_error
 from qaexp.run.outcome import Status, read_outcome
 
-# What a run leaves that a new run in its directory would replace: a directory holding only .hydra/ or a log
-# (a command stopped before it trained) holds nothing to lose.
-RUN_FILES = (rundir.METRICS, rundir.MODEL, rundir.CHECKPOINTS)
 ALREADY_COMPLETE_EXIT = 0  # resuming a completed run: the run the user asked for exists, as the sweep's skip
-
-
-def holds_run(directory: str) -> bool:
-    return any(os.path.lexists(os.path.join(directory, name)) for name in RUN_FILES)
 
 
 @dataclass(frozen=True)
@@ -75,7 +68,7 @@ class EarlierRun:
 
 def single_run_problem(cfg: DictConfig, run_dir: str, key: str = "hydra.run.dir") -> Optional[tuple[str, int]]:
     """(the one line, the exit status) when this single run must not start in `run_dir`; None when it may."""
-    if not os.path.isdir(run_dir) or not holds_run(run_dir):
+    if not os.path.isdir(run_dir) or not rundir.holds_run(run_dir):
         return None
     earlier = EarlierRun.of(run_dir)
     where = f"{key}={run_dir} already holds {earlier.describe()}"
@@ -148,7 +141,7 @@ def sweep_problem(cfg: DictConfig, sweep_dir: str, key: str = "hydra.sweep.dir")
         return None
     jobs = []
     for root, dirs, _ in os.walk(sweep_dir):
-        if root != sweep_dir and holds_run(root):
+        if root != sweep_dir and rundir.holds_run(root):
             jobs.append(EarlierRun.of(root))
             dirs.clear()  # a job's own folders (model/, checkpoints/) hold no further jobs
         else:

@@ -119,7 +119,7 @@ def test_a_sweep_into_an_earlier_sweeps_directory_is_refused_unless_resumed(trai
 
 def test_a_directory_without_a_runs_files_is_no_earlier_run(tmp_path):
     """A command Hydra stopped before it trained leaves .hydra/ and a log: nothing to lose, so a run may use it."""
-    from qaexp.run.existing_run import holds_run
+    from qaexp.rundir import holds_run
 
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "config.yaml").write_text("trainer: {}\n")
