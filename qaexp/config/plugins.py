@@ -7,12 +7,11 @@ that need a plugin (hydra/launcher=slurm, hparams_search=optuna) are found by fo
 """
 from __future__ import annotations
 
-import importlib.util
 from typing import Callable, Iterable, Optional
 
 import yaml
 
-from qaexp.extras import install_command
+from qaexp.extras import install_command, missing
 
 # Hydra config -> (the plugin's module, the package that provides it, a module the plugin needs when it runs)
 PLUGIN_CONFIGS = {
@@ -84,7 +83,4 @@ def _named(entry, group: str) -> list[str]:
 
 
 def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # its parent package is missing (or cannot be imported)
-        return False
+    return not missing([module])  # extras' rule: find_spec, a missing or unimportable parent counting as absent
