@@ -5,7 +5,11 @@ Layout, by what a test exercises: unit/ one module or rule (in process, bar a CL
 cli/ a command as a user runs it (predict, evaluate, report, analyze, serve, export, hub, install, benchmarks);
 training/ training runs (steps, backends, parity, resume, sweeps, launchers, clusters); faults/ bad input, damaged
 state, signals, secrets, concurrency; hub/ checkpoints and datasets from a hub cache. Folders have no __init__.py,
-so a test module's basename must be unique across them (pytest imports it by that name)."""
+so a test module's basename must be unique across them (pytest imports it by that name).
+
+CLI commands start through helpers/cli.py: a qaexp command whose start-up is not what the test checks runs as a fork
+of a process that has imported TensorFlow, Keras and transformers once (helpers/forkserver.py);
+QAEXP_TEST_FRESH=1 runs every command in a new interpreter instead."""
 import atexit
 import os
 import pathlib

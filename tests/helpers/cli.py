@@ -3,26 +3,50 @@
 `args` follow the interpreter: `["-m", "qaexp", ...]`, `["-m", "qaexp.predict", ...]`, a script path or `-c`.
 The environment policy lives here and nowhere else (user_environment): the user's environment, minus what this
 test process set for itself, plus this checkout's qaexp first on the import path.
+
+A qaexp command (`-m qaexp...`, a benchmarks/ script) whose start-up is not what the test checks runs as a fork of
+a process that has already imported TensorFlow, Keras and transformers (helpers/forkserver.py: the import is half
+of a tiny run's CPU). `fresh=True`, or QAEXP_TEST_FRESH=1 for the whole session, starts a new interpreter instead;
+`forkable` says which commands cannot go through the fork server.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
+import warnings
 
 from helpers.repo import REPO
+
+FORKSERVER = pathlib.Path(__file__).with_name("forkserver.py")
+# Variables the commands read only while they run (never while the libraries import): a request may differ from
+# the fork server's environment in these and still be forked. Any other difference (HF_HOME, KERAS_BACKEND,
+# MPLCONFIGDIR, TF_CPP_MIN_LOG_LEVEL, QAEXP_VERBOSE, XLA_FLAGS, PYTHONPATH, ...) starts a new interpreter.
+RUN_TIME_ONLY = ("PYTEST_CURRENT_TEST", "QAEXP_STAGE_HOOK", "SUBMITIT_PREEMPT_SIGNAL", "WANDB_MODE", "WANDB_API_KEY",
+                 "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+# What this test process's own imports set in its environment (TensorFlow's and JAX's import, wandb's service,
+# tests/fixtures/squad_reference's TQDM_DISABLE); not passed on unless the user had set it before the session.
+PROCESS_SET = ("TF2_BEHAVIOR", "HDF5_PLUGIN_PATH", "TPU_ML_PLATFORM", "TPU_ML_PLATFORM_VERSION",
+               "ENABLE_RUNTIME_UPTIME_TELEMETRY", "TPU_SKIP_MDS_QUERY", "WANDB_SERVICE", "TQDM_DISABLE")
+_USERS_OWN = {key for key in PROCESS_SET if key in os.environ}  # (this module loads before any of them)
 
 
 def user_environment(extra: dict | None = None) -> dict:
     """The environment a user runs the CLI in, with `extra` on top (a None value removes that variable).
 
     Without the quiet settings this test process got from importing qaexp (a child would take them for the
-    user's own choice and, e.g., show TensorFlow's level-2 notices) and without HYDRA_FULL_ERROR (Hydra would add
-    the traceback the tests assert is absent). This checkout's qaexp comes first on PYTHONPATH, so a command
+    user's own choice and, e.g., show TensorFlow's level-2 notices), without what this process's imports set in it
+    (PROCESS_SET: a user's shell does not have them) and without HYDRA_FULL_ERROR (Hydra would add the
+    traceback the tests assert is absent). This checkout's qaexp comes first on PYTHONPATH, so a command
     started outside the repository (cwd elsewhere) still runs the code under test, not an installed copy."""
     from qaexp.quiet import QUIET_DEFAULTS, VERBOSE_ENV
 
-    unset = {*QUIET_DEFAULTS, VERBOSE_ENV, "HYDRA_FULL_ERROR"}
+    unset = {*QUIET_DEFAULTS, VERBOSE_ENV, "HYDRA_FULL_ERROR", *(set(PROCESS_SET) - _USERS_OWN)}
     environment = {key: value for key, value in os.environ.items() if key not in unset}
     environment["PYTHONPATH"] = os.pathsep.join(
         [str(REPO), *[entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]])
@@ -34,23 +58,97 @@ def user_environment(extra: dict | None = None) -> dict:
     return environment
 
 
-def run_cli(args, *, cwd=REPO, env: dict | None = None, timeout: float = 600, **options):
+def run_cli(args, *, cwd=REPO, env: dict | None = None, timeout: float = 600, fresh: bool = False, **options):
     """Run `python ARGS` to the end; returns the CompletedProcess. Output is captured as text unless `options`
-    send stdout or stderr elsewhere (`stdout=log_file`)."""
+    send stdout or stderr elsewhere (`stdout=log_file`). `fresh`: a new interpreter, never the fork server."""
     if "stdout" not in options and "stderr" not in options:
         options.setdefault("capture_output", True)
     options.setdefault("text", True)
-    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=user_environment(env), timeout=timeout,
+    args = [str(arg) for arg in args]
+    environment = user_environment(env)
+    return subprocess.run(_command(args, environment, options, fresh), cwd=cwd, env=environment, timeout=timeout,
                           **options)
 
 
-def popen_cli(args, *, cwd=REPO, env: dict | None = None, **options) -> subprocess.Popen:
+def popen_cli(args, *, cwd=REPO, env: dict | None = None, fresh: bool = False, **options) -> subprocess.Popen:
     """Start `python ARGS` and return at once (signals, servers, runs started together); stdout and stderr are
-    text pipes unless `options` say otherwise."""
+    text pipes unless `options` say otherwise. `fresh`: a new interpreter, never the fork server."""
     options.setdefault("stdout", subprocess.PIPE)
     options.setdefault("stderr", subprocess.PIPE)
     options.setdefault("text", True)
-    return subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=user_environment(env), **options)
+    args = [str(arg) for arg in args]
+    environment = user_environment(env)
+    return subprocess.Popen(_command(args, environment, options, fresh), cwd=cwd, env=environment, **options)
+
+
+def forkable(args: list[str], environment: dict, options: dict) -> bool:
+    """Whether `python ARGS` may run as a fork of the fork server: a qaexp module or a benchmarks/ script, with
+    no interpreter flag, no backend chosen on its command line (Keras' backend is fixed at import), no process
+    group or pre-exec set-up of its own, and the server's environment bar RUN_TIME_ONLY."""
+    if os.environ.get("QAEXP_TEST_FRESH", "") not in ("", "0"):
+        return False
+    if args[:1] == ["-m"]:
+        if not (args[1] == "qaexp" or args[1].startswith("qaexp.")):
+            return False
+    elif not (args and args[0].endswith(".py") and pathlib.Path(args[0]).resolve().parent == REPO / "benchmarks"):
+        return False
+    if any("backend" in arg for arg in args) or {"preexec_fn", "start_new_session", "executable"} & set(options):
+        return False
+    return _same_start_up_environment(environment)
+
+
+def _same_start_up_environment(environment: dict) -> bool:
+    """The server's environment, bar RUN_TIME_ONLY (what the libraries read as they import is the same)."""
+    base = _server_environment()
+    return all(base.get(key) == environment.get(key)
+               for key in (set(base) | set(environment)) - set(RUN_TIME_ONLY))
+
+
+def _command(args: list[str], environment: dict, options: dict, fresh: bool) -> list[str]:
+    if not fresh and forkable(args, environment, options):
+        path = _fork_server()
+        if path is not None:
+            return [sys.executable, str(FORKSERVER), "--client", path, *args]
+    return [sys.executable, *args]
+
+
+_server: dict = {}
+
+
+def _stop(process: subprocess.Popen, folder: str) -> None:
+    """End the server and wait for it, so that its commands' CPU time counts in this process's (time, rusage)."""
+    process.terminate()
+    process.wait()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _server_environment() -> dict:
+    if "environment" not in _server:
+        _server["environment"] = user_environment()
+    return _server["environment"]
+
+
+def _fork_server() -> str | None:
+    """The socket of this test process's fork server, started on first use (about 6 CPU s of imports); None,
+    with a warning, if it could not start (the commands then run in new interpreters)."""
+    if "path" in _server:
+        return _server["path"]
+    folder = tempfile.mkdtemp(prefix="qaexp-forkserver-")
+    path, log = os.path.join(folder, "socket"), os.path.join(folder, "server.log")
+    with open(log, "w") as errors:
+        process = subprocess.Popen([sys.executable, str(FORKSERVER), path], cwd=REPO, env=_server_environment(),
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors)
+    atexit.register(_stop, process, folder)
+    _server["process"] = process
+    deadline = time.monotonic() + 300
+    while not os.path.exists(path) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not os.path.exists(path):
+        process.kill()
+        warnings.warn(f"the tests' fork server did not start (its log: {log}); commands run in new interpreters")
+        path = None
+    _server["path"] = path
+    return path
 
 
 def without_packages(*packages: str) -> dict:
