@@ -124,3 +124,21 @@ class _stderr_filtered:
         sys.stderr.write("".join(kept))
         sys.stderr.flush()
         return False
+
+
+# TensorFlow's warnings about the values a failed checkpoint restore left unrestored (logged when the garbage
+# collector deletes the objects: during the run or at exit, after qaexp's one line for the failure).
+UNRESTORED_VALUES = ("Detecting that an object or model or tf.train.Checkpoint is being deleted with unrestored values",
+                     "Value in checkpoint could not be found in the restored object", "A checkpoint was restored (e.g.")
+
+
+class _UnrestoredValues(logging.Filter):
+    def filter(self, record):
+        return not str(record.msg).startswith(UNRESTORED_VALUES)
+
+
+def drop_unrestored_value_warnings() -> None:
+    """UNRESTORED_VALUES off for the rest of this process (called once a restore has failed and been reported)."""
+    tf_logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _UnrestoredValues) for f in tf_logger.filters):
+        tf_logger.addFilter(_UnrestoredValues())

@@ -25,7 +25,7 @@ from typing import Optional
 
 import keras
 
-from qaexp import backend, rundir
+from qaexp import backend, quiet, rundir
 from qaexp.errors import CheckpointError, first_line
 from qaexp.output.files import save_directory_atomic, storage_errors
 
@@ -353,30 +353,10 @@ def restore_matching(checkpoint, path: str) -> None:
         restore(path)
     except errors as err:
         if not backend.is_jax():  # a restore that failed before it returned a status has none to expect_partial
-            _drop_unrestored_value_warnings()
+            quiet.drop_unrestored_value_warnings()
         raise CheckpointError(f"cannot resume from {path}: it was saved by a different model or optimizer (another "
                               "architecture or trainer settings than this run's .hydra/config.yaml): resume with "
                               f"the run's own settings, or {_start_afresh(os.path.dirname(path))}") from err
-
-
-_UNRESTORED = ("Detecting that an object or model or tf.train.Checkpoint is being deleted with unrestored values",
-               "Value in checkpoint could not be found in the restored object", "A checkpoint was restored (e.g.")
-
-
-def _drop_unrestored_value_warnings() -> None:
-    """TensorFlow's warnings about a failed restore's values, off for the rest of the process: they come whenever
-    the garbage collector deletes the objects (during the run, or at exit), after qaexp's one line for it."""
-    import logging
-
-    tf_logger = logging.getLogger("tensorflow")
-    if not any(getattr(f, "qaexp_unrestored", False) for f in tf_logger.filters):
-        class _Unrestored(logging.Filter):
-            qaexp_unrestored = True
-
-            def filter(self, record):
-                return not str(record.msg).startswith(_UNRESTORED)
-
-        tf_logger.addFilter(_Unrestored())
 
 
 class _Checkpointing(keras.callbacks.Callback):
