@@ -103,7 +103,7 @@ def _receive(conn: socket.socket) -> dict:
         if not more:
             raise EOFError("client closed its connection mid-request")
         data += more
-    request = json.loads(data[_HEADER.size:_HEADER.size + _HEADER.unpack_from(data)[0]])
+    request = json.loads(data[_HEADER.size:])  # the client sends one request and then only waits
     request["fds"] = fds
     return request
 
@@ -174,10 +174,9 @@ def _become(conn: socket.socket, request: dict) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    for signum in FORWARDED:
-        signal.signal(signum, signal.SIG_IGN if signum in request["ignored"] else signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN if signal.SIGINT in request["ignored"]
-                  else signal.default_int_handler)  # Python's own, as in a new interpreter
+    for signum in FORWARDED:  # a new interpreter's dispositions: Python's own SIGINT handler, the rest default
+        fresh = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        signal.signal(signum, signal.SIG_IGN if signum in request["ignored"] else fresh)
     sys.stdout.reconfigure(line_buffering=os.isatty(1))  # as Python sets it up for the new stdout
     for name in [name for name in sys.modules if name == "qaexp" or name.startswith("qaexp.")]:
         del sys.modules[name]  # qaexp's start-up (signal handlers for its commands, ...) runs as in a new process
