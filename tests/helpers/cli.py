@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 
@@ -113,6 +114,7 @@ def _command(args: list[str], environment: dict, options: dict, fresh: bool) -> 
 
 
 _server: dict = {}
+_starting = threading.Lock()  # tests start commands from threads too (test_signals): one server per process
 
 
 def _stop(process: subprocess.Popen, folder: str) -> None:
@@ -131,8 +133,13 @@ def _server_environment() -> dict:
 def _fork_server() -> str | None:
     """The socket of this test process's fork server, started on first use (about 6 CPU s of imports); None,
     with a warning, if it could not start (the commands then run in new interpreters)."""
-    if "path" in _server:
-        return _server["path"]
+    with _starting:
+        if "path" not in _server:
+            _server["path"] = _start_fork_server()
+    return _server["path"]
+
+
+def _start_fork_server() -> str | None:
     folder = tempfile.mkdtemp(prefix="qaexp-forkserver-")
     path, log = os.path.join(folder, "socket"), os.path.join(folder, "server.log")
     with open(log, "w") as errors:
@@ -147,7 +154,6 @@ def _fork_server() -> str | None:
         process.kill()
         warnings.warn(f"the tests' fork server did not start (its log: {log}); commands run in new interpreters")
         path = None
-    _server["path"] = path
     return path
 
 

@@ -6,6 +6,7 @@ import os
 import pathlib
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -78,3 +79,20 @@ def test_a_signal_to_the_started_process_reaches_the_forked_command(signum, stat
     while _commands_of(server) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _commands_of(server) == []
+
+
+def test_commands_started_from_threads_at_once_share_one_server(monkeypatch):
+    """test_signals starts commands from two threads: before the lock, both could start a server of their own (and
+    a command then ran under one the test did not know of)."""
+    started = []
+
+    def slow_start():
+        time.sleep(0.2)  # a server takes seconds to start: both threads arrive while the first is starting it
+        started.append(1)
+        return f"socket-{len(started)}"
+
+    monkeypatch.setattr(cli, "_server", {})
+    monkeypatch.setattr(cli, "_start_fork_server", slow_start)
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(lambda _: cli._fork_server(), range(4)))
+    assert started == [1] and paths == ["socket-1"] * 4
