@@ -128,6 +128,11 @@ def _print_suggestion(overrides: list[str]) -> None:
 
 # Flags after which nothing is composed or run: Hydra answers them whatever the overrides.
 NOT_RUNNING = ("--help", "-h", "--hydra-help", "--info", "-i", "--version", "--shell-completion", "-sc")
+# Hydra's modes: one per command line (Hydra itself stops on two with a traceback). Flag -> what it does.
+MODES = {("-m", "--multirun"): "runs a sweep", ("-r", "--run"): "runs one experiment",
+         ("-c", "--cfg"): "prints the composed config without running",
+         ("-i", "--info"): "prints Hydra's information without running",
+         ("-sc", "--shell-completion"): "installs shell completion"}
 # Flags that choose another primary config: its schema and groups are not qaexp's to check here.
 OTHER_PRIMARY = ("--config-name", "-cn", "--config-path", "-cp")
 
@@ -136,6 +141,11 @@ def _override_problem(argv: list[str]) -> Optional[str]:
     """The one line for an override naming a key qaexp's closed schema lacks or a group option that no config
     folder holds (suggestions.override_problem), found before Hydra composes the config or makes a directory."""
     flags = {arg.split("=", 1)[0] for arg in argv if arg.startswith("-")}
+    modes = [(names, does) for names, does in MODES.items() if flags & set(names)]
+    if len(modes) > 1:
+        given = [names[-1] for names, _ in modes]
+        return (f"{', '.join(given[:-1])} and {given[-1]} cannot be given together ("
+                + ", ".join(f"{names[-1]} {does}" for names, does in modes) + "): keep one of them")
     if flags & {*NOT_RUNNING, *OTHER_PRIMARY}:
         return None
     bare = bare_word_problem(argv, TOOLS)

@@ -174,6 +174,20 @@ def test_a_mistyped_tool_name_is_one_line_naming_the_tool():
                                      "tool first (predict, evaluate, report, serve, export, analyze, hub)")
 
 
+@pytest.mark.parametrize("flags, first_line", [
+    (["-m", "--cfg", "hydra"], "qaexp: error: --multirun and --cfg cannot be given together (--multirun runs a "
+                               "sweep, --cfg prints the composed config without running): keep one of them"),
+    (["--run", "--info"], "qaexp: error: --run and --info cannot be given together (--run runs one experiment, "
+                          "--info prints Hydra's information without running): keep one of them"),
+])
+def test_two_of_hydras_modes_at_once_are_one_line_naming_both_and_leave_no_directory(tmp_path, flags, first_line):
+    """Hydra raised a ValueError with its traceback for these (and exited 1)."""
+    result = qaexp([*flags, "experiment=quickstart", f"hydra.run.dir={tmp_path / 'run'}",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}"], capture_output=True, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr.strip()) == (2, "", first_line)
+    assert os.listdir(tmp_path) == []
+
+
 ARCHITECTURE_TYPO = ("qaexp: error: unknown config key 'model.architecture.hidden_sise': did you mean "
                      "model.architecture.hidden_size? (model.architecture has ")
 
