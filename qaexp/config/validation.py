@@ -172,8 +172,12 @@ def architecture_override_problem(parsed, compose: Callable[[list[str]], object]
     except Exception:  # Hydra's own error, which it reports when it composes the run's config
         return None
     model = cfg.model
-    if not model.from_scratch or model.checkpoint:
-        return None  # a checkpoint brings its own architecture
+    if model.checkpoint:  # it brings its own architecture; build_model would silently ignore the override
+        return (f"{changes[0].input_line} would be ignored: model.checkpoint={model.checkpoint} brings its own "
+                "architecture (its config.json), which qaexp does not change; model.architecture is for a model "
+                "built from scratch (model=tiny, model.checkpoint=null)")
+    if not model.from_scratch:
+        return None
     held = dict(model.architecture)
     architecture = dict(held)
     for override in changes:

@@ -213,6 +213,20 @@ def test_a_typo_inside_a_nested_value_or_an_unquoted_character_is_one_line_with_
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("model", [["model=bert-base-uncased"], ["experiment=quickstart", "model.checkpoint=RUN"]],
+                         ids=["hub-checkpoint", "a-runs-model"])
+def test_an_architecture_override_on_a_checkpoint_model_is_one_line_not_silently_ignored(tmp_path, model):
+    """The checkpoint's config.json decides its architecture: the override was dropped without a word before."""
+    model = [arg.replace("RUN", str(tmp_path / "some_run" / "model")) for arg in model]
+    result = qaexp([*model, "model.architecture.hidden_size=64", f"hydra.run.dir={tmp_path / 'run'}"],
+                   capture_output=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("qaexp: error: model.architecture.hidden_size=64 would be ignored: "
+                                    "model.checkpoint="), result.stderr
+    assert "model.architecture is for a model built from scratch" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_key_typo_in_the_users_own_config_file_is_one_line_before_the_run_directory(tmp_path):
     """Not on the command line, so Hydra composes it: the check before Hydra makes the run directory refuses it."""
     (tmp_path / "conf" / "model").mkdir(parents=True)
