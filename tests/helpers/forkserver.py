@@ -15,9 +15,15 @@ connection closes and the server kills the command.
 Commands whose start-up is what a test checks (quiet start-up, `-X importtime`, the backend chosen at import, an
 environment that changes what the libraries read when imported) are not sent here: helpers.cli.forkable says
 which are.
+
+QAEXP_TEST_FORK_LOG=FILE: each forked command's CPU seconds (user + system, from wait4), its test and argv, one
+tab-separated line each. Per-test CPU from rusage misses these commands (the server, not the test, waits for
+them), so this is where to look when measuring the suite.
 """
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import os
 import select
@@ -25,6 +31,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 _HEADER = struct.Struct("!I")
@@ -94,6 +101,10 @@ def _preload() -> None:
     transformers = sys.modules["transformers"]
     for name in ("AutoConfig", "AutoTokenizer", "PreTrainedTokenizerFast"):  # transformers loads these lazily
         getattr(transformers, name)
+    # What the server holds is never garbage: moved out of the collector's sight, a command's collections (the
+    # one at its end included) look at the command's own objects only, as in a new interpreter.
+    gc.collect()
+    gc.freeze()
 
 
 def _receive(conn: socket.socket) -> dict:
@@ -117,6 +128,7 @@ def serve(path: str) -> tuple[socket.socket, dict]:
     parent = os.getppid()
     running: dict[int, socket.socket] = {}  # child pid -> its client's connection
     killed: set[int] = set()
+    commands: dict[int, tuple[str, str]] = {}  # child pid -> (its test, its argv), for QAEXP_TEST_FORK_LOG
     while True:
         watched = [conn for pid, conn in running.items() if pid not in killed]
         ready, _, _ = select.select([listener, *watched], [], [], 0.5)
@@ -137,6 +149,7 @@ def serve(path: str) -> tuple[socket.socket, dict]:
                 for fd in request["fds"]:
                     os.close(fd)
                 running[pid] = client_conn
+                commands[pid] = (request["env"].get("PYTEST_CURRENT_TEST", "?"), " ".join(request["argv"]))
             else:  # a client whose connection closed (it was killed): its command goes too
                 if not conn.recv(1):
                     pid = next(p for p, c in running.items() if c is conn)
@@ -147,12 +160,13 @@ def serve(path: str) -> tuple[socket.socket, dict]:
                         pass
         while running:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
             killed.discard(pid)
+            _log_cpu(usage, *commands.pop(pid, ("?", "?")))
             conn = running.pop(pid, None)
             if conn is not None:
                 try:
@@ -162,6 +176,12 @@ def serve(path: str) -> tuple[socket.socket, dict]:
                 conn.close()
         if os.getppid() != parent:  # the test process is gone: so is the server
             os._exit(0)
+
+
+def _log_cpu(usage, test: str, argv: str) -> None:
+    if os.environ.get("QAEXP_TEST_FORK_LOG"):
+        with open(os.environ["QAEXP_TEST_FORK_LOG"], "a", encoding="utf-8") as log:
+            log.write(f"{usage.ru_utime + usage.ru_stime:.2f}\t{test}\t{argv}\n")
 
 
 def _become(conn: socket.socket, request: dict) -> None:
@@ -196,6 +216,48 @@ def _run(argv: list[str]) -> None:
         runpy.run_path(argv[0], run_name="__main__")
 
 
+def _run_to_the_end(argv: list[str]) -> None:
+    """Run the command, then end as a new interpreter ends, bar the teardown of every module's objects: Python
+    waits for the non-daemon threads, runs the atexit handlers (logging's flush and close, wandb's, tempfile's
+    clean-up, ...), collects the garbage and flushes stdio, as here; the teardown then touches each of the millions
+    of objects TensorFlow and co. left in the server, 1.2 CPU s per command (more than all else a one-line error
+    costs), and os._exit skips it. What a new interpreter prints when the command ends (SystemExit's message, an
+    uncaught exception's traceback) and its exit status are kept, and an uncaught KeyboardInterrupt ends it by
+    SIGINT as it ends Python."""
+    interrupted = False
+    try:
+        _run(argv)
+        status = 0
+    except SystemExit as stop:
+        status = _exit_status(stop.code)
+    except BaseException as err:  # noqa: B902 (every exception: Python's own top level prints it the same way)
+        sys.excepthook(type(err), err, err.__traceback__)
+        interrupted, status = isinstance(err, KeyboardInterrupt), 1
+    threading._shutdown()  # what Python's finalisation calls first (private, in every CPython 3 since 3.4)
+    atexit._run_exitfuncs()
+    gc.collect()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    if interrupted:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    os._exit(status)
+
+
+def _exit_status(code) -> int:
+    """The exit status of `sys.exit(code)`, as Python makes it: None is 0, a number itself, else the message on
+    stderr and 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
 def main() -> None:
     if sys.argv[1] == "--client":
         client(sys.argv[2], sys.argv[3:])
@@ -206,7 +268,7 @@ def main() -> None:
     sys.stderr.flush()
     conn, request = serve(path)
     _become(conn, request)
-    _run(request["argv"])
+    _run_to_the_end(request["argv"])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ def through_the_fork_server(process) -> bool:
     ["-m", "qaexp", "trainer.epoch=1"],  # a config error: one line, exit 2
     ["-m", "qaexp", "predict", "--help"],  # a tool's help on stdout, exit 0
     ["-m", "qaexp", "predict", "no/such/model", "--question", "q", "--context", "c"],  # a tool's error
+    [str(cli.REPO / "benchmarks" / "inference.py"), "--no-such-flag"],  # a script's argparse error (SystemExit 2)
 ])
 def test_a_forked_command_prints_and_exits_as_a_new_interpreter(args, tmp_path):
     forked = cli.run_cli([*args], cwd=tmp_path, timeout=120)
