@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from importlib import resources
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
@@ -87,12 +86,6 @@ def add_error_handlers(app: FastAPI) -> None:
                    405: f"{request.method} {request.url.path} is not allowed"
                         + (f": use {allowed}" if allowed else "")}.get(err.status_code, str(err.detail))
         return JSONResponse({"error": message}, status_code=err.status_code, headers=err.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request, err: RequestValidationError):
-        first = (err.errors() or [{}])[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
 
 
 def model_description(service: Service) -> dict:
