@@ -5,6 +5,12 @@ refused, unless it resumes that run (`trainer.resume=true`) with the run's own s
 run has nothing to do and changes nothing. A sweep whose `hydra.sweep.dir` already holds jobs is refused unless
 it resumes them (run/sweep_resume.py decides job by job).
 
+A command also holds its run or sweep directory for as long as it runs (an exclusive flock on the directory
+itself, which the kernel releases however the process ends, SIGKILL included): a second command started there
+meanwhile, the same command twice or a resume of a run that is still going, is refused before it looks at what
+the directory holds, since two processes writing one run's checkpoints and metrics would leave neither run whole.
+A file system that does not lock (some network mounts) gets no such guard, silently, as before.
+
 Hydra writes `<run dir>/.hydra/*.yaml` before qaexp's task function runs, so the check is a Hydra callback
 (RunDirCheck, in conf/config.yaml's hydra.callbacks) that sees the composed config before Hydra makes or writes
 the job's directory: a refused command leaves every file there as it was. TensorFlow-free.
@@ -25,7 +31,37 @@ from qaexp.config.schema import NOT_CONFIGURING
 from qaexp.errors import QAExpError, report_error
 from qaexp.run.outcome import Status, read_outcome
 
+try:
+    import fcntl
+except ImportError:  # not on POSIX: no directory locks
+    fcntl = None
+
 ALREADY_COMPLETE_EXIT = 0  # resuming a completed run: the run the user asked for exists, as the sweep's skip
+# directory -> the descriptor this process holds it locked by, open until the process ends (a later run of this
+# same process in that directory, from Python, is not "another command": no lock is taken against itself)
+_held: dict[str, int] = {}
+
+
+def hold(directory: str, key: str) -> Optional[str]:
+    """Lock `directory` (when it exists) for the rest of this process; the one line when another process holds it."""
+    real = os.path.realpath(directory)
+    if fcntl is None or real in _held:
+        return None
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)  # not inherited by the processes qaexp starts
+    except OSError:
+        return None  # not there yet (Hydra makes it): nothing in it to guard
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return (f"{key}={directory} is in use by another qaexp command that is running now: wait for it to end "
+                f"(then resume or rerun as its line says), or choose another {key}")
+    except OSError:
+        os.close(fd)  # no locks on this file system
+        return None
+    _held[real] = fd
+    return None
 
 
 @dataclass(frozen=True)
@@ -181,6 +217,9 @@ class RunDirCheck(Callback):
             run_dir = os.path.abspath(os.path.expanduser(str(config.hydra.run.dir)))
         except Exception:  # an interpolation only the job can resolve (${hydra:...}): Hydra reports it if bad
             return
+        busy = hold(run_dir, "hydra.run.dir")
+        if busy:
+            sys.exit(report_error(busy))
         problem = single_run_problem(config, run_dir)
         if problem is None:
             return
@@ -192,6 +231,6 @@ class RunDirCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = os.path.abspath(os.path.expanduser(str(config.hydra.sweep.dir)))
-        problem = sweep_problem(config, sweep_dir)
+        problem = hold(sweep_dir, "hydra.sweep.dir") or sweep_problem(config, sweep_dir)
         if problem is not None:
             sys.exit(report_error(problem))

@@ -3,12 +3,15 @@ at an earlier run's directory is refused with one line before Hydra writes anyth
 earlier run stays as it was. Each CLI case stops before TensorFlow loads (about half a second)."""
 import hashlib
 import json
+import os
 import shutil
+import time
 
 import pytest
 
-from helpers.cli import imported_tensorflow, run_cli
+from helpers.cli import imported_tensorflow, popen_cli, run_cli
 from helpers.shared_runs import TINY_RUN
+from helpers.state_runs import RUN
 
 
 def copied_run(trained_tiny_model, run_dir, outcome=None):
@@ -174,3 +177,35 @@ def test_resumed_settings_are_compared_by_value_leaving_out_how_the_run_is_run(t
     asked["model"]["hidden_size"] = 96
     assert changed_settings(OmegaConf.create(asked), str(tmp_path)) == [("model.hidden_size", 96, 128),
                                                                          ("optimizer.lr", 0.002, 0.001)]
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_command_started_where_another_is_running_is_refused_and_the_directory_is_released_when_it_ends(
+        tmp_path, sweep):
+    """Two commands in one directory at once (the same command twice, a resume of a run still going) would both
+    pass the earlier-run check, since neither has written metrics.json yet, and then write one run's files in turn."""
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    target = tmp_path / "target"
+    command = [*(["-m"] if sweep else []), *RUN, f"{key}={target}"]
+    marker = tmp_path / "reached"
+    first = popen_cli(["-m", "qaexp", *command], env={"QAEXP_STAGE_HOOK": f"load_data:{marker}"})
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), first.communicate(timeout=60)
+        before = files(target)
+        for again in ([], ["trainer.resume=true"]):
+            result = qaexp(*command, *again)
+            assert (result.returncode, result.stdout) == (2, ""), result.stderr
+            assert result.stderr.strip() == (f"qaexp: error: {key}={target} is in use by another qaexp command that "
+                                             "is running now: wait for it to end (then resume or rerun as its line "
+                                             f"says), or choose another {key}")
+        assert files(target) == before and first.poll() is None
+    finally:
+        first.kill()  # SIGKILL: the process ends without a word, and the kernel releases its lock all the same
+        first.communicate(timeout=60)
+    from qaexp.run import existing_run
+
+    assert existing_run.hold(str(target), key) is None  # released: this process now gets the lock
+    os.close(existing_run._held.pop(os.path.realpath(target)))
