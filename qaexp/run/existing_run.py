@@ -199,6 +199,21 @@ def _requeued(earlier: EarlierRun) -> bool:
     return requeued_after_preemption(earlier.metrics)
 
 
+def _directory(config: DictConfig, key: str) -> str:
+    """The directory `key` names as Hydra will make it: ${hydra:...} (hydra.run.dir=out/${hydra:job.name}) resolves
+    only while HydraConfig holds the config, which Hydra's run_job sets just after this callback; set here for the
+    lookup and put back."""
+    from hydra.core.hydra_config import HydraConfig
+
+    instance = HydraConfig.instance()
+    previous = instance.cfg
+    instance.set_config(config)
+    try:
+        return os.path.abspath(os.path.expanduser(str(OmegaConf.select(config, key))))
+    finally:
+        instance.cfg = previous
+
+
 def _non_chief_worker(cfg: DictConfig) -> bool:
     """A multi-worker run's other workers write to a temporary directory, never the run directory."""
     from qaexp.runtime import distributed
@@ -214,8 +229,8 @@ class RunDirCheck(Callback):
         if _non_chief_worker(config):
             return
         try:  # ${now:...} is cached once resolved, so Hydra makes the same directory from this config afterwards
-            run_dir = os.path.abspath(os.path.expanduser(str(config.hydra.run.dir)))
-        except Exception:  # an interpolation only the job can resolve (${hydra:...}): Hydra reports it if bad
+            run_dir = _directory(config, "hydra.run.dir")
+        except Exception:  # an interpolation that cannot resolve: Hydra reports it when it makes the directory
             return
         busy = hold(run_dir, "hydra.run.dir")
         if busy:

@@ -96,6 +96,9 @@ def make_output_root(argv: list[str]) -> tuple[Optional[str], Optional[str]]:
         name, sep, given = arg.lstrip("+").partition("=")
         if sep and name == key:
             value = given
+    if key == OUTPUT_DIR_KEYS["sweep"] and "${hydra:" in value:  # Hydra's sweeper fails on it with a traceback
+        return (f"{key}={value}: Hydra makes the sweep directory before ${{hydra:...}} can be resolved; write it as "
+                f"a plain interpolation of the same key: {key}={value.replace('${hydra:', '${hydra.')}"), None
     root = os.path.expanduser(value.split("${", 1)[0]) or "."
     created = _topmost_missing(root)
     try:

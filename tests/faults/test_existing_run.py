@@ -66,6 +66,29 @@ def test_a_run_into_a_completed_runs_directory_is_refused_and_changes_nothing(tr
     assert files(run_dir) == before
 
 
+def test_a_run_directory_named_through_hydras_resolver_is_checked_as_the_directory_hydra_makes(trained_tiny_model,
+                                                                                               tmp_path):
+    """hydra.run.dir=.../${hydra:job.name} resolves only once Hydra's job has started: the check skipped it and a
+    second run overwrote the first."""
+    run_dir = copied_run(trained_tiny_model, tmp_path / "__main__")  # ${hydra:job.name} of `python -m qaexp`
+    before = files(run_dir)
+    result = qaexp(*TINY_RUN, f"hydra.run.dir={tmp_path}/${{hydra:job.name}}")
+    assert result.returncode == 2 and result.stderr.startswith(
+        f"qaexp: error: hydra.run.dir={run_dir} already holds a completed run ({scores(run_dir)})"), result.stderr
+    assert files(run_dir) == before
+
+
+def test_a_sweep_directory_naming_hydras_resolver_is_one_line_with_the_interpolation_that_works(tmp_path):
+    """Hydra's sweeper resolves hydra.sweep.dir before ${hydra:...} can be, and failed with a traceback."""
+    result = qaexp("-m", *TINY_RUN, f"hydra.sweep.dir={tmp_path}/sweeps/${{hydra:job.name}}")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.strip() == (
+        f"qaexp: error: hydra.sweep.dir={tmp_path}/sweeps/${{hydra:job.name}}: Hydra makes the sweep directory before "
+        "${hydra:...} can be resolved; write it as a plain interpolation of the same key: "
+        f"hydra.sweep.dir={tmp_path}/sweeps/${{hydra.job.name}}")
+    assert not (tmp_path / "sweeps").exists()
+
+
 def test_a_run_into_an_interrupted_runs_directory_is_refused_and_names_resume(trained_tiny_model, tmp_path):
     run_dir = copied_run(trained_tiny_model, tmp_path / "run", interrupted(tmp_path / "run"))
     before = files(run_dir)
