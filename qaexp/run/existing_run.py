@@ -245,7 +245,7 @@ class RunDirCheck(Callback):
         sys.exit(report_error(line))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        sweep_dir = os.path.abspath(os.path.expanduser(str(config.hydra.sweep.dir)))
+        sweep_dir = _directory(config, "hydra.sweep.dir")
         problem = hold(sweep_dir, "hydra.sweep.dir") or sweep_problem(config, sweep_dir)
         if problem is not None:
             sys.exit(report_error(problem))
