@@ -13,7 +13,7 @@ from typing import Optional
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from qaexp import backend
 from qaexp.errors import ConfigError, report_error
@@ -96,9 +96,8 @@ def make_output_root(argv: list[str]) -> tuple[Optional[str], Optional[str]]:
         name, sep, given = arg.lstrip("+").partition("=")
         if sep and name == key:
             value = given
-    if key == OUTPUT_DIR_KEYS["sweep"] and "${hydra:" in value:  # Hydra's sweeper fails on it with a traceback
-        return (f"{key}={value}: Hydra makes the sweep directory before ${{hydra:...}} can be resolved; write it as "
-                f"a plain interpolation of the same key: {key}={value.replace('${hydra:', '${hydra.')}"), None
+    if key == OUTPUT_DIR_KEYS["sweep"] and sweep_dir_problem(value):
+        return sweep_dir_problem(value), None
     root = os.path.expanduser(value.split("${", 1)[0]) or "."
     created = _topmost_missing(root)
     try:
@@ -110,6 +109,16 @@ def make_output_root(argv: list[str]) -> tuple[Optional[str], Optional[str]]:
         return (f"cannot write in the output directory {root} (permission denied): set {key} to a writable "
                 "directory", created)
     return None, created
+
+
+def sweep_dir_problem(value: str) -> Optional[str]:
+    """The one line for a hydra.sweep.dir that uses ${hydra:...}: Hydra's sweeper resolves the sweep directory
+    before that resolver can work and fails with a traceback; the plain interpolation of the same key works."""
+    if "${hydra:" not in value:
+        return None
+    key = OUTPUT_DIR_KEYS["sweep"]
+    return (f"{key}={value}: Hydra makes the sweep directory before ${{hydra:...}} can be resolved; write it as a "
+            f"plain interpolation of the same key: {key}={value.replace('${hydra:', '${hydra.')}")
 
 
 def _topmost_missing(path: str) -> Optional[str]:
@@ -145,6 +154,9 @@ class SweepDirWatch(Callback):
     record_existed = False  # whether a multirun.yaml was there before (an earlier sweep's): never removed
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        problem = sweep_dir_problem(str(OmegaConf.to_container(config.hydra.sweep, resolve=False)["dir"]))
+        if problem:  # written in a config file (make_output_root refused it on the command line)
+            sys.exit(report_error(problem))
         # Resolving ${now:...} here caches it in `config`, the object the sweeper then reads: the same path.
         sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
         SweepDirWatch.sweep_dir = sweep_dir

@@ -78,9 +78,15 @@ def test_a_run_directory_named_through_hydras_resolver_is_checked_as_the_directo
     assert files(run_dir) == before
 
 
-def test_a_sweep_directory_naming_hydras_resolver_is_one_line_with_the_interpolation_that_works(tmp_path):
+@pytest.mark.parametrize("where", ["command line", "config file"])
+def test_a_sweep_directory_naming_hydras_resolver_is_one_line_with_the_interpolation_that_works(tmp_path, where):
     """Hydra's sweeper resolves hydra.sweep.dir before ${hydra:...} can be, and failed with a traceback."""
-    result = qaexp("-m", *TINY_RUN, f"hydra.sweep.dir={tmp_path}/sweeps/${{hydra:job.name}}")
+    value = f"{tmp_path}/sweeps/${{hydra:job.name}}"
+    if where == "config file":  # a primary config of the user's own, on top of qaexp's
+        (tmp_path / "mine.yaml").write_text(f"defaults:\n  - config\n  - _self_\nhydra:\n  sweep:\n    dir: {value}\n")
+        result = qaexp("-m", "--config-dir", str(tmp_path), "--config-name", "mine", *TINY_RUN)
+    else:
+        result = qaexp("-m", *TINY_RUN, f"hydra.sweep.dir={value}")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.strip() == (
         f"qaexp: error: hydra.sweep.dir={tmp_path}/sweeps/${{hydra:job.name}}: Hydra makes the sweep directory before "
