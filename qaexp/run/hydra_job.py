@@ -96,8 +96,6 @@ def make_output_root(argv: list[str]) -> tuple[Optional[str], Optional[str]]:
         name, sep, given = arg.lstrip("+").partition("=")
         if sep and name == key:
             value = given
-    if key == OUTPUT_DIR_KEYS["sweep"] and sweep_dir_problem(value):
-        return sweep_dir_problem(value), None
     root = os.path.expanduser(value.split("${", 1)[0]) or "."
     created = _topmost_missing(root)
     try:
@@ -155,7 +153,7 @@ class SweepDirWatch(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         problem = sweep_dir_problem(str(OmegaConf.to_container(config.hydra.sweep, resolve=False)["dir"]))
-        if problem:  # written in a config file (make_output_root refused it on the command line)
+        if problem:  # on the command line or in a config file: Hydra has made no directory yet
             sys.exit(report_error(problem))
         # Resolving ${now:...} here caches it in `config`, the object the sweeper then reads: the same path.
         sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
