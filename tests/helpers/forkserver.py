@@ -126,11 +126,11 @@ def serve(path: str) -> tuple[socket.socket, dict]:
     listener.listen(64)
     os.rename(path + ".tmp", path)  # the socket appears only once the server is ready to fork
     parent = os.getppid()
-    running: dict[int, socket.socket] = {}  # child pid -> its client's connection
+    # child pid -> (its client's connection, its test and argv for QAEXP_TEST_FORK_LOG)
+    running: dict[int, tuple[socket.socket, tuple[str, str]]] = {}
     killed: set[int] = set()
-    commands: dict[int, tuple[str, str]] = {}  # child pid -> (its test, its argv), for QAEXP_TEST_FORK_LOG
     while True:
-        watched = [conn for pid, conn in running.items() if pid not in killed]
+        watched = [conn for pid, (conn, _) in running.items() if pid not in killed]
         ready, _, _ = select.select([listener, *watched], [], [], 0.5)
         for conn in ready:
             if conn is listener:
@@ -143,16 +143,16 @@ def serve(path: str) -> tuple[socket.socket, dict]:
                 pid = os.fork()
                 if pid == 0:
                     listener.close()
-                    for other in running.values():
+                    for other, _ in running.values():
                         other.close()
                     return client_conn, request
                 for fd in request["fds"]:
                     os.close(fd)
-                running[pid] = client_conn
-                commands[pid] = (request["env"].get("PYTEST_CURRENT_TEST", "?"), " ".join(request["argv"]))
+                test = request["env"].get("PYTEST_CURRENT_TEST", "?")
+                running[pid] = (client_conn, (test, " ".join(request["argv"])))
             else:  # a client whose connection closed (it was killed): its command goes too
                 if not conn.recv(1):
-                    pid = next(p for p, c in running.items() if c is conn)
+                    pid = next(p for p, (c, _) in running.items() if c is conn)
                     killed.add(pid)
                     try:
                         os.kill(pid, signal.SIGKILL)
@@ -166,8 +166,8 @@ def serve(path: str) -> tuple[socket.socket, dict]:
             if pid == 0:
                 break
             killed.discard(pid)
-            _log_cpu(usage, *commands.pop(pid, ("?", "?")))
-            conn = running.pop(pid, None)
+            conn, command = running.pop(pid, (None, ("?", "?")))
+            _log_cpu(usage, *command)
             if conn is not None:
                 try:
                     conn.sendall(f"status {status}\n".encode())
