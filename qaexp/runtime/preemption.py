@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from qaexp.errors import RunInterrupted
+from qaexp.runtime import signals
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,7 @@ def checkpoint_and_requeue() -> Iterator[None]:
         return
     signum = preemption_signal()
 
-    def interrupt(received, frame):
-        raise RunInterrupted(received)
-
-    submitits_handler = signal.signal(signum, interrupt)
+    submitits_handler = signal.signal(signum, lambda received, frame: signals.interrupt(received))
     try:
         yield
     except RunInterrupted as err:

@@ -41,8 +41,43 @@ def report_interrupted(err: BaseException, command: str = "qaexp", detail: str =
     return 128 + signum
 
 
-def _interrupt(signum, frame):
+# Signals that arrived inside `interrupts_deferred` blocks, raised when the outermost one ends. A list, not a flag:
+# one block may nest in another (a checkpoint saved while the run's outcome is recorded).
+_deferring: list[int] = []
+_deferred: list[int] = []
+
+
+def interrupt(signum: int) -> None:
+    """What an interrupt signal's handler does: raise RunInterrupted now, or at the end of the
+    `interrupts_deferred` block the main thread is in."""
+    if _deferring:
+        _deferred.append(signum)
+        return
     raise RunInterrupted(signum)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """For a block that must not stop half-way: a checkpoint being written. An exception raised from a signal
+    handler inside TensorFlow's saving code leaves its device scopes half-entered, and the next save (the one
+    the interrupted run makes) fails with "Exiting device scope without proper scope nesting": the run would end
+    `failed`, not `interrupted` with its checkpoint. The first signal that arrives meanwhile interrupts right
+    after the block instead (seconds at most); a block that fails ends the run with its own error."""
+    _deferring.append(1)
+    pending = None
+    try:
+        yield
+    finally:
+        _deferring.pop()
+        if not _deferring:
+            pending = _deferred[0] if _deferred else None
+            _deferred.clear()
+    if pending is not None:
+        raise RunInterrupted(pending)
+
+
+def _interrupt(signum, frame):
+    interrupt(signum)
 
 
 @contextmanager

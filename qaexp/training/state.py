@@ -28,6 +28,7 @@ import keras
 from qaexp import backend, quiet, rundir
 from qaexp.errors import CheckpointError, first_line
 from qaexp.output.files import save_directory_atomic, storage_errors
+from qaexp.runtime.signals import interrupts_deferred
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class RunState:
             self.records.stale_epochs.assign(0)
             self.best_result = result
             if self.keep_best:
-                with storage_errors(self.best.directory, also=_file_errors()):
+                with interrupts_deferred(), storage_errors(self.best.directory, also=_file_errors()):
                     self.best.save(checkpoint_number=epoch + 1)
         else:
             self.records.stale_epochs.assign_add(1)
@@ -232,8 +233,9 @@ class RunState:
             log.warning("no checkpoint at step %d: epoch %d is not evaluated yet, and resuming from here would skip "
                         "it; the last checkpoint stays %s", self.step, epochs_done, self.latest.latest_checkpoint)
             return False
-        # A failed save leaves the previous checkpoint in place: CheckpointManager deletes it only afterwards.
-        with storage_errors(self.latest.directory, also=_file_errors()):
+        # A failed save leaves the previous checkpoint in place: CheckpointManager deletes it only afterwards. A
+        # signal waits for the save's end (runtime/signals.interrupts_deferred says why).
+        with interrupts_deferred(), storage_errors(self.latest.directory, also=_file_errors()):
             self.latest.save(checkpoint_number=self.step)
         return True
 
@@ -378,9 +380,10 @@ class _Checkpointing(keras.callbacks.Callback):
         step = self.epoch_start + batch + 1 if jax else self.state.step
         # An epoch's last step is saved by on_epoch_end, after its evaluation.
         if step % self.state.steps_per_epoch and step - self.saved_at >= every:
-            if jax:
-                self.model.jax_state_sync()
-            self.state.save()
+            with interrupts_deferred():  # the variables put back whole, then saved
+                if jax:
+                    self.model.jax_state_sync()
+                self.state.save()
             self.saved_at = step
 
     def on_epoch_end(self, epoch, logs=None):

@@ -65,3 +65,30 @@ def test_remove_deletes_the_checkpoints(tmp_path):
     assert (tmp_path / "checkpoints" / "latest").is_dir()
     state.remove()
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_signal_during_a_checkpoint_save_interrupts_only_after_the_save(tmp_path):
+    """An exception raised from the handler inside TensorFlow's saving code broke every later save ("Exiting
+    device scope without proper scope nesting"): the run ended failed, without its checkpoint."""
+    import os
+    import signal
+
+    from qaexp.errors import RunInterrupted
+    from qaexp.runtime.signals import signals_as_interrupts
+
+    state = small_state(tmp_path / "checkpoints")
+    real_save = state.latest.save
+
+    def save_while_a_signal_arrives(**options):
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs at the next bytecode: inside the save
+        return real_save(**options)
+
+    state.latest.save = save_while_a_signal_arrives
+    state.optimizer.iterations.assign(3)
+    with pytest.raises(RunInterrupted) as interrupted, signals_as_interrupts():
+        state.save()
+    assert interrupted.value.signum == signal.SIGTERM
+    assert state.checkpoint_step == 3  # the save was whole
+    state.latest.save = real_save
+    state.optimizer.iterations.assign(4)
+    assert state.save() and state.checkpoint_step == 4  # and the next one works

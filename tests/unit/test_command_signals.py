@@ -26,3 +26,29 @@ PYTHON = "/venv/bin/python"
 ])
 def test_only_a_qaexp_command_ends_on_a_signal_from_its_first_line(argv, orig_argv, expected):
     assert this_command(argv, orig_argv, TOOLS) == expected
+
+
+def test_a_deferred_signal_interrupts_when_the_outermost_block_ends_and_a_failing_block_keeps_its_error():
+    import os
+    import signal
+
+    from qaexp.errors import RunInterrupted
+    from qaexp.runtime.signals import interrupts_deferred, signals_as_interrupts
+
+    reached = []
+    with pytest.raises(RunInterrupted) as interrupted, signals_as_interrupts():
+        with interrupts_deferred():
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                reached.append("inner")
+            reached.append("outer")
+        reached.append("after")  # never: the signal interrupts here
+    assert reached == ["inner", "outer"] and interrupted.value.signum == signal.SIGINT
+
+    with pytest.raises(OSError, match="disk full"), signals_as_interrupts():
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise OSError("disk full")
+    with signals_as_interrupts(), interrupts_deferred():  # the dropped signal does not come back later
+        reached.append("later")
+    assert reached[-1] == "later"
