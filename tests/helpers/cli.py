@@ -6,8 +6,9 @@ test process set for itself, plus this checkout's qaexp first on the import path
 
 A qaexp command (`-m qaexp...`, a benchmarks/ script) whose start-up is not what the test checks runs as a fork of
 a process that has already imported TensorFlow, Keras and transformers (helpers/forkserver.py: the import is half
-of a tiny run's CPU). `fresh=True`, or QAEXP_TEST_FRESH=1 for the whole session, starts a new interpreter instead;
-`forkable` says which commands cannot go through the fork server.
+of a tiny run's CPU), or, when it sets Hugging Face variables of its own (a cache, offline, an endpoint), of a lean
+one that has imported TensorFlow and Keras only. `fresh=True`, or QAEXP_TEST_FRESH=1 for the whole session, starts
+a new interpreter instead; `server_for` says which commands cannot go through a fork server.
 """
 from __future__ import annotations
 
@@ -25,11 +26,17 @@ import warnings
 from helpers.repo import REPO
 
 FORKSERVER = pathlib.Path(__file__).with_name("forkserver.py")
-# Variables the commands read only while they run (never while the libraries import): a request may differ from
-# the fork server's environment in these and still be forked. Any other difference (HF_HOME, KERAS_BACKEND,
-# MPLCONFIGDIR, TF_CPP_MIN_LOG_LEVEL, QAEXP_VERBOSE, XLA_FLAGS, PYTHONPATH, ...) starts a new interpreter.
-RUN_TIME_ONLY = ("PYTEST_CURRENT_TEST", "QAEXP_STAGE_HOOK", "SUBMITIT_PREEMPT_SIGNAL", "WANDB_MODE", "WANDB_API_KEY",
+# Variables the commands read only while they run (never while the servers' libraries import): a request may
+# differ from the fork server's environment in these and still be forked. TF_CONFIG: TensorFlow reads it when a
+# strategy is made; WANDB_*: wandb, which no server imports. Any other difference (KERAS_BACKEND, MPLCONFIGDIR,
+# TF_CPP_MIN_LOG_LEVEL, QAEXP_VERBOSE, XLA_FLAGS, CUDA_VISIBLE_DEVICES, PYTHONPATH, ...) starts a new interpreter.
+RUN_TIME_ONLY = ("PYTEST_CURRENT_TEST", "QAEXP_STAGE_HOOK", "SUBMITIT_PREEMPT_SIGNAL", "TF_CONFIG",
                  "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+RUN_TIME_ONLY_PREFIXES = ("WANDB_",)
+# What the Hugging Face libraries read as they import (huggingface_hub.constants, datasets.config, transformers'
+# hub settings): a command whose environment differs from the server's in these alone (HF_HOME, HF_HUB_OFFLINE,
+# HF_ENDPOINT, ...) is forked from the lean server, which has not imported those libraries (forkserver.py checks).
+HUB_PREFIXES = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_")
 # What this test process's own imports set in its environment (TensorFlow's and JAX's import, wandb's service,
 # tests/fixtures/squad_reference's TQDM_DISABLE); not passed on unless the user had set it before the session.
 PROCESS_SET = ("TF2_BEHAVIOR", "HDF5_PLUGIN_PATH", "TPU_ML_PLATFORM", "TPU_ML_PLATFORM_VERSION",
@@ -82,39 +89,38 @@ def popen_cli(args, *, cwd=REPO, env: dict | None = None, fresh: bool = False, *
     return subprocess.Popen(_command(args, environment, options, fresh), cwd=cwd, env=environment, **options)
 
 
-def forkable(args: list[str], environment: dict, options: dict) -> bool:
-    """Whether `python ARGS` may run as a fork of the fork server: a qaexp module or a benchmarks/ script, with
-    no interpreter flag, no backend chosen on its command line (Keras' backend is fixed at import), no process
-    group or pre-exec set-up of its own, and the server's environment bar RUN_TIME_ONLY."""
+def server_for(args: list[str], environment: dict, options: dict) -> str | None:
+    """Which fork server may run `python ARGS` ("full" or "lean"), None for a new interpreter: a qaexp module or
+    a benchmarks/ script, with no interpreter flag, no backend chosen on its command line (Keras' backend is fixed
+    at import), no process group or pre-exec set-up of its own; "full" for the servers' environment bar
+    RUN_TIME_ONLY, "lean" where it differs in Hugging Face variables too."""
     if os.environ.get("QAEXP_TEST_FRESH", "") not in ("", "0"):
-        return False
+        return None
     if args[:1] == ["-m"]:
         if not (args[1] == "qaexp" or args[1].startswith("qaexp.")):
-            return False
+            return None
     elif not (args and args[0].endswith(".py") and pathlib.Path(args[0]).resolve().parent == REPO / "benchmarks"):
-        return False
+        return None
     if any("backend" in arg for arg in args) or {"preexec_fn", "start_new_session", "executable"} & set(options):
-        return False
-    return _same_start_up_environment(environment)
-
-
-def _same_start_up_environment(environment: dict) -> bool:
-    """The server's environment, bar RUN_TIME_ONLY (what the libraries read as they import is the same)."""
+        return None
     base = _server_environment()
-    return all(base.get(key) == environment.get(key)
-               for key in (set(base) | set(environment)) - set(RUN_TIME_ONLY))
+    differing = {key for key in set(base) | set(environment) if base.get(key) != environment.get(key)
+                 and key not in RUN_TIME_ONLY and not key.startswith(RUN_TIME_ONLY_PREFIXES)}
+    if not differing:
+        return "full"
+    return "lean" if all(key.startswith(HUB_PREFIXES) for key in differing) else None
 
 
 def _command(args: list[str], environment: dict, options: dict, fresh: bool) -> list[str]:
-    if not fresh and forkable(args, environment, options):
-        path = _fork_server()
-        if path is not None:
-            return [sys.executable, str(FORKSERVER), "--client", path, *args]
+    kind = None if fresh else server_for(args, environment, options)
+    path = _fork_server(kind) if kind else None
+    if path is not None:
+        return [sys.executable, str(FORKSERVER), "--client", path, *args]
     return [sys.executable, *args]
 
 
-_server: dict = {}
-_starting = threading.Lock()  # tests start commands from threads too (test_signals): one server per process
+_server: dict = {}  # "environment", and for each kind started: kind -> its socket's path (None: it failed)
+_starting = threading.Lock()  # tests start commands from threads too (test_signals): one server of a kind
 
 
 def _stop(process: subprocess.Popen, folder: str) -> None:
@@ -130,23 +136,25 @@ def _server_environment() -> dict:
     return _server["environment"]
 
 
-def _fork_server() -> str | None:
-    """The socket of this test process's fork server, started on first use (about 6 CPU s of imports); None,
-    with a warning, if it could not start (the commands then run in new interpreters)."""
+def _fork_server(kind: str = "full") -> str | None:
+    """The socket of this test process's fork server of `kind`, started on first use (about 6 CPU s of imports
+    for "full", 4 for "lean"); None, with a warning, if it could not start (the commands then run in new
+    interpreters)."""
     with _starting:
-        if "path" not in _server:
-            _server["path"] = _start_fork_server()
-    return _server["path"]
+        if kind not in _server:
+            _server[kind] = _start_fork_server(kind)
+    return _server[kind]
 
 
-def _start_fork_server() -> str | None:
+def _start_fork_server(kind: str = "full") -> str | None:
     folder = tempfile.mkdtemp(prefix="qaexp-forkserver-")
     path, log = os.path.join(folder, "socket"), os.path.join(folder, "server.log")
     with open(log, "w") as errors:
-        process = subprocess.Popen([sys.executable, str(FORKSERVER), path], cwd=REPO, env=_server_environment(),
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors)
+        process = subprocess.Popen([sys.executable, str(FORKSERVER), path, kind], cwd=REPO,
+                                   env=_server_environment(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=errors)
     atexit.register(_stop, process, folder)
-    _server["process"] = process
+    _server["process", kind] = process
     deadline = time.monotonic() + 300
     while not os.path.exists(path) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -6,14 +6,17 @@ the suite starts a hundred such runs. Everything after the libraries' import is 
 its own: qaexp itself is imported anew (its start-up code runs), `python -m qaexp ...`'s argv, working directory,
 environment, stdin/stdout/stderr, exit status and signals are the command's.
 
-How a test's process sees it (helpers.cli decides which commands go here): it starts `python forkserver.py
+Two kinds: `full` imports the Hugging Face libraries too, `lean` only TensorFlow and Keras, for commands that set
+Hugging Face variables of their own (read as those libraries import).
+
+How a test's process sees it (helpers.cli decides which commands go where): it starts `python forkserver.py
 --client SOCKET ARGS...`, a small process that hands its stdio, argv, cwd and environment to the server, which
 forks. The client stays the process the test holds: it passes on the signals it gets (SIGINT, SIGTERM, ...),
 and ends as the command ended (its exit status, or the same signal). Killed itself (SIGKILL, a timeout), its
 connection closes and the server kills the command.
 
 Commands whose start-up is what a test checks (quiet start-up, `-X importtime`, the backend chosen at import, an
-environment that changes what the libraries read when imported) are not sent here: helpers.cli.forkable says
+environment that changes what the libraries read when imported) are not sent here: helpers.cli.server_for says
 which are.
 
 QAEXP_TEST_FORK_LOG=FILE: each forked command's CPU seconds (user + system, from wait4), its test and argv, one
@@ -86,21 +89,37 @@ def client(path: str, argv: list[str]) -> None:
 
 # ---- the server ----------------------------------------------------------------------------------------------
 
-def _preload() -> None:
+# Read at import by the libraries only the full server imports: the lean server's commands set their own.
+HUB_MODULES = ("huggingface_hub.constants", "datasets", "transformers")
+# Read at import by what no server imports (helpers.cli's RUN_TIME_ONLY_PREFIXES counts on it).
+NEVER_IMPORTED = ("wandb",)
+
+
+def _preload(kind: str) -> None:
     """What every qaexp command that trains or loads a model imports, as qaexp imports it: qaexp's start-up first
     (the quiet environment and default backend are set before the libraries read them), TensorFlow with its load
-    notices filtered, then the rest. qaexp's own modules are dropped again in each command (see _become)."""
+    notices filtered, Keras, then (`full`) the Hugging Face libraries and Hydra. qaexp's own modules are dropped
+    again in each command (see _become). Ends the server if a library that reads a command's own variables as it
+    imports was imported after all (a new release of one of these may import another): the tests then run their
+    commands in new interpreters, with a warning."""
     import importlib
 
     importlib.import_module("qaexp")
     from qaexp.quiet import import_tensorflow
 
     import_tensorflow()
-    for module in ("keras", "datasets", "hydra", "transformers"):
-        importlib.import_module(module)
-    transformers = sys.modules["transformers"]
-    for name in ("AutoConfig", "AutoTokenizer", "PreTrainedTokenizerFast"):  # transformers loads these lazily
-        getattr(transformers, name)
+    importlib.import_module("keras")
+    if kind == "full":
+        for module in ("datasets", "hydra", "transformers"):
+            importlib.import_module(module)
+        transformers = sys.modules["transformers"]
+        for name in ("AutoConfig", "AutoTokenizer", "PreTrainedTokenizerFast"):  # transformers loads these lazily
+            getattr(transformers, name)
+    unread = NEVER_IMPORTED + (HUB_MODULES if kind == "lean" else ())
+    imported = [module for module in unread if module in sys.modules]
+    if imported:
+        raise SystemExit(f"forkserver: the {kind} server imported {', '.join(imported)}, which reads variables "
+                         "the commands may set for themselves")
     # What the server holds is never garbage: moved out of the collector's sight, a command's collections (the
     # one at its end included) look at the command's own objects only, as in a new interpreter.
     gc.collect()
@@ -262,8 +281,8 @@ def main() -> None:
     if sys.argv[1] == "--client":
         client(sys.argv[2], sys.argv[3:])
         return
-    path = sys.argv[1]
-    _preload()
+    path, kind = sys.argv[1], sys.argv[2]
+    _preload(kind)
     sys.stdout.flush()
     sys.stderr.flush()
     conn, request = serve(path)
