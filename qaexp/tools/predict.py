@@ -15,8 +15,8 @@ max_length, doc_stride, max_answer_length and, for SQuAD v2, the no-answer thres
 (data.null_threshold_tuning); else the run's .hydra/config.yaml; else training's defaults (listed with the
 flags below), v1. Flags override them; every source is checked by training's window rule, and max_length against
 the model's position limit (its config.json), before the model loads.
-A SQuAD v2 model's answer ("" for no answer) is decided by that threshold and listed first.
-"""
+A SQuAD v2 model's answer ("" for no answer) is decided by that threshold and listed first. Text output is one
+line per answer, TEXT<TAB>PROBABILITY, with (no answer) for ""; --json prints the answers as JSON."""
 from __future__ import annotations
 
 import json
@@ -28,6 +28,8 @@ from qaexp.errors import QAExpError, report_error
 from qaexp.model.saved import answer_settings, load_saved
 from qaexp.output.files import OVERWRITE_HELP, check_outputs, write_json_atomic
 from qaexp.tools.setting_flags import add_setting_flags, setting_overrides
+
+NO_ANSWER = "(no answer)"  # how the text output shows a SQuAD v2 model's empty answer
 
 
 def parse_args(argv):
@@ -118,8 +120,8 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(best, ensure_ascii=False))
     else:
-        for candidate in best:
-            print(f"{candidate['text']}\t{candidate['probability']:.4f}")
+        for candidate in best:  # (an empty line would read as no output at all)
+            print(f"{candidate['text'] or NO_ANSWER}\t{candidate['probability']:.4f}")
     return 0
 
 

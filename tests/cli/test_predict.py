@@ -265,3 +265,16 @@ def test_a_hard_link_to_the_input_a_model_file_both_outputs_on_one_file_and_a_di
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and expected in err, err
     assert (model / "config.json").read_text() == "{}" and not (tmp_path / "a.json").exists()
+
+
+def test_a_question_without_an_answer_prints_no_answer_not_an_empty_line(trained_tiny_model):
+    """v2 settings whose threshold gives every question no answer: the text line says so (an empty text before
+    the tab read as no output); --json keeps the empty string for scripts."""
+    args = ["-m", "qaexp", "predict", str(trained_tiny_model / "model"), "--question", "Who wrote it?", "--context",
+            "Ada Lovelace wrote it in 1843.", "--version-2", "--null-threshold=-1e9"]
+    text = run_cli(args)
+    assert text.returncode == 0, text.stderr[-2000:]
+    answer, probability = text.stdout.splitlines()[0].split("\t")
+    assert answer == "(no answer)" and 0 <= float(probability) <= 1
+    printed = run_cli([*args, "--json"])
+    assert json.loads(printed.stdout)[0]["text"] == ""
