@@ -147,6 +147,10 @@ def _grammar_message(word: str, error: str, parser) -> str:
     if key_length < 0 or column < key_length:
         return (f"{word.partition('=')[0]!r} is not a config key Hydra can override ({bad!r} is outside its grammar): "
                 "keys are dotted names of ASCII letters, digits and '_' (a list is given whole: KEY=[...])")
+    name, _, value = word.partition("=")
+    if bad == "~" and (value == "~" or value.startswith("~/")):  # quoted, it would be a folder named "~"
+        return (f"{word}: Hydra does not expand '~' (this shell passed it on as it is): write the home directory as "
+                f"$HOME, {name}=$HOME{value[1:]}, which the shell expands")
     fixed = _quoted_override(word, column, parser)
     if fixed is None:
         return (f"{word} cannot be read by Hydra's override grammar ({bad!r} is outside its unquoted values): put the "

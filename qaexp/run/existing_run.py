@@ -209,7 +209,7 @@ def _directory(config: DictConfig, key: str) -> str:
     previous = instance.cfg
     instance.set_config(config)
     try:
-        return os.path.abspath(os.path.expanduser(str(OmegaConf.select(config, key))))
+        return os.path.abspath(str(OmegaConf.select(config, key)))  # Hydra does not expand "~" either
     finally:
         instance.cfg = previous
 

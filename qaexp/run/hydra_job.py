@@ -91,12 +91,13 @@ def make_output_root(argv: list[str]) -> tuple[Optional[str], Optional[str]]:
     if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i")):
         return None, None
     key = OUTPUT_DIR_KEYS["sweep" if ("-m" in argv or "--multirun" in argv) else "run"]
-    value = DEFAULT_OUTPUT_ROOT
-    for arg in argv:
-        name, sep, given = arg.lstrip("+").partition("=")
-        if sep and name == key:
-            value = given
-    root = os.path.expanduser(value.split("${", 1)[0]) or "."
+    value = _given_value(argv, key)
+    if value is None:
+        value = DEFAULT_OUTPUT_ROOT
+    elif value == "~" or value.startswith("~/"):
+        return (f"{key}={value}: Hydra does not expand '~' (the run would go to a folder named '~' in "
+                f"{os.getcwd()}): write {key}=$HOME{value[1:]}, which the shell expands"), None
+    root = value.split("${", 1)[0] or "."
     created = _topmost_missing(root)
     try:
         os.makedirs(root, exist_ok=True)
@@ -107,6 +108,21 @@ def make_output_root(argv: list[str]) -> tuple[Optional[str], Optional[str]]:
         return (f"cannot write in the output directory {root} (permission denied): set {key} to a writable "
                 "directory", created)
     return None, created
+
+
+def _given_value(argv: list[str], key: str) -> Optional[str]:
+    """The value the command line gives `key`, as Hydra reads it (quotes and escapes undone, interpolations kept),
+    the last one winning as in Hydra; None when it gives none."""
+    from qaexp.config.suggestions import parse_overrides
+
+    value = None
+    for arg in argv:
+        if arg.lstrip("+~").partition("=")[0] != key:
+            continue
+        parsed, problem = parse_overrides([arg])
+        if problem is None and parsed and not parsed[0].is_delete():
+            value = str(parsed[0].value())
+    return value
 
 
 def sweep_dir_problem(value: str) -> Optional[str]:

@@ -647,3 +647,30 @@ def test_fp16_without_a_gpu_warns_and_still_runs(completed_run):
     run_dir, result = completed_run
     assert "precision=mixed_float16 requested but no GPU is visible" in result.stdout
     assert metrics(run_dir)["status"] == "completed"
+
+
+@pytest.mark.parametrize("value, first_line", [
+    # zsh (and bash in POSIX mode) passes '~' on as it is: Hydra's grammar refused it and qaexp advised quoting
+    ("~/run", "qaexp: error: hydra.run.dir=~/run: Hydra does not expand '~' (this shell passed it on as it is): "
+              "write the home directory as $HOME, hydra.run.dir=$HOME/run, which the shell expands"),
+    # quoted, Hydra makes a folder named '~' here, while the check for an earlier run looked in the home directory
+    ('"~/run"', "qaexp: error: hydra.run.dir=~/run: Hydra does not expand '~' (the run would go to a folder named "
+                "'~' in CWD): write hydra.run.dir=$HOME/run, which the shell expands"),
+])
+def test_a_run_directory_under_an_unexpanded_home_is_one_line_that_names_home(tmp_path, value, first_line):
+    home = tmp_path / "home"
+    home.mkdir()
+    result = run_cli(["-m", "qaexp", "experiment=quickstart", f"hydra.run.dir={value}"], cwd=tmp_path,
+                     env={"HOME": str(home)}, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [first_line.replace("CWD", str(tmp_path))]
+    assert sorted(os.listdir(tmp_path)) == ["home"] and os.listdir(home) == []
+
+
+def test_a_quoted_run_directory_is_made_where_hydra_makes_it_without_the_quotes(tmp_path):
+    """The output root was made from the command line's text, quotes and all: a stray folder named '"runs'."""
+    result = run_cli(["-m", "qaexp", "experiment=quickstart", "data=json", "data.train_file=absent.json",
+                      'hydra.run.dir="runs/a b"'], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "absent.json" in result.stderr
+    assert os.listdir(tmp_path) == ["runs"] and os.listdir(tmp_path / "runs") == ["a b"]
+    assert json.loads((tmp_path / "runs" / "a b" / "metrics.json").read_text())["status"] == "failed"
