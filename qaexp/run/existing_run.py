@@ -202,16 +202,23 @@ def _requeued(earlier: EarlierRun) -> bool:
 def _directory(config: DictConfig, key: str) -> str:
     """The directory `key` names as Hydra will make it: ${hydra:...} (hydra.run.dir=out/${hydra:job.name}) resolves
     only while HydraConfig holds the config, which Hydra's run_job sets just after this callback; set here for the
-    lookup and put back."""
+    lookup and put back. A value under '~' (from a config file: the command line's is refused before) is one line
+    and exit 2, as Hydra would not expand it."""
     from hydra.core.hydra_config import HydraConfig
+
+    from qaexp.run.hydra_job import unexpanded_home_problem
 
     instance = HydraConfig.instance()
     previous = instance.cfg
     instance.set_config(config)
     try:
-        return os.path.abspath(str(OmegaConf.select(config, key)))  # Hydra does not expand "~" either
+        value = str(OmegaConf.select(config, key))
     finally:
         instance.cfg = previous
+    problem = unexpanded_home_problem(key, value)
+    if problem:
+        sys.exit(report_error(problem))
+    return os.path.abspath(value)
 
 
 def _non_chief_worker(cfg: DictConfig) -> bool:

@@ -94,9 +94,8 @@ def make_output_root(argv: list[str]) -> tuple[Optional[str], Optional[str]]:
     value = _given_value(argv, key)
     if value is None:
         value = DEFAULT_OUTPUT_ROOT
-    elif value == "~" or value.startswith("~/"):
-        return (f"{key}={value}: Hydra does not expand '~' (the run would go to a folder named '~' in "
-                f"{os.getcwd()}): write {key}=$HOME{value[1:]}, which the shell expands"), None
+    elif unexpanded_home_problem(key, value):
+        return unexpanded_home_problem(key, value), None
     root = value.split("${", 1)[0] or "."
     created = _topmost_missing(root)
     try:
@@ -108,6 +107,16 @@ def make_output_root(argv: list[str]) -> tuple[Optional[str], Optional[str]]:
         return (f"cannot write in the output directory {root} (permission denied): set {key} to a writable "
                 "directory", created)
     return None, created
+
+
+def unexpanded_home_problem(key: str, value: str) -> Optional[str]:
+    """The one line for an output directory that starts with '~': Hydra does not expand it, and would make a
+    folder named '~' in the current directory."""
+    if value != "~" and not value.startswith("~/"):
+        return None
+    return (f"{key}={value}: Hydra does not expand '~' (the run would go to a folder named '~' in {os.getcwd()}): "
+            f"write {key}=$HOME{value[1:]} on the command line (the shell expands it), or "
+            f"${{oc.env:HOME}}{value[1:]} in a config file")
 
 
 def _given_value(argv: list[str], key: str) -> Optional[str]:

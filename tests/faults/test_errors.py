@@ -655,7 +655,8 @@ def test_fp16_without_a_gpu_warns_and_still_runs(completed_run):
               "write the home directory as $HOME, hydra.run.dir=$HOME/run, which the shell expands"),
     # quoted, Hydra makes a folder named '~' here, while the check for an earlier run looked in the home directory
     ('"~/run"', "qaexp: error: hydra.run.dir=~/run: Hydra does not expand '~' (the run would go to a folder named "
-                "'~' in CWD): write hydra.run.dir=$HOME/run, which the shell expands"),
+                "'~' in CWD): write hydra.run.dir=$HOME/run on the command line (the shell expands it), or "
+                "${oc.env:HOME}/run in a config file"),
 ])
 def test_a_run_directory_under_an_unexpanded_home_is_one_line_that_names_home(tmp_path, value, first_line):
     home = tmp_path / "home"
@@ -674,3 +675,19 @@ def test_a_quoted_run_directory_is_made_where_hydra_makes_it_without_the_quotes(
     assert result.returncode == 2 and "absent.json" in result.stderr
     assert os.listdir(tmp_path) == ["runs"] and os.listdir(tmp_path / "runs") == ["a b"]
     assert json.loads((tmp_path / "runs" / "a b" / "metrics.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("multirun", [False, True], ids=["run", "sweep"])
+def test_an_output_directory_under_home_in_a_users_config_file_is_the_same_one_line(tmp_path, multirun):
+    key = "sweep" if multirun else "run"
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "home.yaml").write_text(
+        f"# @package _global_\ndefaults:\n  - quickstart\n  - _self_\nhydra:\n  {key}:\n    dir: ~/runs\n")
+    result = run_cli(["-m", "qaexp", *(["-m"] if multirun else []), "--config-dir", str(tmp_path / "mine"),
+                      "experiment=home"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"qaexp: error: hydra.{key}.dir=~/runs: Hydra does not expand '~' (the run would go to a folder named '~' in "
+        f"{tmp_path}): write hydra.{key}.dir=$HOME/runs on the command line (the shell expands it), or "
+        "${oc.env:HOME}/runs in a config file")
+    assert sorted(os.listdir(tmp_path)) == ["mine"]
