@@ -2,6 +2,8 @@
 model's own window and answer settings (model/saved.py)."""
 from __future__ import annotations
 
+import re
+
 from qaexp.data import window_rule
 from qaexp.model.saved import DEFAULTS
 
@@ -22,6 +24,10 @@ def add_setting_flags(parser) -> None:
                        help="always answer (SQuAD v1)")
     group.add_argument("--null-threshold", dest="null_score_diff_threshold", type=float,
                        help="v2: predict no-answer when null score minus best span score exceeds this")
+    # A threshold is often negative: Python < 3.13's argparse takes "-1e3" (unlike "-2.5") for an option and says
+    # "expected one argument". Its matcher for negative numbers (private, hence the guard) learns the exponent form.
+    if hasattr(parser, "_negative_number_matcher"):
+        parser._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def setting_overrides(args) -> dict:
