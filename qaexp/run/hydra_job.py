@@ -91,11 +91,10 @@ def make_output_root(argv: list[str]) -> tuple[Optional[str], Optional[str]]:
     if any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i")):
         return None, None
     key = OUTPUT_DIR_KEYS["sweep" if ("-m" in argv or "--multirun" in argv) else "run"]
-    value = _given_value(argv, key)
-    if value is None:
-        value = DEFAULT_OUTPUT_ROOT
-    elif unexpanded_home_problem(key, value):
-        return unexpanded_home_problem(key, value), None
+    value = _given_value(argv, key) or DEFAULT_OUTPUT_ROOT
+    home = unexpanded_home_problem(key, value)
+    if home:
+        return home, None
     root = value.split("${", 1)[0] or "."
     created = _topmost_missing(root)
     try:
