@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Optional
 
 from qaexp.errors import InputError
 
@@ -53,6 +54,13 @@ TOKENIZER = "tokenizer"  # inside CHECKPOINTS: what a resumed run tokenises with
 
 def is_run_directory(directory: str) -> bool:
     return os.path.isfile(os.path.join(directory, CONFIG))
+
+
+def saved_model_in(directory: str) -> Optional[str]:
+    """The saved model of the run in `directory` (DIR/model with its config.json), for the line that answers a
+    run directory given where a model directory was wanted; None otherwise."""
+    model = os.path.join(directory, MODEL)
+    return model if os.path.isfile(os.path.join(model, "config.json")) else None
 
 
 # What a run leaves that a new run in its directory would replace (run/existing_run.py refuses to): a directory

@@ -9,7 +9,8 @@ from typing import Iterable, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from qaexp.errors import ModelLoadError, first_line
-from qaexp.model.pretrained import check_saved_files, config_or_none, load_qa_model, model_config, resolve_checkpoint
+from qaexp.model.pretrained import (check_saved_files, config_or_none, load_qa_model, model_config, resolve_checkpoint,
+                                    without_config)
 from qaexp.model.wordpiece import count_words, learn_vocabulary
 
 log = logging.getLogger(__name__)
@@ -143,9 +144,7 @@ def _explain_load_failure(directory: str, what: str) -> Iterator[None]:
             from err
     except (OSError, ValueError, EnvironmentError) as err:
         if not os.path.exists(os.path.join(directory, "config.json")):
-            raise ModelLoadError(f"cannot load the {what} from local directory {directory!r}: it has no config.json, "
-                                 "so it was not written by save_pretrained (a qaexp run saves one in <run dir>/model)") \
-                from err
+            raise without_config(f"the {what}", directory) from err
         # transformers 5 fails on the tokenizer files of a config.json without a model_type with a vaguer message
         model_config(directory)
         raise ModelLoadError(f"cannot load the {what} from {directory!r}: {first_line(err, limit=300)}") from err

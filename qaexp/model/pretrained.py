@@ -24,6 +24,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from qaexp import rundir
 from qaexp.errors import ModelLoadError, first_line
 from qaexp.model.hub_cache import HUB_TIMEOUT_SECONDS, OFFLINE_HINT, cached_snapshot
 from qaexp.model.locations import PACKAGE_SCHEME, looks_like_local_path
@@ -47,6 +48,17 @@ TORCH_CONVERSION = ("convert it once where torch is installed: python -c \"impor
                     "metadata={'format': 'pt'})\" in the checkpoint's directory, then use model.checkpoint=DIR")
 
 
+def without_config(what: str, directory: str) -> ModelLoadError:
+    """The line for a local model directory without config.json; a qaexp run's directory given for its model is
+    named as such, with the path to give instead."""
+    model = rundir.saved_model_in(os.path.expanduser(directory))
+    if model:
+        return ModelLoadError(f"cannot load {what} from {directory!r}: it is a qaexp run directory, not a model "
+                              f"directory; its model is model.checkpoint={model}")
+    return ModelLoadError(f"cannot load {what} from local directory {directory!r}: it has no config.json, so it was "
+                          "not written by save_pretrained (a qaexp run saves one in <run dir>/model)")
+
+
 def resolve_checkpoint(checkpoint: str, revision: str | None = None) -> str:
     """The local directory holding `checkpoint`'s files (see the module docstring)."""
     if checkpoint.startswith(PACKAGE_SCHEME):
@@ -54,8 +66,7 @@ def resolve_checkpoint(checkpoint: str, revision: str | None = None) -> str:
     local = os.path.expanduser(checkpoint)
     if os.path.isdir(local):
         if not os.path.exists(os.path.join(local, "config.json")):
-            raise ModelLoadError(f"cannot load a model from local directory {checkpoint!r}: it has no config.json, so "
-                                 "it was not written by save_pretrained (a qaexp run saves one in <run dir>/model)")
+            raise without_config("a model", checkpoint)
         return local
     if looks_like_local_path(checkpoint):
         raise ModelLoadError(f"model.checkpoint={checkpoint!r} is not an existing directory. {OFFLINE_HINT}")

@@ -34,6 +34,9 @@ def check_model_dir(model_dir: str) -> None:
         raise QAExpError(f"{model_dir} is not a directory: give the model directory of a qaexp run (RUN_DIR/model) "
                          "or any directory written by save_pretrained")
     if not os.path.isfile(os.path.join(model_dir, "config.json")):
+        model = rundir.saved_model_in(model_dir)
+        if model:
+            raise QAExpError(f"{model_dir} is a qaexp run directory, not a model directory: give its model, {model}")
         raise QAExpError(f"{model_dir} has no config.json, so it holds no saved model: give the model directory "
                          "of a qaexp run (RUN_DIR/model) or any directory written by save_pretrained")
 

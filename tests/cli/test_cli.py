@@ -76,13 +76,16 @@ def test_unreachable_dataset_fails_with_one_clear_line(tmp_path):
     assert "'rajpurkar/squad'" in result.stderr and "experiment=quickstart" in result.stderr
 
 
-@pytest.mark.parametrize("layout", ["empty", "missing", "unknown_config"])
+@pytest.mark.parametrize("layout", ["empty", "missing", "unknown_config", "run_directory"])
 def test_a_checkpoint_directory_that_is_not_a_model_fails_with_one_clear_line(tmp_path, layout):
     checkpoint = tmp_path / "checkpoint"
     if layout != "missing":
         checkpoint.mkdir()
     if layout == "unknown_config":
         (checkpoint / "config.json").write_text("{}")
+    if layout == "run_directory":  # a run's directory given for its model: the line names RUN/model
+        (checkpoint / "model").mkdir()
+        (checkpoint / "model" / "config.json").write_text('{"model_type": "bert"}')
     result = run_cli(["-m", "qaexp", "experiment=quickstart", f"model.checkpoint={checkpoint}",
                       f"hydra.run.dir={tmp_path / 'run'}"])
     assert result.returncode == 2
@@ -90,5 +93,7 @@ def test_a_checkpoint_directory_that_is_not_a_model_fails_with_one_clear_line(tm
     error = [line for line in result.stderr.splitlines() if line.startswith("qaexp: error:")]
     assert len(error) == 1 and str(checkpoint) in error[0] and len(error[0]) < 500
     expected = {"empty": "has no config.json", "missing": "not an existing directory",
-                "unknown_config": "model_type"}[layout]
+                "unknown_config": "model_type",
+                "run_directory": f"is a qaexp run directory, not a model directory; its model is "
+                                 f"model.checkpoint={checkpoint / 'model'}"}[layout]
     assert expected in error[0]

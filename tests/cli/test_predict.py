@@ -206,6 +206,14 @@ def test_an_empty_model_directory_is_one_line(tmp_path):
     assert "has no config.json" in result.stderr
 
 
+def test_a_run_directory_given_for_its_model_is_one_line_naming_the_model(trained_tiny_model):
+    result = run_cli(["-m", "qaexp", "predict", str(trained_tiny_model), "--question", "Who?", "--context", "Ada."])
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"qaexp predict: error: {trained_tiny_model} is a qaexp run directory, not a model directory: give its "
+        f"model, {trained_tiny_model / 'model'}"]
+
+
 def test_the_decided_answer_leads_the_ranking_even_when_it_is_not_among_the_n_best():
     from qaexp.evaluation.answering import decided_first
 
