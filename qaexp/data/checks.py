@@ -29,10 +29,15 @@ def check_records(records: Optional[list[dict]], split: str, on_bad_answer: str,
     if not records:
         raise DataError(f"the {split} data has no records")
     check_unique_ids(records, f"{split} data")
+    empty = [(record["id"], field) for record in records for field in ("question", "context")
+             if not record[field].strip()]
+    if empty:
+        (first, field), others = empty[0], len({qid for qid, _ in empty}) - 1
+        more = f" (and {others} other record(s) an empty question or context)" if others else ""
+        raise DataError(f"{split} record {first!r} has an empty {field}{more}: a question needs its text and the "
+                        "context it is answered from; fill them in or remove those records")
     kept = []
     for record in records:
-        if not record["context"].strip() or not record["question"].strip():
-            raise DataError(f"{split} record {record['id']!r} has an empty context or question")
         fixed = _check_answers(record, split, on_bad_answer, repairs, scored)
         if fixed is not None:
             kept.append(fixed)

@@ -133,12 +133,14 @@ def checked(records, policy="fix"):
 
 
 @pytest.mark.parametrize("bad, words", [
-    (record(context="   "), ["'q1'", "empty context or question"]),
-    (record(question=""), ["'q1'", "empty context or question"]),
+    ([record(context="   ")], ["train record 'q1' has an empty context: ", "fill them in or remove those records"]),
+    ([record(question="")], ["train record 'q1' has an empty question: "]),
+    ([record(question=""), record(id_="q2"), record(id_="q3", context=" ", question=" ")],
+     ["train record 'q1' has an empty question (and 1 other record(s) an empty question or context): "]),
 ])
-def test_empty_context_or_question(bad, words):
+def test_an_empty_context_or_question_is_named_with_how_many_and_the_fix(bad, words):
     with pytest.raises(DataError) as caught:
-        checked([bad])
+        checked(bad)
     for word in words:
         assert word in str(caught.value)
 
