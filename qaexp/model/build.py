@@ -118,6 +118,7 @@ def build_model(model_cfg: DictConfig, tokenizer):
 
     if model_cfg.checkpoint:
         directory = checkpoint_directory(model_cfg)
+        _check_vocabulary(tokenizer, directory)
         with _explain_load_failure(directory, "model"):
             return load_qa_model(directory, model_cfg.trust_remote_code, model_cfg.get("random_init", False))
     arch = OmegaConf.to_container(model_cfg.architecture, resolve=True)
@@ -126,6 +127,16 @@ def build_model(model_cfg: DictConfig, tokenizer):
         return build_qa_model(config.to_dict())
     except ValueError as err:
         raise ModelLoadError(f"model.architecture: {first_line(err, limit=300)}") from err
+
+
+def _check_vocabulary(tokenizer, directory: str) -> None:
+    """A token id at or past config.json's vocab_size has no embedding: the lookup fails on the CPU with a traceback
+    mid-run and gives zeros on a GPU. A tokenizer with more tokens than the model's vocabulary is another model's."""
+    size = model_config(directory).get("vocab_size")
+    if tokenizer is not None and isinstance(size, int) and len(tokenizer) > size:
+        raise ModelLoadError(f"the tokenizer in {directory} has {len(tokenizer)} tokens, more than the model's "
+                             f"vocab_size {size} (config.json): it is another model's tokenizer; put the files of the "
+                             "tokenizer the model was trained with beside its config.json")
 
 
 @contextlib.contextmanager

@@ -286,3 +286,22 @@ def test_a_question_without_an_answer_prints_no_answer_not_an_empty_line(trained
     assert answer == "(no answer)" and 0 <= float(probability) <= 1
     printed = run_cli([*args, "--json"])
     assert json.loads(printed.stdout)[0]["text"] == ""
+
+
+def test_a_tokenizer_larger_than_the_models_vocabulary_is_one_line_before_the_model_loads(trained_tiny_model,
+                                                                                          tmp_path):
+    """Another model's tokenizer beside config.json: its ids past vocab_size failed mid-run with TensorFlow's
+    traceback (and give zeros on a GPU)."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_tiny_model / "model", model)
+    config = json.loads((model / "config.json").read_text())
+    size = config["vocab_size"]
+    (model / "config.json").write_text(json.dumps({**config, "vocab_size": size - 10}))
+    result = run_cli(["-m", "qaexp", "predict", str(model), "--question", "Who?", "--context", "Ada."])
+    assert result.returncode == 2 and result.stdout == ""
+    line = result.stderr.strip().splitlines()
+    assert len(line) == 1 and line[0].startswith(
+        f"qaexp predict: error: the tokenizer in {model} has {size} tokens, more than the model's vocab_size "
+        f"{size - 10} (config.json): it is another model's tokenizer"), line
