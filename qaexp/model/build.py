@@ -9,8 +9,8 @@ from typing import Iterable, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from qaexp.errors import ModelLoadError, first_line
-from qaexp.model.pretrained import (check_saved_files, config_or_none, load_qa_model, model_config, resolve_checkpoint,
-                                    without_config)
+from qaexp.model.locations import without_config
+from qaexp.model.pretrained import check_saved_files, config_or_none, load_qa_model, model_config, resolve_checkpoint
 from qaexp.model.wordpiece import count_words, learn_vocabulary
 
 log = logging.getLogger(__name__)

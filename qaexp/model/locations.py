@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import os
 
+from qaexp import rundir
+from qaexp.errors import ModelLoadError
+
 PACKAGE_SCHEME = "pkg:"  # pkg:MODULE/SUBDIR: a checkpoint shipped inside an installed Python package
 
 
@@ -14,3 +17,14 @@ def looks_like_local_path(checkpoint: str) -> bool:
 def is_hub_id(checkpoint: str) -> bool:
     """A name the hub resolves: neither shaped like a local path nor an existing directory."""
     return not looks_like_local_path(checkpoint) and not os.path.isdir(os.path.expanduser(checkpoint))
+
+
+def without_config(what: str, directory: str) -> ModelLoadError:
+    """The line for a local model directory without config.json; a qaexp run's directory given for its model is
+    named as such, with the path to give instead."""
+    model = rundir.saved_model_in(os.path.expanduser(directory))
+    if model:
+        return ModelLoadError(f"cannot load {what} from {directory!r}: it is a qaexp run directory, not a model "
+                              f"directory; its model is model.checkpoint={model}")
+    return ModelLoadError(f"cannot load {what} from local directory {directory!r}: it has no config.json, so it was "
+                          "not written by save_pretrained (a qaexp run saves one in <run dir>/model)")

@@ -24,10 +24,9 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from qaexp import rundir
 from qaexp.errors import ModelLoadError, first_line
 from qaexp.model.hub_cache import HUB_TIMEOUT_SECONDS, OFFLINE_HINT, cached_snapshot
-from qaexp.model.locations import PACKAGE_SCHEME, looks_like_local_path
+from qaexp.model.locations import PACKAGE_SCHEME, looks_like_local_path, without_config
 
 if TYPE_CHECKING:
     from qaexp.model.families.weights import LoadReport
@@ -46,17 +45,6 @@ TORCH_CONVERSION = ("convert it once where torch is installed: python -c \"impor
                     "import save_file; sd = torch.load('pytorch_model.bin', map_location='cpu'); "
                     "save_file({k: v.clone().contiguous() for k, v in sd.items()}, 'model.safetensors', "
                     "metadata={'format': 'pt'})\" in the checkpoint's directory, then use model.checkpoint=DIR")
-
-
-def without_config(what: str, directory: str) -> ModelLoadError:
-    """The line for a local model directory without config.json; a qaexp run's directory given for its model is
-    named as such, with the path to give instead."""
-    model = rundir.saved_model_in(os.path.expanduser(directory))
-    if model:
-        return ModelLoadError(f"cannot load {what} from {directory!r}: it is a qaexp run directory, not a model "
-                              f"directory; its model is model.checkpoint={model}")
-    return ModelLoadError(f"cannot load {what} from local directory {directory!r}: it has no config.json, so it was "
-                          "not written by save_pretrained (a qaexp run saves one in <run dir>/model)")
 
 
 def resolve_checkpoint(checkpoint: str, revision: str | None = None) -> str:
