@@ -119,7 +119,7 @@ def _command(args: list[str], environment: dict, options: dict, fresh: bool) -> 
     return [sys.executable, *args]
 
 
-_server: dict = {}  # "environment", and for each kind started: kind -> its socket's path (None: it failed)
+_server: dict = {}  # "environment"; per kind started: kind -> its socket (None: it failed), ("process", kind)
 _starting = threading.Lock()  # tests start commands from threads too (test_signals): one server of a kind
 
 
