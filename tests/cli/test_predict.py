@@ -279,7 +279,7 @@ def test_a_question_without_an_answer_prints_no_answer_not_an_empty_line(trained
     """v2 settings whose threshold gives every question no answer: the text line says so (an empty text before
     the tab read as no output); --json keeps the empty string for scripts."""
     args = ["-m", "qaexp", "predict", str(trained_tiny_model / "model"), "--question", "Who wrote it?", "--context",
-            "Ada Lovelace wrote it in 1843.", "--version-2", "--null-threshold", "-1e9"]  # (-1e9: an option to argparse before)
+            "Ada Lovelace wrote it in 1843.", "--version-2", "--null-threshold", "-1e9"]  # (argparse took it for a flag)
     text = run_cli(args)
     assert text.returncode == 0, text.stderr[-2000:]
     answer, probability = text.stdout.splitlines()[0].split("\t")
