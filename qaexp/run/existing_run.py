@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from qaexp import rundir
 from qaexp.config.schema import NOT_CONFIGURING
 from qaexp.errors import QAExpError, report_error
+from qaexp.run.hydra_job import output_directory
 from qaexp.run.outcome import Status, read_outcome
 
 try:
@@ -199,28 +200,6 @@ def _requeued(earlier: EarlierRun) -> bool:
     return requeued_after_preemption(earlier.metrics)
 
 
-def _directory(config: DictConfig, key: str) -> str:
-    """The directory `key` names as Hydra will make it: ${hydra:...} (hydra.run.dir=out/${hydra:job.name}) resolves
-    only while HydraConfig holds the config, which Hydra's run_job sets just after this callback; set here for the
-    lookup and put back. A value under '~' (from a config file: the command line's is refused before) is one line
-    and exit 2, as Hydra would not expand it."""
-    from hydra.core.hydra_config import HydraConfig
-
-    from qaexp.run.hydra_job import unexpanded_home_problem
-
-    instance = HydraConfig.instance()
-    previous = instance.cfg
-    instance.set_config(config)
-    try:
-        value = str(OmegaConf.select(config, key))
-    finally:
-        instance.cfg = previous
-    problem = unexpanded_home_problem(key, value)
-    if problem:
-        sys.exit(report_error(problem))
-    return os.path.abspath(value)
-
-
 def _non_chief_worker(cfg: DictConfig) -> bool:
     """A multi-worker run's other workers write to a temporary directory, never the run directory."""
     from qaexp.runtime import distributed
@@ -236,7 +215,7 @@ class RunDirCheck(Callback):
         if _non_chief_worker(config):
             return
         try:  # ${now:...} is cached once resolved, so Hydra makes the same directory from this config afterwards
-            run_dir = _directory(config, "hydra.run.dir")
+            run_dir = output_directory(config, "hydra.run.dir")
         except Exception:  # an interpolation that cannot resolve: Hydra reports it when it makes the directory
             return
         busy = hold(run_dir, "hydra.run.dir")
@@ -252,7 +231,7 @@ class RunDirCheck(Callback):
         sys.exit(report_error(line))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        sweep_dir = _directory(config, "hydra.sweep.dir")
+        sweep_dir = output_directory(config, "hydra.sweep.dir")
         problem = hold(sweep_dir, "hydra.sweep.dir") or sweep_problem(config, sweep_dir)
         if problem is not None:
             sys.exit(report_error(problem))

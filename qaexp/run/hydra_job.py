@@ -118,6 +118,25 @@ def unexpanded_home_problem(key: str, value: str) -> Optional[str]:
             f"${{oc.env:HOME}}{value[1:]} in a config file")
 
 
+def output_directory(config: DictConfig, key: str) -> str:
+    """The directory `key` names as Hydra will make it, for the callbacks that run before it does: ${hydra:...}
+    (hydra.run.dir=out/${hydra:job.name}) resolves only while HydraConfig holds the config, which Hydra's run_job
+    sets just after the callbacks; set here for the lookup and put back. Resolving ${now:...} caches it in
+    `config`, the object Hydra then reads: the same path. A value under '~' (from a config file: the command
+    line's is refused before) is one line and exit 2, as Hydra would not expand it."""
+    instance = HydraConfig.instance()
+    previous = instance.cfg
+    instance.set_config(config)
+    try:
+        value = str(OmegaConf.select(config, key))
+    finally:
+        instance.cfg = previous
+    problem = unexpanded_home_problem(key, value)
+    if problem:
+        sys.exit(report_error(problem))
+    return os.path.abspath(value)
+
+
 def _given_value(argv: list[str], key: str) -> Optional[str]:
     """The value the command line gives `key`, as Hydra reads it (quotes and escapes undone, interpolations kept),
     the last one winning as in Hydra; None when it gives none."""
@@ -179,8 +198,7 @@ class SweepDirWatch(Callback):
         problem = sweep_dir_problem(str(OmegaConf.to_container(config.hydra.sweep, resolve=False)["dir"]))
         if problem:  # on the command line or in a config file: Hydra has made no directory yet
             sys.exit(report_error(problem))
-        # Resolving ${now:...} here caches it in `config`, the object the sweeper then reads: the same path.
-        sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
+        sweep_dir = output_directory(config, OUTPUT_DIR_KEYS["sweep"])
         SweepDirWatch.sweep_dir = sweep_dir
         SweepDirWatch.created = _topmost_missing(sweep_dir)
         SweepDirWatch.record_existed = os.path.exists(os.path.join(sweep_dir, MULTIRUN_RECORD))
